@@ -1,0 +1,34 @@
+"""Real models and data that ship inside PyPI wheels, ready to attribute.
+
+Each application is a submodule behind its optional extra; importing ``attribkit.zoo`` itself
+imports none of them, so it works without any extra installed:
+
+* ``attribkit.zoo.vision`` (extra ``vision``): EfficientNet-Lite0 on ImageNet, its preprocessing,
+  black baseline, class names and sample photos.
+* ``attribkit.zoo.tabular`` (extra ``tabular``): an MLP on scikit-learn's breast-cancer data, with
+  column groups for Shapley values.
+* ``attribkit.zoo.text`` (extra ``text``): a MiniLM sentiment classifier.
+* ``attribkit.zoo.chem`` (extra ``chem``): RDKit featurisation and a small graph network.
+
+Submodules are loaded on first attribute access (``attribkit.zoo.vision``) or by a plain
+``import attribkit.zoo.vision``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+__all__ = ["chem", "tabular", "text", "vision"]
+
+_SUBMODULES = frozenset(__all__)
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SUBMODULES])
