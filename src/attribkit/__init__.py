@@ -1,1 +1,67 @@
-"""attribkit."""
+"""attribkit: why did the network say that? Integrated Gradients and every major attribution
+method in one API, with the axioms, theory and evaluations that judge them.
+
+>>> import attribkit
+>>> attr = attribkit.integrated_gradients(model, x, baseline="black", tolerance=0.02)
+>>> attr.relative_gap, attr.error_estimate
+"""
+
+from __future__ import annotations
+
+from attribkit.core import (
+    AttribkitError,
+    Attribution,
+    Baseline,
+    BaselineError,
+    Black,
+    Blurred,
+    Constant,
+    InputError,
+    ModelOutputError,
+    MultiTarget,
+    NonFiniteError,
+    TargetError,
+    UniformNoise,
+    UnsupportedModelError,
+    Zeros,
+    all_classes,
+    classes,
+    top_k,
+)
+from attribkit.methods import explain, methods
+from attribkit.methods.integrated import (
+    InteriorGradients,
+    integrated_gradients,
+    interior_gradients,
+)
+
+# -- method exports (each method issue adds its block here) ------------------------------------
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttribkitError",
+    "Attribution",
+    "Baseline",
+    "BaselineError",
+    "Black",
+    "Blurred",
+    "Constant",
+    "InputError",
+    "InteriorGradients",
+    "ModelOutputError",
+    "MultiTarget",
+    "NonFiniteError",
+    "TargetError",
+    "UniformNoise",
+    "UnsupportedModelError",
+    "Zeros",
+    "__version__",
+    "all_classes",
+    "classes",
+    "explain",
+    "integrated_gradients",
+    "interior_gradients",
+    "methods",
+    "top_k",
+]

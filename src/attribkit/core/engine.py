@@ -1,0 +1,411 @@
+"""Batched evaluation of a model and its input gradients: the one place methods ask for them.
+
+:func:`prepare` validates inputs, baseline and target once, guards the model, and returns a
+:class:`Problem`. A method then builds its points (rows of the attribution space, each belonging
+to one example) and asks the problem for scores or gradients; the problem evaluates them in chunks
+of ``batch_size`` rows (or as many as fit a memory budget), with a progress bar, checks for
+non-finite values, and for several targets computes all their gradients from one forward pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from attribkit.core.attribution import Attribution
+from attribkit.core.baselines import resolve_baseline
+from attribkit.core.errors import InputError, NonFiniteError, TargetError
+from attribkit.core.guard import ModelGuard, warn_if_training
+from attribkit.core.progress import progress_bar
+from attribkit.core.targets import ResolvedTarget, check_output, resolve_target
+
+__all__ = ["DEFAULT_MEMORY_BUDGET", "Points", "Problem", "prepare"]
+
+#: Bytes of activations one chunk may use when neither ``batch_size`` nor a budget is given.
+DEFAULT_MEMORY_BUDGET = 1 << 30
+_FALLBACK_ROWS = 64
+_MAX_ROWS = 1024
+
+#: Rows to evaluate: a tensor, or a function from a slice of row numbers to those rows.
+Points = Tensor | Callable[[slice], Tensor]
+
+
+@dataclass
+class Problem:
+    """A validated attribution problem. Build it with :func:`prepare`.
+
+    ``inputs`` and ``baseline`` live in the attribution space: the model inputs, or the
+    activations of ``layer`` when attributing at a layer. A method passes points of that space
+    with ``example`` (one example index per row) to :meth:`scores` and :meth:`gradients`.
+    """
+
+    model: Callable[..., Tensor]
+    inputs: Tensor
+    baseline: Tensor | None
+    target: ResolvedTarget
+    batch_size: int
+    progress: bool
+    guard: ModelGuard
+    raw_inputs: Tensor
+    forward_args: tuple[Tensor, ...] = ()
+    layer: nn.Module | None = None
+    output: Tensor | None = None
+    baseline_output: Tensor | None = None
+    gradient_evaluations: int = 0
+    forward_evaluations: int = 0
+    _ex_all: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+
+    @property
+    def n(self) -> int:
+        """Number of examples."""
+        return int(self.inputs.shape[0])
+
+    @property
+    def examples(self) -> Tensor:
+        """``arange(N)``: the example index of each input row."""
+        return torch.arange(self.n, device=self.inputs.device)
+
+    # -- calling the model --------------------------------------------------------------------
+    def call(self, points: Tensor, example: Tensor) -> Tensor:
+        """The raw model output for ``points`` (rows of the attribution space)."""
+        extra = tuple(a[example] for a in self.forward_args)
+        if self.layer is None:
+            return check_output(self.model(points, *extra))
+        raw = self.raw_inputs[example]
+        calls = [0]
+
+        def replace(_m: nn.Module, _args: Any, out: Any) -> Tensor:
+            calls[0] += 1
+            if calls[0] > 1:
+                raise InputError("the attribution layer is called more than once per forward "
+                                 "pass; choose a layer that runs once.")
+            if isinstance(out, Tensor) and out.shape != points.shape:
+                raise InputError(f"layer output {tuple(out.shape)} does not match the points "
+                                 f"{tuple(points.shape)} being attributed.")
+            return points
+
+        handle = self.guard.add_handle(self.layer.register_forward_hook(replace))
+        try:
+            return check_output(self.model(raw, *extra))
+        finally:
+            handle.remove()
+
+    def _chunks(self, m: int, desc: str) -> Iterator[slice]:
+        with progress_bar(m, desc, self.progress) as bar:
+            for s in range(0, m, self.batch_size):
+                e = min(m, s + self.batch_size)
+                yield slice(s, e)
+                bar.update(e - s)
+
+    def outputs(self, points: Points, example: Tensor, desc: str = "forward") -> Tensor:
+        """Full model outputs for many points, without gradients, in chunks.
+
+        ``points`` is a tensor of rows, or a function from a slice of rows to those rows.
+        """
+        outs = []
+        with torch.no_grad():
+            for sl in self._chunks(int(example.shape[0]), desc):
+                out = self.call(_rows(points, sl), example[sl])
+                _check_finite(out, "the model output")
+                outs.append(out)
+        self.forward_evaluations += int(example.shape[0])
+        return torch.cat(outs) if outs else self.inputs.new_zeros((0,))
+
+    def scores(self, points: Points, example: Tensor, desc: str = "forward") -> Tensor:
+        """Target scores ``(M,)`` (or ``(M, K)``) for many points, without gradients."""
+        res = []
+        with torch.no_grad():
+            for sl in self._chunks(int(example.shape[0]), desc):
+                out = self.call(_rows(points, sl), example[sl])
+                sc = self.target.select(out, example[sl])
+                _check_finite(sc, "the model output")
+                res.append(sc)
+        self.forward_evaluations += int(example.shape[0])
+        return torch.cat(res) if res else self.inputs.new_zeros((0,))
+
+    def gradients(self, points: Points, example: Tensor,
+                  desc: str = "gradients") -> tuple[Tensor, Tensor]:
+        """Target scores and their gradients with respect to ``points``.
+
+        Returns
+        -------
+        scores
+            ``(M,)``, or ``(M, K)`` with several targets.
+        grads
+            ``(M, ...)`` like ``points``, or ``(M, K, ...)`` with several targets.
+        """
+        scores, grads = [], []
+        for sl in self._chunks(int(example.shape[0]), desc):
+            sc, g = self._grad_chunk(_rows(points, sl), example[sl])
+            scores.append(sc)
+            grads.append(g)
+        self.gradient_evaluations += int(example.shape[0])
+        return torch.cat(scores), torch.cat(grads)
+
+    def gradient_sum(self, make_points: Callable[[slice], Tensor], example: Tensor,
+                     weight: Tensor, desc: str = "gradients") -> tuple[Tensor, Tensor]:
+        """Weighted sums of gradients per example, building the points chunk by chunk.
+
+        Parameters
+        ----------
+        make_points
+            Returns the rows ``sl`` of the points (so that all points never sit in memory).
+        example
+            ``(M,)`` the example of each row.
+        weight
+            ``(M,)`` the weight of each row's gradient.
+        desc
+            Progress bar label.
+
+        Returns
+        -------
+        scores
+            ``(M,)`` or ``(M, K)`` target scores at the points.
+        sums
+            ``(N, ...)`` (or ``(N, K, ...)``) of ``sum_rows weight * grad`` per example.
+        """
+        sums: Tensor | None = None
+        scores = []
+        for sl in self._chunks(int(example.shape[0]), desc):
+            sc, g = self._grad_chunk(make_points(sl), example[sl])
+            scores.append(sc)
+            wg = g * weight[sl].to(g.dtype).reshape(-1, *([1] * (g.dim() - 1)))
+            if sums is None:
+                sums = torch.zeros((self.n, *g.shape[1:]), dtype=g.dtype, device=g.device)
+            sums.index_add_(0, example[sl], wg)
+        self.gradient_evaluations += int(example.shape[0])
+        if sums is None:
+            k = () if not self.target.multi else (self.target.n_targets,)
+            sums = torch.zeros((self.n, *k, *self.inputs.shape[1:]), dtype=self.inputs.dtype)
+            return self.inputs.new_zeros((0, *k)), sums
+        return torch.cat(scores), sums
+
+    def _grad_chunk(self, x: Tensor, ex: Tensor) -> tuple[Tensor, Tensor]:
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            out = self.call(x, ex)
+            sc = self.target.select(out, ex)
+            if not sc.requires_grad:
+                g = torch.zeros((*x.shape[:1], *sc.shape[1:], *x.shape[1:]), dtype=x.dtype,
+                                device=x.device)
+            elif sc.dim() == 1:
+                (g,) = torch.autograd.grad(sc.sum(), x)
+            else:
+                g = _batched_target_grads(sc, x)
+        _check_finite(sc, "the model output")
+        _check_finite(g, "the gradients")
+        return sc.detach(), g.detach()
+
+    # -- results -------------------------------------------------------------------------------
+    def result(self, values: Tensor, method: str, params: dict[str, Any],
+               **extra: Any) -> Attribution:
+        """Wrap ``values`` into an :class:`Attribution` with this problem's context."""
+        target = self.target.indices
+        return Attribution(
+            values=values.detach(), inputs=self.inputs, baselines=self.baseline, method=method,
+            params=params, target=target, target_label=self.target.label, output=self.output,
+            baseline_output=self.baseline_output, **extra,
+        )
+
+
+def _rows(points: Points, sl: slice) -> Tensor:
+    return points(sl) if callable(points) else points[sl]
+
+
+def _batched_target_grads(sc: Tensor, x: Tensor) -> Tensor:
+    """Gradients of each of the K score columns: one vectorised backward, a loop as fallback."""
+    b, k = sc.shape
+    eye = torch.eye(k, dtype=sc.dtype, device=sc.device)[:, None, :].expand(k, b, k)
+    try:
+        (g,) = torch.autograd.grad(sc, x, grad_outputs=eye, is_grads_batched=True,
+                                   retain_graph=True)
+    except (RuntimeError, NotImplementedError):
+        g = torch.stack([torch.autograd.grad(sc[:, j].sum(), x, retain_graph=True)[0]
+                         for j in range(k)])
+    return g.movedim(0, 1)
+
+
+def _check_finite(t: Tensor, what: str) -> None:
+    if not torch.isfinite(t).all():
+        raise NonFiniteError(
+            f"{what} contain NaN or inf. Check the inputs' scale and the model (a log of 0, an "
+            "overflow in float16...); float64 inputs and model often help."
+        )
+
+
+def _estimate_rows(problem: Problem, budget: int) -> int:
+    """How many rows fit ``budget`` bytes of activations, measured on a one-row probe."""
+    model = problem.model
+    if not isinstance(model, nn.Module):
+        return _FALLBACK_ROWS
+    total = [0]
+
+    def count(_m: nn.Module, _a: Any, out: Any) -> None:
+        if isinstance(out, Tensor):
+            total[0] += out.numel() * out.element_size()
+
+    handles = [m.register_forward_hook(count) for m in model.modules()
+               if len(list(m.children())) == 0]
+    try:
+        with torch.no_grad():
+            problem.call(problem.inputs[:1], problem.examples[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    per_row = max(1, 2 * total[0])  # saved activations plus their gradients
+    return int(max(1, min(_MAX_ROWS, budget // per_row)))
+
+
+def _validate_inputs(inputs: object, layer: nn.Module | None) -> Tensor:
+    if not isinstance(inputs, Tensor):
+        raise InputError(f"inputs must be a torch.Tensor of shape (N, ...), got "
+                         f"{type(inputs).__name__}; use torch.as_tensor(...).")
+    if inputs.dim() == 0 or inputs.shape[0] == 0:
+        raise InputError(f"inputs must have a batch axis with at least one example; got shape "
+                         f"{tuple(inputs.shape)}. Use inputs.unsqueeze(0) for one example.")
+    if not inputs.is_floating_point() and layer is None:
+        raise InputError(
+            f"inputs are {inputs.dtype} (token ids?): gradients cannot flow into integers. "
+            "Attribute at the embedding instead: pass layer=<the embedding module> (for a Hugging "
+            "Face model, layer=model.embeddings.word_embeddings), and a baseline of token ids or "
+            "of embeddings."
+        )
+    if inputs.is_floating_point() and not torch.isfinite(inputs).all():
+        raise NonFiniteError("the inputs contain NaN or inf values.")
+    return inputs.detach()
+
+
+def _check_model_dtype(model: object, dtype: torch.dtype) -> None:
+    if not isinstance(model, nn.Module):
+        return
+    p = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if p is not None and p.dtype != dtype:
+        raise InputError(
+            f"the model's parameters are {p.dtype} but the points are {dtype}; convert one of "
+            f"them (model.to({dtype}) or inputs.to({p.dtype}))."
+        )
+
+
+@contextlib.contextmanager
+def prepare(
+    model: Callable[..., Tensor],
+    inputs: Tensor,
+    *,
+    target: Any = None,
+    baseline: Any = None,
+    needs_baseline: bool = True,
+    batch_size: int | None = None,
+    memory_budget: int | None = None,
+    progress: bool = False,
+    layer: nn.Module | None = None,
+    forward_args: Sequence[Tensor] | None = None,
+    allow_multi_target: bool = True,
+) -> Iterator[Problem]:
+    """Validate everything once and yield a :class:`Problem`; the model is restored on exit.
+
+    Parameters
+    ----------
+    model
+        Any callable from a batch to outputs ``(N,)`` or ``(N, C)``; an ``nn.Module`` is guarded.
+    inputs
+        ``(N, ...)`` floats (or integer ids when ``layer`` is given).
+    target
+        See :mod:`attribkit.core.targets`.
+    baseline
+        See :mod:`attribkit.core.baselines`. With ``layer``, a baseline with the raw inputs'
+        shape and dtype (e.g. ``[PAD]`` token ids) is mapped through the layer.
+    needs_baseline
+        Whether the method uses a baseline (and ``F(x')``).
+    batch_size
+        Rows per model call; ``None`` chooses it from ``memory_budget``.
+    memory_budget
+        Bytes of activations per chunk when ``batch_size`` is ``None`` (default 1 GiB), measured
+        with a one-row probe on ``nn.Module`` models.
+    progress
+        Show a progress bar.
+    layer
+        Attribute at the output of this sub-module instead of at the inputs.
+    forward_args
+        Extra per-example tensors (leading axis ``N``) passed to the model after the inputs, e.g.
+        an attention mask; each row gets its example's values.
+    allow_multi_target
+        Whether the method supports a :class:`~attribkit.core.targets.MultiTarget`.
+    """
+    raw = _validate_inputs(inputs, layer)
+    fargs = tuple(a.detach() for a in (forward_args or ()))
+    for a in fargs:
+        if not isinstance(a, Tensor) or a.shape[:1] != raw.shape[:1]:
+            raise InputError("each forward_args entry must be a tensor with one row per example.")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise InputError(f"batch_size must be a positive int or None, got {batch_size!r}.")
+    warn_if_training(model)
+    if layer is not None and not isinstance(layer, nn.Module):
+        raise InputError("layer must be an nn.Module inside the model.")
+    guard = ModelGuard(model)
+    with guard, torch.no_grad():
+        ex = torch.arange(raw.shape[0], device=raw.device)
+        if layer is None:
+            _check_model_dtype(model, raw.dtype)
+            out = check_output(model(raw, *fargs))
+            space = raw
+        else:
+            space, out = _layer_activations(model, layer, raw, fargs, guard)
+        _check_finite(out, "the model output")
+        resolved = resolve_target(target, out)
+        if resolved.multi and not allow_multi_target:
+            raise TargetError("this method explains one target at a time; pass an int, one "
+                              "index per example or a callable instead of a MultiTarget.")
+        problem = Problem(model=model, inputs=space, baseline=None, target=resolved,
+                          batch_size=batch_size or max(1, min(raw.shape[0], _FALLBACK_ROWS)),
+                          progress=progress, guard=guard,
+                          raw_inputs=raw, forward_args=fargs, layer=layer)
+        problem.output = resolved.select(out, ex).detach()
+        if needs_baseline:
+            problem.baseline = _layer_baseline(problem, baseline)
+            problem.baseline_output = problem.scores(problem.baseline, ex, desc="baseline")
+            problem.forward_evaluations -= problem.n
+        if batch_size is None:
+            problem.batch_size = _estimate_rows(problem, memory_budget or DEFAULT_MEMORY_BUDGET)
+    with guard:
+        yield problem
+
+
+def _layer_activations(model: Callable[..., Tensor], layer: nn.Module, raw: Tensor,
+                       fargs: tuple[Tensor, ...], guard: ModelGuard) -> tuple[Tensor, Tensor]:
+    captured: list[Tensor] = []
+
+    def grab(_m: nn.Module, _a: Any, out: Any) -> None:
+        if not isinstance(out, Tensor):
+            raise InputError(f"layer {type(layer).__name__} returns {type(out).__name__}; "
+                             "attribution at a layer needs a layer that returns one tensor.")
+        captured.append(out.detach())
+
+    handle = guard.add_handle(layer.register_forward_hook(grab))
+    try:
+        out = check_output(model(raw, *fargs))
+    finally:
+        handle.remove()
+    if len(captured) != 1:
+        raise InputError(f"the layer ran {len(captured)} times in one forward pass; attribution "
+                         "needs a layer that runs exactly once (is it part of the model?).")
+    act = captured[0]
+    if act.shape[0] != raw.shape[0]:
+        raise InputError("the layer's output has no batch axis matching the inputs.")
+    return act, out
+
+
+def _layer_baseline(problem: Problem, baseline: Any) -> Tensor:
+    if (problem.layer is not None and isinstance(baseline, Tensor)
+            and not baseline.is_floating_point() and not problem.raw_inputs.is_floating_point()):
+        if baseline.shape != problem.raw_inputs.shape:
+            raise InputError(f"baseline ids {tuple(baseline.shape)} do not match the inputs "
+                             f"{tuple(problem.raw_inputs.shape)}.")
+        act, _ = _layer_activations(problem.model, problem.layer, baseline.to(
+            problem.raw_inputs.device), problem.forward_args, problem.guard)
+        return act
+    return resolve_baseline(baseline, problem.inputs)

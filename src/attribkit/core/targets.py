@@ -1,0 +1,195 @@
+"""Target resolution: which scalar of the model output is explained, per example.
+
+A target is one of
+
+* ``None``: the predicted class (arg-max of the output); outputs of shape ``(N,)`` need none;
+* an ``int``: the same class for every example;
+* a sequence or 1-D tensor of ``N`` ints: one class per example;
+* a callable from the model output ``(B, ...)`` to one scalar per row ``(B,)``;
+* a :class:`MultiTarget` (:func:`all_classes`, :func:`top_k`, :func:`classes`): several classes at
+  once, sharing the forward passes; the attribution then has a target axis after the batch axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from attribkit.core.errors import ModelOutputError, TargetError
+
+__all__ = ["MultiTarget", "ResolvedTarget", "all_classes", "classes", "resolve_target", "top_k"]
+
+
+@dataclass(frozen=True)
+class MultiTarget:
+    """Several classes explained at once; build it with :func:`all_classes`, :func:`top_k` or
+    :func:`classes`."""
+
+    kind: str
+    k: int = 0
+    indices: tuple[int, ...] = ()
+
+    def indices_for(self, output: Tensor) -> Tensor:
+        """The ``(N, K)`` class indices this selects on ``output`` of shape ``(N, C)``."""
+        n, c = output.shape
+        if self.kind == "all":
+            return torch.arange(c, device=output.device).expand(n, c).clone()
+        if self.kind == "top_k":
+            if not 1 <= self.k <= c:
+                raise TargetError(f"top_k({self.k}) needs 1 <= k <= {c}, the number of classes.")
+            return output.topk(self.k, dim=1).indices
+        idx = torch.tensor(self.indices, dtype=torch.long, device=output.device)
+        _check_range(idx, c)
+        return idx.expand(n, len(self.indices)).clone()
+
+
+def all_classes() -> MultiTarget:
+    """Every class of the output, in class order."""
+    return MultiTarget("all")
+
+
+def top_k(k: int) -> MultiTarget:
+    """The ``k`` highest-scoring classes of each example, best first."""
+    return MultiTarget("top_k", k=k)
+
+
+def classes(indices: Sequence[int]) -> MultiTarget:
+    """The given classes, the same for every example."""
+    if len(indices) == 0:
+        raise TargetError("classes([]) selects nothing: give at least one class index.")
+    return MultiTarget("classes", indices=tuple(int(i) for i in indices))
+
+
+def _check_range(idx: Tensor, c: int) -> None:
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= c):
+        raise TargetError(
+            f"target index {int(idx.min()) if int(idx.min()) < 0 else int(idx.max())} is out of "
+            f"range: the model has {c} outputs per example (valid targets are 0..{c - 1})."
+        )
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """A target checked against the model output.
+
+    ``indices`` is ``(N,)`` (one class per example), ``(N, K)`` (several), or ``None`` when the
+    output is already one scalar per example or ``fn`` selects it.
+    """
+
+    indices: Tensor | None
+    fn: Callable[[Tensor], Tensor] | None
+    label: str
+
+    @property
+    def n_targets(self) -> int:
+        """How many scalars are explained per example (``K``; 1 unless a MultiTarget)."""
+        return 1 if self.indices is None or self.indices.dim() == 1 else int(self.indices.shape[1])
+
+    @property
+    def multi(self) -> bool:
+        """Whether the attribution has a target axis."""
+        return self.indices is not None and self.indices.dim() == 2
+
+    def select(self, output: Tensor, example: Tensor) -> Tensor:
+        """Scores of rows of ``output`` whose examples are ``example``: ``(B,)`` or ``(B, K)``."""
+        if self.fn is not None:
+            return _check_scores(self.fn(output), output.shape[0])
+        if self.indices is None:
+            return output.reshape(output.shape[0])
+        idx = self.indices.to(output.device)[example]
+        if idx.dim() == 1:
+            return output.gather(1, idx[:, None])[:, 0]
+        return output.gather(1, idx)
+
+
+def _check_scores(scores: Tensor, n: int) -> Tensor:
+    if not isinstance(scores, Tensor) or scores.shape != (n,):
+        got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
+        raise TargetError(
+            f"a callable target must return one scalar per example, shape ({n},); it "
+            f"returned {got}."
+        )
+    return scores
+
+
+def check_output(output: object) -> Tensor:
+    """Check that a model returned a floating tensor; return it."""
+    if not isinstance(output, Tensor):
+        raise ModelOutputError(
+            f"the model returned {type(output).__name__}, not a tensor. Wrap it so that it returns "
+            "the scores, e.g. `lambda x: model(x).logits`."
+        )
+    if not output.is_floating_point():
+        raise ModelOutputError(
+            f"the model returned {output.dtype} values; attribution needs floats."
+        )
+    return output
+
+
+def resolve_target(target: object, output: Tensor) -> ResolvedTarget:
+    """Resolve ``target`` against the model ``output`` on the inputs (shape ``(N, ...)``).
+
+    Parameters
+    ----------
+    target
+        See the module docstring.
+    output
+        The model output on the (unperturbed) inputs.
+
+    Returns
+    -------
+    ResolvedTarget
+        The target, with per-example indices where they apply.
+    """
+    output = check_output(output)
+    n = output.shape[0]
+    if callable(target) and not isinstance(target, (Tensor, MultiTarget)):
+        _check_scores(target(output), n)
+        return ResolvedTarget(None, target, getattr(target, "__name__", "callable"))
+    if output.dim() == 1 or (output.dim() == 2 and output.shape[1] == 1 and target in (None, 0)):
+        if target not in (None, 0):
+            raise TargetError(
+                f"the model returns one scalar per example (shape {tuple(output.shape)}), so no "
+                f"target index applies; got target={target!r}. Leave target=None."
+            )
+        return ResolvedTarget(None, None, "output")
+    if output.dim() != 2:
+        raise ModelOutputError(
+            f"the model output has shape {tuple(output.shape)}; attribkit needs (N,) or (N, C). "
+            "Pass a callable target that maps the output to one scalar per example, e.g. "
+            "`target=lambda out: out[:, 0, 3]`."
+        )
+    c = output.shape[1]
+    if isinstance(target, MultiTarget):
+        idx = target.indices_for(output.detach())
+        return ResolvedTarget(idx, None, f"{target.kind}")
+    if target is None:
+        idx = output.detach().argmax(dim=1)
+        return ResolvedTarget(idx, None, "predicted")
+    if isinstance(target, bool):
+        raise TargetError("target must be an int, a sequence of ints, a tensor or a callable.")
+    if isinstance(target, int):
+        idx = torch.full((n,), target, dtype=torch.long, device=output.device)
+        _check_range(idx, c)
+        return ResolvedTarget(idx, None, str(target))
+    if isinstance(target, (Sequence, Tensor)):
+        idx = torch.as_tensor(target, device=output.device)
+        if idx.dtype.is_floating_point or idx.dtype == torch.bool:
+            raise TargetError(f"target indices must be integers, got {idx.dtype}.")
+        idx = idx.long().reshape(-1) if idx.dim() <= 1 else idx.long()
+        if idx.dim() == 1 and idx.numel() == 1 and n != 1:
+            idx = idx.expand(n).clone()
+        if idx.dim() != 1 or idx.shape[0] != n:
+            raise TargetError(
+                f"got {tuple(idx.shape)} target indices for {n} examples; give one index per "
+                "example, a single int, or a MultiTarget (attribkit.top_k(3), ...)."
+            )
+        _check_range(idx, c)
+        return ResolvedTarget(idx, None, "per-example")
+    raise TargetError(
+        f"target must be None, an int, a sequence of ints, a tensor, a callable or a MultiTarget; "
+        f"got {type(target).__name__}."
+    )

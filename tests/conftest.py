@@ -1,0 +1,43 @@
+"""Shared fixtures: small seeded networks in float64."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+
+def _mlp(n_in: int = 6, hidden: int = 8, n_out: int = 3, seed: int = 0,
+         act: type[nn.Module] = nn.Tanh) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(n_in, hidden), act(), nn.Linear(hidden, hidden), act(),
+                         nn.Linear(hidden, n_out)).double().eval()
+
+
+def _cnn(channels: int = 3, classes: int = 10, seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(channels, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+        nn.Linear(32, classes),
+    ).double().eval()
+
+
+@pytest.fixture
+def make_mlp() -> Callable[..., nn.Sequential]:
+    """Factory of seeded float64 MLPs ``(N, n_in) -> (N, n_out)`` in eval mode."""
+    return _mlp
+
+
+@pytest.fixture
+def make_cnn() -> Callable[..., nn.Sequential]:
+    """Factory of seeded float64 CNNs ``(N, C, 8, 8) -> (N, classes)`` in eval mode."""
+    return _cnn
+
+
+@pytest.fixture
+def rng() -> torch.Generator:
+    """A seeded generator for test data."""
+    return torch.Generator().manual_seed(1234)
