@@ -9,18 +9,27 @@ mask with ``i`` (the zeta transform adds instead and inverts it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
 from attribkit.core.errors import InputError
 
+if TYPE_CHECKING:
+    from attribkit.core.engine import Problem
+
 __all__ = [
     "MAX_EXACT_PLAYERS",
     "banzhaf_from_dividends",
+    "check_group_ids",
     "coalition_masks",
     "coalition_sizes",
+    "coalition_values",
     "moebius",
     "n_players_of",
+    "patch_group_ids",
     "shapley_from_dividends",
     "zeta",
 ]
@@ -93,3 +102,160 @@ def banzhaf_from_dividends(dividends: Tensor) -> Tensor:
     n = n_players_of(dividends)
     sizes = coalition_sizes(n, dividends.device).clamp_min(1)
     return _allocate(dividends, torch.pow(0.5, (sizes - 1).to(dividends.dtype)))
+
+
+# -- games from a model: v(S) = F(x_S, b_rest) ------------------------------------------------
+def patch_group_ids(shape: Sequence[int], window: int | Sequence[int]) -> Tensor:
+    """Group ids that cut one example of ``shape`` into patches (players) of ``window``.
+
+    The window covers the trailing axes of ``shape`` (a ``(8, 8)`` window on ``(3, 32, 32)``
+    images groups all channels of each 8 x 8 patch); patches at the edges may be smaller. Ids
+    run in row-major order of the patch grid.
+
+    Parameters
+    ----------
+    shape
+        The shape of one example (without the batch axis).
+    window
+        The patch size on the trailing axes (an int applies to every axis).
+
+    Returns
+    -------
+    Tensor
+        ``shape`` int64 ids ``0 .. n_patches - 1``.
+    """
+    shape = tuple(int(s) for s in shape)
+    win = (int(window),) * len(shape) if isinstance(window, int) else tuple(int(w) for w in window)
+    if not 1 <= len(win) <= len(shape) or any(w < 1 for w in win):
+        raise InputError(f"window {win} must give a positive size for 1..{len(shape)} trailing "
+                         f"axes of an example of shape {shape}.")
+    lead = len(shape) - len(win)
+    ids = torch.zeros(shape, dtype=torch.long)
+    for k, w in enumerate(win):
+        size = shape[lead + k]
+        cell = torch.arange(size) // w
+        n_cells = (size + w - 1) // w
+        view = [1] * len(shape)
+        view[lead + k] = size
+        ids = ids * n_cells + cell.reshape(view)
+    return ids
+
+
+def check_group_ids(group_ids: Tensor | None, inputs: Tensor,
+                    n_players: int | None = None) -> tuple[Tensor, int]:
+    """Validate group ids against ``inputs`` ``(N, ...)``; return them ``(N, D)`` and ``n``.
+
+    ``None`` makes every feature its own player. Ids ``0 .. n - 1`` are players; a negative id
+    marks a feature that is no player (it always keeps the input's value).
+    """
+    n_ex, feat = inputs.shape[0], inputs.shape[1:]
+    d = int(torch.tensor(feat).prod()) if len(feat) else 1
+    if group_ids is None:
+        ids = torch.arange(d, device=inputs.device).expand(n_ex, d)
+    else:
+        if not isinstance(group_ids, Tensor) or group_ids.dtype.is_floating_point or (
+                group_ids.dtype == torch.bool):
+            raise InputError("group ids must be an integer tensor (one player id per feature).")
+        g = group_ids.to(inputs.device).long()
+        if g.shape == feat:
+            ids = g.reshape(1, d).expand(n_ex, d)
+        elif g.shape == inputs.shape:
+            ids = g.reshape(n_ex, d)
+        else:
+            raise InputError(
+                f"group ids of shape {tuple(g.shape)} match neither one example {tuple(feat)} nor "
+                f"the inputs {tuple(inputs.shape)}; give one id per feature.")
+    top = int(ids.max()) + 1 if ids.numel() else 0
+    n = top if n_players is None else int(n_players)
+    if n < 1:
+        raise InputError("there are no players: every group id is negative.")
+    if top > n:
+        raise InputError(f"group id {top - 1} is out of range for n_players={n}.")
+    return ids, n
+
+
+def coalition_values(
+    problem: Problem,
+    group_ids: Tensor | None = None,
+    *,
+    coalitions: Tensor | None = None,
+    n_players: int | None = None,
+    batch_size: int | None = None,
+    desc: str = "coalitions",
+) -> Tensor:
+    """The game ``v(S) = F(x_S, b_rest)`` of each example, evaluated in batches.
+
+    Features of the players in ``S`` take the input's values, the other players' features the
+    baseline's; features with a negative group id always keep the input's value. Masked inputs
+    are built chunk by chunk, so only one chunk of them is ever in memory.
+
+    Parameters
+    ----------
+    problem
+        A problem from :func:`attribkit.core.engine.prepare` with a baseline.
+    group_ids
+        Integer player id of each feature, shaped like one example (shared) or like the inputs
+        (per example); ``None``: every feature is a player (flattened order).
+    coalitions
+        Which coalitions to evaluate: ``None`` for all ``2^n`` in mask order (bit ``i`` = player
+        ``i``), or boolean membership ``(M, n)`` shared by the examples, or ``(N, M, n)``.
+    n_players
+        The number of players (default: the largest group id plus one).
+    batch_size
+        Rows per model call (default the problem's).
+    desc
+        Progress bar label.
+
+    Returns
+    -------
+    Tensor
+        ``(N, M)`` target scores (``(N, K, M)`` with several targets), ``M = 2^n`` by default.
+    """
+    if problem.baseline is None:
+        raise InputError("coalition values need a baseline (prepare(..., needs_baseline=True)).")
+    x, b = problem.inputs, problem.baseline
+    ids, n = check_group_ids(group_ids, x, n_players)
+    n_ex = problem.n
+    flat_x, flat_b = x.reshape(n_ex, -1), b.reshape(n_ex, -1)
+    # player membership per feature; non-players (id < 0) point at an always-present column
+    col = torch.where(ids < 0, torch.full_like(ids, n), ids)
+    if coalitions is None:
+        if n > MAX_EXACT_PLAYERS:
+            raise InputError(f"all 2^{n} coalitions of {n} players are too many to enumerate "
+                             f"(at most {MAX_EXACT_PLAYERS} players); pass coalitions=...")
+        m = 1 << n
+        shared: Tensor | None = None
+    else:
+        if coalitions.dtype != torch.bool or coalitions.shape[-1] != n or coalitions.dim() not in (
+                2, 3) or (coalitions.dim() == 3 and coalitions.shape[0] != n_ex):
+            raise InputError(f"coalitions must be boolean (M, {n}) or ({n_ex}, M, {n}); got "
+                             f"{coalitions.dtype} {tuple(coalitions.shape)}.")
+        m = int(coalitions.shape[-2])
+        shared = coalitions.to(x.device)
+    bits = torch.arange(n, device=x.device)
+    present = torch.ones((1, 1), dtype=torch.bool, device=x.device)
+
+    def make(sl: slice) -> Tensor:
+        rows = torch.arange(sl.start, sl.stop, device=x.device)
+        ex, s = rows // m, rows % m
+        if shared is None:
+            memb = ((s[:, None] >> bits) & 1).bool()
+        elif shared.dim() == 2:
+            memb = shared[s]
+        else:
+            memb = shared[ex, s]
+        memb = torch.cat([memb, present.expand(memb.shape[0], 1)], dim=1)
+        keep = memb.gather(1, col[ex])
+        pts = torch.where(keep, flat_x[ex], flat_b[ex])
+        return pts.reshape(-1, *x.shape[1:])
+
+    example = torch.arange(n_ex, device=x.device).repeat_interleave(m)
+    old = problem.batch_size
+    if batch_size is not None:
+        problem.batch_size = int(batch_size)
+    try:
+        scores = problem.scores(make, example, desc=desc)
+    finally:
+        problem.batch_size = old
+    scores = scores.reshape(n_ex, m, *scores.shape[1:])
+    return scores.movedim(1, -1)
