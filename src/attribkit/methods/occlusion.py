@@ -1,0 +1,308 @@
+"""Occlusion (Zeiler & Fergus 2014) and Prediction Difference (Zintgraf et al. 2017).
+
+A window slides over the input; each position is replaced by a fill value (the baseline) and the
+drop of the target score, ``F(x) - F(x with the window filled)``, is credited to every feature
+under the window; a feature covered by several windows gets the mean of their drops.
+
+* Occlusion-1: a window of one feature (the default), ``a_i = v(N) - v(N \\ {i})``: the
+  independent effect of ``i`` plus every interaction it takes part in, each given whole
+  (seed 002, Table 1), so the attributions are not complete.
+* Occlusion-patch: a window of several features with a stride.
+* Prediction Difference: Occlusion averaged over fill values drawn from a background set.
+
+All occluded copies are built chunk by chunk and evaluated in batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from attribkit.core.attribution import Attribution
+from attribkit.core.engine import Problem, prepare
+from attribkit.core.errors import BaselineError, InputError
+from attribkit.methods.registry import register
+
+__all__ = ["occlusion", "prediction_difference", "window_grid"]
+
+_MAX_FORWARD_ROWS = 4096
+
+
+def _tuple(value: int | Sequence[int] | None, name: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    t = (int(value),) if isinstance(value, int) else tuple(int(v) for v in value)
+    if not t or any(v < 1 for v in t):
+        raise InputError(f"{name} must be a positive int or a tuple of positive ints, got "
+                         f"{value!r}.")
+    return t
+
+
+def window_grid(shape: Sequence[int], window: int | Sequence[int] | None = None,
+                stride: int | Sequence[int] | None = None) -> list[Tensor]:
+    """Which features each window position covers, one boolean matrix per axis.
+
+    Parameters
+    ----------
+    shape
+        The shape of one example (without the batch axis).
+    window
+        The window on the trailing axes (an int: the last axis only; a tuple of ``k`` sizes: the
+        last ``k`` axes); the other axes are covered whole. ``None``: one feature.
+    stride
+        The step on the same axes as ``window`` (default: the window, non-overlapping).
+
+    Returns
+    -------
+    list of Tensor
+        For each axis ``d``, ``(P_d, D_d)``: position ``p`` covers features ``[p s, p s + w)``
+        (clipped at the end); there are ``ceil((D - w) / s) + 1`` positions, so the windows
+        cover the whole axis.
+    """
+    shape = tuple(int(s) for s in shape)
+    win = _tuple(window, "window") or (1,) * len(shape)
+    if len(win) > len(shape):
+        raise InputError(f"window {win} has more axes than one example of shape {shape}.")
+    step = _tuple(stride, "stride") or win
+    if len(step) == 1 and len(win) > 1:
+        step = step * len(win)
+    if len(step) != len(win):
+        raise InputError(f"stride {step} must have as many axes as the window {win}.")
+    lead = len(shape) - len(win)
+    full_win = tuple(shape[:lead]) + win
+    full_step = tuple(shape[:lead]) + step
+    grids = []
+    for d, (size, w, s) in enumerate(zip(shape, full_win, full_step, strict=True)):
+        if w > size:
+            raise InputError(
+                f"the window ({w}) is larger than axis {d + 1} of the input ({size}); inputs of "
+                f"shape {shape} need a window of at most {shape[lead:]} on the trailing axes.")
+        positions = -(-(size - w) // s) + 1
+        starts = torch.arange(positions) * s
+        idx = torch.arange(size)
+        grids.append((idx[None, :] >= starts[:, None]) & (idx[None, :] < starts[:, None] + w))
+    return grids
+
+
+def _occluded_drops(p: Problem, grids: list[Tensor], fills: Tensor | None,
+                    rows_per_call: int) -> Tensor:
+    """``F(x) - F(occluded)`` per example and window, averaged over the fills: ``(N, [K,] P)``."""
+    x = p.inputs
+    dev = x.device
+    grids = [g.to(dev) for g in grids]
+    sizes = [int(g.shape[0]) for g in grids]
+    n_win = 1
+    for s in sizes:
+        n_win *= s
+    n_fill = 1 if fills is None else int(fills.shape[0])
+    per_ex = n_fill * n_win
+    dims = len(grids)
+
+    def make(sl: slice) -> Tensor:
+        rows = torch.arange(sl.start, sl.stop, device=dev)
+        ex, rest = rows // per_ex, rows % per_ex
+        j, w = rest // n_win, rest % n_win
+        mask = torch.ones((rows.shape[0],) + (1,) * dims, dtype=torch.bool, device=dev)
+        for d in range(dims - 1, -1, -1):
+            pos = w % sizes[d]
+            w = w // sizes[d]
+            shape = [rows.shape[0]] + [1] * dims
+            shape[d + 1] = -1
+            mask = mask & grids[d][pos].reshape(shape)
+        if fills is None:
+            assert p.baseline is not None
+            fill = p.baseline[ex]
+        else:
+            fill = fills[j]
+        return torch.where(mask, fill, x[ex])
+
+    example = torch.arange(p.n, device=dev).repeat_interleave(per_ex)
+    old = p.batch_size
+    p.batch_size = rows_per_call
+    try:
+        scores = p.scores(make, example, desc="occlusion")
+    finally:
+        p.batch_size = old
+    assert p.output is not None
+    scores = scores.reshape(p.n, n_fill, n_win, *scores.shape[1:]).mean(dim=1)
+    drops = p.output[:, None] - scores
+    return drops.movedim(1, -1)
+
+
+def _spread(drops: Tensor, grids: list[Tensor]) -> Tensor:
+    """Mean drop of the windows covering each feature: ``(N, [K,] P) -> (N, [K,] ...)``."""
+    lead = drops.dim() - 1
+    t = drops.reshape(*drops.shape[:-1], *[int(g.shape[0]) for g in grids])
+    count = torch.ones([int(g.shape[0]) for g in grids], dtype=drops.dtype, device=drops.device)
+    for g in grids:
+        gf = g.to(drops.dtype).to(drops.device)
+        t = torch.tensordot(t, gf, dims=([lead], [0]))
+        count = torch.tensordot(count, gf, dims=([0], [0]))
+    return t / count
+
+
+def _rows(p: Problem, batch_size: int | None) -> int:
+    return batch_size if batch_size is not None else min(_MAX_FORWARD_ROWS, 4 * p.batch_size)
+
+
+@register(
+    "occlusion",
+    aliases=("occlusion_1", "occlusion_patch"),
+    family="perturbation",
+    needs_baseline=True,
+    complete=False,
+    axioms={"sensitivity_a", "sensitivity_b", "implementation_invariance", "linearity",
+            "symmetry"},
+    summary="Occlusion: the drop of the score when a sliding window is replaced by the baseline.",
+)
+def occlusion(
+    model: Callable[..., Tensor],
+    inputs: Tensor,
+    *,
+    target: Any = None,
+    baseline: Any = None,
+    window: int | Sequence[int] | None = None,
+    stride: int | Sequence[int] | None = None,
+    fill: float | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+    forward_args: Sequence[Tensor] | None = None,
+) -> Attribution:
+    """Occlusion-1 (``window=None``) or Occlusion-patch with a sliding window.
+
+    Parameters
+    ----------
+    model
+        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
+    inputs
+        ``(N, ...)`` examples.
+    target
+        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
+    baseline
+        What fills an occluded window: ``None`` (zeros), a number, a name, a Baseline or a
+        tensor shaped like the inputs.
+    window
+        The window on the trailing axes (``(8, 8)`` on ``(N, 3, H, W)`` images covers all
+        channels of an 8 x 8 patch); ``None``: one feature at a time (Occlusion-1).
+    stride
+        The window's step (default: the window size).
+    fill
+        Shorthand for a constant ``baseline``.
+    batch_size
+        Rows per model call; ``None`` chooses it from the model's memory use.
+    progress
+        Show a progress bar.
+    forward_args
+        Extra per-example tensors passed to the model after the inputs.
+
+    Returns
+    -------
+    Attribution
+        Each feature's mean drop over the windows that cover it; ``extras["window_drops"]``
+        ``(N, [K,] P_1, ..., P_d)`` the drop of every window position.
+    """
+    if fill is not None:
+        if baseline is not None:
+            raise InputError("give either fill= or baseline=, not both.")
+        baseline = float(fill)
+    with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
+                 progress=progress, forward_args=forward_args) as p:
+        grids = window_grid(p.inputs.shape[1:], window, stride)
+        drops = _occluded_drops(p, grids, None, _rows(p, batch_size))
+        values = _spread(drops, grids)
+        params = {"window": window, "stride": stride if stride is not None else window,
+                  "windows": int(drops.shape[-1]), "forward_evaluations": p.forward_evaluations}
+        shaped = drops.reshape(*drops.shape[:-1], *[int(g.shape[0]) for g in grids])
+        return p.result(values, "occlusion", params, extras={"window_drops": shaped})
+
+
+@register(
+    "prediction_difference",
+    family="perturbation",
+    needs_baseline=False,
+    complete=False,
+    axioms={"sensitivity_b", "implementation_invariance", "linearity"},
+    summary="Prediction Difference: occlusion averaged over fill values from a background set.",
+)
+def prediction_difference(
+    model: Callable[..., Tensor],
+    inputs: Tensor,
+    *,
+    background: Tensor,
+    target: Any = None,
+    baseline: Any = None,
+    window: int | Sequence[int] | None = None,
+    stride: int | Sequence[int] | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+    forward_args: Sequence[Tensor] | None = None,
+) -> Attribution:
+    """Occlusion marginalised over a background set: ``F(x) - E_b F(x with the window := b)``.
+
+    Parameters
+    ----------
+    model
+        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
+    inputs
+        ``(N, ...)`` examples.
+    background
+        ``(B, ...)`` samples shaped like one example each (e.g. training data); every window is
+        filled with each of them in turn and the drops are averaged.
+    target
+        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
+    baseline
+        Not used (the background takes its place); must be ``None``.
+    window
+        The window on the trailing axes; ``None``: one feature at a time.
+    stride
+        The window's step (default: the window size).
+    batch_size
+        Rows per model call; ``None`` chooses it from the model's memory use.
+    progress
+        Show a progress bar.
+    forward_args
+        Extra per-example tensors passed to the model after the inputs.
+
+    Returns
+    -------
+    Attribution
+        Each feature's mean expected drop over the windows that cover it;
+        ``extras["window_drops"]`` per window position.
+    """
+    if baseline is not None:
+        raise InputError("prediction_difference takes its fill values from background=, not "
+                         "from a baseline.")
+    with prepare(model, inputs, target=target, needs_baseline=False, batch_size=batch_size,
+                 progress=progress, forward_args=forward_args) as p:
+        bg = _check_background(background, p.inputs)
+        grids = window_grid(p.inputs.shape[1:], window, stride)
+        drops = _occluded_drops(p, grids, bg, _rows(p, batch_size))
+        values = _spread(drops, grids)
+        params = {"window": window, "stride": stride if stride is not None else window,
+                  "background_size": int(bg.shape[0]), "windows": int(drops.shape[-1]),
+                  "forward_evaluations": p.forward_evaluations}
+        shaped = drops.reshape(*drops.shape[:-1], *[int(g.shape[0]) for g in grids])
+        return p.result(values, "prediction_difference", params,
+                        extras={"window_drops": shaped})
+
+
+def _check_background(background: object, inputs: Tensor) -> Tensor:
+    """A background set ``(B, ...)`` whose rows are shaped like one example of ``inputs``."""
+    if not isinstance(background, Tensor):
+        raise BaselineError(f"background must be a tensor of samples (B, ...), got "
+                            f"{type(background).__name__}.")
+    if background.dim() != inputs.dim() or background.shape[1:] != inputs.shape[1:] or (
+            background.shape[0] == 0):
+        raise BaselineError(
+            f"background of shape {tuple(background.shape)} does not fit inputs of shape "
+            f"{tuple(inputs.shape)}: give (B, {', '.join(str(s) for s in inputs.shape[1:])}) "
+            "samples, B >= 1.")
+    if background.dtype != inputs.dtype:
+        raise BaselineError(f"background dtype {background.dtype} does not match the inputs' "
+                            f"{inputs.dtype}; convert it with .to({inputs.dtype}).")
+    if not torch.isfinite(background).all():
+        raise BaselineError("the background contains NaN or inf values.")
+    return background.detach().to(inputs.device)
