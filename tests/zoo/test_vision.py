@@ -133,3 +133,23 @@ def test_top1_of_chelsea_and_coffee(model: torch.nn.Module) -> None:
     torch.testing.assert_close(vision.probability_of(c)(logits), probs[:, c])
     with pytest.raises(InputError):
         vision.probability_of(torch.tensor([1, 2]))  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_integrated_gradients_completeness_on_a_photo(model: torch.nn.Module) -> None:
+    import attribkit
+
+    x = vision.sample_photos(["chelsea"])["chelsea"]
+    black = vision.black_baseline(x)
+    with torch.no_grad():
+        p_x = model(x).softmax(-1)[0]
+        p_black = model(black).softmax(-1)[0]
+    top = int(p_x.argmax())
+    attr = attribkit.integrated_gradients(
+        vision.SoftmaxModel(model), x, target=top, baseline=black, steps=32, batch_size=16
+    )
+    assert attr.values.shape == x.shape
+    torch.testing.assert_close(attr.output, p_x[top : top + 1], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(attr.baseline_output, p_black[top : top + 1], atol=1e-5, rtol=1e-4)
+    gap = float(attr.values.sum()) - float(p_x[top] - p_black[top])
+    assert abs(gap) < 0.02 * float(p_x[top] - p_black[top])
