@@ -1,0 +1,148 @@
+"""Plain gradients (saliency; Simonyan, Vedaldi & Zisserman 2014) and Gradient x Input
+(Shrikumar et al. 2016).
+
+* ``saliency``: ``dF/dx_i`` (signed, or its absolute value). It breaks Sensitivity(a): on
+  ``F(x) = 1 - ReLU(1 - x)`` at ``x = 2`` the gradient is 0 although ``F`` changed (seed 000).
+* ``gradient_x_input``: ``x_i dF/dx_i``, the first-order Taylor term only (seed 002, Table 1), so
+  it is complete for linear models without bias but not in general.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from attribkit.core.attribution import Attribution
+from attribkit.core.engine import Problem, prepare
+from attribkit.core.errors import InputError
+from attribkit.methods.registry import register
+
+__all__ = ["gradient_x_input", "saliency"]
+
+
+def _gradients(p: Problem) -> Tensor:
+    _, grads = p.gradients(p.inputs, p.examples, desc="gradients")
+    return grads
+
+
+def _like_values(p: Problem, t: Tensor) -> Tensor:
+    """``t`` (shaped like the inputs) with a target axis when there are several targets."""
+    return t.unsqueeze(1) if p.target.multi else t
+
+
+@register(
+    "saliency",
+    aliases=("gradient", "gradients", "vanilla_gradient"),
+    family="gradient",
+    needs_baseline=False,
+    complete=False,
+    axioms={"sensitivity_b", "implementation_invariance", "linearity", "symmetry"},
+    summary="Saliency: the gradient of the target score with respect to the inputs.",
+)
+def saliency(
+    model: Callable[..., Tensor],
+    inputs: Tensor,
+    *,
+    target: Any = None,
+    baseline: Any = None,
+    absolute: bool = False,
+    batch_size: int | None = None,
+    progress: bool = False,
+    layer: nn.Module | None = None,
+    forward_args: Sequence[Tensor] | None = None,
+) -> Attribution:
+    """The gradient of the target score, ``dF/dx``, signed or absolute.
+
+    Parameters
+    ----------
+    model
+        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
+    inputs
+        ``(N, ...)`` examples.
+    target
+        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
+    baseline
+        Not used (accepted for the common signature); must be ``None``.
+    absolute
+        Return ``|dF/dx|`` (the saliency map of Simonyan et al.) instead of the signed gradient.
+    batch_size
+        Rows per model call; ``None`` chooses it from the model's memory use.
+    progress
+        Show a progress bar.
+    layer
+        Take the gradient with respect to this sub-module's output instead of the inputs.
+    forward_args
+        Extra per-example tensors passed to the model after the inputs.
+
+    Returns
+    -------
+    Attribution
+        The gradients, shaped like the inputs (``(N, K, ...)`` with several targets).
+    """
+    _no_baseline(baseline, "saliency")
+    with prepare(model, inputs, target=target, needs_baseline=False, batch_size=batch_size,
+                 progress=progress, layer=layer, forward_args=forward_args) as p:
+        grads = _gradients(p)
+        values = grads.abs() if absolute else grads
+        return p.result(values, "saliency", {"absolute": bool(absolute)})
+
+
+@register(
+    "gradient_x_input",
+    aliases=("input_x_gradient", "grad_x_input", "gxi"),
+    family="gradient",
+    needs_baseline=False,
+    complete=False,
+    axioms={"sensitivity_b", "implementation_invariance", "linearity", "symmetry"},
+    summary="Gradient x Input: each input times the gradient of the target score.",
+)
+def gradient_x_input(
+    model: Callable[..., Tensor],
+    inputs: Tensor,
+    *,
+    target: Any = None,
+    baseline: Any = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+    layer: nn.Module | None = None,
+    forward_args: Sequence[Tensor] | None = None,
+) -> Attribution:
+    """``x_i * dF/dx_i``: the first-order Taylor term of each feature.
+
+    Parameters
+    ----------
+    model
+        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
+    inputs
+        ``(N, ...)`` examples.
+    target
+        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
+    baseline
+        Not used (accepted for the common signature); must be ``None``.
+    batch_size
+        Rows per model call; ``None`` chooses it from the model's memory use.
+    progress
+        Show a progress bar.
+    layer
+        Attribute at this sub-module's output (activations times gradients).
+    forward_args
+        Extra per-example tensors passed to the model after the inputs.
+
+    Returns
+    -------
+    Attribution
+        The products, shaped like the inputs (``(N, K, ...)`` with several targets).
+    """
+    _no_baseline(baseline, "gradient_x_input")
+    with prepare(model, inputs, target=target, needs_baseline=False, batch_size=batch_size,
+                 progress=progress, layer=layer, forward_args=forward_args) as p:
+        values = _like_values(p, p.inputs) * _gradients(p)
+        return p.result(values, "gradient_x_input", {})
+
+
+def _no_baseline(baseline: Any, name: str) -> None:
+    if baseline is not None:
+        raise InputError(f"{name} uses no baseline; leave baseline=None (for a path from a "
+                         "baseline use integrated_gradients).")
