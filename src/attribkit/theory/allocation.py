@@ -1,0 +1,507 @@
+"""The allocation audit: how a method shares each independent and interaction effect.
+
+REFERENCE.md section 4 writes every attribution as ``a_i = sum_j w_{i,j} psi(j) + sum_S w_{i,S}
+J(S)``: methods differ only in the weights. For a model whose decomposition is known this module
+*measures* the weights of a registered method and decides the three criteria with the evidence:
+
+1. *low approximation error*: every effect reaches its members in full (``sum_{i in S} w_{i,S}
+   >= 1``, up to the tolerance); an effect a method leaves out or shrinks is an approximation
+   error (Gradient x Input gives nothing to the saturated effect ``2 x - x^2`` at ``x = 1``);
+2. *no unrelated allocation*: ``w_{i,S} = 0`` for ``i`` outside ``S``;
+3. *complete allocation*: ``sum_i w_{i,S} = 1`` for every effect.
+
+Measured weights (:func:`audit_polynomial`): the model is a
+:class:`~attribkit.toys.Polynomial`; its exact Taylor terms at the baseline are grouped by support
+into effects, each effect becomes its own small model, and the method is run on each one (so
+``w_{i,S} = a_i(J_S) / J(S)``); the method's attribution of the whole model is compared with the
+sum of the effect shares (additivity).
+
+Any model (:func:`audit_game`, used by :func:`allocation_report`): the effects are the Harsanyi
+dividends of the game of players; the method's attribution is compared with the allocations of
+Table 1 computed from the dividends (the closest rule is named), completeness decides criterion 3,
+and features with no effect at all (dummies) decide criterion 2; criterion 1 needs Taylor terms
+and is left undecided there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from attribkit.core import coalitions as co
+from attribkit.core.errors import InputError
+from attribkit.methods.registry import MethodInfo, get
+from attribkit.theory.games import Game, players_of
+from attribkit.theory.taylor import TaylorDecomposition, polynomial_terms
+from attribkit.toys import Polynomial
+
+__all__ = [
+    "CRITERIA",
+    "RULES",
+    "AllocationReport",
+    "CriterionVerdict",
+    "EffectAllocation",
+    "ShiftedPolynomial",
+    "allocation_report",
+    "audit_game",
+    "audit_polynomial",
+    "rule_allocation",
+    "run_method",
+]
+
+#: The three criteria of REFERENCE.md section 4, in order.
+CRITERIA = ("low_approximation_error", "no_unrelated_allocation", "complete_allocation")
+
+#: Table 1 allocation rules that can be computed from effects: name -> description.
+RULES = {
+    "shapley": "J(S) / |S| to each member (Shapley value, DeepSHAP)",
+    "integrated_gradients": "kappa_i / |kappa| of each Taylor term (IG, DeepLIFT Rescale)",
+    "occlusion": "every effect whole to every member (Occlusion-1)",
+    "gradient_x_input": "kappa_i times each Taylor term at a zero baseline (x . grad F(x))",
+    "banzhaf": "J(S) / 2^(|S| - 1) to each member (Banzhaf value)",
+}
+
+
+@dataclass(frozen=True)
+class EffectAllocation:
+    """How one effect (``psi(j)`` or ``J(S)``) is shared among the features.
+
+    Attributes
+    ----------
+    players
+        The effect's support ``S`` (one feature for an independent effect).
+    effect
+        Its value ``J(S)``.
+    shares
+        What each of the ``n`` features receives from it.
+    measured
+        ``True`` when the shares were measured (method run on this effect alone); ``False`` when
+        implied by the closest Table 1 rule.
+    """
+
+    players: tuple[int, ...]
+    effect: float
+    shares: tuple[float, ...]
+    measured: bool = True
+
+    @property
+    def order(self) -> int:
+        """``|S|``."""
+        return len(self.players)
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        """``w_{i,S} = share_i / J(S)`` (zeros if the effect is zero)."""
+        if self.effect == 0.0:
+            return tuple(0.0 for _ in self.shares)
+        return tuple(s / self.effect for s in self.shares)
+
+    @property
+    def inside(self) -> float:
+        """``sum_{i in S} w_{i,S}``: how much of the effect reaches its members."""
+        w = self.weights
+        return sum(w[i] for i in self.players)
+
+    @property
+    def outside(self) -> float:
+        """``max_{i not in S} |w_{i,S}|``: the largest share given to an unrelated feature."""
+        w = self.weights
+        rest = [abs(v) for i, v in enumerate(w) if i not in self.players]
+        return max(rest) if rest else 0.0
+
+    @property
+    def total(self) -> float:
+        """``sum_i w_{i,S}``: 1 for a complete allocation."""
+        return sum(self.weights)
+
+
+@dataclass(frozen=True)
+class CriterionVerdict:
+    """One criterion decided on one model (``holds is None``: could not be decided)."""
+
+    criterion: str
+    holds: bool | None
+    worst: float
+    evidence: str
+
+
+@dataclass(frozen=True)
+class AllocationReport:
+    """How ``method`` allocated the effects of one prediction: weights, criteria, evidence.
+
+    Attributes
+    ----------
+    method
+        The registered method name (with options, if any, in ``options``).
+    options
+        Options passed to the method.
+    source
+        ``"taylor"`` (measured per effect) or ``"harsanyi"`` (from the game's dividends).
+    attribution
+        The method's attribution of the whole model, one value per feature (or player).
+    output_change
+        ``F(x) - F(b)``.
+    effects
+        Every effect and its shares.
+    criteria
+        The three :class:`CriterionVerdict` in the order of :data:`CRITERIA`.
+    rule_distances
+        Relative L2 distance between the attribution and each Table 1 rule (see :data:`RULES`).
+    additivity_error
+        ``max_i |a_i - sum_S share_{i,S}| / scale`` (measured reports; 0 for implied shares).
+    tolerance
+        The relative tolerance used for the verdicts.
+    notes
+        Free-form remarks (e.g. why a criterion is undecided).
+    """
+
+    method: str
+    options: dict[str, Any]
+    source: str
+    attribution: tuple[float, ...]
+    output_change: float
+    effects: tuple[EffectAllocation, ...]
+    criteria: tuple[CriterionVerdict, ...]
+    rule_distances: dict[str, float]
+    additivity_error: float
+    tolerance: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def closest_rule(self) -> str | None:
+        """The Table 1 rule nearest the attribution (``None`` if none was computed)."""
+        if not self.rule_distances:
+            return None
+        return min(self.rule_distances, key=lambda k: self.rule_distances[k])
+
+    def verdict(self, criterion: str) -> CriterionVerdict:
+        """The verdict on ``criterion`` (one of :data:`CRITERIA`)."""
+        for v in self.criteria:
+            if v.criterion == criterion:
+                return v
+        raise KeyError(criterion)
+
+    def weight_matrix(self) -> Tensor:
+        """``(n_effects, n)`` allocation weights, rows in the order of :attr:`effects`."""
+        return torch.tensor([e.weights for e in self.effects], dtype=torch.float64)
+
+
+class ShiftedPolynomial(nn.Module):
+    """``F(x) = sum_t c_t prod_i (x_i - center_i)^kappa[t, i]``: one effect as its own model.
+
+    Parameters
+    ----------
+    exponents
+        ``(T, n)`` degree vectors.
+    coefficients
+        ``(T,)`` coefficients.
+    center
+        ``(n,)`` the expansion point (the baseline).
+    """
+
+    kappa: Tensor
+    coef: Tensor
+    center: Tensor
+
+    def __init__(self, exponents: Tensor, coefficients: Tensor, center: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("kappa", torch.as_tensor(exponents, dtype=torch.long))
+        self.register_buffer("coef", torch.as_tensor(coefficients, dtype=torch.float64))
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float64).reshape(-1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Evaluate on ``(N, n)`` inputs."""
+        d = x - self.center.to(x.dtype)
+        return (d[:, None, :] ** self.kappa.to(x.dtype)).prod(dim=2) @ self.coef.to(x.dtype)
+
+
+def run_method(method: str | MethodInfo, model: Callable[..., Tensor], inputs: Tensor,
+               baseline: Tensor, *, target: Any = None,
+               options: dict[str, Any] | None = None) -> Tensor:
+    """Run a registered method on one example; return its attribution flattened ``(D,)``.
+
+    The baseline is passed when the method uses one; stochastic methods get ``seed=0`` unless
+    ``options`` says otherwise.
+    """
+    info = method if isinstance(method, MethodInfo) else get(method)
+    kw: dict[str, Any] = dict(options or {})
+    if info.needs_baseline:
+        kw.setdefault("baseline", baseline)
+    if info.stochastic:
+        kw.setdefault("seed", 0)
+    if target is not None:
+        kw.setdefault("target", target)
+    attr = info.fn(model, inputs, **kw)
+    vals = attr.values
+    if vals.shape[0] != 1:
+        raise InputError(f"{info.name} returned {vals.shape[0]} attribution rows for one example.")
+    return vals.detach().reshape(-1).to(torch.float64)
+
+
+def rule_allocation(rule: str, decomposition: TaylorDecomposition) -> Tensor:
+    """The attribution Table 1's ``rule`` (a key of :data:`RULES`) gives from Taylor terms."""
+    n = decomposition.n_features
+    out = torch.zeros(n, dtype=torch.float64)
+    for t in decomposition.terms:
+        sup = t.support
+        for i in sup:
+            if rule == "shapley":
+                out[i] += t.value / len(sup)
+            elif rule == "integrated_gradients":
+                out[i] += t.value * t.kappa[i] / t.degree
+            elif rule == "occlusion":
+                out[i] += t.value
+            elif rule == "gradient_x_input":
+                out[i] += t.value * t.kappa[i]
+            elif rule == "banzhaf":
+                out[i] += t.value / 2 ** (len(sup) - 1)
+            else:
+                raise InputError(f"unknown rule {rule!r}; use one of {sorted(RULES)}.")
+    return out
+
+
+def _dividend_rule(rule: str, div: Tensor) -> Tensor | None:
+    if rule == "shapley":
+        return co.shapley_from_dividends(div)
+    if rule == "banzhaf":
+        return co.banzhaf_from_dividends(div)
+    if rule == "occlusion":
+        n = co.n_players_of(div)
+        return torch.stack([div.view(-1, 2, 1 << i)[:, 1, :].sum() for i in range(n)])
+    return None  # the Taylor refinements are not visible in dividends
+
+
+def _distance(a: Tensor, r: Tensor) -> float:
+    den = max(float(r.norm()), float(a.norm()), 1e-12)
+    return float((a - r).norm()) / den
+
+
+def _verdicts(effects: Sequence[EffectAllocation], tol: float) -> tuple[CriterionVerdict, ...]:
+    """Decide the three criteria from measured per-effect shares."""
+    live = [e for e in effects if abs(e.effect) > 1e-12]
+    if not live:
+        return tuple(CriterionVerdict(c, None, 0.0, "no non-zero effect") for c in CRITERIA)
+
+    def name(e: EffectAllocation) -> str:
+        return ("psi" if e.order == 1 else "J") + "(" + ", ".join(f"x{i + 1}" for i in
+                                                                   e.players) + ")"
+
+    cov = min(live, key=lambda e: e.inside)
+    out = max(live, key=lambda e: e.outside)
+    com = max(live, key=lambda e: abs(e.total - 1.0))
+    c1 = CriterionVerdict(
+        CRITERIA[0], cov.inside >= 1.0 - tol, 1.0 - cov.inside,
+        f"least covered effect {name(cov)} = {cov.effect:.4g}: its members receive "
+        f"{cov.inside:.4g} of it")
+    c2 = CriterionVerdict(
+        CRITERIA[1], out.outside <= tol, out.outside,
+        f"largest share to a non-member: {out.outside:.4g} of {name(out)} = {out.effect:.4g}")
+    c3 = CriterionVerdict(
+        CRITERIA[2], abs(com.total - 1.0) <= tol, abs(com.total - 1.0),
+        f"shares of {name(com)} = {com.effect:.4g} add up to {com.total:.4g} of it")
+    return (c1, c2, c3)
+
+
+def audit_polynomial(method: str | MethodInfo, model: Polynomial, inputs: Tensor,
+                     baseline: Tensor | None = None, *, options: dict[str, Any] | None = None,
+                     tolerance: float = 1e-3) -> AllocationReport:
+    """Measure how ``method`` allocates each effect of a polynomial at ``inputs``.
+
+    Parameters
+    ----------
+    method
+        A registered method name (or its :class:`MethodInfo`).
+    model
+        The polynomial; its Taylor terms at the baseline are known exactly.
+    inputs
+        One example ``(1, n)``.
+    baseline
+        ``(1, n)``; default zeros.
+    options
+        Extra options for the method.
+    tolerance
+        Relative tolerance of the verdicts.
+
+    Returns
+    -------
+    AllocationReport
+        With measured shares for every effect.
+    """
+    info = method if isinstance(method, MethodInfo) else get(method)
+    x = inputs.detach().to(torch.float64).reshape(1, -1)
+    n = x.shape[1]
+    b = (torch.zeros_like(x) if baseline is None
+         else baseline.detach().to(torch.float64).reshape(1, -1))
+    dec = polynomial_terms(model, x, b)
+    groups: dict[tuple[int, ...], list[tuple[tuple[int, ...], float]]] = {}
+    for t in dec.terms:
+        groups.setdefault(t.support, []).append((t.kappa, t.value))
+    effects = []
+    for sup, terms in sorted(groups.items(), key=lambda kv: (len(kv[0]), kv[0])):
+        kap = torch.tensor([k for k, _ in terms], dtype=torch.long)
+        # coefficient of (x - b)^kappa: the term's value divided by the monomial at x
+        d = (x - b)[0]
+        coef = torch.tensor([v / float(torch.prod(d ** torch.tensor(k, dtype=torch.float64)))
+                             for k, v in terms], dtype=torch.float64)
+        sub = ShiftedPolynomial(kap, coef, b[0])
+        shares = run_method(info, sub, x, b, options=options)
+        effects.append(EffectAllocation(sup, sum(v for _, v in terms),
+                                        tuple(shares.tolist())))
+    a = run_method(info, model, x, b, options=options)
+    summed = torch.tensor([e.shares for e in effects], dtype=torch.float64).sum(0) if effects \
+        else torch.zeros(n, dtype=torch.float64)
+    scale = max(float(a.abs().max()), abs(dec.output - dec.baseline_output), 1e-12)
+    additivity = float((a - summed).abs().max()) / scale
+    dist = {r: _distance(a, rule_allocation(r, dec)) for r in RULES}
+    notes = []
+    if additivity > tolerance:
+        notes.append(f"the attribution of the whole model differs from the sum of the effect "
+                     f"shares by {additivity:.3g} (relative): the method is not additive here")
+    return AllocationReport(info.name, dict(options or {}), "taylor", tuple(a.tolist()),
+                            dec.output - dec.baseline_output, tuple(effects),
+                            _verdicts(effects, tolerance), dist, additivity, tolerance,
+                            tuple(notes))
+
+
+def audit_game(method: str | MethodInfo, model: Callable[..., Tensor], inputs: Tensor,
+               baseline: Tensor | None = None, *, target: Any = None,
+               players: Tensor | None = None, options: dict[str, Any] | None = None,
+               tolerance: float = 1e-3, top: int = 32) -> AllocationReport:
+    """Compare ``method`` with the Table 1 allocations of the game's Harsanyi dividends.
+
+    Parameters
+    ----------
+    method
+        A registered method name (or its :class:`MethodInfo`).
+    model
+        Any model (a callable from ``(N, ...)`` to ``(N,)`` or ``(N, C)``).
+    inputs
+        One example ``(1, ...)``.
+    baseline
+        The baseline (default zeros).
+    target
+        The scalar explained.
+    players
+        Group ids per feature (see :class:`~attribkit.theory.games.Game`); attributions are
+        summed over each group.
+    options
+        Extra options for the method.
+    tolerance
+        Relative tolerance of the verdicts.
+    top
+        How many of the strongest dividends are listed as effects (with the shares the closest
+        rule implies).
+
+    Returns
+    -------
+    AllocationReport
+        Criterion 2 is decided on dummy players (no non-zero dividend), criterion 3 on
+        completeness, criterion 1 is left undecided.
+    """
+    info = method if isinstance(method, MethodInfo) else get(method)
+    x = inputs.detach()
+    if x.dim() == 0 or x.shape[0] != 1:
+        x = x.unsqueeze(0)
+    b = torch.zeros_like(x) if baseline is None else torch.as_tensor(baseline).to(x).reshape(
+        x.shape)
+    game = Game(model, x, baseline=b, target=target, players=players)
+    div = game.dividends()
+    n = game.n_players
+    raw = run_method(info, model, x, b, target=target, options=options)
+    ids = game.group_ids.to(raw.device)
+    keep = ids >= 0
+    a = torch.zeros(n, dtype=torch.float64).index_add_(0, ids[keep], raw[keep])
+    change = game.output - game.baseline_output
+    dist = {}
+    for r in RULES:
+        ref = _dividend_rule(r, div)
+        if ref is not None:
+            dist[r] = _distance(a, ref)
+    scale = max(float(div[1:].abs().sum()), abs(change), float(a.abs().max()), 1e-12)
+    # criterion 2: players in no non-zero dividend
+    memb = co.coalition_masks(0, 1 << n, n)
+    live = div.abs() > 1e-12 * scale
+    involved = (memb & live[:, None]).any(0)
+    dummies = [i for i in range(n) if not bool(involved[i])]
+    if dummies:
+        worst = max(abs(float(a[i])) for i in dummies) / scale
+        c2 = CriterionVerdict(CRITERIA[1], worst <= tolerance, worst,
+                              f"largest attribution to a player in no effect (players "
+                              f"{[d + 1 for d in dummies]}): {worst:.3g} of the effect scale")
+    else:
+        c2 = CriterionVerdict(CRITERIA[1], None, 0.0, "every player is in some effect")
+    gap = abs(float(a.sum()) - change) / scale
+    c3 = CriterionVerdict(CRITERIA[2], gap <= tolerance, gap,
+                          f"sum of attributions {float(a.sum()):.4g} vs F(x) - F(b) = "
+                          f"{change:.4g} (sum of all dividends)")
+    c1 = CriterionVerdict(CRITERIA[0], None, 0.0,
+                          "needs Taylor terms; not decided from Harsanyi dividends")
+    rule = min(dist, key=lambda k: dist[k]) if dist else "shapley"
+    order = torch.argsort(div.abs(), descending=True).tolist()
+    effects = []
+    for m in order[: int(top) + 1]:
+        if m == 0 or abs(float(div[m])) <= 1e-12 * scale:
+            continue
+        s = players_of(m)
+        w = _implied_weights(rule, len(s))
+        shares = [w if i in s else 0.0 for i in range(n)]
+        effects.append(EffectAllocation(s, float(div[m]), tuple(v * float(div[m])
+                                                                for v in shares), False))
+    notes = (f"shares of the listed effects are implied by the closest rule ({rule}), not "
+             "measured",)
+    return AllocationReport(info.name, dict(options or {}), "harsanyi", tuple(a.tolist()), change,
+                            tuple(effects), (c1, c2, c3), dist, 0.0, tolerance, notes)
+
+
+def _implied_weights(rule: str, order: int) -> float:
+    if rule == "occlusion":
+        return 1.0
+    if rule == "banzhaf":
+        return float(0.5 ** (order - 1))
+    return 1.0 / order
+
+
+def allocation_report(model: Callable[..., Tensor], inputs: Tensor, method: str, *,
+                      baseline: Tensor | None = None, target: Any = None,
+                      players: Tensor | None = None, options: dict[str, Any] | None = None,
+                      tolerance: float = 1e-3) -> AllocationReport:
+    """How does ``method`` allocate the interactions of this prediction?
+
+    For a :class:`~attribkit.toys.Polynomial` (and no grouping) the shares of every effect are
+    measured exactly (:func:`audit_polynomial`); for any other model the method's attribution is
+    set against the Harsanyi dividends of the game of players (:func:`audit_game`, at most
+    :data:`~attribkit.theory.games.MAX_EXACT_PLAYERS` players: group features with ``players``).
+
+    Parameters
+    ----------
+    model
+        The model.
+    inputs
+        One example ``(1, ...)``.
+    method
+        A registered method name or alias.
+    baseline
+        The baseline (default zeros).
+    target
+        The scalar explained (ignored for polynomials).
+    players
+        Group ids per feature (see :class:`~attribkit.theory.games.Game`).
+    options
+        Extra options for the method.
+    tolerance
+        Relative tolerance of the verdicts.
+
+    Returns
+    -------
+    AllocationReport
+        Attribution, effects with their shares, the three verdicts, distances to Table 1's rules.
+    """
+    if isinstance(model, Polynomial) and players is None:
+        return audit_polynomial(method, model, inputs, baseline, options=options,
+                                tolerance=tolerance)
+    return audit_game(method, model, inputs, baseline, target=target, players=players,
+                      options=options, tolerance=tolerance)
