@@ -24,7 +24,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from attribkit.demo import run_demo
 
-    run_demo(out=args.out, quiet=args.quiet)
+    run_demo(out=args.out, task=args.task, quiet=args.quiet, photos=args.photos)
     return 0
 
 
@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run the demonstration and write out/report.html")
     d.add_argument("--out", default="out", help="output folder (default: out)")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
+    d.add_argument("--task", default="vision", help="vision (default), toy, text, tabular, chem")
+    d.add_argument("--photos", type=int, default=3, help="photos explained (vision)")
     d.set_defaults(func=_cmd_demo)
     return p
 
