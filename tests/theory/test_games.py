@@ -1,0 +1,132 @@
+"""Game: dividends of polynomials, Shapley / Banzhaf against their definitions, transforms."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from attribkit.core.coalitions import patch_group_ids, zeta
+from attribkit.core.errors import InputError
+from attribkit.theory import Game
+from attribkit.theory.taylor import polynomial_terms
+from attribkit.toys import Polynomial
+
+
+def _random_poly(seed: int, n: int) -> Polynomial:
+    g = torch.Generator().manual_seed(seed)
+    exps = torch.randint(0, 3, (7, n), generator=g)
+    exps[exps.sum(1) == 0, 0] = 1
+    coefs = torch.randn(7, generator=g, dtype=torch.float64)
+    return Polynomial(exps, coefs)
+
+
+def test_dividends_equal_interaction_effects_of_a_polynomial_at_zero_baseline() -> None:
+    model = _random_poly(0, 4)
+    x = torch.tensor([[0.7, -1.2, 1.5, 0.4]], dtype=torch.float64)
+    game = Game(model, x)
+    # independent: J(S) = sum of the monomials whose support is exactly S, evaluated at x
+    expected = torch.zeros(16, dtype=torch.float64)
+    for kap, c in zip(model.kappa.tolist(), model.coef.tolist(), strict=True):
+        mask = sum(1 << i for i, k in enumerate(kap) if k)
+        expected[mask] += c * math.prod(float(x[0, i]) ** k for i, k in enumerate(kap))
+    torch.testing.assert_close(game.dividends(), expected, atol=1e-12, rtol=1e-12)
+
+
+def test_dividends_equal_taylor_effects_at_a_shifted_baseline() -> None:
+    model = _random_poly(1, 3)
+    x = torch.tensor([[1.1, -0.6, 0.9]], dtype=torch.float64)
+    b = torch.tensor([[0.3, 0.5, -0.2]], dtype=torch.float64)
+    div = Game(model, x, baseline=b).dividends()
+    effects = polynomial_terms(model, x, b).effects()
+    for mask in range(1, 8):
+        sup = tuple(i for i in range(3) if mask >> i & 1)
+        assert float(div[mask]) == pytest.approx(effects.get(sup, 0.0), abs=1e-12)
+
+
+def test_shapley_from_dividends_equals_the_permutation_definition(
+        make_mlp: Callable[..., nn.Sequential]) -> None:
+    model = make_mlp(n_in=4, n_out=3, seed=3)
+    x = torch.tensor([[0.5, -1.0, 2.0, 0.3]], dtype=torch.float64)
+    game = Game(model, x, target=1, baseline=torch.full_like(x, 0.1))
+    n = 4
+    phi = torch.zeros(n, dtype=torch.float64)
+    for perm in itertools.permutations(range(n)):
+        before: list[int] = []
+        for i in perm:
+            phi[i] += game.value([*before, i]) - game.value(before)
+            before.append(i)
+    phi /= math.factorial(n)
+    torch.testing.assert_close(game.shapley(), phi, atol=1e-12, rtol=1e-10)
+    assert float(phi.sum()) == pytest.approx(game.output - game.baseline_output, abs=1e-12)
+
+
+def test_banzhaf_equals_mean_marginal_contribution(
+        make_mlp: Callable[..., nn.Sequential]) -> None:
+    model = make_mlp(n_in=3, n_out=2, seed=5)
+    x = torch.tensor([[1.0, -0.4, 0.8]], dtype=torch.float64)
+    game = Game(model, x, target=0)
+    expected = []
+    for i in range(3):
+        others = [j for j in range(3) if j != i]
+        tot = 0.0
+        for r in range(3):
+            for sub in itertools.combinations(others, r):
+                tot += game.value([*sub, i]) - game.value(list(sub))
+        expected.append(tot / 4)
+    torch.testing.assert_close(game.banzhaf(), torch.tensor(expected, dtype=torch.float64))
+
+
+def test_moebius_then_zeta_returns_the_values(make_mlp: Callable[..., nn.Sequential]) -> None:
+    model = make_mlp(n_in=5, n_out=2, seed=1)
+    game = Game(model, torch.randn(1, 5, dtype=torch.float64,
+                                   generator=torch.Generator().manual_seed(0)), target=0)
+    torch.testing.assert_close(zeta(game.dividends()), game.values(), atol=1e-12, rtol=1e-12)
+    # v(T) = F(x_T, b_rest) for a coalition checked by hand
+    x = game.inputs.clone()
+    x[0, [1, 3, 4]] = 0.0
+    with torch.no_grad():
+        direct = float(model(x)[0, 0])
+    assert game.value([0, 2]) == pytest.approx(direct, abs=1e-12)
+    assert float(game.values()[0b00101]) == pytest.approx(direct, abs=1e-12)
+
+
+def test_summaries_add_up(make_mlp: Callable[..., nn.Sequential]) -> None:
+    model = make_mlp(n_in=4, n_out=1, seed=2)
+    game = Game(model, torch.ones(1, 4, dtype=torch.float64))
+    change = game.output - game.baseline_output
+    shares = game.order_shares()
+    assert sum(s.total for s in shares) == pytest.approx(change, abs=1e-12)
+    assert sum(s.share for s in shares) == pytest.approx(1.0)
+    pos, neg = game.positive_negative()
+    assert pos >= 0 >= neg and pos + neg == pytest.approx(change, abs=1e-12)
+    top = game.strongest(3, min_order=2)
+    div = game.dividends()
+    assert all(t.order >= 2 for t in top)
+    big = sorted((abs(float(div[m])) for m in range(16) if bin(m).count("1") >= 2), reverse=True)
+    assert [abs(t.dividend) for t in top] == pytest.approx(big[:3])
+
+
+def test_patch_players_and_caching(make_cnn: Callable[..., nn.Sequential]) -> None:
+    model = make_cnn(channels=3, classes=4, seed=0)
+    x = torch.rand(1, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    ids = patch_group_ids((3, 8, 8), (4, 4))
+    game = Game(model, x, players=ids, target=2, batch_size=5)
+    assert game.n_players == 4
+    v = game.value_of([0b0011, 0b0011, 0b1000])
+    assert game.evaluations == 2  # duplicates and cached coalitions are not re-evaluated
+    xb = torch.where(ids[None] < 2, x, torch.zeros_like(x))
+    with torch.no_grad():
+        assert float(v[0]) == pytest.approx(float(model(xb)[0, 2]), abs=1e-12)
+    assert float(game.shapley().sum()) == pytest.approx(game.output - game.baseline_output,
+                                                        abs=1e-12)
+
+
+def test_too_many_players_says_to_group() -> None:
+    model = Polynomial([[1] * 21])
+    with pytest.raises(InputError, match=r"[Gg]roup"):
+        Game(model, torch.ones(1, 21, dtype=torch.float64))
