@@ -1,0 +1,328 @@
+"""DeepLIFT (Shrikumar, Greenside & Kundaje 2017) with the Rescale and RevealCancel rules, and
+DeepSHAP (Lundberg & Lee 2017): DeepLIFT averaged over a background set.
+
+Every hooked module's backward carries *multipliers* ``m = C / delta``: linear layers, average
+pooling and BatchNorm use their exact Jacobian (they are linear, so ``delta`` maps exactly);
+an element-wise nonlinearity uses ``delta y / delta x`` (Rescale; the gradient where
+``|delta x| < 1e-10``); RevealCancel splits the input of a nonlinearity that directly follows a
+Linear/Conv layer into its positive and negative contributions ``delta x+`` and ``delta x-`` and
+gives each its own multiplier (averaged over the two orders in which they can be added). The
+attribution is ``(x - x') * m``; it sums to ``F(x) - F(x')`` (summation-to-delta).
+
+Max pooling sends ``delta y`` to the unit that wins at ``x``; Softmax (last layer only) uses its
+Jacobian at the midpoint ``(x + x') / 2`` rescaled to preserve ``delta y``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from attribkit.core.attribution import Attribution
+from attribkit.core.engine import prepare
+from attribkit.core.errors import BaselineError, InputError, UnsupportedModelError
+from attribkit.methods.propagation.canonizers import LINEAR_TYPES
+from attribkit.methods.propagation.composites import ACTIVATIONS, AVG_POOLS, MAX_POOLS, PASS_THROUGH
+from attribkit.methods.propagation.hooks import (
+    Backward,
+    Call,
+    Plan,
+    State,
+    propagate,
+    require_module,
+    vjp,
+)
+from attribkit.methods.propagation.rules import layer_forward
+from attribkit.methods.registry import register
+
+__all__ = ["TOLERANCE", "deeplift", "deepshap", "gradient_plan"]
+
+#: Below this ``|delta x|`` the multiplier falls back to the gradient.
+TOLERANCE = 1e-10
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _ref(call: Call) -> tuple[Tensor, Tensor]:
+    assert call.ref is not None
+    return call.ref
+
+
+def _gradient(call: Call, grad: Tensor, state: State) -> Tensor:
+    return vjp(call.module.forward, call.x, grad)
+
+
+def _safe_div(num: Tensor, den: Tensor, fallback: Tensor) -> Tensor:
+    small = den.abs() < TOLERANCE
+    return torch.where(small, fallback, num / torch.where(small, torch.ones_like(den), den))
+
+
+def _rescale(call: Call, grad: Tensor, state: State) -> Tensor:
+    xr, yr = _ref(call)
+    return _safe_div(grad * (call.y - yr), call.x - xr, _gradient(call, grad, state))
+
+
+def _split(call: Call) -> tuple[Tensor, Tensor]:
+    """``delta x+`` and ``delta x-`` of the linear layer ``call`` (bias differences are 0)."""
+    m, w = call.module, call.module.weight
+    assert isinstance(w, Tensor)
+    da = call.x - _ref(call)[0]
+    pos = (layer_forward(m, da.clamp(min=0), w.clamp(min=0), None)
+           + layer_forward(m, da.clamp(max=0), w.clamp(max=0), None))
+    neg = (layer_forward(m, da.clamp(max=0), w.clamp(min=0), None)
+           + layer_forward(m, da.clamp(min=0), w.clamp(max=0), None))
+    return pos, neg
+
+
+def _reveal_cancel(call: Call, grad: Tensor, state: State) -> Tensor:
+    src = call.source
+    if src is None or not isinstance(src.module, LINEAR_TYPES) or src.ref is None:
+        return _rescale(call, grad, state)
+    f = call.module.forward
+    xr = _ref(call)[0]
+    with torch.no_grad():
+        dp, dn = _split(src)
+        f0 = f(xr)
+        up = 0.5 * (f(xr + dp) - f0) + 0.5 * (f(xr + dp + dn) - f(xr + dn))
+        un = 0.5 * (f(xr + dn) - f0) + 0.5 * (f(xr + dp + dn) - f(xr + dp))
+    zero = torch.zeros_like(grad)
+    state.pairs[id(src)] = (grad * _safe_div(up, dp, zero), grad * _safe_div(un, dn, zero))
+    return torch.zeros_like(call.x)
+
+
+def _linear_rc(call: Call, grad: Tensor, state: State) -> Tensor:
+    plain = _gradient(call, grad, state)
+    pair = state.pairs.pop(id(call), None)
+    if pair is None:
+        return plain
+    gp, gn = pair
+    m, w = call.module, call.module.weight
+    assert isinstance(w, Tensor)
+    wp, wn = w.clamp(min=0), w.clamp(max=0)
+
+    def through(weight: Tensor, g: Tensor) -> Tensor:
+        return vjp(lambda t: layer_forward(m, t, weight, None), call.x, g)
+
+    up = through(wp, gp) + through(wn, gn)
+    down = through(wn, gp) + through(wp, gn)
+    da = call.x - _ref(call)[0]
+    return plain + torch.where(da > 0, up, torch.where(da < 0, down, 0.5 * (up + down)))
+
+
+def _maxpool(call: Call, grad: Tensor, state: State) -> Tensor:
+    xr, yr = _ref(call)
+    contrib = vjp(call.module.forward, call.x, grad * (call.y - yr))
+    return _safe_div(contrib, call.x - xr, _gradient(call, grad, state))
+
+
+def _softmax(call: Call, grad: Tensor, state: State) -> Tensor:
+    xr, yr = _ref(call)
+    mid = vjp(call.module.forward, 0.5 * (call.x + xr), grad)
+    num = (grad * (call.y - yr)).flatten(1).sum(1)
+    den = (mid * (call.x - xr)).flatten(1).sum(1)
+    c = _safe_div(num, den, torch.ones_like(num))
+    return mid * c.reshape(-1, *([1] * (mid.dim() - 1)))
+
+
+def gradient_plan(model: nn.Module, method: str, activation: Backward, *,
+                  linear: Backward = _gradient, maxpool: Backward = _gradient,
+                  softmax: Backward = _gradient, needs_reference: bool = False,
+                  relu_family: Backward | None = None) -> Plan:
+    """A plan for the gradient-style methods (DeepLIFT, guided backprop, DeconvNet).
+
+    Parameters
+    ----------
+    model
+        The model.
+    method
+        Name for messages.
+    activation
+        Backward of element-wise nonlinearities.
+    linear
+        Backward of Linear/Conv layers (average pooling and BatchNorm use the gradient).
+    maxpool
+        Backward of max pooling.
+    softmax
+        Backward of a final Softmax.
+    needs_reference
+        Record the reference rows' activations first.
+    relu_family
+        Backward of ReLU, LeakyReLU, ReLU6 and Hardtanh when it differs from ``activation``.
+    """
+    names = {m: n for n, m in model.named_modules()}
+    backward: dict[nn.Module, Backward] = {}
+    for name, m in model.named_modules():
+        if len(list(m.children())) > 0 or isinstance(m, PASS_THROUGH):
+            continue
+        if isinstance(m, LINEAR_TYPES):
+            backward[m] = linear
+        elif isinstance(m, (*AVG_POOLS, *_BN)):
+            if isinstance(m, _BN) and m.running_mean is None:
+                raise UnsupportedModelError(f"{method}: BatchNorm '{name}' has no running "
+                                            "statistics, so it is not a fixed map in eval mode.")
+            backward[m] = _gradient
+        elif isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.Hardtanh)) and relu_family:
+            backward[m] = relu_family
+        elif isinstance(m, ACTIVATIONS):
+            backward[m] = activation
+        elif isinstance(m, MAX_POOLS):
+            backward[m] = maxpool
+        elif isinstance(m, nn.Softmax):
+            backward[m] = softmax
+        elif any(True for _ in m.parameters(recurse=False)) or m._buffers:
+            raise UnsupportedModelError(
+                f"{method}: module '{name}' ({type(m).__name__}) is not supported; supported: "
+                "Linear, Conv1d/2d, pooling, BatchNorm, element-wise activations, Softmax (last),"
+                " Flatten, Dropout.")
+    last = frozenset(m for m in backward if isinstance(m, nn.Softmax))
+    return Plan(method, backward, names, needs_reference=needs_reference, last_only=last)
+
+
+def _plan(model: nn.Module, rule: str, method: str) -> Plan:
+    if rule == "rescale":
+        return gradient_plan(model, method, _rescale, maxpool=_maxpool, softmax=_softmax,
+                             needs_reference=True)
+    if rule == "reveal_cancel":
+        return gradient_plan(model, method, _reveal_cancel, linear=_linear_rc,
+                             maxpool=_maxpool, softmax=_softmax, needs_reference=True)
+    raise InputError(f"unknown DeepLIFT rule {rule!r}; use 'rescale' or 'reveal_cancel'.")
+
+
+@register(
+    "deeplift",
+    aliases=("deep_lift",),
+    family="propagation",
+    needs_baseline=True,
+    complete=True,
+    axioms={"completeness", "sensitivity_a"},
+    needs_module=True,
+    summary="DeepLIFT: multipliers of differences from a reference (Rescale or RevealCancel).",
+)
+def deeplift(
+    model: nn.Module,
+    inputs: Tensor,
+    *,
+    target: Any = None,
+    baseline: Any = None,
+    rule: str = "rescale",
+    batch_size: int | None = None,
+    progress: bool = False,
+    forward_args: Sequence[Tensor] | None = None,
+) -> Attribution:
+    """DeepLIFT attributions ``(x - x') * m`` with multipliers ``m`` from the chosen rule.
+
+    Parameters
+    ----------
+    model
+        An ``nn.Module`` of supported modules (see ``docs/propagation.md``).
+    inputs
+        ``(N, ...)`` examples.
+    target
+        ``None`` (predicted class), an int, one index per example, or a callable.
+    baseline
+        The reference ``x'``: ``None`` (zeros), a number, a name, a Baseline or a tensor.
+    rule
+        ``"rescale"`` or ``"reveal_cancel"``.
+    batch_size
+        Rows per backward pass.
+    progress
+        Show a progress bar.
+    forward_args
+        Extra per-example tensors passed to the model after the inputs.
+
+    Returns
+    -------
+    Attribution
+        Values summing to ``F(x) - F(x')`` (see ``gap``).
+    """
+    module = require_module(model, "deeplift")
+    with prepare(module, inputs, target=target, baseline=baseline, batch_size=batch_size,
+                 progress=progress, forward_args=forward_args, allow_multi_target=False) as p:
+        plan = _plan(module, rule, "deeplift")
+        assert p.baseline is not None
+        m, _ = propagate(p, plan, p.inputs, p.baseline, p.examples)
+        return p.result((p.inputs - p.baseline) * m, "deeplift", {"rule": rule})
+
+
+@register(
+    "deepshap",
+    aliases=("deep_shap", "deeplift_shap"),
+    family="propagation",
+    needs_baseline=True,
+    complete=True,
+    axioms={"completeness", "sensitivity_a"},
+    needs_module=True,
+    summary="DeepSHAP: DeepLIFT averaged over a background set of references.",
+)
+def deepshap(
+    model: nn.Module,
+    inputs: Tensor,
+    *,
+    background: Tensor,
+    target: Any = None,
+    rule: str = "rescale",
+    batch_size: int | None = None,
+    progress: bool = False,
+    forward_args: Sequence[Tensor] | None = None,
+) -> Attribution:
+    """DeepLIFT against each row of ``background``, averaged.
+
+    Parameters
+    ----------
+    model
+        An ``nn.Module`` (see :func:`deeplift`).
+    inputs
+        ``(N, ...)`` examples.
+    background
+        ``(K, ...)`` reference rows shared by all examples (a sample of the data).
+    target
+        As for :func:`deeplift`.
+    rule
+        ``"rescale"`` or ``"reveal_cancel"``.
+    batch_size
+        Rows (example, reference pairs) per backward pass.
+    progress
+        Show a progress bar.
+    forward_args
+        Extra per-example tensors passed to the model after the inputs.
+
+    Returns
+    -------
+    Attribution
+        Values summing to ``F(x) - mean_k F(b_k)``; ``baselines`` is the background mean and
+        ``baseline_output`` the mean of ``F(b_k)``.
+    """
+    module = require_module(model, "deepshap")
+    with prepare(module, inputs, target=target, baseline=None, needs_baseline=False,
+                 batch_size=batch_size, progress=progress, forward_args=forward_args,
+                 allow_multi_target=False) as p:
+        bg = _background(background, p.inputs)
+        k = int(bg.shape[0])
+        example = p.examples.repeat_interleave(k)
+        rows = p.inputs.repeat_interleave(k, dim=0)
+        refs = bg.repeat(p.n, *([1] * (bg.dim() - 1)))
+        plan = _plan(module, rule, "deepshap")
+        m, _ = propagate(p, plan, rows, refs, example)
+        values = ((rows - refs) * m).reshape(p.n, k, *p.inputs.shape[1:]).mean(1)
+        base = p.scores(refs, example, desc="background").reshape(p.n, k).mean(1)
+        attr = p.result(values, "deepshap", {"rule": rule, "background_size": k})
+        return replace(attr, baselines=bg.mean(0, keepdim=True).expand_as(p.inputs),
+                       baseline_output=base)
+
+
+def _background(background: object, inputs: Tensor) -> Tensor:
+    if not isinstance(background, Tensor):
+        raise BaselineError("background must be a tensor (K, ...) of reference rows.")
+    bg = background.detach()
+    if bg.dim() == inputs.dim() - 1:
+        bg = bg.unsqueeze(0)
+    if bg.shape[1:] != inputs.shape[1:] or bg.shape[0] == 0:
+        raise BaselineError(f"background {tuple(bg.shape)} must be (K, ...) with rows shaped "
+                            f"like one input {tuple(inputs.shape[1:])}.")
+    if bg.dtype != inputs.dtype or bg.device != inputs.device:
+        raise BaselineError(f"background is {bg.dtype} on {bg.device}; the inputs are "
+                            f"{inputs.dtype} on {inputs.device}.")
+    return bg

@@ -1,0 +1,94 @@
+"""DeconvNet (Zeiler & Fergus 2014) and Guided Backpropagation (Springenberg et al. 2015).
+
+Both are the gradient with a modified backward pass through ReLU-like units: DeconvNet applies
+the unit to the backward signal itself (``ReLU(g)``, ignoring the forward input); Guided
+Backpropagation keeps the gradient only where both the forward input and the backward signal
+are positive (``max(0, g) * 1[x > 0]``). Other layers use their exact gradients. No baseline;
+neither is complete, and both break Sensitivity(a).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from attribkit.core.attribution import Attribution
+from attribkit.core.engine import prepare
+from attribkit.methods.propagation.deeplift import gradient_plan
+from attribkit.methods.propagation.hooks import Call, State, propagate, require_module, vjp
+from attribkit.methods.registry import register
+
+__all__ = ["deconvnet", "guided_backprop"]
+
+
+def _exact(call: Call, grad: Tensor, state: State) -> Tensor:
+    return vjp(call.module.forward, call.x, grad)
+
+
+def _guided(call: Call, grad: Tensor, state: State) -> Tensor:
+    return vjp(call.module.forward, call.x, grad).clamp(min=0)
+
+
+def _deconv(call: Call, grad: Tensor, state: State) -> Tensor:
+    out: Tensor = call.module.forward(grad)
+    return out
+
+
+def _run(model: nn.Module, inputs: Tensor, target: Any, batch_size: int | None, progress: bool,
+         forward_args: Sequence[Tensor] | None, method: str) -> Attribution:
+    module = require_module(model, method)
+    with prepare(module, inputs, target=target, needs_baseline=False, batch_size=batch_size,
+                 progress=progress, forward_args=forward_args, allow_multi_target=False) as p:
+        rule = _guided if method == "guided_backprop" else _deconv
+        plan = gradient_plan(module, method, _exact, relu_family=rule)
+        g, _ = propagate(p, plan, p.inputs, None, p.examples)
+        return p.result(g, method, {})
+
+
+_DOC = """
+
+    Parameters
+    ----------
+    model
+        An ``nn.Module`` of supported modules.
+    inputs
+        ``(N, ...)`` examples.
+    target
+        ``None`` (predicted class), an int, one index per example, or a callable.
+    batch_size
+        Rows per backward pass.
+    progress
+        Show a progress bar.
+    forward_args
+        Extra per-example tensors passed to the model after the inputs.
+
+    Returns
+    -------
+    Attribution
+        Values shaped like the inputs (a modified gradient: not multiplied by the input).
+"""
+
+
+@register("guided_backprop", aliases=("guided_backpropagation",), family="propagation",
+          needs_baseline=False, complete=False, axioms=set(), needs_module=True,
+          summary="Guided Backpropagation: gradients with negative signals stopped at ReLUs.")
+def guided_backprop(model: nn.Module, inputs: Tensor, *, target: Any = None,
+                    batch_size: int | None = None, progress: bool = False,
+                    forward_args: Sequence[Tensor] | None = None) -> Attribution:
+    return _run(model, inputs, target, batch_size, progress, forward_args, "guided_backprop")
+
+
+@register("deconvnet", aliases=("deconvolution",), family="propagation", needs_baseline=False,
+          complete=False, axioms=set(), needs_module=True,
+          summary="DeconvNet: the backward signal passed through ReLUs as if it were forward.")
+def deconvnet(model: nn.Module, inputs: Tensor, *, target: Any = None,
+              batch_size: int | None = None, progress: bool = False,
+              forward_args: Sequence[Tensor] | None = None) -> Attribution:
+    return _run(model, inputs, target, batch_size, progress, forward_args, "deconvnet")
+
+
+guided_backprop.__doc__ = ("Guided Backpropagation: ``max(0, g) * 1[x > 0]`` at ReLU-like "
+                           "units." + _DOC)
+deconvnet.__doc__ = "DeconvNet: ReLU-like units applied to the backward signal." + _DOC

@@ -1,0 +1,390 @@
+"""The machinery shared by every propagation method: relays, references and the graph check.
+
+A *plan* says, for each hooked module, how its backward pass is replaced. During one attribution
+a forward hook (registered through :meth:`~attribkit.core.guard.ModelGuard.add_handle`, so it is
+removed even when the forward pass raises) replaces each hooked module's output by a
+:class:`_Relay` whose backward calls the plan's function instead of the module's own gradient.
+All state lives in a :class:`State` built per call: nothing is stored on modules or classes, so
+attributions of different models may run in parallel threads.
+
+Before the backward pass the autograd graph is walked from the target score to the input: every
+node must be a relay, the input, or a structural operation (view, index, cat, add...). Any
+other operation (``F.relu`` called inside a ``forward``, ``x * y`` ...) has no rule, and an
+:class:`~attribkit.core.errors.UnsupportedModelError` names it and the modules around it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from attribkit.core.engine import Problem
+from attribkit.core.errors import UnsupportedModelError
+from attribkit.methods.propagation.rules import stabilize
+
+__all__ = ["Backward", "Call", "Plan", "State", "propagate", "require_module", "vjp"]
+
+#: Operations that only move, copy or sum values: allowed outside hooked modules.
+STRUCTURAL = frozenset({
+    "AccumulateGrad", "ViewBackward0", "ReshapeAliasBackward0", "UnsafeViewBackward0",
+    "SelectBackward0", "SliceBackward0", "IndexBackward0", "GatherBackward0", "CatBackward0",
+    "StackBackward0", "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2",
+    "SqueezeBackward3", "SqueezeBackward4", "UnsqueezeBackward0", "PermuteBackward0",
+    "TransposeBackward0", "TBackward0", "CloneBackward0", "SplitBackward0", "SplitBackward1",
+    "SplitWithSizesBackward0", "UnbindBackward0", "ToCopyBackward0", "AsStridedBackward0",
+    "ExpandBackward0", "AliasBackward0", "DiagonalBackward0", "FlattenBackward0",
+    "AddBackward0", "ContiguousBackward0",
+})
+_ADDITIONS = frozenset({"AddBackward0"})
+
+
+@dataclass
+class Call:
+    """One call of a hooked module during the attributed forward pass.
+
+    Attributes
+    ----------
+    name
+        The module's qualified name in the model.
+    module
+        The module.
+    x
+        Its input (detached).
+    y
+        Its output (detached).
+    ref
+        ``(x', y')``: the same call's input and output on the reference rows, or ``None``.
+    source
+        The call of the linear layer whose output is ``x`` (for RevealCancel pairs), if any.
+    """
+
+    name: str
+    module: nn.Module
+    x: Tensor
+    y: Tensor
+    ref: tuple[Tensor, Tensor] | None = None
+    source: Call | None = None
+
+
+#: ``backward(call, grad, state) -> grad of the input``.
+Backward = Callable[[Call, Tensor, "State"], Tensor]
+
+
+@dataclass
+class Plan:
+    """How one method treats a model.
+
+    Attributes
+    ----------
+    method
+        The method's name (for messages).
+    backward
+        The replacement backward of each hooked module.
+    names
+        Module -> qualified name.
+    forward
+        Replacement forward functions (a linear layer merged with its BatchNorm).
+    absorbed
+        BatchNorm -> the linear layer it was merged into (its hook passes the input through).
+    needs_reference
+        Whether reference rows are run first (DeepLIFT).
+    residual_eps
+        When set, additions of two traced tensors split relevance in proportion to the
+        operands (LRP); otherwise additions pass gradients unchanged.
+    last_only
+        Modules that must be the last operation before the target (Softmax).
+    """
+
+    method: str
+    backward: dict[nn.Module, Backward]
+    names: dict[nn.Module, str]
+    forward: dict[nn.Module, Callable[[Tensor], Tensor]] = field(default_factory=dict)
+    absorbed: dict[nn.Module, nn.Module] = field(default_factory=dict)
+    needs_reference: bool = False
+    residual_eps: float | None = None
+    last_only: frozenset[nn.Module] = frozenset()
+
+
+@dataclass
+class State:
+    """Everything one forward/backward pass of one chunk remembers (never shared)."""
+
+    plan: Plan
+    refs: dict[nn.Module, list[tuple[Tensor, Tensor]]]
+    counts: dict[nn.Module, int] = field(default_factory=lambda: defaultdict(int))
+    node_call: dict[Any, Call] = field(default_factory=dict)
+    last_output: dict[nn.Module, Tensor] = field(default_factory=dict)
+    pairs: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
+    relevance: dict[str, Tensor] = field(default_factory=dict)
+
+
+class _Relay(torch.autograd.Function):
+    """Identity on the module's output value; the backward is the plan's function."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, y: Tensor,  # type: ignore[override]
+                fn: Callable[[Tensor], Tensor]) -> Tensor:
+        ctx.fn = fn
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        with torch.enable_grad():
+            return ctx.fn(grad), None, None
+
+
+def require_module(model: object, method: str) -> nn.Module:
+    """Check that ``model`` is an ``nn.Module`` (hooks need one)."""
+    if not isinstance(model, nn.Module):
+        raise UnsupportedModelError(
+            f"{method} replaces the backward pass of each layer, so it needs an nn.Module; got "
+            f"{type(model).__name__}. Wrap the function in an nn.Module made of supported "
+            "layers, or use a model-agnostic method (integrated_gradients, occlusion...).")
+    return model
+
+
+def vjp(fn: Callable[[Tensor], Tensor], x: Tensor, grad: Tensor) -> Tensor:
+    """``(d fn / d x)^T grad`` at ``x``."""
+    xd = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        out = fn(xd)
+        (g,) = torch.autograd.grad(out, xd, grad, allow_unused=True)
+    return torch.zeros_like(x) if g is None else g
+
+
+def _record_refs(p: Problem, plan: Plan, ref: Tensor,
+                 ex: Tensor) -> dict[nn.Module, list[tuple[Tensor, Tensor]]]:
+    refs: dict[nn.Module, list[tuple[Tensor, Tensor]]] = defaultdict(list)
+    handles = []
+
+    def grab(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        if args and isinstance(args[0], Tensor) and isinstance(out, Tensor):
+            refs[module].append((args[0].detach(), out.detach()))
+
+    try:
+        for m in plan.backward:
+            handles.append(p.guard.add_handle(m.register_forward_hook(grab)))
+        with torch.no_grad():
+            p.call(ref, ex)
+    finally:
+        for h in handles:
+            h.remove()
+    return refs
+
+
+def _make_hook(plan: Plan, state: State) -> Callable[[nn.Module, tuple[Any, ...], Any], Any]:
+    def hook(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
+        name = plan.names.get(module, type(module).__name__)
+        if module in plan.absorbed:
+            lin = plan.absorbed[module]
+            if len(args) != 1 or args[0] is not state.last_output.get(lin):
+                raise UnsupportedModelError(
+                    f"{plan.method}: BatchNorm '{name}' was merged into '{plan.names[lin]}', but "
+                    "its input is not that layer's output; the canonizer cannot merge them. "
+                    "Call with canonize=False only if the model has no BatchNorm.")
+            return args[0]
+        if len(args) != 1 or not isinstance(args[0], Tensor) or not isinstance(out, Tensor):
+            raise UnsupportedModelError(
+                f"{plan.method}: module '{name}' ({type(module).__name__}) must take one tensor "
+                "and return one tensor.")
+        x = args[0]
+        k = state.counts[module]
+        state.counts[module] += 1
+        ref = None
+        if plan.needs_reference:
+            calls = state.refs.get(module, [])
+            if k >= len(calls):
+                raise UnsupportedModelError(
+                    f"{plan.method}: module '{name}' ran more often on the inputs than on the "
+                    "reference; the model's control flow depends on its input.")
+            ref = calls[k]
+        y = plan.forward[module](x.detach()) if module in plan.forward else out.detach()
+        if not x.requires_grad:
+            state.last_output[module] = y
+            return y if module in plan.forward else None
+        source = state.node_call.get(x.grad_fn)
+        call = Call(name if k == 0 else f"{name}#{k}", module, x.detach(), y, ref, source)
+        backward = plan.backward[module]
+
+        def fn(grad: Tensor) -> Tensor:
+            g = backward(call, grad, state)
+            state.relevance[call.name] = g.detach().flatten(1).sum(1)
+            return g
+
+        new: Tensor = _Relay.apply(x, y, fn)  # type: ignore[no-untyped-call]
+        state.node_call[new.grad_fn] = call
+        state.last_output[module] = new
+        return new
+
+    return hook
+
+
+def _describe(node: Any, state: State) -> str:
+    call = state.node_call.get(node)
+    if call is not None:
+        return f"'{call.name}' ({type(call.module).__name__})"
+    return "the input" if type(node).__name__ == "AccumulateGrad" else "the output"
+
+
+def _check_graph(score: Tensor, state: State, inputs: Tensor) -> list[Any]:
+    """Walk the graph; raise on an operation without a rule; return the additions found."""
+    plan = state.plan
+    root = score.grad_fn
+    additions: list[Any] = []
+    seen: set[int] = set()
+    stack: list[tuple[Any, Any, bool]] = [(root, None, False)]
+    while stack:
+        node, consumer, below_relay = stack.pop()
+        if node is None:
+            continue
+        call = state.node_call.get(node)
+        key = id(node)
+        if call is not None and call.module in plan.last_only and below_relay:
+            raise UnsupportedModelError(
+                f"{plan.method}: {type(call.module).__name__} '{call.name}' is supported only as "
+                "the last layer of the model (explain the logits instead).")
+        if key in seen:
+            continue
+        seen.add(key)
+        kind = type(node).__name__
+        if call is None and kind not in STRUCTURAL:
+            producer = _producer(node, state)
+            raise UnsupportedModelError(
+                f"{plan.method}: the forward pass runs {kind.replace('Backward0', '')} outside "
+                f"any supported module, between {producer} and {_describe(consumer, state)}. "
+                "It is probably a functional call inside a forward() (F.relu, torch.sigmoid, "
+                "x * y, x.mean() ...) or an unsupported module; no propagation rule covers it. "
+                "Use the module form (nn.ReLU(), nn.Sigmoid() ...) or a model-agnostic method "
+                "such as integrated_gradients.")
+        if kind in _ADDITIONS:
+            additions.append(node)
+        nxt_consumer = node if call is not None else consumer
+        for nxt, _ in node.next_functions:
+            stack.append((nxt, nxt_consumer, below_relay or call is not None))
+    return additions
+
+
+def _producer(node: Any, state: State) -> str:
+    todo, seen = [node], set()
+    while todo:
+        n = todo.pop(0)
+        if n is None or id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n is not node and (n in state.node_call or type(n).__name__ == "AccumulateGrad"):
+            return _describe(n, state)
+        todo.extend(f for f, _ in n.next_functions)
+    return "a constant"
+
+
+def _operand_value(node: Any, state: State) -> Tensor | None:
+    call = state.node_call.get(node)
+    if call is not None:
+        return call.y
+    if type(node).__name__ == "AccumulateGrad":
+        v: Tensor = node.variable.detach()
+        return v
+    return None
+
+
+def _residual_hooks(additions: list[Any], state: State, eps: float) -> list[Any]:
+    """Make each addition of two traced tensors split relevance like an epsilon rule."""
+    handles = []
+    for node in additions:
+        ops = [f for f, _ in node.next_functions]
+        vals = [None if f is None else _operand_value(f, state) for f in ops]
+        if len(ops) != 2 or any(v is None for v in vals):
+            raise UnsupportedModelError(
+                f"{state.plan.method}: an addition inside the model adds a tensor that is not the "
+                "output of a supported module or the input (a constant, or a view of one); LRP "
+                "cannot split relevance there. Make both operands module outputs.")
+        a, b = vals[0], vals[1]
+        assert a is not None and b is not None
+
+        def split(grad_inputs: Any, grad_outputs: Any, a: Tensor = a,
+                  b: Tensor = b) -> tuple[Tensor, Tensor]:
+            r = grad_outputs[0]
+            if a.shape != r.shape or b.shape != r.shape:
+                raise UnsupportedModelError(
+                    f"{state.plan.method}: a residual addition broadcasts its operands; LRP needs "
+                    "operands of the same shape.")
+            s = r / stabilize(a + b, eps)
+            return a * s, b * s
+
+        handles.append(node.register_hook(split))
+    return handles
+
+
+def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, example: Tensor,
+              scale_by_score: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+    """The modified gradient of the target score with respect to ``rows``.
+
+    Parameters
+    ----------
+    p
+        The prepared problem (its guard removes every hook on exit).
+    plan
+        How each module is treated.
+    rows
+        ``(M, ...)`` points to attribute.
+    ref_rows
+        ``(M, ...)`` reference rows (DeepLIFT), or ``None``.
+    example
+        ``(M,)`` the example each row belongs to.
+    scale_by_score
+        Start the backward pass from the score itself (LRP) instead of 1.
+
+    Returns
+    -------
+    grads
+        ``(M, ...)`` the propagated values at the input.
+    relevance
+        The per-row sum of what reached each hooked module's input, by module name.
+    """
+    outs: list[Tensor] = []
+    layer_sums: dict[str, list[Tensor]] = defaultdict(list)
+    for sl in p._chunks(int(example.shape[0]), plan.method):
+        ex = example[sl]
+        refs = (_record_refs(p, plan, ref_rows[sl], ex)
+                if plan.needs_reference and ref_rows is not None else {})
+        state = State(plan, refs)
+        hook = _make_hook(plan, state)
+        handles = [p.guard.add_handle(m.register_forward_hook(hook))
+                   for m in (*plan.backward, *plan.absorbed)]
+        extra: list[Any] = []
+        try:
+            x = rows[sl].detach().requires_grad_(True)
+            with torch.enable_grad():
+                out = p.call(x, ex)
+                score = p.target.select(out, ex)
+                if score.grad_fn is None:
+                    outs.append(torch.zeros_like(x))
+                    continue
+                additions = _check_graph(score, state, x)
+                if plan.residual_eps is not None and additions:
+                    extra = _residual_hooks(additions, state, plan.residual_eps)
+                w = score.detach() if scale_by_score else torch.ones_like(score)
+                (g,) = torch.autograd.grad(score, x, w, allow_unused=True)
+            outs.append(torch.zeros_like(x) if g is None else g.detach())
+            for k, v in state.relevance.items():
+                layer_sums[k].append(v)
+        finally:
+            for h in (*handles, *extra):
+                h.remove()
+    p.gradient_evaluations += int(example.shape[0])
+    grads = torch.cat(outs)
+    _finite(grads, plan.method)
+    full = {k: torch.cat(v) for k, v in layer_sums.items()
+            if sum(int(t.shape[0]) for t in v) == example.shape[0]}
+    return grads, full
+
+
+def _finite(t: Tensor, method: str) -> None:
+    if not torch.isfinite(t).all():
+        from attribkit.core.errors import NonFiniteError
+        raise NonFiniteError(f"{method} produced NaN or inf; use float64 or a larger epsilon.")
