@@ -1,0 +1,114 @@
+"""Implementation invariance (Sundararajan et al. 2017, section 2.2): two networks that compute
+the same function get identical attributions.
+
+Built-in pair: ``f(x1, x2) = ReLU(ReLU(x1) - 1 - ReLU(x2))`` and ``g(x1, x2) = ReLU(ReLU(x1 - 1) -
+ReLU(x2))`` (:mod:`attribkit.toys`). Measured as ``max |A_f - A_g| / max(|F(x) - F(x')|, max |A|)``.
+Gradients and Integrated Gradients pass; DeepLIFT and LRP do not (discrete gradients have no chain
+rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from attribkit.axioms._report import CANNOT_RUN, AxiomReport, CaseResult, evaluate_ends, runner
+from attribkit.core.errors import InputError
+from attribkit.toys import f_network, g_network
+
+__all__ = ["check_implementation_invariance", "fg_inputs"]
+
+
+def fg_inputs() -> Tensor:
+    """Inputs for the ``f``, ``g`` pair on both sides of their kinks (``x1 = 3, x2 = 1`` first)."""
+    return torch.tensor([[3.0, 1.0], [2.0, 0.5], [1.5, -1.0], [4.0, 2.0]], dtype=torch.float64)
+
+
+def _equivalence(model_a: Callable[..., Tensor], model_b: Callable[..., Tensor], x: Tensor,
+                 target: Any) -> float:
+    g = torch.Generator().manual_seed(0)
+    probe = torch.cat([x, x + 0.5 * torch.randn(x.shape, generator=g, dtype=x.dtype)])
+    with torch.no_grad():
+        oa, ob = model_a(probe), model_b(probe)
+    if oa.shape != ob.shape:
+        raise InputError(f"the two models' outputs differ in shape: {tuple(oa.shape)} vs "
+                         f"{tuple(ob.shape)}.")
+    return float((oa - ob).abs().max())
+
+
+def check_implementation_invariance(
+    method: str,
+    model_a: Callable[..., Tensor] | None = None,
+    model_b: Callable[..., Tensor] | None = None,
+    inputs: Tensor | None = None,
+    *,
+    baseline: Tensor | None = None,
+    target: Any = None,
+    tolerance: float = 1e-6,
+    equivalence_tolerance: float = 1e-9,
+    options: Mapping[str, Any] | None = None,
+) -> AxiomReport:
+    """Check that two functionally equivalent models get the same attributions.
+
+    Parameters
+    ----------
+    method
+        A registered method name.
+    model_a, model_b
+        Two models computing the same function (default the ``f``, ``g`` networks).
+    inputs
+        ``(N, ...)`` inputs (default :func:`fg_inputs` for the built-in pair).
+    baseline
+        The baseline (default zeros).
+    target
+        The explained class (default the predicted class of ``model_a``, used for both).
+    tolerance
+        The largest ``max |A_a - A_b| / max(|F(x) - F(x')|, max |A|)`` that passes.
+    equivalence_tolerance
+        How far the outputs may differ (at the inputs and near them) for the models to count
+        as equivalent; beyond it an :class:`~attribkit.core.errors.InputError` is raised.
+    options
+        Passed to the method.
+    """
+    if (model_a is None) != (model_b is None):
+        raise InputError("give both models (or neither, for the built-in f, g pair).")
+    if model_a is None or model_b is None:
+        name = "f, g networks"
+        model_a, model_b = f_network(), g_network()
+        x = fg_inputs() if inputs is None else inputs
+    else:
+        name = "your models"
+        if inputs is None:
+            raise InputError("give inputs with the models.")
+        x = inputs
+    b = baseline if baseline is not None else torch.zeros_like(x)
+    diff = _equivalence(model_a, model_b, x, target)
+    if diff > equivalence_tolerance:
+        raise InputError(f"the models are not functionally equivalent: outputs differ by "
+                         f"{diff:.3g} at or near the inputs.")
+    run = runner(method, options)
+    try:
+        fx, fb, fixed = evaluate_ends(model_a, x, b, target)
+        aa = run(model_a, x, b, fixed).values.to(torch.float64)
+        ab = run(model_b, x, b, fixed).values.to(torch.float64)
+    except CANNOT_RUN as err:
+        case = CaseResult(name, float("nan"), None, f"cannot run: {type(err).__name__}: {err}")
+        return AxiomReport("implementation_invariance", method, _MEASURE, tolerance, (case,))
+    per = (aa - ab).reshape(x.shape[0], -1).abs().amax(dim=1)
+    scale = torch.maximum((fx - fb).abs(), torch.maximum(aa.reshape(x.shape[0], -1).abs().amax(1),
+                                                          ab.reshape(x.shape[0], -1).abs().amax(1)))
+    rel = per / scale.clamp_min(1e-300)
+    worst = int(rel.argmax())
+    value = float(rel[worst])
+    detail = (f"worst at x = {x[worst].flatten().tolist()}: A_a = "
+              f"{[round(v, 4) for v in aa[worst].flatten().tolist()[:6]]}, A_b = "
+              f"{[round(v, 4) for v in ab[worst].flatten().tolist()[:6]]}; outputs agree to "
+              f"{diff:.1g}")
+    case = CaseResult(name, value, value <= tolerance, detail)
+    return AxiomReport("implementation_invariance", method, _MEASURE, tolerance, (case,))
+
+
+_MEASURE = "max |A_a - A_b| / max(|F(x) - F(x')|, max |A|)"

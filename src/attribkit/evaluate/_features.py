@@ -1,0 +1,139 @@
+"""Shared helpers of the evaluations: features (pixels or groups), orderings, rank statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from attribkit.core.attribution import Attribution
+from attribkit.core.errors import InputError
+
+__all__ = ["attribution_values", "default_target", "feature_groups", "group_importance",
+           "group_ranks", "pixel_map", "spearman"]
+
+
+def attribution_values(attributions: Attribution | Tensor, inputs: Tensor) -> Tensor:
+    """The attribution tensor shaped like ``inputs`` (from an :class:`Attribution` or a tensor)."""
+    values = attributions.values if isinstance(attributions, Attribution) else attributions
+    if not isinstance(values, Tensor):
+        raise InputError("attributions must be an Attribution or a tensor shaped like the inputs.")
+    if values.shape != inputs.shape:
+        raise InputError(
+            f"attributions {tuple(values.shape)} do not match the inputs {tuple(inputs.shape)}; "
+            "with several targets pick one first (attribution.for_target(k))."
+        )
+    return values.detach().to(inputs.dtype)
+
+
+def default_target(attributions: Attribution | Tensor, target: Any) -> Any:
+    """``target`` if given, else the class the attribution explained (where it recorded one)."""
+    if target is not None or not isinstance(attributions, Attribution):
+        return target
+    t = attributions.target
+    if t is not None and t.dim() == 1:
+        return t
+    return None
+
+
+def feature_groups(inputs: Tensor, groups: Tensor | None = None) -> Tensor:
+    """A group id for every input element, ``(N, D)`` with ``D`` elements per example.
+
+    Parameters
+    ----------
+    inputs
+        ``(N, ...)`` inputs.
+    groups
+        ``None``: for images ``(N, C, H, W)`` one group per pixel (its channels together),
+        otherwise one group per element. Or integer ids that broadcast to the inputs after
+        left-padding: ``(H, W)`` patches shared by all images, ``(N, 1, H, W)`` per image
+        (superpixels), ``(L,)`` / ``(N, L, 1)`` tokens, ``(N, A)`` atoms...
+    """
+    n = inputs.shape[0]
+    if groups is None:
+        if inputs.dim() == 4:
+            h, w = inputs.shape[2:]
+            ids = torch.arange(h * w, device=inputs.device).reshape(1, 1, h, w)
+        else:
+            ids = torch.arange(inputs[0].numel(), device=inputs.device)
+            ids = ids.reshape(1, *inputs.shape[1:])
+        return ids.expand_as(inputs).reshape(n, -1)
+    g = torch.as_tensor(groups, device=inputs.device)
+    if g.is_floating_point() or g.dtype == torch.bool:
+        raise InputError("groups must be integer ids (a LongTensor), one per feature.")
+    if g.dim() == 2 and inputs.dim() == 4 and g.shape == inputs.shape[2:]:
+        g = g[None, None]
+    try:
+        g = g.reshape(*([1] * (inputs.dim() - g.dim())), *g.shape).expand_as(inputs)
+    except RuntimeError as err:
+        raise InputError(
+            f"groups {tuple(g.shape)} do not broadcast to the inputs {tuple(inputs.shape)}; give "
+            "(H, W) or (N, 1, H, W) for images, or a shape that broadcasts after left-padding."
+        ) from err
+    _, inverse = torch.unique(g, return_inverse=True)
+    out: Tensor = inverse.reshape(n, -1)
+    return out
+
+
+def group_importance(values: Tensor, groups: Tensor, absolute: bool = True) -> Tensor:
+    """The importance of each group per example ``(N, G)``; empty groups get ``-inf``.
+
+    Parameters
+    ----------
+    values
+        ``(N, ...)`` attributions.
+    groups
+        ``(N, D)`` ids from :func:`feature_groups`.
+    absolute
+        Sum absolute values (pixel importance of seed 003, eq. 1) instead of signed values.
+    """
+    v = values.reshape(values.shape[0], -1)
+    v = v.abs() if absolute else v
+    n_groups = int(groups.max()) + 1
+    imp = torch.zeros((v.shape[0], n_groups), dtype=v.dtype, device=v.device)
+    imp.scatter_add_(1, groups, v)
+    size = torch.zeros_like(imp).scatter_add_(1, groups, torch.ones_like(v))
+    return torch.where(size > 0, imp, torch.full_like(imp, -torch.inf))
+
+
+def group_ranks(importance: Tensor) -> Tensor:
+    """The rank of each group per example (0 = most important; ties keep the id order)."""
+    order = torch.sort(importance, dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    ar = torch.arange(order.shape[1], device=order.device).expand_as(order)
+    ranks.scatter_(1, order, ar)
+    return ranks
+
+
+def pixel_map(values: Tensor, absolute: bool = True) -> Tensor:
+    """Per-position importance: ``sum_c |A|`` over the channels of ``(N, C, H, W)`` images.
+
+    Other shapes are returned as they are (absolute values if ``absolute``).
+    """
+    v = values.abs() if absolute else values
+    return v.sum(dim=1) if v.dim() == 4 else v
+
+
+def _average_ranks(x: Tensor) -> Tensor:
+    """Ranks of a 1-D tensor with ties sharing their average rank (as ``scipy.stats.rankdata``)."""
+    _, inverse, counts = torch.unique(x, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).to(torch.float64)
+    average = ends - (counts.to(torch.float64) - 1) / 2
+    out: Tensor = average[inverse]
+    return out
+
+
+def spearman(a: Tensor, b: Tensor) -> Tensor:
+    """Spearman rank correlation between the rows of ``a`` and ``b`` (flattened), ``(N,)``.
+
+    Ties get average ranks; a constant row has no defined correlation and gives ``nan``.
+    """
+    a2, b2 = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
+    out = []
+    for ra, rb in zip(a2, b2, strict=True):
+        xa, xb = _average_ranks(ra.detach().cpu()), _average_ranks(rb.detach().cpu())
+        xa, xb = xa - xa.mean(), xb - xb.mean()
+        den = (xa.norm() * xb.norm()).item()
+        out.append(float((xa @ xb).item() / den) if den > 0 else float("nan"))
+    return torch.tensor(out, dtype=torch.float64)

@@ -1,0 +1,289 @@
+"""Perturbation curves: pixel ablation and AOPC (seed 003, after Samek et al. 2017), deletion and
+insertion (Petsiuk et al. 2018).
+
+Features (pixels, or groups of elements: patches, superpixels, tokens, atoms) are ranked by their
+attribution; the top ones are replaced by the baseline ``k`` at a time (ablation, deletion) or
+revealed on the baseline (insertion), and the target score is recorded after every step. All
+perturbed inputs are evaluated in batches through :func:`attribkit.core.engine.prepare`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from attribkit.core.attribution import Attribution
+from attribkit.core.engine import Problem, prepare
+from attribkit.core.errors import InputError
+from attribkit.evaluate._features import (
+    attribution_values,
+    default_target,
+    feature_groups,
+    group_importance,
+    group_ranks,
+)
+
+__all__ = ["PerturbationCurve", "ablation_curve", "aopc", "deletion_curve", "insertion_curve"]
+
+
+@dataclass(frozen=True)
+class PerturbationCurve:
+    """The target score while features are removed (or inserted) in attribution order.
+
+    Attributes
+    ----------
+    kind
+        ``"ablation"``, ``"deletion"`` or ``"insertion"``.
+    counts
+        ``(S + 1,)`` the number of features perturbed at each step (``counts[0] == 0``).
+    fractions
+        ``(S + 1,)`` the same as a share of all features.
+    scores
+        ``(N, S + 1)`` the target score of each example after each step.
+    method
+        The attribution method's name, where known.
+    """
+
+    kind: str
+    counts: Tensor
+    fractions: Tensor
+    scores: Tensor
+    method: str = ""
+
+    @property
+    def drops(self) -> Tensor:
+        """``(N, S + 1)`` the score drop ``F(x) - F(x_k)`` after each step."""
+        return self.scores[:, :1] - self.scores
+
+    @property
+    def aopc_per_example(self) -> Tensor:
+        """``(N, S + 1)``: the mean drop over steps ``0..k`` (seed 003), for each ``k``."""
+        steps = torch.arange(1, self.scores.shape[1] + 1, dtype=self.scores.dtype)
+        return self.drops.cumsum(dim=1) / steps
+
+    @property
+    def aopc_curve(self) -> Tensor:
+        """``(S + 1,)`` AOPC after each step, averaged over the examples (seed 003, Figure 5)."""
+        return self.aopc_per_example.mean(dim=0)
+
+    @property
+    def aopc(self) -> float:
+        """The area over the perturbation curve at the last step, averaged over examples."""
+        return float(self.aopc_curve[-1])
+
+    @property
+    def area_per_example(self) -> Tensor:
+        """``(N,)`` the area under the score curve against the perturbed fraction (trapezoid),
+        divided by the fraction covered: the mean score along the curve."""
+        span = float(self.fractions[-1] - self.fractions[0])
+        if span <= 0:
+            return self.scores[:, 0].clone()
+        return torch.trapezoid(self.scores, self.fractions.to(self.scores.dtype), dim=1) / span
+
+    @property
+    def area(self) -> float:
+        """The mean of :attr:`area_per_example`: deletion lower is better, insertion higher."""
+        return float(self.area_per_example.mean())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists, for JSON and the report."""
+        return {"kind": self.kind, "method": self.method, "counts": self.counts.tolist(),
+                "fractions": self.fractions.tolist(), "scores": self.scores.tolist(),
+                "aopc_curve": self.aopc_curve.tolist(), "area": self.area}
+
+
+def _curve(
+    kind: str,
+    model: Callable[..., Tensor],
+    inputs: Tensor,
+    attributions: Attribution | Tensor,
+    counts_of: Callable[[int], Tensor],
+    *,
+    target: Any,
+    baseline: Any,
+    groups: Tensor | None,
+    absolute: bool,
+    batch_size: int | None,
+    progress: bool,
+    forward_args: Sequence[Tensor] | None,
+) -> PerturbationCurve:
+    values = attribution_values(attributions, inputs)
+    target = default_target(attributions, target)
+    with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
+                 progress=progress, forward_args=forward_args, allow_multi_target=False) as p:
+        gid = feature_groups(p.inputs, groups)
+        ranks = group_ranks(group_importance(values, gid, absolute)).gather(1, gid)
+        n_groups = int(gid.max()) + 1
+        counts = counts_of(n_groups)
+        scores = _scores(p, ranks, counts, insert=kind == "insertion", desc=kind)
+    method = attributions.method if isinstance(attributions, Attribution) else ""
+    fractions = counts.to(torch.float64) / n_groups
+    return PerturbationCurve(kind=kind, counts=counts, fractions=fractions,
+                             scores=scores.to(torch.float64).cpu(), method=method)
+
+
+def _scores(p: Problem, ranks: Tensor, counts: Tensor, insert: bool, desc: str) -> Tensor:
+    """Scores of every example with the ``counts[s]`` top-ranked features perturbed."""
+    assert p.baseline is not None
+    x, b = p.inputs, p.baseline
+    s = counts.numel()
+    example = p.examples.repeat_interleave(s)
+    step = torch.arange(s, device=x.device).repeat(p.n)
+    limit = counts.to(x.device)[step]
+
+    def make(sl: slice) -> Tensor:
+        ex = example[sl]
+        mask = (ranks[ex] < limit[sl, None]).reshape(-1, *x.shape[1:])
+        if insert:
+            return torch.where(mask, x[ex], b[ex])
+        return torch.where(mask, b[ex], x[ex])
+
+    return p.scores(make, example, desc=desc).reshape(p.n, s)
+
+
+def ablation_curve(
+    model: Callable[..., Tensor],
+    inputs: Tensor,
+    attributions: Attribution | Tensor,
+    *,
+    k: int = 100,
+    steps: int = 50,
+    target: Any = None,
+    baseline: Any = None,
+    groups: Tensor | None = None,
+    absolute: bool = True,
+    batch_size: int | None = None,
+    progress: bool = False,
+    forward_args: Sequence[Tensor] | None = None,
+) -> PerturbationCurve:
+    """Pixel ablation (seed 003): remove the top features ``k`` at a time for ``steps`` steps.
+
+    Parameters
+    ----------
+    model
+        A callable from a batch to ``(N,)`` or ``(N, C)`` outputs.
+    inputs
+        ``(N, ...)`` the explained inputs.
+    attributions
+        An :class:`Attribution` or a tensor shaped like ``inputs``.
+    k
+        Features removed per step (100 pixels in the seed).
+    steps
+        Number of steps (50 in the seed: 5,000 pixels, 10 % of a 224 x 224 image).
+    target
+        The explained class; default the attribution's target, else the predicted class at
+        ``inputs`` (fixed through the curve).
+    baseline
+        What removed features are set to (see :mod:`attribkit.core.baselines`); the seed uses a
+        black image. Default zeros.
+    groups
+        Feature groups (see :func:`attribkit.evaluate.feature_groups`); default pixels.
+    absolute
+        Rank by ``sum |a|`` over each group (seed 003, eq. 1) rather than by the signed sum.
+    batch_size
+        Perturbed inputs per model call.
+    progress
+        Show a progress bar.
+    forward_args
+        Extra per-example tensors for the model.
+
+    Returns
+    -------
+    PerturbationCurve
+        Scores after each step; ``.aopc`` and ``.aopc_curve`` give AOPC.
+    """
+    if k < 1 or steps < 1:
+        raise InputError(f"k and steps must be positive, got k={k}, steps={steps}.")
+
+    def counts_of(n_groups: int) -> Tensor:
+        return torch.clamp(torch.arange(steps + 1) * k, max=n_groups)
+
+    return _curve("ablation", model, inputs, attributions, counts_of, target=target,
+                  baseline=baseline, groups=groups, absolute=absolute, batch_size=batch_size,
+                  progress=progress, forward_args=forward_args)
+
+
+def aopc(
+    model: Callable[..., Tensor],
+    inputs: Tensor,
+    attributions: Attribution | Tensor,
+    **options: Any,
+) -> float:
+    """AOPC after the last step of :func:`ablation_curve` (same ``options``)."""
+    return ablation_curve(model, inputs, attributions, **options).aopc
+
+
+def _even(steps: int) -> Callable[[int], Tensor]:
+    if steps < 1:
+        raise InputError(f"steps must be positive, got {steps}.")
+
+    def counts_of(n_groups: int) -> Tensor:
+        return torch.round(torch.linspace(0, n_groups, steps + 1)).to(torch.long)
+
+    return counts_of
+
+
+def deletion_curve(
+    model: Callable[..., Tensor],
+    inputs: Tensor,
+    attributions: Attribution | Tensor,
+    *,
+    steps: int = 50,
+    target: Any = None,
+    baseline: Any = None,
+    groups: Tensor | None = None,
+    absolute: bool = False,
+    batch_size: int | None = None,
+    progress: bool = False,
+    forward_args: Sequence[Tensor] | None = None,
+) -> PerturbationCurve:
+    """Deletion (Petsiuk et al. 2018): remove all features in ``steps`` equal steps, most
+    important first; a faithful attribution makes the score fall fast (small ``.area``).
+
+    Parameters
+    ----------
+    model, inputs, attributions, target, baseline, groups, batch_size, progress, forward_args
+        As for :func:`ablation_curve`.
+    steps
+        Number of steps from none to all features.
+    absolute
+        Rank by absolute attribution (default: signed, so evidence for the class goes first).
+    """
+    return _curve("deletion", model, inputs, attributions, _even(steps), target=target,
+                  baseline=baseline, groups=groups, absolute=absolute, batch_size=batch_size,
+                  progress=progress, forward_args=forward_args)
+
+
+def insertion_curve(
+    model: Callable[..., Tensor],
+    inputs: Tensor,
+    attributions: Attribution | Tensor,
+    *,
+    steps: int = 50,
+    target: Any = None,
+    baseline: Any = None,
+    groups: Tensor | None = None,
+    absolute: bool = False,
+    batch_size: int | None = None,
+    progress: bool = False,
+    forward_args: Sequence[Tensor] | None = None,
+) -> PerturbationCurve:
+    """Insertion (Petsiuk et al. 2018): start from the baseline and reveal the features, most
+    important first; a faithful attribution makes the score rise fast (large ``.area``).
+
+    Parameters
+    ----------
+    model, inputs, attributions, target, baseline, groups, batch_size, progress, forward_args
+        As for :func:`ablation_curve`.
+    steps
+        Number of steps from none to all features.
+    absolute
+        Rank by absolute attribution (default: signed).
+    """
+    return _curve("insertion", model, inputs, attributions, _even(steps), target=target,
+                  baseline=baseline, groups=groups, absolute=absolute, batch_size=batch_size,
+                  progress=progress, forward_args=forward_args)
