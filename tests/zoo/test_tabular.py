@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import pathlib
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -16,10 +18,19 @@ import attribkit
 from attribkit.zoo import tabular
 
 
-@pytest.fixture
-def tmp_cache(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
-    monkeypatch.setenv("ATTRIBKIT_CACHE", str(tmp_path))
-    return tmp_path
+@pytest.fixture(scope="module")
+def tmp_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
+    """One empty cache directory for the whole module (the model is trained once in it)."""
+    path = tmp_path_factory.mktemp("attribkit_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ATTRIBKIT_CACHE", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_cache: pathlib.Path) -> tuple[torch.nn.Module, tabular.BreastCancerData]:
+    assert not tabular.model_cache_path(0).exists()
+    return tabular.load_breast_cancer_mlp(seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +68,10 @@ def test_split_and_standardisation(data: tabular.BreastCancerData) -> None:
     torch.testing.assert_close(data.standardise(back), data.X_test)
 
 
-def test_trained_model_is_accurate_and_cached(tmp_cache: pathlib.Path) -> None:
-    model, d = tabular.load_breast_cancer_mlp(seed=0)
+def test_trained_model_is_accurate_and_cached(
+    tmp_cache: pathlib.Path, trained: tuple[torch.nn.Module, tabular.BreastCancerData]
+) -> None:
+    model, d = trained
     path = tabular.model_cache_path(0)
     assert path.is_file() and path.is_relative_to(tmp_cache)
     assert d.test_accuracy >= 0.9 and d.seed == 0
@@ -71,13 +84,29 @@ def test_trained_model_is_accurate_and_cached(tmp_cache: pathlib.Path) -> None:
         assert torch.equal(p, q)
 
 
-def test_a_corrupt_cache_file_is_replaced(tmp_cache: pathlib.Path) -> None:
+def test_a_corrupt_cache_file_is_replaced(
+    tmp_cache: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def fake_train(data: tabular.BreastCancerData, seed: int = 0) -> torch.nn.Sequential:
+        calls.append(seed)
+        with torch.no_grad():
+            model = tabular.build_mlp()
+            for p in model.parameters():
+                p.fill_(0.125)
+        return model.eval()
+
+    monkeypatch.setattr(tabular, "train_breast_cancer_mlp", fake_train)
     path = tabular.model_cache_path(3)
     path.write_bytes(b"garbage")
-    _, d = tabular.load_breast_cancer_mlp(seed=3)
-    assert d.test_accuracy >= 0.9
+    model, _ = tabular.load_breast_cancer_mlp(seed=3)
+    assert calls == [3]
     state = torch.load(path, weights_only=True)
-    assert set(state) == set(tabular.build_mlp().state_dict())
+    assert set(state) == set(model.state_dict())
+    assert all(torch.all(v == 0.125) for v in state.values())
+    tabular.load_breast_cancer_mlp(seed=3)  # now read back, no training
+    assert calls == [3]
 
 
 def test_training_is_deterministic_and_keeps_global_rng(data: tabular.BreastCancerData) -> None:
@@ -93,9 +122,11 @@ def test_training_is_deterministic_and_keeps_global_rng(data: tabular.BreastCanc
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters(), strict=True))
 
 
-def test_integrated_gradients_per_column(tmp_cache: pathlib.Path) -> None:
+def test_integrated_gradients_per_column(
+    trained: tuple[torch.nn.Module, tabular.BreastCancerData],
+) -> None:
     captum_attr = pytest.importorskip("captum.attr")
-    model, d = tabular.load_breast_cancer_mlp(seed=0)
+    model, d = trained
     x = d.X_test[:8]
     zeros = torch.zeros_like(x)
     attr = attribkit.integrated_gradients(model, x, target=0, baseline=zeros, steps=64)
@@ -113,3 +144,32 @@ def test_integrated_gradients_per_column(tmp_cache: pathlib.Path) -> None:
         diff = model(x)[:, 0] - model(zeros)[:, 0]
     err = (fine.values.sum(1) - diff).abs() / diff.abs()
     assert float(err.max()) < 5e-3
+
+
+def test_exact_shapley_over_column_groups(
+    trained: tuple[torch.nn.Module, tabular.BreastCancerData],
+) -> None:
+    shapley = pytest.importorskip("attribkit.methods.shapley")
+    model, d = trained
+    x = d.X_test[:2]
+    mask = tabular.group_mask()
+    got = shapley.shapley_values(model, x, target=0, groups=mask, mode="exact")
+    players = got.extras["players"]
+    assert players.shape == (2, 10)
+    # independent brute force: v(S) = F_0(x on the groups in S, 0 elsewhere), Shapley weights
+    n = len(tabular.GROUP_NAMES)
+    members = torch.tensor(
+        [[(s >> g) & 1 for g in range(n)] for s in range(2**n)], dtype=torch.bool
+    )
+    size = members.sum(1)
+    weight = [math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n) for k in range(n)]
+    for e in range(2):
+        keep = members[:, mask]  # (2^n, 30): which columns keep the input's value
+        with torch.no_grad():
+            v = model(torch.where(keep, x[e], torch.zeros(()).double()))[:, 0]
+        for g in range(n):
+            without = ~members[:, g]
+            s = torch.nonzero(without).flatten()
+            w = torch.tensor([weight[int(k)] for k in size[s]], dtype=torch.float64)
+            phi = float((w * (v[s + 2**g] - v[s])).sum())
+            assert players[e, g].item() == pytest.approx(phi, abs=1e-10, rel=1e-9)
