@@ -15,6 +15,7 @@ other operation (``F.relu`` called inside a ``forward``, ``x * y`` ...) has no r
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ class State:
     last_output: dict[nn.Module, Tensor] = field(default_factory=dict)
     pairs: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
     relevance: dict[str, Tensor] = field(default_factory=dict)
+    thread: int = field(default_factory=threading.get_ident)
 
 
 class _Relay(torch.autograd.Function):
@@ -162,7 +164,11 @@ def _record_refs(p: Problem, plan: Plan, ref: Tensor,
     refs: dict[nn.Module, list[tuple[Tensor, Tensor]]] = defaultdict(list)
     handles = []
 
+    owner = threading.get_ident()
+
     def grab(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        if threading.get_ident() != owner:
+            return  # another thread's forward pass through the same module
         if args and isinstance(args[0], Tensor) and isinstance(out, Tensor):
             refs[module].append((args[0].detach(), out.detach()))
 
@@ -179,6 +185,8 @@ def _record_refs(p: Problem, plan: Plan, ref: Tensor,
 
 def _make_hook(plan: Plan, state: State) -> Callable[[nn.Module, tuple[Any, ...], Any], Any]:
     def hook(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
+        if threading.get_ident() != state.thread:
+            return None  # another thread's forward pass through the same module
         name = plan.names.get(module, type(module).__name__)
         if module in plan.absorbed:
             lin = plan.absorbed[module]

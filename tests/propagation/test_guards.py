@@ -1,0 +1,171 @@
+"""Every propagation method leaves the model as it found it; unsupported constructs are named."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attribkit.core.errors import TargetError, UnsupportedModelError
+from attribkit.core.guard import hook_state
+from attribkit.methods import methods
+
+PROPAGATION = sorted(k for k, v in methods().items() if v.family == "propagation")
+
+
+def test_all_six_methods_are_registered() -> None:
+    assert set(PROPAGATION) >= {"lrp", "deep_taylor", "deeplift", "deepshap", "deconvnet",
+                                "guided_backprop"}
+    for name in PROPAGATION:
+        info = methods()[name]
+        assert info.needs_module
+        assert "implementation_invariance" not in info.axioms
+    assert methods()["deeplift"].complete and methods()["deepshap"].complete
+    assert not methods()["lrp"].complete
+
+
+class Bomb(nn.Module):
+    """Raises when called during the attributed (gradient-carrying) forward pass."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.requires_grad:
+            raise RuntimeError("boom")
+        return x
+
+
+def net(bomb: bool = False) -> nn.Sequential:
+    torch.manual_seed(0)
+    mods: list[nn.Module] = [nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 4), nn.Tanh()]
+    if bomb:
+        mods.append(Bomb())
+    mods.append(nn.Linear(4, 3))
+    return nn.Sequential(*mods).double().eval()
+
+
+def call(name: str, model: nn.Module, x: Tensor, **kw: Any) -> Any:
+    if name == "deepshap":
+        kw["background"] = torch.zeros(2, *x.shape[1:], dtype=x.dtype)
+    return methods()[name].fn(model, x, **kw)
+
+
+def snapshot(model: nn.Module) -> tuple[Any, dict[str, Tensor], list[bool], list[bool]]:
+    return (hook_state(model), {k: v.clone() for k, v in model.state_dict().items()},
+            [p.requires_grad for p in model.parameters()], [m.training for m in model.modules()])
+
+
+def same(a: Any, b: Any) -> bool:
+    return bool(a[0] == b[0] and a[1].keys() == b[1].keys()
+                and all(torch.equal(a[1][k], b[1][k]) for k in a[1])
+                and a[2] == b[2] and a[3] == b[3])
+
+
+@pytest.mark.parametrize("name", PROPAGATION)
+def test_model_unchanged_after_success_bad_target_and_raising_module(name: str) -> None:
+    x = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    model = net()
+    model[1].running_mean.fill_(0.1)
+    before = snapshot(model)
+    attr = call(name, model, x, target=1)
+    assert torch.isfinite(attr.values).all() and attr.values.shape == x.shape
+    assert same(before, snapshot(model))
+    with pytest.raises(TargetError):
+        call(name, model, x, target=7)
+    assert same(before, snapshot(model))
+    bombed = net(bomb=True)
+    before = snapshot(bombed)
+    with pytest.raises(RuntimeError, match="boom"):
+        call(name, bombed, x, target=0)
+    assert same(before, snapshot(bombed))
+
+
+class Functional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(3, 4)
+        self.fc2 = nn.Linear(4, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class Product(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(3, 4)
+        self.fc2 = nn.Linear(3, 4)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.fc1(x) * self.fc2(x))
+
+
+@pytest.mark.parametrize("name", PROPAGATION)
+def test_functional_calls_are_reported_not_ignored(name: str) -> None:
+    x = torch.randn(2, 3, dtype=torch.float64)
+    model = Functional().double().eval()
+    before = snapshot(model)
+    with pytest.raises(UnsupportedModelError, match=r"Relu.*'fc1'.*'fc2'"):
+        call(name, model, x, target=0)
+    assert same(before, snapshot(model))
+    with pytest.raises(UnsupportedModelError, match="Mul"):
+        call(name, Product().double().eval(), x, target=0)
+
+
+@pytest.mark.parametrize("name", PROPAGATION)
+def test_unsupported_module_and_non_module_are_reported(name: str) -> None:
+    x = torch.randn(2, 3, dtype=torch.float64)
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2)).double().eval()
+    with pytest.raises(UnsupportedModelError, match="LayerNorm"):
+        call(name, model, x, target=0)
+    fn: Callable[[Tensor], Tensor] = lambda t: t.sum(1, keepdim=True)  # noqa: E731
+    with pytest.raises(UnsupportedModelError, match=r"nn\.Module"):
+        call(name, fn, x, target=0)
+
+
+def test_softmax_in_the_middle_is_rejected() -> None:
+    from attribkit.methods.propagation import deeplift, lrp
+    model = nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=1), nn.Linear(4, 2)).double().eval()
+    x = torch.randn(2, 3, dtype=torch.float64)
+    for fn in (deeplift, lrp):
+        with pytest.raises(UnsupportedModelError, match="last layer"):
+            fn(model, x, target=0)
+
+
+def test_two_models_in_two_threads_do_not_interfere() -> None:
+    from attribkit.methods.propagation import deeplift, lrp
+    torch.manual_seed(1)
+    m1 = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3)).double().eval()
+    m2 = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 16), nn.ReLU(),
+                       nn.Linear(16, 3)).double().eval()
+    x = torch.randn(8, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    jobs = [(deeplift, m1), (lrp, m2), (lrp, m1), (deeplift, m2)]
+    expected = [fn(m, x, target=0).values for fn, m in jobs]
+    results: dict[int, list[Tensor]] = {i: [] for i in range(len(jobs))}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(jobs))
+
+    def work(i: int) -> None:
+        fn, m = jobs[i]
+        try:
+            barrier.wait()
+            for _ in range(5):
+                results[i].append(fn(m, x, target=0, batch_size=2).values)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i, exp in enumerate(expected):
+        for got in results[i]:
+            torch.testing.assert_close(got, exp, atol=1e-12, rtol=0)
+    assert all(not any(d for d in v.values()) for v in hook_state(m1).values())
