@@ -145,6 +145,7 @@ def test_integrated_gradients_completeness_on_a_photo(model: torch.nn.Module) ->
         p_x = model(x).softmax(-1)[0]
         p_black = model(black).softmax(-1)[0]
     top = int(p_x.argmax())
+    flags = [q.requires_grad for q in model.parameters()]
     attr = attribkit.integrated_gradients(
         vision.SoftmaxModel(model), x, target=top, baseline=black, steps=32, batch_size=16
     )
@@ -153,3 +154,5 @@ def test_integrated_gradients_completeness_on_a_photo(model: torch.nn.Module) ->
     torch.testing.assert_close(attr.baseline_output, p_black[top : top + 1], atol=1e-5, rtol=1e-4)
     gap = float(attr.values.sum()) - float(p_x[top] - p_black[top])
     assert abs(gap) < 0.02 * float(p_x[top] - p_black[top])
+    # the shared model is left as it was
+    assert [q.requires_grad for q in model.parameters()] == flags and not model.training
