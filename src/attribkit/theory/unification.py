@@ -168,7 +168,8 @@ def _poly(name: str, exps: Sequence[Sequence[int]], coefs: Sequence[float] | Non
 
 def _sparse_poly(seed: int, n: int = 5, terms: int = 6) -> tuple[list[list[int]], list[float]]:
     g = torch.Generator().manual_seed(seed)
-    exps, coefs = [], []
+    exps: list[list[int]] = []
+    coefs: list[float] = []
     while len(exps) < terms:
         size = int(torch.randint(1, 4, (1,), generator=g))
         sup = torch.randperm(n - 1, generator=g)[:size].tolist()  # feature n stays a dummy
@@ -191,7 +192,9 @@ def _relu_net(seed: int, n: int = 5, hidden: int = 8) -> nn.Sequential:
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64)
                                / m.weight.shape[1] ** 0.5)
                 m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=g, dtype=torch.float64))
-        net[0].weight[:, n - 1] = 0.0  # the last feature is a dummy
+        first = net[0]
+        assert isinstance(first, nn.Linear)
+        first.weight[:, n - 1] = 0.0  # the last feature is a dummy
     return net
 
 
@@ -216,9 +219,9 @@ def default_suite(*, relu: bool = True) -> tuple[TestFunction, ...]:
     if relu:
         for seed in (0, 1):
             g = torch.Generator().manual_seed(200 + seed)
-            x = torch.randn(1, 5, generator=g, dtype=torch.float64)
+            xr = torch.randn(1, 5, generator=g, dtype=torch.float64)
             suite.append(TestFunction(f"ReLU network {seed} (5 inputs, x5 dummy)",
-                                      _relu_net(seed), x, torch.zeros_like(x), "harsanyi", 2e-2))
+                                      _relu_net(seed), xr, torch.zeros_like(xr), "harsanyi", 2e-2))
     return tuple(suite)
 
 
