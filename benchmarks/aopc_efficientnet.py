@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--json", type=pathlib.Path, default=pathlib.Path("out/aopc_efficientnet.json"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--patch", type=int, default=0,
+                    help="ablate square patches of this side instead of pixels (k counts patches)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -59,11 +61,16 @@ def main() -> None:
     grad = gradient_at_image(model, x, target, args.batch_size)
     rng = torch.Generator().manual_seed(0)
     random = torch.rand(x.shape, generator=rng, dtype=x.dtype)
+    groups = None
+    if args.patch > 0:
+        side = vision.IMAGE_SIZE
+        idx = torch.arange(side) // args.patch
+        groups = idx[:, None] * (side // args.patch + 1) + idx[None, :]
     curves = {}
     for name, attr in (("integrated_gradients", ig), ("gradients", grad), ("random", random)):
         curves[name] = ablation_curve(model, x, attr, k=args.k, steps=args.ablation_steps,
                                       target=target, baseline=vision.BLACK_BASELINE,
-                                      batch_size=args.batch_size)
+                                      groups=groups, batch_size=args.batch_size)
     elapsed = time.time() - t0
     p0 = curves["integrated_gradients"].scores[:, 0]
     names = [f"{n} ({vision.class_name(int(t))}, p={float(p):.3f})"
@@ -72,7 +79,9 @@ def main() -> None:
     print(f"photos: {', '.join(names)}")
     print(f"IG: {args.steps} Gauss-Legendre steps, black baseline, relative completeness gaps "
           f"{[round(float(g), 3) for g in gaps] if gaps is not None else 'n/a'} ({t_ig:.0f} s)")
-    print(f"ablation: {args.k} px x {args.ablation_steps} steps to black; total {elapsed:.0f} s\n")
+    unit = f"patches of {args.patch}x{args.patch} px" if args.patch else "px"
+    print(f"ablation: {args.k} {unit} x {args.ablation_steps} steps to black; "
+          f"total {elapsed:.0f} s\n")
     marks = sorted({1, 5, 10, 20, 30, 40, args.ablation_steps})
     print("| method | " + " | ".join(f"AOPC@{m}" for m in marks) + " | drop@end |")
     print("|---|" + "---|" * (len(marks) + 1))

@@ -123,10 +123,11 @@ def run_method(method: str, model: Callable[..., Tensor], inputs: Tensor, *,
     a one-sample background unless ``options`` give one."""
     info = get(method)
     opts = dict(options or {})
-    if info.needs_baseline and baseline is not None:
+    takes_baseline, _ = _parameter(info.fn, "baseline")
+    if info.needs_baseline and takes_baseline and baseline is not None:
         opts.setdefault("baseline", baseline)
     takes, required = _parameter(info.fn, "background")
-    if "background" not in opts and (required or (takes and not info.needs_baseline)):
+    if "background" not in opts and (required or (takes and "baseline" not in opts)):
         ref = baseline if baseline is not None else torch.zeros_like(inputs)
         opts["background"] = ref[:1].clone()
     if info.stochastic:

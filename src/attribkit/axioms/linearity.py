@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.axioms._report import CANNOT_RUN, AxiomReport, CaseResult, runner
-from attribkit.axioms.cases import LinearCombination, tanh_mlp
+from attribkit.axioms.cases import LinearCombination, combined_mlp, tanh_mlp
 from attribkit.core.errors import InputError
 
 __all__ = ["check_linearity"]
@@ -40,7 +40,9 @@ def check_linearity(
     method
         A registered method name.
     first, second
-        Two models with the same input and output shapes (default two seeded tanh MLPs).
+        Two models with the same input and output shapes (default two seeded tanh MLPs, whose
+        combination is built as one Sequential network so that propagation methods run on it;
+        yours are combined by :class:`~attribkit.axioms.cases.LinearCombination`).
     inputs
         ``(N, ...)`` inputs (default three seeded 4-feature rows for the built-in pair).
     alpha, beta
@@ -68,7 +70,12 @@ def check_linearity(
             raise InputError("give inputs with the models.")
         x = inputs
     b = baseline if baseline is not None else torch.zeros_like(x)
-    combined = LinearCombination(first, second, alpha, beta)
+    combined: nn.Module
+    if name == "your models":
+        combined = LinearCombination(first, second, alpha, beta)
+    else:
+        assert isinstance(first, nn.Sequential) and isinstance(second, nn.Sequential)
+        combined = combined_mlp(first, second, alpha, beta)
     run = runner(method, options)
     try:
         a1 = run(first, x, b, target).values.to(torch.float64)

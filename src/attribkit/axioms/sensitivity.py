@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.axioms._report import CANNOT_RUN, AxiomReport, CaseResult, evaluate_ends, runner
-from attribkit.axioms.cases import dummy_mlp
+from attribkit.axioms.cases import dummy_mlp, one_minus_relu_net
 from attribkit.core.errors import InputError
 from attribkit.toys import OneMinusReLU, Polynomial
 
@@ -37,6 +37,8 @@ def _sens_a_cases() -> list[tuple[str, Callable[..., Tensor], Tensor, Tensor, in
     b2 = torch.tensor([[0.0, 0.4]], dtype=torch.float64)
     return [
         ("1 - ReLU(1 - x), x = 2, x' = 0", OneMinusReLU(), x1, torch.zeros_like(x1), 0),
+        ("1 - ReLU(1 - x) as Linear/ReLU layers, x = 2, x' = 0", one_minus_relu_net(), x1,
+         torch.zeros_like(x1), 0),
         ("sigmoid(10 x1) + 0.5 x2, x = (3, 0.4), x' = (0, 0.4)", _SaturatedSigmoid(), x2, b2, 0),
     ]
 
