@@ -110,3 +110,12 @@ def test_molecule_image_colours_atoms() -> None:
         viz.molecule_image("CCO", [1.0])
     with pytest.raises(InputError):
         viz.molecule_image("not a smiles((", [1.0])
+
+
+def test_comparison_grid_wraps_many_methods_for_one_input() -> None:
+    x = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    attrs = {f"m{k}": torch.rand(1, 3, 4, 4, dtype=torch.float64) for k in range(8)}
+    fig = viz.comparison_grid([x[0]], attrs, max_columns=4)
+    assert len(fig.axes) == 9
+    rows = {ax.get_subplotspec().rowspan.start for ax in fig.axes}
+    assert rows == {0, 1, 2}

@@ -30,7 +30,7 @@ def _gap_text(attr: Any, i: int) -> str:
 def comparison_grid(images: Sequence[Any], attributions: Mapping[str, Any], *,
                     labels: Sequence[str] | None = None, style: str = "intensity",
                     sign: str = "absolute", percentile: float = 99.0,
-                    panel: float = 2.3) -> Figure:
+                    panel: float = 2.3, max_columns: int = 6) -> Figure:
     """Rows of inputs; columns: the input, then each method's map, titled with the gap.
 
     Parameters
@@ -50,6 +50,8 @@ def comparison_grid(images: Sequence[Any], attributions: Mapping[str, Any], *,
         Outlier clipping percentile.
     panel : float, default 2.3
         Panel size in inches.
+    max_columns : int, default 6
+        With a single input, wrap the panels into rows of at most this many.
 
     Returns
     -------
@@ -60,16 +62,20 @@ def comparison_grid(images: Sequence[Any], attributions: Mapping[str, Any], *,
         raise InputError(f"style must be one of {', '.join(_STYLES)}; got {style!r}.")
     if not attributions:
         raise InputError("comparison_grid needs at least one method's attributions.")
-    rows, cols = len(images), 1 + len(attributions)
+    per_input = 1 + len(attributions)
+    if len(images) == 1 and per_input > max_columns > 0:
+        cols, rows = max_columns, -(-per_input // max_columns)
+    else:
+        cols, rows = per_input, len(images)
     fig = Figure(figsize=(panel * cols, panel * rows + 0.3))
     for i, img in enumerate(images):
         base = image_array(img)
-        ax = fig.add_subplot(rows, cols, i * cols + 1)
+        ax = fig.add_subplot(rows, cols, i * per_input + 1)
         ax.imshow(base)
         ax.set_title(labels[i] if labels is not None else "input", fontsize=8)
         ax.axis("off")
         for j, (name, attr) in enumerate(attributions.items()):
-            ax = fig.add_subplot(rows, cols, i * cols + j + 2)
+            ax = fig.add_subplot(rows, cols, i * per_input + j + 2)
             if style == "intensity":
                 pic = scale_intensity(base, attr, sign=sign, percentile=percentile, index=i)
             elif style == "heatmap":
