@@ -36,6 +36,8 @@ from attribkit.methods.integrated import (
 )
 
 # -- method exports (each method issue adds its block here) ------------------------------------
+# isort: split
+from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
 
 __version__ = "0.1.0"
 
@@ -58,7 +60,9 @@ __all__ = [
     "Zeros",
     "__version__",
     "all_classes",
+    "axioms",
     "classes",
+    "evaluate",
     "explain",
     "integrated_gradients",
     "interior_gradients",

@@ -49,6 +49,9 @@ class Localisation:
 
 
 def _map(attributions: Attribution | Tensor, absolute: bool) -> Tensor:
+    if isinstance(attributions, Attribution) and attributions.multi_target:
+        raise InputError("this attribution has several targets; pick one with "
+                         "attribution.for_target(k).")
     v = attributions.values if isinstance(attributions, Attribution) else attributions
     if not isinstance(v, Tensor) or v.dim() < 2:
         raise InputError("attributions must be an Attribution or an (N, ...) tensor.")
