@@ -9,7 +9,7 @@ mask with ``i`` (the zeta transform adds instead and inverts it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -217,8 +217,6 @@ def coalition_values(
     ids, n = check_group_ids(group_ids, x, n_players)
     n_ex = problem.n
     flat_x, flat_b = x.reshape(n_ex, -1), b.reshape(n_ex, -1)
-    # player membership per feature; non-players (id < 0) point at an always-present column
-    col = torch.where(ids < 0, torch.full_like(ids, n), ids)
     if coalitions is None:
         if n > MAX_EXACT_PLAYERS:
             raise InputError(f"all 2^{n} coalitions of {n} players are too many to enumerate "
@@ -232,11 +230,34 @@ def coalition_values(
                              f"{coalitions.dtype} {tuple(coalitions.shape)}.")
         m = int(coalitions.shape[-2])
         shared = coalitions.to(x.device)
-    bits = torch.arange(n, device=x.device)
-    present = torch.ones((1, 1), dtype=torch.bool, device=x.device)
+    # a non-player keeps the input's value whether "present" or not
+    flat_b = torch.where(ids < 0, flat_x, flat_b)
+    col = ids.clamp_min(0)
+    shared_ids = bool((ids == ids[:1]).all())
+    rows_per_call = int(batch_size) if batch_size is not None else problem.batch_size
+    if shared is None and shared_ids:
+        make = _all_coalitions_maker(flat_x, flat_b, col[0], m, rows_per_call, x.shape[1:])
+    else:
+        make = _general_maker(flat_x, flat_b, col, m, n, shared, x.shape[1:])
+
+    example = torch.arange(n_ex, device=x.device).repeat_interleave(m)
+    old = problem.batch_size
+    problem.batch_size = rows_per_call
+    try:
+        scores = problem.scores(make, example, desc=desc)
+    finally:
+        problem.batch_size = old
+    scores = scores.reshape(n_ex, m, *scores.shape[1:])
+    return scores.movedim(1, -1)
+
+
+def _general_maker(flat_x: Tensor, flat_b: Tensor, col: Tensor, m: int, n: int,
+                   shared: Tensor | None, shape: torch.Size) -> Callable[[slice], Tensor]:
+    """Rows ``(example, coalition)`` for per-example ids or given coalitions."""
+    bits = torch.arange(n, device=flat_x.device)
 
     def make(sl: slice) -> Tensor:
-        rows = torch.arange(sl.start, sl.stop, device=x.device)
+        rows = torch.arange(sl.start, sl.stop, device=flat_x.device)
         ex, s = rows // m, rows % m
         if shared is None:
             memb = ((s[:, None] >> bits) & 1).bool()
@@ -244,18 +265,47 @@ def coalition_values(
             memb = shared[s]
         else:
             memb = shared[ex, s]
-        memb = torch.cat([memb, present.expand(memb.shape[0], 1)], dim=1)
         keep = memb.gather(1, col[ex])
-        pts = torch.where(keep, flat_x[ex], flat_b[ex])
-        return pts.reshape(-1, *x.shape[1:])
+        return torch.where(keep, flat_x[ex], flat_b[ex]).reshape(-1, *shape)
 
-    example = torch.arange(n_ex, device=x.device).repeat_interleave(m)
-    old = problem.batch_size
-    if batch_size is not None:
-        problem.batch_size = int(batch_size)
-    try:
-        scores = problem.scores(make, example, desc=desc)
-    finally:
-        problem.batch_size = old
-    scores = scores.reshape(n_ex, m, *scores.shape[1:])
-    return scores.movedim(1, -1)
+    return make
+
+
+def _all_coalitions_maker(flat_x: Tensor, flat_b: Tensor, col: Tensor, m: int, rows: int,
+                          shape: torch.Size) -> Callable[[slice], Tensor]:
+    """Rows for all ``2^n`` coalitions with shared ids, fast when chunks are aligned.
+
+    With chunks of ``2^k`` rows starting at multiples of ``2^k``, the low ``k`` bits of the
+    coalition numbers in a chunk run through every pattern and the high bits are constant: the
+    rows for the low players are built once per example, and each chunk copies them and sets the
+    few columns of the high players.
+    """
+    dev = flat_x.device
+    k = max(0, min(rows.bit_length() - 1, m.bit_length() - 1))
+    low = col < k
+    table = ((torch.arange(1 << k, device=dev)[:, None] >> col.clamp_max(max(k - 1, 0))) & 1
+             ).bool() & low
+    high_cols = (~low).nonzero()[:, 0]
+    high_shift = col[high_cols]
+    aligned = rows == 1 << k
+    cache: dict[int, Tensor] = {}
+
+    def make(sl: slice) -> Tensor:
+        start, stop = int(sl.start), int(sl.stop)
+        if not aligned or (start % (1 << k)) or (stop - start) != (1 << k) or (
+                start // m != (stop - 1) // m):
+            rows_ = torch.arange(start, stop, device=dev)
+            ex, s = rows_ // m, rows_ % m
+            keep = ((s[:, None] >> col) & 1).bool()
+            return torch.where(keep, flat_x[ex], flat_b[ex]).reshape(-1, *shape)
+        e, s0 = start // m, start % m
+        if e not in cache:
+            cache.clear()
+            cache[e] = torch.where(table, flat_x[e], flat_b[e])
+        pts = cache[e].clone()
+        if high_cols.numel():
+            on = ((s0 >> high_shift) & 1).bool()
+            pts[:, high_cols] = torch.where(on, flat_x[e, high_cols], flat_b[e, high_cols])
+        return pts.reshape(-1, *shape)
+
+    return make

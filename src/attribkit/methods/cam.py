@@ -52,7 +52,8 @@ def resolve_layer(model: object, layer: nn.Module | str) -> nn.Module:
             hint = f" Convolutional layers: {', '.join(convs[-5:])}." if convs else ""
             raise InputError(f"the model has no layer named {layer!r}.{hint} Names are those of "
                              "model.named_modules().")
-        return names[layer]
+        found: nn.Module = names[layer]
+        return found
     raise InputError(f"layer must be an nn.Module or a dotted name, got {type(layer).__name__}.")
 
 
