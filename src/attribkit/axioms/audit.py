@@ -117,6 +117,24 @@ class AuditTable:
             "",
             self.to_markdown(),
             "",
+            "## Reading the table",
+            "",
+            "* A pass on constructed cases is evidence, not a proof: `⚠ undeclared` means the "
+            "method satisfied the axiom on these small cases although the registry (the "
+            "literature) does not claim it in general. For example DeepLIFT passes linearity on "
+            "a block-diagonal sum of two networks, where its multipliers cannot mix the two.",
+            "* A fail is a counterexample (the case and its numbers are listed below), unless it "
+            "comes from Monte-Carlo error: stochastic methods (SmoothGrad, expected gradients, "
+            "sampled Shapley values) are run with `seed=0` and their sampling error is measured "
+            "like any other error.",
+            "* Tolerances are strict (1e-6 relative) for the exact axioms; a method whose "
+            "stabiliser perturbs the result (LRP-epsilon with `epsilon=1e-6`) fails them by about "
+            "its epsilon; with a vanishing epsilon LRP-epsilon is Gradient x Input on ReLU "
+            "networks. Completeness uses a 1 % relative gap.",
+            "* Methods that need a background distribution get the case's baseline as a "
+            "one-sample background. Methods that need a convolutional layer (Grad-CAM) cannot "
+            "run on these fully connected cases.",
+            "",
             "## Measures and tolerances",
             "",
             "| axiom | measured value | passes when |",
@@ -126,6 +144,11 @@ class AuditTable:
             rep = next(r[axiom] for r in self.reports.values() if axiom in r)
             side = ">=" if rep.measure.startswith("min") else "<="
             out.append(f"| {axiom} | {rep.measure} | {side} {rep.tolerance:g} |")
+        not_run = [(m, a, r.reason) for m, reps in self.reports.items()
+                   for a, r in reps.items() if r.passed is None]
+        if not_run:
+            out += ["", "## Not run", ""]
+            out += [f"* {m}, {a}: {why}" for m, a, why in not_run]
         out += ["", "## Cases and measured values", ""]
         for method, reps in self.reports.items():
             out.append(f"### {method}")
