@@ -60,7 +60,8 @@ def window_grid(shape: Sequence[int], window: int | Sequence[int] | None = None,
     list of Tensor
         For each axis ``d``, ``(P_d, D_d)``: position ``p`` covers features ``[p s, p s + w)``
         (clipped at the end); there are ``ceil((D - w) / s) + 1`` positions, so the windows
-        cover the whole axis.
+        reach the end of the axis (with ``stride > window`` some features stay uncovered and
+        get 0).
     """
     shape = tuple(int(s) for s in shape)
     win = _tuple(window, "window") or (1,) * len(shape)
@@ -141,7 +142,7 @@ def _spread(drops: Tensor, grids: list[Tensor]) -> Tensor:
         gf = g.to(drops.dtype).to(drops.device)
         t = torch.tensordot(t, gf, dims=([lead], [0]))
         count = torch.tensordot(count, gf, dims=([0], [0]))
-    return t / count
+    return t / count.clamp_min(1)  # features no window covers (stride > window) get 0
 
 
 def _rows(p: Problem, batch_size: int | None) -> int:
