@@ -119,3 +119,16 @@ def test_wrong_shapes_are_refused() -> None:
         ablation_curve(model, x, torch.zeros(1, 3, 4, 4), k=1, steps=1)
     with pytest.raises(InputError, match="broadcast"):
         ablation_curve(model, x, torch.zeros_like(x), groups=torch.zeros(5, 5, dtype=torch.long))
+
+
+def test_token_groups_remove_whole_embeddings() -> None:
+    # (N, L, D) embeddings; groups (L, 1): one group per token, all its dimensions together
+    x = torch.ones(1, 4, 3, dtype=torch.float64)
+    values = torch.zeros_like(x)
+    values[0, 2] = 1.0  # token 2 matters most
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 1, bias=False).double(), nn.Flatten(0))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.arange(12, dtype=torch.float64)[None])
+    curve = ablation_curve(model, x, values, k=1, steps=1,
+                           groups=torch.arange(4)[:, None])
+    assert float(curve.drops[0, 1]) == pytest.approx(6.0 + 7.0 + 8.0)
