@@ -123,3 +123,55 @@ def test_bad_background_is_rejected() -> None:
     with pytest.raises(BaselineError, match="background"):
         deepshap(relu_mlp(0), torch.zeros(2, 5, dtype=torch.float64),
                  background=torch.zeros(3, 4, dtype=torch.float64))
+
+
+class Block(nn.Module):
+    """A ResNet basic block: one ReLU module used twice, BatchNorms, a 1x1 downsample."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(4)
+        self.down = nn.Conv2d(3, 4, 1, bias=False)
+        self.bnd = nn.BatchNorm2d(4)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.relu(self.bn1(self.conv1(x)))
+        h = self.relu(self.bn2(self.conv2(h)) + self.bnd(self.down(x)))
+        out: torch.Tensor = self.head(h)
+        return out
+
+
+@pytest.mark.parametrize("rule", ["rescale", "reveal_cancel"])
+def test_residual_block_with_a_reused_relu_is_complete(rule: str) -> None:
+    torch.manual_seed(0)
+    model = Block().double().eval()
+    with torch.no_grad():
+        for bn in (model.bn1, model.bn2, model.bnd):
+            bn.running_mean.uniform_(-0.3, 0.3)
+            bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 3, 5, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    attr = deeplift(model, x, target=0, rule=rule, baseline=-0.2)
+    assert attr.gap is not None and attr.gap.abs().max() < 1e-9
+    assert (attr.values != 0).any()
+
+
+def test_max_pooling_after_relu_stays_complete() -> None:
+    # ReLU zeros make ties inside pooling windows: the winner at x may have delta x = 0 while
+    # delta y != 0; sharing delta y with the reference's winner keeps summation-to-delta.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(2),
+                          nn.Flatten(), nn.Linear(32, 3)).double().eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, 12, 12, generator=g, dtype=torch.float64)
+    b = torch.randn(4, 3, 12, 12, generator=g, dtype=torch.float64)
+    attr = deeplift(model, x, baseline=b, target=0)
+    assert attr.gap is not None and attr.gap.abs().max() < 1e-9
+    bg = torch.randn(3, 3, 12, 12, generator=g, dtype=torch.float64)
+    shap = deepshap(model, x, background=bg, target=1)
+    assert shap.gap is not None and shap.gap.abs().max() < 1e-9

@@ -9,8 +9,8 @@ Linear/Conv layer into its positive and negative contributions ``delta x+`` and 
 gives each its own multiplier (averaged over the two orders in which they can be added). The
 attribution is ``(x - x') * m``; it sums to ``F(x) - F(x')`` (summation-to-delta).
 
-Max pooling sends ``delta y`` to the unit that wins at ``x``; Softmax (last layer only) uses its
-Jacobian at the midpoint ``(x + x') / 2`` rescaled to preserve ``delta y``.
+Max pooling shares ``delta y`` between the winners at ``x`` and at ``x'``; Softmax (last layer
+only) uses its Jacobian at the midpoint ``(x + x') / 2`` rescaled to preserve ``delta y``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
@@ -112,10 +113,43 @@ def _linear_rc(call: Call, grad: Tensor, state: State) -> Tensor:
     return plain + torch.where(da > 0, up, torch.where(da < 0, down, 0.5 * (up + down)))
 
 
+def _pool_indices(module: nn.Module, x: Tensor) -> Tensor:
+    """The flat spatial index of each window's maximum, ``(N, C, out...)``."""
+    d = x.dim() - 2
+    if isinstance(module, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
+        fn = getattr(F, f"adaptive_max_pool{d}d")
+        _, idx = fn(x, module.output_size, return_indices=True)
+    else:
+        assert isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d))
+        fn = getattr(F, f"max_pool{d}d")
+        _, idx = fn(x, module.kernel_size, module.stride, module.padding, module.dilation,
+                    ceil_mode=module.ceil_mode, return_indices=True)
+    out: Tensor = idx
+    return out
+
+
 def _maxpool(call: Call, grad: Tensor, state: State) -> Tensor:
+    """Rescale on the window's two winners: ``a`` (max at ``x``) and ``b`` (max at ``x'``).
+
+    ``delta y = x_a - x'_b`` is shared by ``a`` and ``b`` with one multiplier
+    ``delta y / (delta x_a + delta x_b)`` (``delta y / delta x_a`` when ``a = b``), so the
+    contributions sum to ``delta y`` even when the winner at ``x`` did not change (ties of
+    zeros after a ReLU); the gradient is used where that denominator vanishes.
+    """
     xr, yr = _ref(call)
-    contrib = vjp(call.module.forward, call.x, grad * (call.y - yr))
-    return _safe_div(contrib, call.x - xr, _gradient(call, grad, state))
+    ia = _pool_indices(call.module, call.x).flatten(2)
+    ib = _pool_indices(call.module, xr).flatten(2)
+    dx = (call.x - xr).flatten(2)
+    dy = (call.y - yr).flatten(2)
+    g = grad.flatten(2)
+    other = (ia != ib).to(dx.dtype)
+    den = dx.gather(2, ia) + other * dx.gather(2, ib)
+    small = den.abs() < TOLERANCE
+    mult = torch.where(small, torch.zeros_like(den), g * dy / torch.where(small, 1.0, den))
+    out = torch.zeros_like(dx)
+    out.scatter_add_(2, ia, mult + torch.where(small, g, torch.zeros_like(g)))
+    out.scatter_add_(2, ib, mult * other)
+    return out.reshape(call.x.shape)
 
 
 def _softmax(call: Call, grad: Tensor, state: State) -> Tensor:
