@@ -47,6 +47,8 @@ class VisionSetup:
     aopc_steps: int = 10
     compare_budget_s: float = 60.0
     title: str = "attribkit demo"
+    module_model: nn.Module | None = None
+    """The same function built only from modules (for propagation rules), where it differs."""
 
 
 @dataclass
@@ -73,8 +75,10 @@ def _vision_setup(n_photos: int) -> VisionSetup:
     names = ["chelsea", "coffee", "rocket", "astronaut", "flower", "china"][:max(1, n_photos)]
     photos = vision.sample_photos(names)
     sat = vision.sample_photos(list(vision.PHOTOS))
-    return VisionSetup(model=vision.SoftmaxModel(vision.load_efficientnet_lite0()),
-                       photos=photos, baseline_value=vision.BLACK,
+    net = vision.load_efficientnet_lite0()
+    return VisionSetup(model=vision.SoftmaxModel(net),
+                       module_model=nn.Sequential(net, nn.Softmax(dim=-1)), photos=photos,
+                       baseline_value=vision.BLACK,
                        class_name=vision.class_name, to_image=vision.deprocess,
                        saturation_photos=sat,
                        title="attribkit demo: EfficientNet-Lite0 on ImageNet photos")
@@ -87,10 +91,10 @@ class _ToyNet(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
-                                 nn.Flatten(), nn.Linear(64, 3))
+                                 nn.Flatten(), nn.Linear(64, 3), nn.Softmax(dim=-1))
 
     def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.net(x).softmax(dim=-1)
+        out: Tensor = self.net(x)
         return out
 
 
@@ -106,12 +110,21 @@ def _toy_setup() -> VisionSetup:
                        class_name=lambda c: f"class {c}",
                        to_image=lambda t: (t[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255)
                        .round().astype(np.uint8),
-                       saturation_photos=photos, ig_steps=8, alphas=5, compare_steps=4, patch=8,
-                       aopc_k=16, aopc_steps=4, compare_budget_s=20.0,
+                       saturation_photos=photos, ig_steps=8, alphas=5, compare_steps=4, patch=4,
+                       aopc_k=16, aopc_steps=4, compare_budget_s=30.0,
                        title="attribkit demo (toy)")
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _last_conv(model: Any) -> nn.Module | None:
+    """The last ``Conv2d`` of a model (the usual Grad-CAM layer), or ``None``."""
+    inner = model.model if isinstance(model, nn.Module) and hasattr(model, "model") else model
+    if not isinstance(inner, nn.Module):
+        return None
+    convs = [m for m in inner.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1] if convs else None
 
 
 def _method_options(fn: Callable[..., Any], setup: VisionSetup, x: Tensor,
@@ -124,15 +137,25 @@ def _method_options(fn: Callable[..., Any], setup: VisionSetup, x: Tensor,
     if "baseline" in params:
         opts["baseline"] = baseline
     for name in ("background", "reference", "references"):
-        p = params.get(name)
-        if p is not None and p.default is inspect.Parameter.empty:
+        if name in params:
             opts[name] = baseline
-    for name, value in (("steps", setup.compare_steps), ("n_samples", 4 * setup.compare_steps),
-                        ("samples", setup.compare_steps), ("seed", 0)):
+    for name, value in (("steps", setup.compare_steps), ("n_samples", setup.compare_steps),
+                        ("seed", 0)):
         if name in params:
             opts[name] = value
-    if "groups" in params:
-        opts["groups"] = patch_group_ids(tuple(x.shape[1:]), (setup.patch, setup.patch))
+    if "window" in params:
+        opts["window"] = setup.patch
+        if "stride" in params:
+            opts["stride"] = setup.patch
+    if "groups" in params:  # Shapley-type: few big patches, sampled
+        opts["groups"] = patch_group_ids(tuple(x.shape[1:]), (2 * setup.patch, 2 * setup.patch))
+        if "mode" in params:
+            opts["mode"] = "sampling"
+        if "n_samples" in params:
+            opts["n_samples"] = max(2, setup.compare_steps // 2)
+    layer = params.get("layer")
+    if layer is not None and layer.default is inspect.Parameter.empty:
+        opts["layer"] = _last_conv(setup.model)
     if "rule" in params and "integrated" in fn.__name__:
         opts["rule"] = "adaptive"
     return opts
@@ -217,7 +240,7 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
 
     # 2. Saturation curves (forward passes only, all sample photos).
     _log(f"[3/5] saturation curves on {len(setup.saturation_photos)} photos", quiet)
-    sat_alphas = torch.linspace(0.0, 1.0, 2 * setup.alphas + 1, dtype=x.dtype)
+    sat_alphas = torch.linspace(0.0, 1.0, setup.alphas + 5, dtype=x.dtype)
     sat = _saturation(setup.model, setup.saturation_photos, setup.baseline_value, sat_alphas)
     rep.heading("Saturation (seed 003, Figure 2)")
     rep.text("The top-class softmax score F(x' + α (x - x')) against α for every sample photo: "
@@ -252,7 +275,9 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
             opts = _method_options(info.fn, setup, x0, c0, b0)
             if not info.needs_baseline:
                 opts.pop("baseline", None)
-            a = info.fn(setup.model, x0, **opts)
+            model = (setup.module_model if info.needs_module and setup.module_model is not None
+                     else setup.model)
+            a = info.fn(model, x0, **opts)
         except Exception as err:  # a method that cannot run here is noted, not fatal
             msg = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
             result.notes.append(f"{name}: skipped ({type(err).__name__}: {msg})")
@@ -264,7 +289,8 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
         compared[name] = a
         g, r = a.gap, a.relative_gap
         table.append([name, info.family, ", ".join(f"{k}={v}" for k, v in opts.items()
-                                                    if k in ("steps", "n_samples", "samples")),
+                                                    if k in ("steps", "n_samples", "window",
+                                                             "mode")),
                       float(g[0]) if g is not None else "", float(r[0]) if r is not None else "",
                       f"{dt:.1f} s"])
     rep.heading(f"All registered methods on {names[0]}")
@@ -419,7 +445,8 @@ def _chem_task(out: pathlib.Path, quiet: bool) -> DemoResult:
         rep.heading(smi, 3)
         rep.image(molecule_image(smi, per_atom, legend="IG per atom"), "IG per atom")
         rep.image(molecule_image(smi, exact, legend="exact TPSA contributions"), "exact")
-        result.rows.append({"smiles": smi, "sum": float(expl.total), "gap": float(expl.gap),
+        result.rows.append({"smiles": smi, "sum": float(expl.total),
+                            "gap": float(getattr(expl, "gap", math.nan)),
                             "pearson vs exact": float(r)})
     result.seconds = time.perf_counter() - t0
     rep.save(result.report)
