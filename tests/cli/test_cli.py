@@ -213,3 +213,22 @@ def test_toy_demo_writes_self_contained_report(capsys: pytest.CaptureFixture[str
     assert len(p.srcs) >= 6 and all(src.startswith("data:image/") for src in p.srcs)
     assert any(src.startswith("data:image/gif") for src in p.srcs)
     assert (tmp_path / "interior.gif").is_file()
+
+
+@pytest.mark.slow
+def test_explain_efficientnet_zoo_model(capsys: pytest.CaptureFixture[str],
+                                        tmp_path: pathlib.Path) -> None:
+    vision = pytest.importorskip("attribkit.zoo.vision")
+    photo = tmp_path / "cat.png"
+    Image.fromarray(vision.center_crop(vision.load_photo("chelsea"))).save(photo)
+    code, out, err = _run(capsys, "explain", "efficientnet-lite0", str(photo), "-m", "saliency",
+                          "--json", "--top", "3", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    (r,) = json.loads(out)["results"]
+    assert r["method"] == "saliency" and isinstance(r["target_name"], str)
+    assert 0 < r["output"] <= 1 and len(r["top_features"]) == 3
+    assert len(r["top_features"][0]["index"]) == 3  # (channel, row, column)
+    png = np.asarray(Image.open(r["files"][0]))
+    assert png.shape == (224, 224, 3)
+    code, _, err = _run(capsys, "explain", "efficientnet-lite0", "a sentence, not an image")
+    assert code == 1 and "explains image files" in err
