@@ -36,6 +36,15 @@ from attribkit.methods.integrated import (
 )
 
 # -- method exports (each method issue adds its block here) ------------------------------------
+from attribkit.methods.propagation import (  # LRP, Deep Taylor, DeepLIFT, DeepSHAP... (issue 4)
+    deconvnet,
+    deep_taylor,
+    deeplift,
+    deepshap,
+    guided_backprop,
+    lrp,
+)
+
 # isort: split
 from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
 
@@ -62,10 +71,16 @@ __all__ = [
     "all_classes",
     "axioms",
     "classes",
+    "deconvnet",
+    "deep_taylor",
+    "deeplift",
+    "deepshap",
     "evaluate",
     "explain",
+    "guided_backprop",
     "integrated_gradients",
     "interior_gradients",
+    "lrp",
     "methods",
     "top_k",
 ]
