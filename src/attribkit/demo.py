@@ -300,12 +300,14 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
     rep.table(["method", "family", "settings", "gap", "relative gap", "time"], table)
 
     # 4. AOPC.
+    per_photo: dict[str, Tensor]
     _log("[5/5] AOPC (pixel ablation)", quiet)
     rep.heading("AOPC: pixel ablation (seed 003, Figure 5)")
     try:
         from attribkit import evaluate
     except ImportError:
         evaluate = None  # type: ignore[assignment]
+    per_photo = {}
     if evaluate is None or not hasattr(evaluate, "ablation_curve"):
         result.notes.append("AOPC: attribkit.evaluate is not available; nothing computed")
         rep.text("attribkit.evaluate is not available in this build: AOPC not computed.",
@@ -322,6 +324,7 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
                                         steps=setup.aopc_steps, target=cls, baseline=baseline,
                                         progress=progress)
             curves[m] = c.aopc_per_example
+            per_photo[m] = c.aopc_per_example[:, -1]
             aopcs[m] = c.aopc
             xs = c.counts
         rep.text(f"The top {setup.aopc_k} pixels (by eq. 1) are set to black at each step, "
@@ -333,6 +336,12 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
         for row in rows:
             row["AOPC IG"] = aopcs["integrated gradients"]
             row["AOPC grad"] = aopcs["gradient at the image"]
+    rep.heading("Per photo")
+    for i, n in enumerate(names):
+        results = {m: {"AOPC": float(v[i])} for m, v in per_photo.items()}
+        rep.input_section(n, images[i], {"integrated gradients": ig, "gradient x input": grad_attr},
+                          prediction=labels[i], index=i, gif=gif if i == 0 else None,
+                          results=results or None)
     if result.notes:
         rep.heading("Notes")
         for note in result.notes:
