@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -169,3 +170,34 @@ def test_two_models_in_two_threads_do_not_interfere() -> None:
         for got in results[i]:
             torch.testing.assert_close(got, exp, atol=1e-12, rtol=0)
     assert all(not any(d for d in v.values()) for v in hook_state(m1).values())
+
+
+class LinearOps(nn.Module):
+    """Functional *linear* operations: exact for gradient-style methods, refused by LRP."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(3, 4)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Linear(4, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.act(self.fc1(x))
+        return self.fc2(2.0 * h - h.mean(1, keepdim=True) + 1.0)
+
+
+def test_functional_linear_ops_pass_for_deeplift_but_not_for_lrp() -> None:
+    from attribkit.methods.propagation import deeplift, guided_backprop, lrp
+    torch.manual_seed(3)
+    model = LinearOps().double().eval()
+    x = torch.randn(3, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    attr = deeplift(model, x, target=0, baseline=0.5)
+    assert attr.gap is not None and attr.gap.abs().max() < 1e-12
+    g = guided_backprop(model, x, target=0).values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from captum.attr import GuidedBackprop
+        ref = GuidedBackprop(model).attribute(x.clone().requires_grad_(True), target=0)
+    torch.testing.assert_close(g, ref, atol=1e-12, rtol=1e-10)
+    with pytest.raises(UnsupportedModelError, match=r"Mul|Mean|Sub|Add"):
+        lrp(model, x, target=0)

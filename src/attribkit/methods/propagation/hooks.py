@@ -42,6 +42,22 @@ STRUCTURAL = frozenset({
     "AddBackward0", "ContiguousBackward0",
 })
 _ADDITIONS = frozenset({"AddBackward0"})
+#: Linear operations that gradient-style methods (DeepLIFT, guided backprop) pass exactly, but
+#: that LRP has no rule for (relevance would not be conserved).
+LINEAR_OPS = frozenset({"SubBackward0", "NegBackward0", "SumBackward0", "SumBackward1",
+                        "MeanBackward0", "MeanBackward1"})
+
+
+def _linear_op(node: Any, kind: str) -> bool:
+    """Whether ``node`` is linear in its traced inputs (a sum, or a product with a constant)."""
+    nxt = node.next_functions
+    if kind in LINEAR_OPS:
+        return True
+    if kind == "MulBackward0":
+        return any(f is None for f, _ in nxt)
+    if kind == "DivBackward0":
+        return len(nxt) == 2 and nxt[1][0] is None
+    return False
 
 
 @dataclass
@@ -260,16 +276,18 @@ def _check_graph(score: Tensor, state: State, inputs: Tensor) -> list[Any]:
             continue
         seen.add(key)
         kind = type(node).__name__
-        if call is None and kind not in STRUCTURAL:
+        linear = plan.residual_eps is None and _linear_op(node, kind)
+        if call is None and kind not in STRUCTURAL and not linear:
             producer = _producer(node, state)
             raise UnsupportedModelError(
                 f"{plan.method}: the forward pass runs {kind.replace('Backward0', '')} outside "
                 f"any supported module, between {producer} and {_describe(consumer, state)}. "
                 "It is probably a functional call inside a forward() (F.relu, torch.sigmoid, "
-                "x * y, x.mean() ...) or an unsupported module; no propagation rule covers it. "
+                "x * y, x.mean() ...) or an unsupported module; no propagation rule covers it "
+                "(LRP also has none for sums, means, subtractions and scalings inside the model). "
                 "Use the module form (nn.ReLU(), nn.Sigmoid() ...) or a model-agnostic method "
                 "such as integrated_gradients.")
-        if kind in _ADDITIONS:
+        if kind in _ADDITIONS and plan.residual_eps is not None:
             additions.append(node)
         nxt_consumer = node if call is not None else consumer
         for nxt, _ in node.next_functions:
