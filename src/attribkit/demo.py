@@ -378,7 +378,7 @@ def _text_task(out: pathlib.Path, quiet: bool) -> DemoResult:
          quiet)
     model = text.load_sentiment_classifier()
     for sentence in DEMO_TEXTS:
-        ex = text.explain_text(sentence, steps=16, model=model, progress=not quiet)
+        ex = text.explain_text(sentence, steps=48, model=model, progress=not quiet)
         attr = ex.attribution
         gap, rg = attr.gap, attr.relative_gap
         p_pos = float(attr.output[0]) if attr.output is not None else math.nan
