@@ -48,6 +48,9 @@ from attribkit.methods.propagation import (  # LRP, Deep Taylor, DeepLIFT, DeepS
 # isort: split
 from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
 
+# isort: split
+from attribkit import report, viz  # pictures and the HTML report (issue 7)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -82,5 +85,7 @@ __all__ = [
     "interior_gradients",
     "lrp",
     "methods",
+    "report",
     "top_k",
+    "viz",
 ]
