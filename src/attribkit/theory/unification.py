@@ -295,9 +295,9 @@ def _separable_net(seed: int) -> tuple[nn.Sequential, tuple[nn.Module, ...]]:
     # block 1 pushes the output up and block 2 down (mixed signs at the last layer are where
     # sign-splitting rules let one block's effect move the other's attributions)
     out_w = torch.rand(1, 6, generator=g, dtype=torch.float64) + 0.5
-    out_w[:, 3:] *= -1.0
+    out_w[:, 3:] *= -0.4  # F(x) > 0 here (Deep Taylor explains positive outputs only)
     weights = [block(4, 2), block(3, 4), out_w]
-    biases = [0.3 * torch.randn(8, generator=g, dtype=torch.float64),
+    biases = [0.5 + 0.2 * torch.randn(8, generator=g, dtype=torch.float64),
               0.5 + 0.1 * torch.rand(6, generator=g, dtype=torch.float64),
               torch.zeros(1, dtype=torch.float64)]
     return make((True, True)), (make((True, False)), make((False, True)))
@@ -521,8 +521,11 @@ def render_markdown(result: UnificationResult, *, command: str = (
         if zero:
             lines.append(f"* **all-zero attributions** although F(x) != F(b) on: "
                          f"{'; '.join(zero)}")
+        by_reason: dict[str, list[str]] = {}
         for n, why in au.skipped.items():
-            lines.append(f"* skipped on {n}: {why}")
+            by_reason.setdefault(why, []).append(n)
+        for why, names in by_reason.items():
+            lines.append(f"* skipped on {len(names)} function(s) ({'; '.join(names)}): {why}")
         lines.append("")
     lines += ["## The suite", "", "| function | kind | input | tolerance |", "|---|---|---|---|"]
     for fn in result.suite:
