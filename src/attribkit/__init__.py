@@ -46,6 +46,14 @@ from attribkit.methods.propagation import (  # LRP, Deep Taylor, DeepLIFT, DeepS
 )
 
 # isort: split
+from attribkit.methods.cam import grad_cam  # gradients, perturbation, Shapley (issue 3)
+from attribkit.methods.expected import expected_gradients
+from attribkit.methods.gradients import gradient_x_input, saliency
+from attribkit.methods.occlusion import occlusion, prediction_difference
+from attribkit.methods.shapley import shapley_values
+from attribkit.methods.smoothing import smooth, smoothgrad, smoothgrad_squared, vargrad
+
+# isort: split
 from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
 
 # isort: split
@@ -79,13 +87,24 @@ __all__ = [
     "deeplift",
     "deepshap",
     "evaluate",
+    "expected_gradients",
     "explain",
+    "grad_cam",
+    "gradient_x_input",
     "guided_backprop",
     "integrated_gradients",
     "interior_gradients",
     "lrp",
     "methods",
+    "occlusion",
+    "prediction_difference",
     "report",
+    "saliency",
+    "shapley_values",
+    "smooth",
+    "smoothgrad",
+    "smoothgrad_squared",
     "top_k",
+    "vargrad",
     "viz",
 ]
