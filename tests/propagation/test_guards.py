@@ -201,3 +201,23 @@ def test_functional_linear_ops_pass_for_deeplift_but_not_for_lrp() -> None:
     torch.testing.assert_close(g, ref, atol=1e-12, rtol=1e-10)
     with pytest.raises(UnsupportedModelError, match=r"Mul|Mean|Sub|Add"):
         lrp(model, x, target=0)
+
+
+def test_inplace_relus_give_the_same_results() -> None:
+    from attribkit.methods.propagation import deconvnet, deeplift, deepshap, guided_backprop, lrp
+
+    def build(inplace: bool) -> nn.Sequential:
+        torch.manual_seed(4)
+        return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3),
+                             nn.ReLU(inplace=inplace), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(12, 6), nn.ReLU(inplace=inplace),
+                             nn.Linear(6, 3)).double().eval()
+
+    x = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    bg = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    for fn, kw in ((deeplift, {"baseline": 0.3}), (deeplift, {"rule": "reveal_cancel"}),
+                   (deepshap, {"background": bg}), (lrp, {"rule": "alpha2_beta1"}),
+                   (guided_backprop, {}), (deconvnet, {})):
+        a = fn(build(True), x, target=1, **kw)  # type: ignore[operator]
+        b = fn(build(False), x, target=1, **kw)  # type: ignore[operator]
+        torch.testing.assert_close(a.values, b.values, atol=1e-12, rtol=0)

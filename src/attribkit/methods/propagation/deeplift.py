@@ -82,7 +82,10 @@ def _reveal_cancel(call: Call, grad: Tensor, state: State) -> Tensor:
     src = call.source
     if src is None or not isinstance(src.module, LINEAR_TYPES) or src.ref is None:
         return _rescale(call, grad, state)
-    f = call.module.forward
+    def f(t: Tensor) -> Tensor:
+        out: Tensor = call.module.forward(t.clone())  # the module may work in place
+        return out
+
     xr = _ref(call)[0]
     with torch.no_grad():
         dp, dn = _split(src)

@@ -32,7 +32,7 @@ def _guided(call: Call, grad: Tensor, state: State) -> Tensor:
 
 
 def _deconv(call: Call, grad: Tensor, state: State) -> Tensor:
-    out: Tensor = call.module.forward(grad)
+    out: Tensor = call.module.forward(grad.clone())  # the module may work in place
     return out
 
 

@@ -139,6 +139,7 @@ class State:
     pairs: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
     relevance: dict[str, Tensor] = field(default_factory=dict)
     thread: int = field(default_factory=threading.get_ident)
+    stash: dict[nn.Module, list[Tensor]] = field(default_factory=lambda: defaultdict(list))
 
 
 class _Relay(torch.autograd.Function):
@@ -167,26 +168,49 @@ def require_module(model: object, method: str) -> nn.Module:
 
 
 def vjp(fn: Callable[[Tensor], Tensor], x: Tensor, grad: Tensor) -> Tensor:
-    """``(d fn / d x)^T grad`` at ``x``."""
+    """``(d fn / d x)^T grad`` at ``x`` (``fn`` may work in place: it gets a copy)."""
     xd = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        out = fn(xd)
+        out = fn(xd.clone())
         (g,) = torch.autograd.grad(out, xd, grad, allow_unused=True)
     return torch.zeros_like(x) if g is None else g
+
+
+def _protect_inplace(p: Problem, modules: list[nn.Module], owner: int,
+                     stash: dict[nn.Module, list[Tensor]]) -> list[Any]:
+    """Give in-place modules (``ReLU(inplace=True)``) a detached copy of their input.
+
+    The original input is kept in ``stash`` for the forward hook, so neither the values other
+    hooks recorded nor the autograd graph are overwritten.
+    """
+    def pre(module: nn.Module, args: tuple[Any, ...]) -> Any:
+        if threading.get_ident() != owner or not args or not isinstance(args[0], Tensor):
+            return None
+        stash[module].append(args[0])
+        return (args[0].detach().clone(), *args[1:])
+
+    return [p.guard.add_handle(m.register_forward_pre_hook(pre)) for m in modules
+            if getattr(m, "inplace", False)]
+
+
+def _input(module: nn.Module, args: tuple[Any, ...], stash: dict[nn.Module, list[Tensor]]) -> Any:
+    pending = stash.get(module)
+    return pending.pop() if pending else (args[0] if args else None)
 
 
 def _record_refs(p: Problem, plan: Plan, ref: Tensor,
                  ex: Tensor) -> dict[nn.Module, list[tuple[Tensor, Tensor]]]:
     refs: dict[nn.Module, list[tuple[Tensor, Tensor]]] = defaultdict(list)
-    handles = []
-
     owner = threading.get_ident()
+    stash: dict[nn.Module, list[Tensor]] = defaultdict(list)
+    handles = _protect_inplace(p, list(plan.backward), owner, stash)
 
     def grab(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         if threading.get_ident() != owner:
             return  # another thread's forward pass through the same module
-        if args and isinstance(args[0], Tensor) and isinstance(out, Tensor):
-            refs[module].append((args[0].detach(), out.detach()))
+        x = _input(module, args, stash)
+        if isinstance(x, Tensor) and isinstance(out, Tensor):
+            refs[module].append((x.detach(), out.detach()))
 
     try:
         for m in plan.backward:
@@ -216,7 +240,7 @@ def _make_hook(plan: Plan, state: State) -> Callable[[nn.Module, tuple[Any, ...]
             raise UnsupportedModelError(
                 f"{plan.method}: module '{name}' ({type(module).__name__}) must take one tensor "
                 "and return one tensor.")
-        x = args[0]
+        x = _input(module, args, state.stash)
         k = state.counts[module]
         state.counts[module] += 1
         ref = None
@@ -380,8 +404,9 @@ def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, exa
                 if plan.needs_reference and ref_rows is not None else {})
         state = State(plan, refs)
         hook = _make_hook(plan, state)
-        handles = [p.guard.add_handle(m.register_forward_hook(hook))
-                   for m in (*plan.backward, *plan.absorbed)]
+        handles = _protect_inplace(p, list(plan.backward), state.thread, state.stash)
+        handles += [p.guard.add_handle(m.register_forward_hook(hook))
+                    for m in (*plan.backward, *plan.absorbed)]
         extra: list[Any] = []
         try:
             x = rows[sl].detach().requires_grad_(True)
