@@ -178,3 +178,38 @@ def test_separable_network_criterion_2(name: str, options: dict[str, str], holds
     full, parts, x = _separable()
     rep = audit_blocks(name, full, parts, ((0, 1), (2, 3)), x, options=options)
     assert rep.criteria[1].holds is holds
+
+
+#: Criterion 1 on the saturated unit 1 - ReLU(1 - x) at x = 2 (Linear/ReLU layers).
+SATURATED_CASES = [("integrated_gradients", {}, True), ("occlusion", {}, True),
+                   ("gradient_x_input", {}, False), ("lrp", {"rule": "epsilon"}, False),
+                   ("deeplift", {"rule": "rescale"}, True)]
+
+
+@pytest.mark.parametrize(("name", "options", "holds"),
+                         [c for c in SATURATED_CASES if c[0] in methods()])
+def test_saturated_unit_criterion_1(name: str, options: dict[str, str], holds: bool) -> None:
+    net = nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 1)).double()
+    with torch.no_grad():
+        for m in (net[0], net[2]):
+            m.weight.fill_(-1.0)
+            m.bias.fill_(1.0)
+    x = torch.tensor([[2.0]], dtype=torch.float64)
+    rep = allocation_report(net, x, name, options=options)
+    assert rep.output_change == pytest.approx(1.0)
+    assert rep.criteria[0].holds is holds
+    assert rep.attribution[0] == pytest.approx(1.0 if holds else 0.0, abs=1e-9)
+
+
+def test_report_to_dict_is_json_ready() -> None:
+    import json
+
+    import attribkit.theory as th
+
+    rep = th.allocation_report(Polynomial([[2, 1]]), torch.ones(1, 2, dtype=torch.float64),
+                               "integrated_gradients")
+    d = json.loads(json.dumps(rep.to_dict()))
+    assert d["effects"][0]["weights"] == pytest.approx([2 / 3, 1 / 3])
+    assert [c["holds"] for c in d["criteria"]] == [True, True, True]
+    assert d["closest_rule"] == "integrated_gradients"
+    assert set(th.__all__) <= set(dir(th))

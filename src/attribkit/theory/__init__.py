@@ -1,17 +1,61 @@
 """The theory: Harsanyi interactions, Taylor interactions and how each method allocates them.
 
-* :class:`~attribkit.theory.games.Game`: the cooperative game of one prediction (players are
-  features or groups), its Harsanyi dividends, Shapley and Banzhaf values and summaries.
-* :mod:`~attribkit.theory.taylor`: exact Taylor terms ``phi(kappa)`` / ``I(kappa)`` of polynomial
-  models, and terms up to an order of any differentiable model with the residual.
-* :mod:`~attribkit.theory.allocation`: the allocation audit of a method (REFERENCE.md section 4,
-  the three criteria) and :func:`allocation_report` for a user's own prediction.
-* :mod:`~attribkit.theory.unification`: the audit of every registered method, rendered as
+* :class:`Game`: the cooperative game of one prediction (players are features or groups), its
+  Harsanyi dividends, Shapley and Banzhaf values and summaries.
+* :func:`polynomial_terms` / :func:`taylor_terms`: exact Taylor terms ``phi(kappa)`` /
+  ``I(kappa)`` of polynomial models, and terms up to an order of any differentiable model with
+  the residual.
+* :func:`allocation_report`: how does a method allocate the interactions of this prediction?
+  (REFERENCE.md section 4, the three criteria), with :func:`audit_polynomial`,
+  :func:`audit_game` and :func:`audit_blocks` behind it.
+* :mod:`attribkit.theory.unification`: the audit of every registered method, rendered as
   ``docs/unification.md`` (``python -m attribkit.theory.unification --out docs/unification.md``).
 """
 
 from __future__ import annotations
 
+from attribkit.theory.allocation import (
+    CRITERIA,
+    RULES,
+    AllocationReport,
+    CriterionVerdict,
+    EffectAllocation,
+    ShiftedPolynomial,
+    allocation_report,
+    audit_blocks,
+    audit_game,
+    audit_polynomial,
+    rule_allocation,
+    run_method,
+)
 from attribkit.theory.games import MAX_EXACT_PLAYERS, Game, Interaction, OrderShare, players_of
+from attribkit.theory.taylor import (
+    TaylorDecomposition,
+    TaylorTerm,
+    polynomial_terms,
+    taylor_terms,
+)
 
-__all__ = ["MAX_EXACT_PLAYERS", "Game", "Interaction", "OrderShare", "players_of"]
+__all__ = [
+    "CRITERIA",
+    "MAX_EXACT_PLAYERS",
+    "RULES",
+    "AllocationReport",
+    "CriterionVerdict",
+    "EffectAllocation",
+    "Game",
+    "Interaction",
+    "OrderShare",
+    "ShiftedPolynomial",
+    "TaylorDecomposition",
+    "TaylorTerm",
+    "allocation_report",
+    "audit_blocks",
+    "audit_game",
+    "audit_polynomial",
+    "players_of",
+    "polynomial_terms",
+    "rule_allocation",
+    "run_method",
+    "taylor_terms",
+]

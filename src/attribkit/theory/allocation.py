@@ -187,6 +187,27 @@ class AllocationReport:
                 return v
         raise KeyError(criterion)
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (for plots and reports): effects, weights, verdicts, rules."""
+        return {
+            "method": self.method,
+            "options": {k: (v if isinstance(v, (int, float, str, bool)) or v is None
+                            else repr(v)) for k, v in self.options.items()},
+            "source": self.source,
+            "attribution": list(self.attribution),
+            "output_change": self.output_change,
+            "effects": [{"players": list(e.players), "effect": e.effect,
+                         "shares": list(e.shares), "weights": list(e.weights),
+                         "measured": e.measured} for e in self.effects],
+            "criteria": [{"criterion": v.criterion, "holds": v.holds, "worst": v.worst,
+                          "evidence": v.evidence} for v in self.criteria],
+            "rule_distances": dict(self.rule_distances),
+            "closest_rule": self.closest_rule,
+            "additivity_error": self.additivity_error,
+            "tolerance": self.tolerance,
+            "notes": list(self.notes),
+        }
+
     def weight_matrix(self) -> Tensor:
         """``(n_effects, n)`` allocation weights, rows in the order of :attr:`effects`."""
         return torch.tensor([e.weights for e in self.effects], dtype=torch.float64)
@@ -414,7 +435,8 @@ def audit_game(method: str | MethodInfo, model: Callable[..., Tensor], inputs: T
     -------
     AllocationReport
         Criterion 2 is decided on dummy players (no non-zero dividend), criterion 3 on
-        completeness, criterion 1 is left undecided.
+        completeness, criterion 1 only with a single player (whose one effect is the output
+        change).
     """
     info = method if isinstance(method, MethodInfo) else get(method)
     x = inputs.detach()
@@ -452,8 +474,15 @@ def audit_game(method: str | MethodInfo, model: Callable[..., Tensor], inputs: T
     c3 = CriterionVerdict(CRITERIA[2], gap <= tolerance, gap,
                           f"sum of attributions {float(a.sum()):.4g} vs F(x) - F(b) = "
                           f"{change:.4g} (sum of all dividends)")
-    c1 = CriterionVerdict(CRITERIA[0], None, 0.0,
-                          "needs Taylor terms; not decided from Harsanyi dividends")
+    if n == 1 and abs(float(div[1])) > 1e-12 * scale:
+        # one player: its independent effect is the whole output change
+        cover = float(a[0]) / float(div[1])
+        c1 = CriterionVerdict(CRITERIA[0], cover >= 1.0 - tolerance, 1.0 - cover,
+                              f"the only effect psi(x1) = {float(div[1]):.4g} reaches x1 with "
+                              f"{cover:.4g} of it")
+    else:
+        c1 = CriterionVerdict(CRITERIA[0], None, 0.0,
+                              "needs Taylor terms; not decided from Harsanyi dividends")
     rule = min(dist, key=lambda k: dist[k]) if dist else "shapley"
     order = torch.argsort(div.abs(), descending=True).tolist()
     effects = []

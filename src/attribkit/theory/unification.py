@@ -89,6 +89,13 @@ _FRAME = (
     "The paper reads this method in the frame of its own expansion (the first-order term at "
     "the input, or LRP's relevance of F(x) itself); the table measures every method in one "
     "frame, the decomposition of F(x) - F(b) at the baseline. ")
+_SATURATED = (
+    "Decided on the saturated unit 1 - ReLU(1 - x) at x = 2: the hidden unit is dead at the "
+    "input, so all of F(x) = 1 sits in the output bias and the rule, which only redistributes "
+    "the activations present at x, gives x nothing, although x alone moved F from 0 to 1 (the "
+    "Sensitivity(a) failure of gradients). The paper's 'yes' assumes the relevance of every "
+    "unit can be expanded around a root point inside its sign group; a saturated unit carries "
+    "no relevance to expand, so the effect is not covered.")
 EXPLANATIONS: dict[tuple[str, int], str] = {
     ("Gradient x Input", 2): _FRAME + (
         "x_i dF/dx_i is the first-order term at x, allocated completely there; the higher-order "
@@ -121,6 +128,8 @@ EXPLANATIONS: dict[tuple[str, int], str] = {
         "relevance by positive contributions, which moves one block's effect to the other "
         "block's features when the output mixes them. If the attributions are all zero (see the "
         "evidence below) the test cannot see any transfer, and the verdict is vacuous."),
+    ("LRP-alpha-beta", 0): _SATURATED,
+    ("Deep Taylor", 0): _SATURATED,
     ("Occlusion-patch", 0): (
         "A patch occlusion credits the mean drop of every patch covering a feature; coverage "
         "then depends on the window and stride."),
@@ -257,6 +266,10 @@ def default_suite(*, relu: bool = True) -> tuple[TestFunction, ...]:
             suite.append(TestFunction(f"separable ReLU network {seed} (x1, x2 | x3, x4)", net, xs,
                                       torch.zeros_like(xs), "blocks", 1e-3, None, parts,
                                       ((0, 1), (2, 3))))
+        sat = _saturated_unit()
+        x1 = torch.tensor([[2.0]], dtype=torch.float64)
+        suite.append(TestFunction("saturated unit 1 - ReLU(1 - x) at x = 2 (ReLU layers)", sat,
+                                  x1, torch.zeros_like(x1), "harsanyi", 1e-3))
         g = torch.Generator().manual_seed(300)
         xc = torch.rand(1, 1, 4, 4, generator=g, dtype=torch.float64)
         ids = (torch.arange(4)[:, None] // 2 * 2 + torch.arange(4)[None, :] // 2)[None]
@@ -301,6 +314,17 @@ def _separable_net(seed: int) -> tuple[nn.Sequential, tuple[nn.Module, ...]]:
               0.5 + 0.1 * torch.rand(6, generator=g, dtype=torch.float64),
               torch.zeros(1, dtype=torch.float64)]
     return make((True, True)), (make((True, False)), make((False, True)))
+
+
+def _saturated_unit() -> nn.Sequential:
+    """``F(x) = 1 - ReLU(1 - x)`` (REFERENCE.md section 3) as Linear / ReLU / Linear layers."""
+    net = nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 1)).double().eval()
+    with torch.no_grad():
+        for m in (net[0], net[2]):
+            assert isinstance(m, nn.Linear)
+            m.weight.fill_(-1.0)
+            m.bias.fill_(1.0)
+    return net
 
 
 def _tiny_cnn() -> nn.Sequential:
@@ -450,9 +474,11 @@ def render_markdown(result: UnificationResult, *, command: str = (
         "(in no dividend) and criterion 3 on completeness `sum_i a_i = sum_S I(S)`. On the "
         "separable ReLU networks `F = F_1(x1, x2) + F_2(x3, x4)` every effect lies inside one "
         "block, so criterion 2 asks whether the attributions of a block change when the other "
-        "block is added (they must not). Criterion 1 is decided on the polynomials only, which "
-        "the propagation methods cannot run on (they need Linear/Conv layers): for them it is "
-        "n/a. A criterion holds when it holds on every function where it was decided. "
+        "block is added (they must not). Criterion 1 is decided on the polynomials (which the "
+        "propagation methods cannot run on: they need Linear/Conv layers) and on the saturated "
+        "unit `1 - ReLU(1 - x)` at x = 2 written as Linear/ReLU layers, whose only effect "
+        "`psi(x1) = F(2) - F(0) = 1` must reach x1 in full. A criterion holds when it holds on "
+        "every function where it was decided. "
         "Tolerances: 1e-3 on polynomials, 2e-2 on ReLU networks (IG's quadrature over kinks), "
         "5e-2 for stochastic methods.",
         "",
