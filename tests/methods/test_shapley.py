@@ -233,6 +233,8 @@ def test_patch_group_ids():
     assert ids.shape == (2, 4, 6)
     assert torch.equal(ids[0], ids[1])
     assert ids[0, 0, 0] == 0 and ids[0, 0, 3] == 1 and ids[0, 2, 0] == 2 and ids[0, 3, 5] == 3
+    # an int cuts the last axis only, like the occlusion window
+    assert patch_group_ids((2, 6), 3).tolist() == [[0, 0, 0, 1, 1, 1]] * 2
 
 
 def test_errors(make_mlp):

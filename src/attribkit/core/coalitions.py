@@ -117,7 +117,8 @@ def patch_group_ids(shape: Sequence[int], window: int | Sequence[int]) -> Tensor
     shape
         The shape of one example (without the batch axis).
     window
-        The patch size on the trailing axes (an int applies to every axis).
+        The patch size on the trailing axes (an int: the last axis only, as for the occlusion
+        window; give ``(8, 8)`` for square image patches).
 
     Returns
     -------
@@ -125,7 +126,7 @@ def patch_group_ids(shape: Sequence[int], window: int | Sequence[int]) -> Tensor
         ``shape`` int64 ids ``0 .. n_patches - 1``.
     """
     shape = tuple(int(s) for s in shape)
-    win = (int(window),) * len(shape) if isinstance(window, int) else tuple(int(w) for w in window)
+    win = (int(window),) if isinstance(window, int) else tuple(int(w) for w in window)
     if not 1 <= len(win) <= len(shape) or any(w < 1 for w in win):
         raise InputError(f"window {win} must give a positive size for 1..{len(shape)} trailing "
                          f"axes of an example of shape {shape}.")

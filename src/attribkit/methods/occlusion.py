@@ -146,7 +146,7 @@ def _spread(drops: Tensor, grids: list[Tensor]) -> Tensor:
 
 
 def _rows(p: Problem, batch_size: int | None) -> int:
-    return batch_size if batch_size is not None else min(_MAX_FORWARD_ROWS, 4 * p.batch_size)
+    return batch_size if batch_size is not None else min(_MAX_FORWARD_ROWS, p.batch_size)
 
 
 @register(
