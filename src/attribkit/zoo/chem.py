@@ -23,12 +23,14 @@ over held-out molecules.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 from attribkit.core.errors import InputError
@@ -84,6 +86,7 @@ __all__ = [
     "mol_from_smiles",
     "pack",
     "pearson",
+    "player_groups",
     "property_values",
     "split_attribution",
     "tpsa_contributions",
@@ -191,18 +194,47 @@ def split_attribution(values: Tensor, bonded: Tensor, delta: float = math.nan,
                                bonded=bonded.bool(), delta=delta, method=method)
 
 
-def _method_options(name: str, steps: int) -> dict[str, Any]:
+def player_groups(n_atoms: int) -> Tensor:
+    """Player ids of a packed row: one player per atom and one per unordered atom pair.
+
+    Atom ``i``'s features get id ``i``; both ordered entries ``(i, j)`` and ``(j, i)`` of a pair
+    get one id ``A + k``; the diagonal pairs (always zero) get ``-1`` (no player).
+
+    Parameters
+    ----------
+    n_atoms : int
+        Atoms ``A`` of the molecule.
+
+    Returns
+    -------
+    Tensor
+        ``(A * Fa + A * A * Fp,)`` int64, for methods with a ``groups`` option (Shapley values).
+    """
+    a = n_atoms
+    atom_ids = torch.arange(a).repeat_interleave(N_ATOM_FEATURES)
+    iu = torch.triu_indices(a, a, offset=1)
+    pair = torch.full((a, a), -1, dtype=torch.long)
+    ids = a + torch.arange(iu.shape[1])
+    pair[iu[0], iu[1]] = ids
+    pair[iu[1], iu[0]] = ids
+    pair_ids = pair.unsqueeze(-1).expand(a, a, N_PAIR_FEATURES).reshape(-1)
+    return torch.cat([atom_ids, pair_ids])
+
+
+def _method_options(name: str, steps: int, packed: Tensor) -> dict[str, Any]:
     from attribkit.methods.registry import get
 
-    info = get(name)
+    sig = inspect.signature(get(name).fn)
     opts: dict[str, Any] = {}
-    params = info.fn.__code__.co_varnames[:info.fn.__code__.co_argcount
-                                          + info.fn.__code__.co_kwonlyargcount]
-    if info.needs_baseline or "baseline" in params:
+    if "baseline" in sig.parameters:
         opts["baseline"] = None  # zeros: the seed's scaled-to-zero counterfactual
-    if "steps" in params:
+    if "background" in sig.parameters:
+        opts["background"] = torch.zeros_like(packed)  # the same counterfactual as reference
+    if "groups" in sig.parameters:
+        opts["groups"] = player_groups(unpack(packed)[0].shape[1])
+    if "steps" in sig.parameters:
         opts["steps"] = steps
-    if info.stochastic and "seed" in params:
+    if "seed" in sig.parameters:
         opts["seed"] = 0
     return opts
 
@@ -222,7 +254,9 @@ def explain_molecule(model: nn.Module, mol: Any, method: str = "integrated_gradi
     steps : int
         Path steps for path methods.
     **options : Any
-        Passed to the method (override the defaults: zero baseline, ``steps``, ``seed=0``).
+        Passed to the method. They override the defaults given to methods that take them:
+        the zero ``baseline`` (the seed's counterfactual), a zero ``background``, ``groups`` =
+        :func:`player_groups` (one player per atom and per pair), ``steps`` and ``seed=0``.
 
     Returns
     -------
@@ -234,7 +268,7 @@ def explain_molecule(model: nn.Module, mol: Any, method: str = "integrated_gradi
     feats = mol if isinstance(mol, MolFeatures) else featurize(mol)
     dtype = next(model.parameters()).dtype
     packed = pack(feats.atoms.to(dtype), feats.pairs.to(dtype))
-    opts = {**_method_options(method, steps), **options}
+    opts = {**_method_options(method, steps, packed), **options}
     attr = explain(model, packed, method=method, **opts)
     delta = attr.delta
     return split_attribution(attr.values[0], feats.bonded,
@@ -316,7 +350,9 @@ class FaithfulnessResult:
 
 def faithfulness(model: nn.Module, molecules: MoleculeSet, prop: str,
                  methods: Iterable[str] | None = None, steps: int = 50,
-                 time_limit: float | None = None) -> list[FaithfulnessResult]:
+                 time_limit: float | None = None,
+                 options: Mapping[str, Mapping[str, Any]] | None = None,
+                 ) -> list[FaithfulnessResult]:
     """Mean per-molecule correlation of each method's per-atom attribution with the exact truth.
 
     Parameters
@@ -334,6 +370,8 @@ def faithfulness(model: nn.Module, molecules: MoleculeSet, prop: str,
         Path steps for path methods.
     time_limit : float, optional
         Skip a method whose first molecule takes longer than this many seconds.
+    options : mapping, optional
+        Extra options per method name, e.g. ``{"occlusion": {"batch_size": 512}}``.
 
     Returns
     -------
@@ -351,7 +389,8 @@ def faithfulness(model: nn.Module, molecules: MoleculeSet, prop: str,
         error = ""
         for k, (feats, truth) in enumerate(zip(molecules.features, truths, strict=True)):
             try:
-                expl = explain_molecule(model, feats, method=name, steps=steps)
+                expl = explain_molecule(model, feats, method=name, steps=steps,
+                                        **dict((options or {}).get(name, {})))
             except Exception as err:  # a method that cannot handle this model is reported
                 error = f"{type(err).__name__}: {err}".splitlines()[0][:160]
                 break

@@ -88,19 +88,20 @@ class WeaveLayer(nn.Module):
         self.pair_message = nn.Linear(pair_in, pair_out)
         self.pair_atom = nn.Linear(pair_out, atom_out, bias=False)
         self.update_pairs = update_pairs
+        self.message_relu, self.atom_relu, self.pair_relu = nn.ReLU(), nn.ReLU(), nn.ReLU()
         if update_pairs:
             self.pair_pair = nn.Linear(pair_in, pair_out)
             self.atom_pair = nn.Linear(atom_in, pair_out, bias=False)
 
     def forward(self, atoms: Tensor, pairs: Tensor, pair_mask: Tensor) -> tuple[Tensor, Tensor]:
         """Updated ``(atoms, pairs)``; ``pair_mask`` ``(B, A, A)`` marks real distinct pairs."""
-        messages = torch.relu(self.pair_message(pairs)) * pair_mask.unsqueeze(-1)
+        messages = self.message_relu(self.pair_message(pairs)) * pair_mask.unsqueeze(-1)
         from_pairs = self.pair_atom(messages.sum(dim=2))
-        new_atoms = torch.relu(self.atom_atom(atoms) + from_pairs)
+        new_atoms = self.atom_relu(self.atom_atom(atoms) + from_pairs)
         if not self.update_pairs:
             return new_atoms, pairs
         ap = self.atom_pair(atoms)
-        new_pairs = torch.relu(self.pair_pair(pairs) + ap.unsqueeze(2) + ap.unsqueeze(1))
+        new_pairs = self.pair_relu(self.pair_pair(pairs) + ap.unsqueeze(2) + ap.unsqueeze(1))
         return new_atoms, new_pairs
 
 
