@@ -160,3 +160,16 @@ def test_ig_recovers_exact_tpsa_contributions(tpsa_model: chem.TrainedModel) -> 
     # Unsigned-by-input saliency ignores which atoms are present: clearly worse.
     assert by["saliency"].corr_with_pairs < ig.corr_with_pairs
     assert res[0].method == "integrated_gradients"
+
+
+def test_player_groups_one_player_per_atom_and_unordered_pair() -> None:
+    n = 4
+    ids = chem.player_groups(n)
+    assert ids.shape == (n * FA + n * n * FP,)
+    atoms, pairs = chem.unpack(ids.unsqueeze(0).double())
+    assert torch.equal(atoms[0], torch.arange(n).double().unsqueeze(1).expand(n, FA))
+    p = pairs[0, :, :, 0]
+    assert (p == pairs[0].amin(-1)).all() and (p == pairs[0].amax(-1)).all()
+    assert torch.equal(p, p.T) and (p.diagonal() == -1).all()
+    off = p[~torch.eye(n, dtype=torch.bool)]
+    assert sorted(set(off.long().tolist())) == list(range(n, n + n * (n - 1) // 2))
