@@ -102,6 +102,7 @@ def test_summaries_add_up(make_mlp: Callable[..., nn.Sequential]) -> None:
     shares = game.order_shares()
     assert sum(s.total for s in shares) == pytest.approx(change, abs=1e-12)
     assert sum(s.share for s in shares) == pytest.approx(1.0)
+    assert sum(s.output_share for s in shares) == pytest.approx(1.0)
     pos, neg = game.positive_negative()
     assert pos >= 0 >= neg and pos + neg == pytest.approx(change, abs=1e-12)
     top = game.strongest(3, min_order=2)

@@ -45,7 +45,9 @@ class Interaction:
 class OrderShare:
     """The dividends of one order ``|S| = k`` summed: signed, positive, negative and absolute.
 
-    ``share`` is this order's part of the total absolute dividend mass (orders sum to 1).
+    ``share`` is this order's part of the total absolute dividend mass (orders sum to 1);
+    ``output_share`` is ``total / (F(x) - F(b))`` (orders sum to 1; NaN if the output does not
+    change).
     """
 
     order: int
@@ -54,6 +56,7 @@ class OrderShare:
     negative: float
     absolute: float
     share: float
+    output_share: float
 
 
 def players_of(mask: int) -> tuple[int, ...]:
@@ -214,12 +217,14 @@ class Game:
         div = self.dividends()
         sizes = co.coalition_sizes(self.n_players)
         mass = float(div[1:].abs().sum())
+        change = float(div[1:].sum())
         rows = []
         for k in range(1, self.n_players + 1):
             d = div[sizes == k]
             pos, neg = float(d.clamp_min(0).sum()), float(d.clamp_max(0).sum())
             rows.append(OrderShare(k, pos + neg, pos, neg, pos - neg,
-                                   (pos - neg) / mass if mass > 0 else 0.0))
+                                   (pos - neg) / mass if mass > 0 else 0.0,
+                                   (pos + neg) / change if change != 0 else float("nan")))
         return rows
 
     def positive_negative(self) -> tuple[float, float]:

@@ -553,6 +553,20 @@ def render_markdown(result: UnificationResult, *, command: str = (
         for why, names in by_reason.items():
             lines.append(f"* skipped on {len(names)} function(s) ({'; '.join(names)}): {why}")
         lines.append("")
+    lines += [
+        "## Auditing your own prediction", "",
+        "```python",
+        "from attribkit.theory import Game, allocation_report",
+        "rep = allocation_report(model, x, \"integrated_gradients\", baseline=b, target=3,",
+        "                        players=group_ids)   # at most 20 players: group features",
+        "rep.criteria, rep.rule_distances, rep.closest_rule, rep.effects[:5], rep.to_dict()",
+        "game = Game(model, x, baseline=b, target=3, players=group_ids)",
+        "game.dividends(), game.shapley(), game.strongest(10, min_order=2), game.order_shares()",
+        "```", "",
+        "For a `attribkit.toys.Polynomial` the shares of every effect are measured exactly; for "
+        "any other model the attribution is set against the Harsanyi dividends (see above).",
+        "",
+    ]
     lines += ["## The suite", "", "| function | kind | input | tolerance |", "|---|---|---|---|"]
     for fn in result.suite:
         xs = ", ".join(f"{v:.3g}" for v in fn.inputs[0].reshape(-1).tolist())
