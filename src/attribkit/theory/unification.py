@@ -534,7 +534,9 @@ def render_markdown(result: UnificationResult, *, command: str = (
         rules = {}
         for n, r in au.reports.items():
             if r.closest_rule is not None:
-                rules[n] = f"{r.closest_rule} ({r.rule_distances[r.closest_rule]:.2g})"
+                best = r.rule_distances[r.closest_rule]
+                tied = [k for k, v in r.rule_distances.items() if v <= best + 1e-9]
+                rules[n] = f"{' = '.join(tied)} ({best:.2g})"
         if rules:
             lines.append("* closest Table 1 rule (relative L2 distance): " + "; ".join(
                 f"{n}: {v}" for n, v in rules.items()))
