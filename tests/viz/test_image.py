@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +109,17 @@ def test_image_array_accepts_tensors_in_unit_range() -> None:
     t[0, 0] = 1.0
     a = viz.image_array(t)
     assert a.shape == (4, 5, 3) and a[0, 0].tolist() == [255, 0, 0]
+
+
+def test_png_round_trip_keeps_the_hot_spot(tmp_path: pathlib.Path) -> None:
+    from PIL import Image
+
+    a = torch.zeros(1, 3, 32, 48, dtype=torch.float64)
+    a[0, 1, 20:26, 30:40] = 5.0  # positive evidence in one rectangle
+    path = tmp_path / "h.png"
+    viz.to_pil(viz.heatmap(a, sign="positive")).save(path)
+    back = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    assert back.shape == (32, 48, 3) and back.min() >= 0 and back.max() <= 255
+    darkness = 765 - back.sum(axis=2)  # "Reds": zero is near white, strong is dark red
+    ys, xs = np.nonzero(darkness > darkness.max() / 2)
+    assert ys.min() == 20 and ys.max() == 25 and xs.min() == 30 and xs.max() == 39
