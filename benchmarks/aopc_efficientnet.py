@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--json", type=pathlib.Path, default=pathlib.Path("out/aopc_efficientnet.json"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--signed", action="store_true",
+                    help="rank features by signed attribution instead of sum |a| (seed 003)")
     ap.add_argument("--patch", type=int, default=0,
                     help="ablate square patches of this side instead of pixels (k counts patches)")
     args = ap.parse_args()
@@ -70,7 +72,8 @@ def main() -> None:
     for name, attr in (("integrated_gradients", ig), ("gradients", grad), ("random", random)):
         curves[name] = ablation_curve(model, x, attr, k=args.k, steps=args.ablation_steps,
                                       target=target, baseline=vision.BLACK_BASELINE,
-                                      groups=groups, batch_size=args.batch_size)
+                                      groups=groups, absolute=not args.signed,
+                                      batch_size=args.batch_size)
     elapsed = time.time() - t0
     p0 = curves["integrated_gradients"].scores[:, 0]
     names = [f"{n} ({vision.class_name(int(t))}, p={float(p):.3f})"
@@ -80,6 +83,7 @@ def main() -> None:
     print(f"IG: {args.steps} Gauss-Legendre steps, black baseline, relative completeness gaps "
           f"{[round(float(g), 3) for g in gaps] if gaps is not None else 'n/a'} ({t_ig:.0f} s)")
     unit = f"patches of {args.patch}x{args.patch} px" if args.patch else "px"
+    unit += ", ranked by signed attribution" if args.signed else ", ranked by sum |a|"
     print(f"ablation: {args.k} {unit} x {args.ablation_steps} steps to black; "
           f"total {elapsed:.0f} s\n")
     marks = sorted({1, 5, 10, 20, 30, 40, args.ablation_steps})
