@@ -39,13 +39,13 @@ class VisionSetup:
     class_name: Callable[[int], str]
     to_image: Callable[[Tensor], np.ndarray[Any, Any]]
     saturation_photos: dict[str, Tensor]
-    ig_steps: int = 16
+    ig_steps: int = 32
     alphas: int = 12
     compare_steps: int = 8
     patch: int = 28
     aopc_k: int = 500
     aopc_steps: int = 10
-    compare_budget_s: float = 60.0
+    compare_budget_s: float = 45.0
     title: str = "attribkit demo"
     module_model: nn.Module | None = None
     """The same function built only from modules (for propagation rules), where it differs."""
