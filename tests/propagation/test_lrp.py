@@ -310,3 +310,56 @@ def test_softmax_last_layer_passes_probability_relevance() -> None:
     torch.testing.assert_close(attr.total(), model(x)[:, 2], atol=1e-9, rtol=1e-8)
     ref = lrp(model[0], x, target=2, epsilon=1e-12).values
     torch.testing.assert_close(attr.values, ref * (model(x)[:, 2] / logits[:, 2])[:, None])
+
+
+class SameConv(nn.Conv2d):
+    """Like EfficientNet's ``Conv2dStaticSamePadding``: a child pads, forward calls F.conv2d."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(cin, cout, 3, bias=False)
+        self.pad = nn.ZeroPad2d(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.nn.functional.conv2d(self.pad(x), self.weight, self.bias)
+
+
+class MBChain(nn.Module):
+    """Two linear-bottleneck residual blocks in a row (the second adds to an addition)."""
+
+    def __init__(self, same: bool) -> None:
+        super().__init__()
+        torch.manual_seed(12)
+        conv = (lambda: SameConv(3, 3)) if same else (
+            lambda: nn.Sequential(nn.ZeroPad2d(1), nn.Conv2d(3, 3, 3, bias=False)))
+        self.c1, self.c2 = conv(), conv()
+        self.bn1, self.bn2 = nn.BatchNorm2d(3), nn.BatchNorm2d(3)
+        self.act = nn.ReLU6()
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.act(x)
+        h = self.bn1(self.c1(h)) + h
+        h = self.bn2(self.c2(h)) + h
+        out: Tensor = self.head(h)
+        return out
+
+
+def test_conv_subclass_with_padding_child_and_chained_residuals() -> None:
+    a, b = MBChain(same=True).double().eval(), MBChain(same=False).double().eval()
+    b.load_state_dict({k.replace("c1.weight", "c1.1.weight").replace("c2.weight", "c2.1.weight"): v
+                       for k, v in a.state_dict().items()})
+    for m in (a, b):
+        for bn in (m.bn1, m.bn2):
+            bn.running_mean.fill_(0.2)
+            bn.running_var.fill_(1.5)
+    x = torch.randn(2, 3, 5, 5, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
+    torch.testing.assert_close(a(x), b(x))
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    for rule in ("epsilon", "alpha2_beta1"):
+        ra = lrp(a, x, target=1, rule=rule).values
+        rb = lrp(b, x, target=1, rule=rule).values
+        torch.testing.assert_close(ra, rb, atol=1e-10, rtol=1e-8)
+    assert all(torch.equal(before[k], v) for k, v in a.state_dict().items())
+    # the BatchNorms were found at run time although they are registered after both convs
+    totals = lrp(a, x, target=1).extras["relevance"]
+    assert "c1+bn1" in totals and "c2+bn2" in totals

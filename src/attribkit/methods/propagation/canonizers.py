@@ -3,10 +3,9 @@
 :func:`merge_batchnorm` finds each BatchNorm that directly follows a ``Linear`` or ``Conv``
 layer (in module order) and computes the merged parameters ``W' = s W``, ``b' = s (b - mu) +
 beta`` with ``s = gamma / sqrt(var + eps)``. The merge is *virtual*: the rules evaluate the
-linear layer with the merged parameters and the BatchNorm passes its input through, so the
-user's parameters are never written (they are bit-for-bit the same afterwards by construction,
-and two threads may explain the same weights). The check that the BatchNorm really consumes the
-linear layer's output happens during the forward pass (see ``hooks``).
+pair's input with the merged parameters, so the user's parameters are never written (they are
+bit-for-bit the same afterwards by construction, and two threads may explain the same
+weights).
 
 Residual additions are handled in the graph (``hooks._residual_hooks``): an addition of two
 module outputs splits relevance in proportion to the operands.
@@ -16,36 +15,47 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from attribkit.core.errors import UnsupportedModelError
 
-__all__ = ["LINEAR_TYPES", "Canonized", "canonized", "merge_batchnorm"]
+__all__ = ["LINEAR_TYPES", "batchnorms", "bn_affine", "canonized", "merge_params", "units"]
 
 LINEAR_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-@dataclass
-class Canonized:
-    """The result of canonizing: merged parameters and absorbed BatchNorms.
+def units(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """The modules a method hooks: leaves, and Linear/Conv layers as a whole.
 
-    Attributes
-    ----------
-    params
-        Linear layer -> its (merged) ``(weight, bias)``; every linear layer of the model.
-    absorbed
-        BatchNorm -> the linear layer it is merged into.
+    A ``Conv2d`` subclass with children (``Conv2dStaticSamePadding`` pads with a child module and
+    calls ``F.conv2d``) is one unit; its children are not visited.
     """
+    inside: str | None = None
+    for name, m in model.named_modules():
+        if inside is not None and name.startswith(inside + "."):
+            continue
+        inside = None
+        if isinstance(m, LINEAR_TYPES):
+            if len(list(m.children())) > 0:
+                inside = name
+            yield name, m
+        elif len(list(m.children())) == 0:
+            yield name, m
 
-    params: dict[nn.Module, tuple[Tensor, Tensor | None]] = field(default_factory=dict)
-    absorbed: dict[nn.Module, nn.Module] = field(default_factory=dict)
 
+def bn_affine(bn: nn.Module, name: str) -> tuple[Tensor, Tensor]:
+    """``(scale, shift)`` of an eval-mode BatchNorm: ``bn(z) = scale * z + shift`` per channel.
 
-def _bn_scale(bn: nn.Module, name: str) -> tuple[Tensor, Tensor]:
+    Parameters
+    ----------
+    bn
+        The BatchNorm.
+    name
+        Its name, for messages.
+    """
     assert isinstance(bn, _BN)
     if bn.running_mean is None or bn.running_var is None:
         raise UnsupportedModelError(
@@ -61,59 +71,49 @@ def _bn_scale(bn: nn.Module, name: str) -> tuple[Tensor, Tensor]:
     return scale.detach(), shift.detach()
 
 
-def merge_batchnorm(model: nn.Module, merge: bool = True) -> Canonized:
-    """Merged parameters of every ``Linear``/``Conv`` layer followed by a BatchNorm.
+def merge_params(linear: nn.Module, bn: nn.Module, name: str) -> tuple[Tensor, Tensor] | None:
+    """The parameters of ``bn(linear(x))`` as one linear layer, or ``None`` if they do not fit.
 
     Parameters
     ----------
-    model
-        The model (not modified).
-    merge
-        When ``False``, only the plain parameters are listed (and BatchNorms are left alone).
-
-    Returns
-    -------
-    Canonized
-        The parameters to use for each linear layer and the absorbed BatchNorms.
+    linear
+        A ``Linear`` or ``Conv`` layer.
+    bn
+        The BatchNorm applied to its output.
+    name
+        The BatchNorm's name, for messages.
     """
-    out = Canonized()
-    prev: tuple[str, nn.Module] | None = None
-    for name, m in model.named_modules():
-        if len(list(m.children())) > 0:
-            continue
-        if isinstance(m, LINEAR_TYPES):
-            out.params[m] = (m.weight.detach(), None if m.bias is None else m.bias.detach())
-        elif merge and isinstance(m, _BN) and prev is not None and isinstance(prev[1],
-                                                                            LINEAR_TYPES):
-            lin = prev[1]
-            w, b = out.params[lin]
-            if w.shape[0] != m.num_features:
-                prev = (name, m)
-                continue
-            scale, shift = _bn_scale(m, name)
-            shape = (-1,) + (1,) * (w.dim() - 1)
-            new_w = w * scale.reshape(shape)
-            new_b = shift if b is None else b * scale + shift
-            out.params[lin] = (new_w, new_b)
-            out.absorbed[m] = lin
-        prev = (name, m)
-    return out
+    if not isinstance(linear, LINEAR_TYPES) or not isinstance(bn, _BN):
+        return None
+    w = linear.weight.detach()
+    if w.shape[0] != bn.num_features:
+        return None
+    scale, shift = bn_affine(bn, name)
+    new_w = w * scale.reshape((-1,) + (1,) * (w.dim() - 1))
+    new_b = shift if linear.bias is None else linear.bias.detach() * scale + shift
+    return new_w, new_b
+
+
+def batchnorms(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every BatchNorm of ``model`` with its name."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, _BN)]
 
 
 @contextlib.contextmanager
-def canonized(model: nn.Module, merge: bool = True) -> Iterator[Canonized]:
-    """Context manager form of :func:`merge_batchnorm`; the model's state is checked on exit.
+def canonized(model: nn.Module) -> Iterator[nn.Module]:
+    """Scope of a canonized attribution; on exit, checks that the state dict is unchanged.
+
+    The merge itself is virtual (see the module docstring), so there is nothing to restore; the
+    check guards against a future canonizer that writes parameters.
 
     Parameters
     ----------
     model
         The model.
-    merge
-        Whether to merge BatchNorms.
     """
     before = {k: v.clone() for k, v in model.state_dict().items()}
     try:
-        yield merge_batchnorm(model, merge)
+        yield model
     finally:
         after = model.state_dict()
         if any(not torch.equal(before[k], after[k]) for k in before):

@@ -16,13 +16,14 @@ from torch import nn
 
 from attribkit.core.errors import InputError, UnsupportedModelError
 from attribkit.methods.propagation import rules as R
-from attribkit.methods.propagation.canonizers import LINEAR_TYPES
+from attribkit.methods.propagation.canonizers import LINEAR_TYPES, units
 
 __all__ = [
     "ACTIVATIONS",
     "AVG_POOLS",
     "CONV_TYPES",
     "MAX_POOLS",
+    "PADDING",
     "PASS_THROUGH",
     "PRESETS",
     "Composite",
@@ -37,6 +38,8 @@ MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d,
 #: Element-wise nonlinearities (DeepLIFT rescales them; LRP passes relevance through).
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.Sigmoid, nn.Tanh, nn.ELU, nn.SiLU, nn.GELU,
                nn.Softplus, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh)
+#: Constant padding: linear, zero relevance on the padded entries (gradient rule everywhere).
+PADDING = (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)
 #: Modules that leave values (or structure only) unchanged in eval mode: not hooked.
 PASS_THROUGH = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
                 nn.Dropout3d, nn.AlphaDropout)
@@ -78,8 +81,8 @@ class Composite:
         """
         out: dict[nn.Module, R.Rule] = {}
         first_done = False
-        for name, m in model.named_modules():
-            if len(list(m.children())) > 0 or isinstance(m, PASS_THROUGH):
+        for name, m in units(model):
+            if isinstance(m, PASS_THROUGH):
                 continue
             rule: R.Rule | None = self.by_name.get(name)
             if rule is None and isinstance(m, (*LINEAR_TYPES, *AVG_POOLS)):
@@ -94,7 +97,7 @@ class Composite:
             if rule is None:
                 if isinstance(m, (*ACTIVATIONS, nn.Softmax)):
                     rule = R.PASS
-                elif isinstance(m, MAX_POOLS):
+                elif isinstance(m, (*MAX_POOLS, *PADDING)):
                     rule = R.GRADIENT
                 elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
                     continue  # merged by the canonizer, or reported there

@@ -26,8 +26,14 @@ from torch import Tensor, nn
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
 from attribkit.core.errors import BaselineError, InputError, UnsupportedModelError
-from attribkit.methods.propagation.canonizers import LINEAR_TYPES
-from attribkit.methods.propagation.composites import ACTIVATIONS, AVG_POOLS, MAX_POOLS, PASS_THROUGH
+from attribkit.methods.propagation.canonizers import LINEAR_TYPES, units
+from attribkit.methods.propagation.composites import (
+    ACTIVATIONS,
+    AVG_POOLS,
+    MAX_POOLS,
+    PADDING,
+    PASS_THROUGH,
+)
 from attribkit.methods.propagation.hooks import (
     Backward,
     Call,
@@ -191,12 +197,12 @@ def gradient_plan(model: nn.Module, method: str, activation: Backward, *,
     """
     names = {m: n for n, m in model.named_modules()}
     backward: dict[nn.Module, Backward] = {}
-    for name, m in model.named_modules():
-        if len(list(m.children())) > 0 or isinstance(m, PASS_THROUGH):
+    for name, m in units(model):
+        if isinstance(m, PASS_THROUGH):
             continue
         if isinstance(m, LINEAR_TYPES):
             backward[m] = linear
-        elif isinstance(m, (*AVG_POOLS, *_BN)):
+        elif isinstance(m, (*AVG_POOLS, *_BN, *PADDING)):
             if isinstance(m, _BN) and m.running_mean is None:
                 raise UnsupportedModelError(f"{method}: BatchNorm '{name}' has no running "
                                             "statistics, so it is not a fixed map in eval mode.")

@@ -78,6 +78,8 @@ class Call:
         ``(x', y')``: the same call's input and output on the reference rows, or ``None``.
     source
         The call of the linear layer whose output is ``x`` (for RevealCancel pairs), if any.
+    x_graph
+        The input as it sits in the autograd graph (to re-route a merged BatchNorm).
     """
 
     name: str
@@ -86,6 +88,7 @@ class Call:
     y: Tensor
     ref: tuple[Tensor, Tensor] | None = None
     source: Call | None = None
+    x_graph: Tensor | None = None
 
 
 #: ``backward(call, grad, state) -> grad of the input``.
@@ -104,10 +107,9 @@ class Plan:
         The replacement backward of each hooked module.
     names
         Module -> qualified name.
-    forward
-        Replacement forward functions (a linear layer merged with its BatchNorm).
-    absorbed
-        BatchNorm -> the linear layer it was merged into (its hook passes the input through).
+    batchnorms
+        BatchNorm -> a function from the call of the layer that feeds it to the backward of the
+        merged pair (``None`` when they cannot be merged).
     needs_reference
         Whether reference rows are run first (DeepLIFT).
     residual_eps
@@ -120,8 +122,7 @@ class Plan:
     method: str
     backward: dict[nn.Module, Backward]
     names: dict[nn.Module, str]
-    forward: dict[nn.Module, Callable[[Tensor], Tensor]] = field(default_factory=dict)
-    absorbed: dict[nn.Module, nn.Module] = field(default_factory=dict)
+    batchnorms: dict[nn.Module, Callable[[Call], Backward | None]] = field(default_factory=dict)
     needs_reference: bool = False
     residual_eps: float | None = None
     last_only: frozenset[nn.Module] = frozenset()
@@ -135,11 +136,11 @@ class State:
     refs: dict[nn.Module, list[tuple[Tensor, Tensor]]]
     counts: dict[nn.Module, int] = field(default_factory=lambda: defaultdict(int))
     node_call: dict[Any, Call] = field(default_factory=dict)
-    last_output: dict[nn.Module, Tensor] = field(default_factory=dict)
     pairs: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
     relevance: dict[str, Tensor] = field(default_factory=dict)
     thread: int = field(default_factory=threading.get_ident)
     stash: dict[nn.Module, list[Tensor]] = field(default_factory=lambda: defaultdict(list))
+    sums: dict[int, Tensor] = field(default_factory=dict)
 
 
 class _Relay(torch.autograd.Function):
@@ -228,14 +229,8 @@ def _make_hook(plan: Plan, state: State) -> Callable[[nn.Module, tuple[Any, ...]
         if threading.get_ident() != state.thread:
             return None  # another thread's forward pass through the same module
         name = plan.names.get(module, type(module).__name__)
-        if module in plan.absorbed:
-            lin = plan.absorbed[module]
-            if len(args) != 1 or args[0] is not state.last_output.get(lin):
-                raise UnsupportedModelError(
-                    f"{plan.method}: BatchNorm '{name}' was merged into '{plan.names[lin]}', but "
-                    "its input is not that layer's output; the canonizer cannot merge them. "
-                    "Call with canonize=False only if the model has no BatchNorm.")
-            return args[0]
+        if module in plan.batchnorms:
+            return _merge(module, name, args, out, plan, state)
         if len(args) != 1 or not isinstance(args[0], Tensor) or not isinstance(out, Tensor):
             raise UnsupportedModelError(
                 f"{plan.method}: module '{name}' ({type(module).__name__}) must take one tensor "
@@ -251,25 +246,41 @@ def _make_hook(plan: Plan, state: State) -> Callable[[nn.Module, tuple[Any, ...]
                     f"{plan.method}: module '{name}' ran more often on the inputs than on the "
                     "reference; the model's control flow depends on its input.")
             ref = calls[k]
-        y = plan.forward[module](x.detach()) if module in plan.forward else out.detach()
+        y = out.detach()
         if not x.requires_grad:
-            state.last_output[module] = y
-            return y if module in plan.forward else None
+            return None
         source = state.node_call.get(x.grad_fn)
-        call = Call(name if k == 0 else f"{name}#{k}", module, x.detach(), y, ref, source)
-        backward = plan.backward[module]
-
-        def fn(grad: Tensor) -> Tensor:
-            g = backward(call, grad, state)
-            state.relevance[call.name] = g.detach().flatten(1).sum(1)
-            return g
-
-        new: Tensor = _Relay.apply(x, y, fn)  # type: ignore[no-untyped-call]
-        state.node_call[new.grad_fn] = call
-        state.last_output[module] = new
-        return new
+        call = Call(name if k == 0 else f"{name}#{k}", module, x.detach(), y, ref, source, x)
+        return _relay(call, plan.backward[module], state)
 
     return hook
+
+
+def _relay(call: Call, backward: Backward, state: State) -> Tensor:
+    """The output of ``call`` as a relay node whose backward is ``backward``."""
+    def fn(grad: Tensor) -> Tensor:
+        g = backward(call, grad, state)
+        state.relevance[call.name] = g.detach().flatten(1).sum(1)
+        return g
+
+    assert call.x_graph is not None
+    new: Tensor = _Relay.apply(call.x_graph, call.y, fn)  # type: ignore[no-untyped-call]
+    state.node_call[new.grad_fn] = call
+    return new
+
+
+def _merge(module: nn.Module, name: str, args: tuple[Any, ...], out: Any, plan: Plan,
+           state: State) -> Tensor:
+    """Replace ``linear -> BatchNorm`` by one relay from the linear layer's input."""
+    x = args[0] if len(args) == 1 else None
+    src = state.node_call.get(x.grad_fn) if isinstance(x, Tensor) else None
+    backward = plan.batchnorms[module](src) if src is not None else None
+    if src is None or backward is None or src.x_graph is None or not isinstance(out, Tensor):
+        raise UnsupportedModelError(
+            f"{plan.method}: BatchNorm '{name}' does not take its input directly from a Linear/"
+            "Conv layer it can be merged into; there is no LRP rule for a lone BatchNorm.")
+    call = Call(f"{src.name}+{name}", src.module, src.x, out.detach(), None, None, src.x_graph)
+    return _relay(call, backward, state)
 
 
 def _describe(node: Any, state: State) -> str:
@@ -333,12 +344,21 @@ def _producer(node: Any, state: State) -> str:
 
 
 def _operand_value(node: Any, state: State) -> Tensor | None:
+    """The value a graph node produced: a module output, the input, or a sum of those."""
     call = state.node_call.get(node)
     if call is not None:
         return call.y
-    if type(node).__name__ == "AccumulateGrad":
+    kind = type(node).__name__
+    if kind == "AccumulateGrad":
         v: Tensor = node.variable.detach()
         return v
+    if kind in _ADDITIONS and len(node.next_functions) == 2:
+        if id(node) in state.sums:
+            return state.sums[id(node)]
+        a, b = (None if f is None else _operand_value(f, state) for f, _ in node.next_functions)
+        if a is not None and b is not None:
+            state.sums[id(node)] = a + b
+            return a + b
     return None
 
 
@@ -406,7 +426,7 @@ def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, exa
         hook = _make_hook(plan, state)
         handles = _protect_inplace(p, list(plan.backward), state.thread, state.stash)
         handles += [p.guard.add_handle(m.register_forward_hook(hook))
-                    for m in (*plan.backward, *plan.absorbed)]
+                    for m in (*plan.backward, *plan.batchnorms)]
         extra: list[Any] = []
         try:
             x = rows[sl].detach().requires_grad_(True)

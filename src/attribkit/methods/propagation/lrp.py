@@ -19,7 +19,12 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
 from attribkit.core.errors import UnsupportedModelError
 from attribkit.methods.propagation import rules as R
-from attribkit.methods.propagation.canonizers import LINEAR_TYPES, Canonized, canonized
+from attribkit.methods.propagation.canonizers import (
+    LINEAR_TYPES,
+    batchnorms,
+    canonized,
+    merge_params,
+)
 from attribkit.methods.propagation.composites import Composite, preset
 from attribkit.methods.propagation.hooks import (
     Backward,
@@ -34,7 +39,6 @@ from attribkit.methods.registry import register
 
 __all__ = ["deep_taylor", "lrp", "lrp_plan"]
 
-_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def _terms(rule: R.Rule, weight: Tensor | None, bias: Tensor | None, call: Call, grad: Tensor,
@@ -53,14 +57,16 @@ def _gradient(call: Call, grad: Tensor, state: State) -> Tensor:
     return vjp(call.module.forward, call.x, grad)
 
 
-def _merged(module: nn.Module, w: Tensor, b: Tensor | None) -> Callable[[Tensor], Tensor]:
-    def fwd(x: Tensor) -> Tensor:
-        return R.layer_forward(module, x, w, b)
+def _merge_backward(assigned: dict[nn.Module, R.Rule], bn: nn.Module, name: str,
+                    src: Call) -> Backward | None:
+    rule = assigned.get(src.module)
+    params = merge_params(src.module, bn, name)
+    if rule is None or rule.kind != "terms" or params is None:
+        return None
+    return partial(_terms, rule, *params)
 
-    return fwd
 
-
-def lrp_plan(model: nn.Module, composite: Composite, canon: Canonized, residual_eps: float,
+def lrp_plan(model: nn.Module, composite: Composite, canonize: bool, residual_eps: float,
              method: str = "lrp") -> Plan:
     """The hook plan of LRP for ``model``.
 
@@ -70,8 +76,8 @@ def lrp_plan(model: nn.Module, composite: Composite, canon: Canonized, residual_
         The model.
     composite
         Rules of the linear layers.
-    canon
-        The canonizer's merged parameters (:func:`~.canonizers.canonized`).
+    canonize
+        Merge each BatchNorm into the Linear/Conv layer that feeds it.
     residual_eps
         Stabiliser of the residual-addition split.
     method
@@ -80,24 +86,24 @@ def lrp_plan(model: nn.Module, composite: Composite, canon: Canonized, residual_
     names = {m: n for n, m in model.named_modules()}
     assigned = composite.assign(model)
     backward: dict[nn.Module, Backward] = {}
-    forward: dict[nn.Module, Callable[[Tensor], Tensor]] = {}
     for m, rule in assigned.items():
         if rule.kind == "pass":
             backward[m] = _pass
         elif rule.kind == "gradient":
             backward[m] = _gradient
         else:
-            w, b = canon.params.get(m, (None, None))
-            if isinstance(m, LINEAR_TYPES) and m in canon.params:
-                forward[m] = _merged(m, *canon.params[m])
+            w = m.weight.detach() if isinstance(m, LINEAR_TYPES) else None
+            b = m.bias.detach() if isinstance(m, LINEAR_TYPES) and m.bias is not None else None
             backward[m] = partial(_terms, rule, w, b)
-    for n, m in model.named_modules():
-        if isinstance(m, _BN) and m not in canon.absorbed:
+    merges: dict[nn.Module, Callable[[Call], Backward | None]] = {}
+    for n, m in batchnorms(model):
+        if not canonize:
             raise UnsupportedModelError(
-                f"{method}: BatchNorm '{n}' does not directly follow a Linear/Conv layer it can "
-                "be merged into (or canonize=False); LRP has no rule for a lone BatchNorm.")
-    return Plan(method, backward, names, forward, dict(canon.absorbed), False, residual_eps,
-                frozenset(m for m in assigned if isinstance(m, nn.Softmax)))
+                f"{method}: the model has a BatchNorm ('{n}') and canonize=False; LRP has no "
+                "rule for a lone BatchNorm. Use canonize=True to merge it into its linear layer.")
+        merges[m] = partial(_merge_backward, assigned, m, n)
+    return Plan(method, backward, names, batchnorms=merges, residual_eps=residual_eps,
+                last_only=frozenset(m for m in assigned if isinstance(m, nn.Softmax)))
 
 
 def _composite(rule: str | R.Rule | Composite, epsilon: float, gamma: float, low: Any,
@@ -116,8 +122,8 @@ def _run(model: Any, inputs: Tensor, target: Any, composite: Composite, canonize
     module = require_module(model, method)
     with prepare(module, inputs, target=target, baseline=None, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, allow_multi_target=False) as p:
-        with canonized(module, canonize) as canon:
-            plan = lrp_plan(module, composite, canon, epsilon, method)
+        with canonized(module):
+            plan = lrp_plan(module, composite, canonize, epsilon, method)
             values, layers = propagate(p, plan, p.inputs, None, p.examples, scale_by_score=True)
         return p.result(values, method, params, extras={"relevance": layers})
 
@@ -173,7 +179,8 @@ def lrp(
     high
         Upper bound of the inputs (z-box presets).
     canonize
-        Merge each BatchNorm into the preceding linear layer (virtually; the model is unchanged).
+        Merge each BatchNorm into the Linear/Conv layer that feeds it (virtually; the model is
+        unchanged).
     batch_size
         Rows per backward pass.
     progress

@@ -22,8 +22,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.stateless import _reparametrize_module
 
 from attribkit.core.errors import InputError, UnsupportedModelError
+
+_PLAIN_FORWARDS = (nn.Linear.forward, nn.Conv1d.forward, nn.Conv2d.forward, nn.Conv3d.forward)
 
 __all__ = [
     "GRADIENT",
@@ -284,15 +287,26 @@ def layer_forward(module: nn.Module, x: Tensor, weight: Tensor | None,
     bias
         The (modified) bias or ``None``.
     """
+    if weight is None:
+        out: Tensor = module.forward(x)
+        return out
+    if type(module).forward not in _PLAIN_FORWARDS:
+        # a subclass with its own forward (e.g. static "same" padding): run that forward with
+        # the parameters swapped for the duration of the call (restored on exit)
+        cur = getattr(module, "bias", None)
+        zero = None if bias is not None or not isinstance(cur, Tensor) else \
+            torch.zeros_like(cur)
+        swapped = {"weight": weight, "bias": bias if bias is not None else zero}
+        params = {k: v for k, v in swapped.items() if v is not None}
+        with _reparametrize_module(module, params):
+            out = module.forward(x)
+        return out
     if isinstance(module, nn.Linear):
-        assert weight is not None
         return F.linear(x, weight, bias)
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        assert weight is not None
-        out: Tensor = module._conv_forward(x, weight, bias)
+        out = module._conv_forward(x, weight, bias)
         return out
-    out = module.forward(x)
-    return out
+    raise UnsupportedModelError(f"{type(module).__name__} is not a linear layer LRP knows.")
 
 
 def linear_relevance(rule: Rule, module: nn.Module, x: Tensor, relevance: Tensor,
