@@ -332,7 +332,8 @@ class FaithfulnessResult:
     n_molecules : int
         Molecules averaged (molecules whose exact contributions are all equal are left out).
     shares : dict
-        Mean fractions of the attributed total on atoms, bonded pairs and other pairs.
+        Fractions of the attributed total, summed over the molecules, carried by atoms, bonded
+        pairs and other pairs (sums of each part over the sum of the totals).
     seconds : float
         Wall time.
     error : str
@@ -397,11 +398,15 @@ def faithfulness(model: nn.Module, molecules: MoleculeSet, prop: str,
             if k == 0 and time_limit is not None and time.perf_counter() - start > time_limit:
                 error = f"skipped: over {time_limit:g} s per molecule"
                 break
-            share_rows.append(expl.shares())
+            bonded = float(expl.pairs[expl.bonded].sum())
+            share_rows.append({"total": expl.total, "atoms": float(expl.atoms.sum()),
+                               "bonded_pairs": bonded,
+                               "other_pairs": float(expl.pairs.sum()) - bonded})
             c_pairs.append(pearson(expl.per_atom(True), truth))
             c_atoms.append(pearson(expl.per_atom(False), truth))
         ok = [i for i, c in enumerate(c_pairs) if not math.isnan(c)]
-        shares = {key: float(np.nanmean([r[key] for r in share_rows])) if share_rows else math.nan
+        total = sum(parts["total"] for parts in share_rows)
+        shares = {key: sum(parts[key] for parts in share_rows) / total if total else math.nan
                   for key in ("atoms", "bonded_pairs", "other_pairs")}
         results.append(FaithfulnessResult(
             method=name,
