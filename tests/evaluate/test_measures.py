@@ -111,6 +111,9 @@ def test_saturation_point_matches_closed_form() -> None:
         # (1 - e^{-5 a s}) / (1 - e^{-5 s}) >= 0.95  <=>  a >= -ln(1 - 0.95 (1 - e^{-5 s})) / 5 s
         closed = -math.log(1 - 0.95 * (1 - math.exp(-5 * s))) / (5 * s)
         assert float(sat.saturation_alpha[i]) == pytest.approx(closed, abs=1e-3)
+        # first alpha reaching 90 %: (1 - e^{-5 a s}) = 0.9 (1 - e^{-5 s})
+        reach = -math.log(1 - 0.9 * (1 - math.exp(-5 * s))) / (5 * s)
+        assert float(sat.reach_alpha(0.9)[i]) == pytest.approx(reach, abs=1e-3)
     assert sat.gradient_magnitude is not None and sat.gradient_magnitude.shape == (2, 2001)
     # the gradient at alpha = 1 is far smaller than at alpha = 0 for the saturated example
     assert float(sat.gradient_magnitude[0, -1]) < 1e-3 * float(sat.gradient_magnitude[0, 0])

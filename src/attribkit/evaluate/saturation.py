@@ -50,6 +50,20 @@ class SaturationCurves:
         rise = self.scores[:, -1:] - self.scores[:, :1]
         return (self.scores - self.scores[:, :1]) / rise
 
+    def reach_alpha(self, fraction: float = 0.9) -> Tensor:
+        """``(N,)`` the first alpha where the normalised curve reaches ``fraction`` of
+        ``F(x) - F(x')`` (robust to curves that overshoot and come back; ``nan`` if never).
+
+        Parameters
+        ----------
+        fraction
+            The share of the total change, e.g. 0.9.
+        """
+        reached = self.normalised >= fraction
+        first = reached.to(torch.int64).argmax(dim=1)
+        out = self.alphas[first].clone()
+        return torch.where(reached.any(dim=1), out, torch.full_like(out, float("nan")))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain lists, for JSON and the report."""
         d: dict[str, Any] = {"alphas": self.alphas.tolist(), "scores": self.scores.tolist(),
