@@ -131,3 +131,23 @@ def test_too_many_players_says_to_group() -> None:
     model = Polynomial([[1] * 21])
     with pytest.raises(InputError, match=r"[Gg]roup"):
         Game(model, torch.ones(1, 21, dtype=torch.float64))
+
+
+def test_grouped_shapley_matches_the_registered_method(
+        make_cnn: Callable[..., nn.Sequential]) -> None:
+    from attribkit.methods.registry import methods
+
+    model = make_cnn(channels=3, classes=4, seed=1)
+    x = torch.rand(1, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    ids = patch_group_ids((3, 8, 8), (4, 8))  # two players: top and bottom halves
+    game = Game(model, x, players=ids, target=1)
+    v = game.values()
+    # two players: phi_0 = (v({0}) - v({}) + v({0,1}) - v({1})) / 2, written here
+    phi0 = (float(v[1] - v[0]) + float(v[3] - v[2])) / 2
+    assert float(game.shapley()[0]) == pytest.approx(phi0, abs=1e-12)
+    if "shapley_values" in methods():
+        attr = methods()["shapley_values"].fn(model, x, target=1, groups=ids, mode="exact")
+        per_group = torch.zeros(2, dtype=torch.float64).index_add_(
+            0, ids.reshape(-1), attr.values.reshape(-1))
+        # the method splits each group's value equally over its features
+        torch.testing.assert_close(per_group, game.shapley(), atol=1e-10, rtol=1e-10)
