@@ -151,3 +151,29 @@ def test_grouped_shapley_matches_the_registered_method(
             0, ids.reshape(-1), attr.values.reshape(-1))
         # the method splits each group's value equally over its features
         torch.testing.assert_close(per_group, game.shapley(), atol=1e-10, rtol=1e-10)
+
+
+def test_token_players_at_the_embedding_layer() -> None:
+    torch.manual_seed(0)
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(10, 4).double()
+            self.head = nn.Linear(4, 2).double()
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.tanh(self.emb(ids)).prod(dim=1))
+
+    model = Tiny().eval()
+    ids = torch.tensor([[3, 7, 1]])
+    pad = torch.zeros_like(ids)
+    players = torch.arange(3)[:, None].expand(3, 4)  # one player per token
+    game = Game(model, ids, baseline=pad, target=1, layer=model.emb, players=players)
+    assert game.n_players == 3
+    with torch.no_grad():
+        mixed = torch.tensor([[3, 0, 1]])  # tokens 0 and 2 present, token 1 padded
+        direct = float(model(mixed)[0, 1])
+    assert game.value([0, 2]) == pytest.approx(direct, abs=1e-12)
+    assert float(game.shapley().sum()) == pytest.approx(game.output - game.baseline_output,
+                                                        abs=1e-12)

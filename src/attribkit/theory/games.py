@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from attribkit.core import coalitions as co
 from attribkit.core.engine import prepare
@@ -101,6 +101,10 @@ class Game:
         Show a progress bar while evaluating.
     forward_args
         Extra per-example tensors passed to the model after the inputs.
+    layer
+        Play the game on the output of this sub-module (e.g. the token embedding of a text
+        model, with ``inputs`` as token ids and ``baseline`` as ``[PAD]`` ids or embeddings);
+        ``players`` is then shaped like one example of that output (``(tokens, dim)``).
 
     Raises
     ------
@@ -111,7 +115,8 @@ class Game:
 
     def __init__(self, model: Callable[..., Tensor], inputs: Tensor, *, baseline: Any = None,
                  target: Any = None, players: Tensor | None = None, batch_size: int | None = None,
-                 progress: bool = False, forward_args: Sequence[Tensor] | None = None) -> None:
+                 progress: bool = False, forward_args: Sequence[Tensor] | None = None,
+                 layer: nn.Module | None = None) -> None:
         if not isinstance(inputs, Tensor):
             raise InputError("inputs must be a torch.Tensor holding one example.")
         if inputs.dim() == 0 or inputs.shape[0] != 1:
@@ -121,10 +126,24 @@ class Game:
         self.model = model
         self.inputs = inputs.detach()
         self.target = target
+        self.layer = layer
         self.forward_args = tuple(forward_args or ())
         self.batch_size = int(batch_size) if batch_size is not None else 256
         self.progress = progress
-        ids, n = co.check_group_ids(players, self.inputs)
+        with prepare(model, self.inputs, target=target, baseline=baseline, needs_baseline=True,
+                     batch_size=self.batch_size, forward_args=self.forward_args,
+                     allow_multi_target=False, layer=layer) as p:
+            assert p.baseline is not None and p.output is not None
+            space = p.inputs
+            self.baseline = p.baseline
+            rt = p.target
+            self._target_arg: Any = rt.fn if rt.fn is not None else (
+                rt.indices if rt.indices is not None else target)
+            self.target_label = rt.label
+            self.output = float(p.output[0])
+            self.baseline_output = float(p.baseline_output[0]) if p.baseline_output is not None \
+                else float("nan")
+        ids, n = co.check_group_ids(players, space)
         if n > MAX_EXACT_PLAYERS:
             raise InputError(
                 f"the game has {n} players, but at most {MAX_EXACT_PLAYERS} can be enumerated "
@@ -134,18 +153,6 @@ class Game:
         self.players = players
         self.group_ids = ids[0]
         self.n_players = n
-        with prepare(model, self.inputs, target=target, baseline=baseline, needs_baseline=True,
-                     batch_size=self.batch_size, forward_args=self.forward_args,
-                     allow_multi_target=False) as p:
-            assert p.baseline is not None and p.output is not None
-            self.baseline = p.baseline
-            rt = p.target
-            self._target_arg: Any = rt.fn if rt.fn is not None else (
-                rt.indices if rt.indices is not None else target)
-            self.target_label = rt.label
-            self.output = float(p.output[0])
-            self.baseline_output = float(p.baseline_output[0]) if p.baseline_output is not None \
-                else float("nan")
         self._cache: dict[int, float] = {0: self.baseline_output, (1 << n) - 1: self.output}
         self._all: Tensor | None = None
         #: The number of model evaluations spent on coalitions so far.
@@ -155,7 +162,8 @@ class Game:
     def _evaluate(self, memb: Tensor | None) -> Tensor:
         with prepare(self.model, self.inputs, target=self._target_arg, baseline=self.baseline,
                      needs_baseline=True, batch_size=self.batch_size, progress=self.progress,
-                     forward_args=self.forward_args, allow_multi_target=False) as p:
+                     forward_args=self.forward_args, allow_multi_target=False,
+                     layer=self.layer) as p:
             out = co.coalition_values(p, self.players, coalitions=memb, n_players=self.n_players)
         self.evaluations += int(out.shape[-1])
         return out[0].detach().to(torch.float64)
