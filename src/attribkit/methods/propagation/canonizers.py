@@ -1,9 +1,10 @@
 """Canonizers: rewrite a model into an equivalent one the rules handle, without touching it.
 
-:func:`merge_batchnorm` finds each BatchNorm that directly follows a ``Linear`` or ``Conv``
-layer (in module order) and computes the merged parameters ``W' = s W``, ``b' = s (b - mu) +
-beta`` with ``s = gamma / sqrt(var + eps)``. The merge is *virtual*: the rules evaluate the
-pair's input with the merged parameters, so the user's parameters are never written (they are
+A BatchNorm whose input is the output of a ``Linear`` or ``Conv`` layer (found in the autograd
+graph during the forward pass, whatever the module order) is merged with it: :func:`merge_params`
+gives ``W' = s W``, ``b' = s (b - mu) + beta`` with ``s = gamma / sqrt(var + eps)``. The merge
+is *virtual*: the rule of the pair is applied to the linear layer's input with the merged
+parameters, so the user's parameters are never written (they are
 bit-for-bit the same afterwards by construction, and two threads may explain the same
 weights).
 

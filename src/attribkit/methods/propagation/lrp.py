@@ -4,7 +4,8 @@
 The relevance of the target output, ``R = F(x)`` at the target, is passed backwards layer by
 layer; each linear layer splits it onto its inputs by its rule (:mod:`.rules`), activations pass
 it unchanged, max pooling gives it to the winner, and residual additions split it in proportion
-to their operands. BatchNorms are merged into the preceding linear layer first (:mod:`.canonizers`).
+to their operands. Each BatchNorm is merged into the linear layer that feeds it
+(:mod:`.canonizers`).
 """
 
 from __future__ import annotations
