@@ -263,7 +263,8 @@ def default_suite(*, relu: bool = True) -> tuple[TestFunction, ...]:
             net, parts = _separable_net(seed)
             g = torch.Generator().manual_seed(400 + seed)
             xs = torch.randn(1, 4, generator=g, dtype=torch.float64)
-            suite.append(TestFunction(f"separable ReLU network {seed} (x1, x2 | x3, x4)", net, xs,
+            name = f"separable ReLU network {seed} (blocks x1, x2 and x3, x4)"
+            suite.append(TestFunction(name, net, xs,
                                       torch.zeros_like(xs), "blocks", 1e-3, None, parts,
                                       ((0, 1), (2, 3))))
         sat = _saturated_unit()
