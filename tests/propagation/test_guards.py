@@ -78,6 +78,13 @@ def test_model_unchanged_after_success_bad_target_and_raising_module(name: str) 
     with pytest.raises(TargetError):
         call(name, model, x, target=7)
     assert same(before, snapshot(model))
+
+    def late_bad_target(out: Tensor) -> Tensor:  # fails only once the hooks are in place
+        return out[:, 99] if out.requires_grad else out[:, 0]
+
+    with pytest.raises(IndexError):
+        call(name, model, x, target=late_bad_target)
+    assert same(before, snapshot(model))
     bombed = net(bomb=True)
     before = snapshot(bombed)
     with pytest.raises(RuntimeError, match="boom"):
