@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+import inspect
 import os
 import pathlib
 from collections.abc import Sequence
@@ -570,11 +571,16 @@ def explain_text(text: str, method: str = "integrated_gradients", baseline: str 
                          "SimilarityModel).")
     ids, mask = encode([text])
     info = get(method)
-    opts = dict(options)
-    if info.needs_baseline:
+    params = inspect.signature(info.fn).parameters
+    opts: dict[str, Any] = {}
+    if info.needs_baseline and "baseline" in params:
         opts["baseline"] = baseline_ids(ids, baseline)
-    if "steps" in info.fn.__code__.co_varnames:
+    if "steps" in params:
         opts["steps"] = steps
+    if "layer" not in params:
+        raise InputError(f"{method} cannot attribute at a layer; token attributions need a "
+                         "method with a layer= option (integrated_gradients, saliency, ...).")
+    opts.update(options)
     attr = explain(m, ids, method=method, target=target, layer=layer, forward_args=(mask,),
                    **opts)
     return TextExplanation(tokens=tokens_of(ids[0]), scores=attr.sum_embedding()[0],
