@@ -28,7 +28,8 @@ from attribkit.methods.registry import register
 
 __all__ = ["occlusion", "prediction_difference", "window_grid"]
 
-_MAX_FORWARD_ROWS = 4096
+_MAX_FORWARD_ROWS = 16384
+_CHUNK_BYTES = 8 << 20
 
 
 def _tuple(value: int | Sequence[int] | None, name: str) -> tuple[int, ...] | None:
@@ -146,7 +147,12 @@ def _spread(drops: Tensor, grids: list[Tensor]) -> Tensor:
 
 
 def _rows(p: Problem, batch_size: int | None) -> int:
-    return batch_size if batch_size is not None else min(_MAX_FORWARD_ROWS, p.batch_size)
+    """Rows per forward-only call: the user's, else about 8 MiB of inputs (cache-friendly;
+    measured faster than larger chunks on CPU), at most 8x the engine's gradient chunk."""
+    if batch_size is not None:
+        return batch_size
+    per_row = max(1, p.inputs[:1].numel() * p.inputs.element_size())
+    return max(1, min(_MAX_FORWARD_ROWS, 8 * p.batch_size, _CHUNK_BYTES // per_row))
 
 
 @register(

@@ -43,6 +43,7 @@ __all__ = ["AUTO_EXACT_PLAYERS", "shapley_values", "spread_to_features"]
 AUTO_EXACT_PLAYERS = 16
 #: The most rows per model call chosen automatically for forward-only evaluation.
 _MAX_FORWARD_ROWS = 16384
+_CHUNK_BYTES = 8 << 20
 
 
 def spread_to_features(phi: Tensor, ids: Tensor, shape: Sequence[int]) -> Tensor:
@@ -76,8 +77,12 @@ def spread_to_features(phi: Tensor, ids: Tensor, shape: Sequence[int]) -> Tensor
 
 
 def _forward_rows(p: Problem, batch_size: int | None) -> int:
-    """Rows per forward-only call: the user's, or 8x the gradient chunk (no saved activations)."""
-    return batch_size if batch_size is not None else min(_MAX_FORWARD_ROWS, 8 * p.batch_size)
+    """Rows per forward-only call: the user's, else about 8 MiB of inputs, at most 8x the
+    engine's gradient chunk (forward passes keep no activations for a backward pass)."""
+    if batch_size is not None:
+        return batch_size
+    per_row = max(1, p.inputs[:1].numel() * p.inputs.element_size())
+    return max(1, min(_MAX_FORWARD_ROWS, 8 * p.batch_size, _CHUNK_BYTES // per_row))
 
 
 def _exact(p: Problem, ids: Tensor, n: int, rows: int) -> tuple[Tensor, Tensor, Tensor]:
