@@ -16,6 +16,7 @@ import math
 import pathlib
 import re
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,23 @@ class _ScriptCall:
         return out
 
 
+class _ExportedCall:
+    """A ``torch.export`` program as a callable; row by row if its batch size is fixed."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+
+    def __call__(self, x: Tensor, *args: Tensor) -> Tensor:
+        try:
+            out: Tensor = self.module(x, *args)
+            return out
+        except Exception:
+            if x.shape[0] <= 1:
+                raise
+        rows = [self.module(x[i:i + 1], *(a[i:i + 1] for a in args)) for i in range(x.shape[0])]
+        return torch.cat(rows)
+
+
 def _load_model(spec: str) -> _Loaded:
     key = spec.lower()
     if key in ("efficientnet-lite0", "efficientnet_lite0", "efficientnet"):
@@ -94,11 +112,15 @@ def _load_model(spec: str) -> _Loaded:
             if path.suffix == ".pt2":
                 m: Any = torch.export.load(str(path)).module()
             else:
-                m = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
+                with warnings.catch_warnings():  # torch marks TorchScript deprecated
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    m = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
         except Exception as err:
             raise RuntimeError(f"cannot load model {spec!r} ({type(err).__name__}: "
                                f"{str(err).splitlines()[0] if str(err) else ''}); give a "
                                "TorchScript .pt, a torch.export .pt2 or module:callable") from err
+        if path.suffix == ".pt2":
+            return _Loaded(_ExportedCall(m), "tensor", spec)
         if isinstance(m, nn.Module):
             m.eval()
         if isinstance(m, torch.jit.ScriptModule):
@@ -123,7 +145,7 @@ def _load_model(spec: str) -> _Loaded:
 
 def _model_dtype(model: Any) -> torch.dtype:
     """The floating dtype of a model's parameters (float32 when it has none)."""
-    inner = model.module if isinstance(model, _ScriptCall) else model
+    inner = model.module if isinstance(model, _ScriptCall | _ExportedCall) else model
     if isinstance(inner, nn.Module):
         for prm in inner.parameters():
             if prm.is_floating_point():

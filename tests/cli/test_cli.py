@@ -28,6 +28,9 @@ class _Lin(nn.Module):
         return x.flatten(1) @ self.w
 
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")
+
+
 @pytest.fixture
 def lin_model(tmp_path: pathlib.Path) -> tuple[pathlib.Path, torch.Tensor]:
     w = torch.tensor([1.0, -2.0, 3.0, 0.5])
@@ -232,3 +235,16 @@ def test_explain_efficientnet_zoo_model(capsys: pytest.CaptureFixture[str],
     assert png.shape == (224, 224, 3)
     code, _, err = _run(capsys, "explain", "efficientnet-lite0", "a sentence, not an image")
     assert code == 1 and "explains image files" in err
+
+
+def test_explain_torch_export_archive(capsys: pytest.CaptureFixture[str],
+                                      tmp_path: pathlib.Path) -> None:
+    w = torch.tensor([0.5, -1.0, 2.0])
+    ep = torch.export.export(_Lin(w), (torch.zeros(1, 3),))
+    path = tmp_path / "lin.pt2"
+    torch.export.save(ep, str(path))
+    code, out, err = _run(capsys, "explain", str(path), "2,2,2", "--json", "--steps", "4")
+    assert code == 0, err
+    (r,) = json.loads(out)["results"]
+    assert r["output"] == pytest.approx(3.0, abs=1e-5)  # 2 * (0.5 - 1 + 2)
+    assert r["sum"] == pytest.approx(3.0, abs=1e-5)
