@@ -159,3 +159,16 @@ def test_bad_options(make_mlp: Callable[..., nn.Module]) -> None:
         attribkit.integrated_gradients(net, x, batch_size=0)
     with pytest.raises(attribkit.InputError, match="batch axis"):
         attribkit.integrated_gradients(net, torch.zeros(0, 6, dtype=torch.float64))
+
+
+def test_channels_last_gives_same_values_and_restores_tensors(
+        make_cnn: Callable[..., nn.Module]) -> None:
+    net = make_cnn(seed=3)
+    before = _snapshot(net)
+    ptrs = [(p.data_ptr(), p.stride()) for p in net.parameters()]
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    plain = attribkit.integrated_gradients(net, x, target=2, steps=16)
+    fast = attribkit.integrated_gradients(net, x, target=2, steps=16, channels_last=True)
+    torch.testing.assert_close(fast.values, plain.values, rtol=0, atol=1e-12)
+    _assert_same(net, before)
+    assert [(p.data_ptr(), p.stride()) for p in net.parameters()] == ptrs

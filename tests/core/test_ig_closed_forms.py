@@ -115,11 +115,12 @@ def test_tolerance_mode_meets_its_tolerance_and_reports_estimate() -> None:
             a = attribkit.integrated_gradients(net, x, tolerance=tol, rule=rule)
             assert a.error_estimate is not None
             assert (a.error_estimate <= tol).all()
+            assert a.relative_gap is not None and (a.relative_gap <= tol).all()
             actual = (a.values - ref).norm(dim=1) / ref.norm(dim=1)
             assert (actual <= tol).all(), (rule, tol, actual, a.error_estimate)
             assert len(a.params["steps_used"]) == 3
     loose = attribkit.integrated_gradients(net, x, tolerance=1e-2)
-    tight = attribkit.integrated_gradients(net, x, tolerance=1e-6)
+    tight = attribkit.integrated_gradients(net, x, tolerance=1e-4)
     assert max(tight.params["steps_used"]) > max(loose.params["steps_used"])
 
 

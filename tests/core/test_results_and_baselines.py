@@ -11,7 +11,7 @@ import torch
 import attribkit
 from attribkit.core import coalitions
 from attribkit.core.baselines import resolve_baseline
-from attribkit.core.paths import fejer2, nodes
+from attribkit.core.paths import nodes
 
 
 def test_pixel_importance_and_channel_sums() -> None:
@@ -55,14 +55,6 @@ def test_quadrature_weights_and_nesting() -> None:
         a, w = nodes(rule, 9)
         assert math.isclose(w.sum(), 1.0, rel_tol=1e-12)
         assert (a >= 0).all() and (a <= 1).all()
-    for level in range(1, 6):
-        a, w = fejer2(2**level - 1)
-        assert math.isclose(w.sum(), 1.0, rel_tol=1e-12)
-        # exact for polynomials of degree n - 1
-        assert math.isclose((w * a**3).sum(), 0.25, rel_tol=1e-12) or level < 2
-        if level > 1:
-            coarse, _ = fejer2(2 ** (level - 1) - 1)
-            assert all(np.isclose(a, c).any() for c in coarse)
 
 
 def test_moebius_zeta_shapley_banzhaf_against_definitions() -> None:

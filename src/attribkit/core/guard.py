@@ -12,6 +12,7 @@ import warnings
 from types import TracebackType
 from typing import Any
 
+import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
@@ -76,6 +77,24 @@ class ModelGuard:
         self._handles: list[RemovableHandle] = []
         self._training: list[tuple[nn.Module, bool]] = []
         self._requires_grad: list[tuple[nn.Parameter, bool]] = []
+        self._tensors: list[tuple[nn.Module, str, bool, Any]] = []
+
+    def use_channels_last(self) -> None:
+        """Lay the model's 4-D parameters and buffers out channels-last until exit.
+
+        The original tensors are kept and put back on exit (the same storage, bit for bit).
+        """
+        if self.model is None or self._tensors:
+            return
+        for m in self.model.modules():
+            for name, p in m._parameters.items():
+                if p is not None and p.dim() == 4:
+                    self._tensors.append((m, name, True, p.data))
+                    p.data = p.data.contiguous(memory_format=torch.channels_last)
+            for name, b in m._buffers.items():
+                if b is not None and b.dim() == 4:
+                    self._tensors.append((m, name, False, b))
+                    m._buffers[name] = b.contiguous(memory_format=torch.channels_last)
 
     def add_handle(self, handle: RemovableHandle) -> RemovableHandle:
         """Remember a hook handle; it is removed on exit."""
@@ -105,6 +124,12 @@ class ModelGuard:
         try:
             self.remove_handles()
         finally:
+            while self._tensors:
+                m, name, is_param, t = self._tensors.pop()
+                if is_param:
+                    m._parameters[name].data = t  # type: ignore[union-attr]
+                else:
+                    m._buffers[name] = t
             for p, flag in self._requires_grad:
                 p.requires_grad_(flag)
             for m, flag in self._training:

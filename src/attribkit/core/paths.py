@@ -11,9 +11,9 @@ over-concentrates: the integrand's *error* is not proportional to its size). The
 into panels of equal mass under that density and each panel is integrated with a low-order
 Gauss-Legendre rule, so smooth stretches keep high-order convergence and steep ones get more nodes.
 
-Nested rules for error control (``tolerance=``): each panel carries Fejer's second rule with
-``2^L - 1`` nodes; going from ``L`` to ``L + 1`` keeps every node, so refinement reuses all the
-gradients already computed, and the difference between two levels estimates the error.
+Nested rules for error control (``tolerance=``): each panel carries the trapezoid rule, halved at
+every level, so refinement reuses all the gradients already computed; the difference between
+two levels, scaled by the convergence order observed, estimates the error.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from attribkit.core.errors import InputError
 __all__ = [
     "FIXED_RULES",
     "RULES",
-    "fejer2",
     "nodes",
     "panel_edges",
     "panel_nodes",
@@ -69,20 +68,6 @@ def nodes(rule: str, m: int) -> tuple[np.ndarray, np.ndarray]:
     if rule == "adaptive":
         raise InputError("the adaptive rule needs a scan of the model; use integrated_gradients.")
     return (k + shift) / m, np.full(m, 1.0 / m)
-
-
-def fejer2(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fejer's second rule with ``n`` interior nodes on ``[0, 1]`` (weights sum to 1).
-
-    For ``n = 2^L - 1`` the nodes of level ``L`` contain those of level ``L - 1``.
-    """
-    k = np.arange(1, n + 1)
-    theta = k * np.pi / (n + 1)
-    j = np.arange(1, (n + 1) // 2 + 1)
-    s = (np.sin(np.outer(theta, 2 * j - 1)) / (2 * j - 1)).sum(axis=1)
-    w = 4.0 * np.sin(theta) / (n + 1) * s
-    x = np.cos(theta)[::-1]
-    return 0.5 * (x + 1.0), 0.5 * w[::-1]
 
 
 def scan_density(f_scan: Tensor, mix: float = 0.5) -> Tensor:
