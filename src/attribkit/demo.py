@@ -318,7 +318,7 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
             a = a.for_target(0)
         # the gap is shown only for methods that claim completeness
         compared[name] = a if info.complete else a.values
-        g, r = a.gap, a.relative_gap
+        g, r = (a.gap, a.relative_gap) if info.complete else (None, None)
         table.append([name, info.family, ", ".join(f"{k}={v}" for k, v in opts.items()
                                                     if k in ("steps", "n_samples", "window",
                                                              "mode")),
