@@ -115,13 +115,24 @@ def test_tolerance_mode_meets_its_tolerance_and_reports_estimate() -> None:
             a = attribkit.integrated_gradients(net, x, tolerance=tol, rule=rule)
             assert a.error_estimate is not None
             assert (a.error_estimate <= tol).all()
-            assert a.relative_gap is not None and (a.relative_gap <= tol).all()
             actual = (a.values - ref).norm(dim=1) / ref.norm(dim=1)
             assert (actual <= tol).all(), (rule, tol, actual, a.error_estimate)
             assert len(a.params["steps_used"]) == 3
     loose = attribkit.integrated_gradients(net, x, tolerance=1e-2)
     tight = attribkit.integrated_gradients(net, x, tolerance=1e-4)
     assert max(tight.params["steps_used"]) > max(loose.params["steps_used"])
+
+
+def test_completeness_tolerance_bounds_the_gap() -> None:
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 1)).double()
+    x = torch.randn(4, 6, dtype=torch.float64) * 3
+    loose = attribkit.integrated_gradients(net, x, tolerance=0.05)
+    strict = attribkit.integrated_gradients(net, x, tolerance=0.05, completeness_tolerance=1e-3)
+    assert strict.relative_gap is not None and (strict.relative_gap <= 1e-3).all()
+    assert sum(strict.params["steps_used"]) >= sum(loose.params["steps_used"])
+    with pytest.raises(attribkit.InputError, match="give tolerance"):
+        attribkit.integrated_gradients(net, x, completeness_tolerance=0.1)
 
 
 def test_tolerance_not_reached_warns() -> None:

@@ -98,7 +98,7 @@ def _rel_l2(a: Tensor, b: Tensor, multi: bool) -> Tensor:
     return err.amax(dim=1) if multi else err
 
 
-def _with_tolerance(p: Problem, tolerance: float, adaptive: bool,
+def _with_tolerance(p: Problem, tolerance: float, gap_tolerance: float | None, adaptive: bool,
                     max_steps: int) -> tuple[Tensor, Tensor, Tensor, int]:
     """Nested composite trapezoid (panel halving) until the error is below ``tolerance``.
 
@@ -106,8 +106,8 @@ def _with_tolerance(p: Problem, tolerance: float, adaptive: bool,
     levels ``L`` and ``L - 1``, the error of level ``L`` is estimated as ``d_L / (2^q - 1)``
     (Richardson), where ``q = log2(d_{L-1} / d_L)`` is the convergence order observed on this
     example, kept within ``[1, 2]`` (first order for the kinked integrands of ReLU networks,
-    second for smooth ones). An example stops when both that estimate and its relative
-    completeness gap are at most ``tolerance``.
+    second for smooth ones). An example stops when that estimate is at most ``tolerance`` (and,
+    if ``gap_tolerance`` is given, its relative completeness gap at most ``gap_tolerance``).
     """
     n, dt, dev = p.n, p.inputs.dtype, p.inputs.device
     panels = TOLERANCE_PANELS
@@ -148,7 +148,9 @@ def _with_tolerance(p: Problem, tolerance: float, adaptive: bool,
         estimate[idx] = est[idx]
         prev_diff[idx] = diff[idx]
         steps[idx] = panels * (1 << level) + 1
-        done = (estimate <= tolerance) & (gap <= tolerance)
+        done = estimate <= tolerance
+        if gap_tolerance is not None:
+            done &= gap <= gap_tolerance
         active = active & ~done
     if active.any():
         warnings.warn(
@@ -196,6 +198,7 @@ def integrated_gradients(
     steps: int = 50,
     rule: str = "gauss_legendre",
     tolerance: float | None = None,
+    completeness_tolerance: float | None = None,
     max_steps: int = 1025,
     batch_size: int | None = None,
     memory_budget: int | None = None,
@@ -227,10 +230,14 @@ def integrated_gradients(
         scan of ``F`` along the path; see :mod:`attribkit.core.paths`).
     tolerance
         Ask for an accuracy instead of a step count: refine a nested rule (reusing all gradients)
-        until both the estimated relative L2 error of the attribution and the relative
-        completeness gap are at most ``tolerance``. With ``rule="adaptive"`` the panels follow
-        the scan. The estimate and the steps used are on the result (``error_estimate``,
-        ``params["steps_used"]``).
+        until the estimated relative L2 error of the attribution is at most ``tolerance``. With
+        ``rule="adaptive"`` the panels follow the scan. The estimate and the steps used are on
+        the result (``error_estimate``, ``params["steps_used"]``).
+    completeness_tolerance
+        With ``tolerance``: also refine until the relative completeness gap
+        ``|sum(a) - (F(x) - F(x'))| / |F(x) - F(x')|`` is at most this. On images the gap is a
+        poor proxy for accuracy (positive and negative attributions cancel in the sum, so the
+        gap can be several times the L2 error), which is why it is a separate option.
     max_steps
         The most gradient evaluations per example in tolerance mode.
     batch_size
@@ -256,17 +263,22 @@ def integrated_gradients(
     rule = paths.canonical_rule(rule)
     if tolerance is None and (not isinstance(steps, int) or steps < 1):
         raise InputError(f"steps must be a positive int, got {steps!r}.")
-    if tolerance is not None and not (0 < tolerance < 1):
-        raise InputError(f"tolerance is a relative error in (0, 1), got {tolerance!r}.")
+    for name, tol in (("tolerance", tolerance), ("completeness_tolerance",
+                                                 completeness_tolerance)):
+        if tol is not None and not (0 < tol < 1):
+            raise InputError(f"{name} is a relative error in (0, 1), got {tol!r}.")
+    if completeness_tolerance is not None and tolerance is None:
+        raise InputError("completeness_tolerance refines a tolerance run: give tolerance= too.")
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  memory_budget=memory_budget, progress=progress, layer=layer,
                  forward_args=forward_args, channels_last=channels_last) as p:
         params: dict[str, Any] = {"rule": rule}
         estimate = None
         if tolerance is not None:
-            integral, estimate, used, scanned = _with_tolerance(p, tolerance, rule == "adaptive",
-                                                                max_steps)
-            params.update(tolerance=tolerance, scheme="nested composite trapezoid",
+            integral, estimate, used, scanned = _with_tolerance(
+                p, tolerance, completeness_tolerance, rule == "adaptive", max_steps)
+            params.update(tolerance=tolerance, completeness_tolerance=completeness_tolerance,
+                          scheme="nested composite trapezoid",
                           steps_used=used.tolist(), scan_points=scanned)
         elif rule == "adaptive":
             alpha, weight, scanned = _adaptive_nodes(p, steps)
