@@ -41,11 +41,11 @@ class VisionSetup:
     saturation_photos: dict[str, Tensor]
     ig_steps: int = 32
     alphas: int = 12
-    compare_steps: int = 8
+    compare_steps: int = 6
     patch: int = 28
     aopc_k: int = 500
     aopc_steps: int = 10
-    compare_budget_s: float = 45.0
+    compare_budget_s: float = 35.0
     title: str = "attribkit demo"
     module_model: nn.Module | None = None
     """The same function built only from modules (for propagation rules), where it differs."""
@@ -267,7 +267,7 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
     # 2. Saturation curves (forward passes only, all sample photos).
     stages.start("saturation")
     _log(f"[3/5] saturation curves on {len(setup.saturation_photos)} photos", quiet)
-    sat_alphas = torch.linspace(0.0, 1.0, setup.alphas + 5, dtype=x.dtype)
+    sat_alphas = torch.linspace(0.0, 1.0, setup.alphas + 1, dtype=x.dtype)
     sat = _saturation(setup.model, setup.saturation_photos, setup.baseline_value, sat_alphas)
     rep.heading("Saturation (seed 003, Figure 2)")
     rep.text("The top-class softmax score F(x' + α (x - x')) against α for every sample photo: "
