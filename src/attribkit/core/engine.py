@@ -151,7 +151,8 @@ class Problem:
         return torch.cat(scores), torch.cat(grads)
 
     def gradient_sum(self, make_points: Callable[[slice], Tensor], example: Tensor,
-                     weight: Tensor, desc: str = "gradients") -> tuple[Tensor, Tensor]:
+                     weight: Tensor, desc: str = "gradients", bucket: Tensor | None = None,
+                     n_buckets: int | None = None) -> tuple[Tensor, Tensor]:
         """Weighted sums of gradients per example, building the points chunk by chunk.
 
         Parameters
@@ -164,14 +165,20 @@ class Problem:
             ``(M,)`` the weight of each row's gradient.
         desc
             Progress bar label.
+        bucket
+            ``(M,)`` where each row's weighted gradient is summed (default: its example).
+        n_buckets
+            The number of buckets (default: the number of examples).
 
         Returns
         -------
         scores
             ``(M,)`` or ``(M, K)`` target scores at the points.
         sums
-            ``(N, ...)`` (or ``(N, K, ...)``) of ``sum_rows weight * grad`` per example.
+            ``(B, ...)`` (or ``(B, K, ...)``) of ``sum_rows weight * grad`` per bucket.
         """
+        into = example if bucket is None else bucket
+        size = self.n if n_buckets is None else n_buckets
         sums: Tensor | None = None
         scores = []
         for sl in self._chunks(int(example.shape[0]), desc):
@@ -179,12 +186,12 @@ class Problem:
             scores.append(sc)
             wg = g * weight[sl].to(g.dtype).reshape(-1, *([1] * (g.dim() - 1)))
             if sums is None:
-                sums = torch.zeros((self.n, *g.shape[1:]), dtype=g.dtype, device=g.device)
-            sums.index_add_(0, example[sl], wg)
+                sums = torch.zeros((size, *g.shape[1:]), dtype=g.dtype, device=g.device)
+            sums.index_add_(0, into[sl], wg)
         self.gradient_evaluations += int(example.shape[0])
         if sums is None:
             k = () if not self.target.multi else (self.target.n_targets,)
-            sums = torch.zeros((self.n, *k, *self.inputs.shape[1:]), dtype=self.inputs.dtype)
+            sums = torch.zeros((size, *k, *self.inputs.shape[1:]), dtype=self.inputs.dtype)
             return self.inputs.new_zeros((0, *k)), sums
         return torch.cat(scores), sums
 

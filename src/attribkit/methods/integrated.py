@@ -90,24 +90,18 @@ def _scale(p: Problem, integral: Tensor) -> Tensor:
     return (diff.unsqueeze(1) if p.target.multi else diff) * integral
 
 
-def _rel_l2(a: Tensor, b: Tensor, multi: bool) -> Tensor:
-    dims = tuple(range(2 if multi else 1, a.dim()))
-    num = (a - b).pow(2).sum(dim=dims).sqrt()
-    den = b.pow(2).sum(dim=dims).sqrt()
-    err = torch.where(den > 0, num / den.clamp_min(1e-300), torch.where(num > 0, math.inf, 0.0))
-    return err.amax(dim=1) if multi else err
-
-
 def _with_tolerance(p: Problem, tolerance: float, gap_tolerance: float | None, adaptive: bool,
                     max_steps: int) -> tuple[Tensor, Tensor, Tensor, int]:
-    """Nested composite trapezoid (panel halving) until the error is below ``tolerance``.
+    """Adaptive nested trapezoid on panels until the estimated error is below ``tolerance``.
 
-    Every refinement keeps all earlier nodes. With ``d_L`` the relative L2 distance between
-    levels ``L`` and ``L - 1``, the error of level ``L`` is estimated as ``d_L / (2^q - 1)``
-    (Richardson), where ``q = log2(d_{L-1} / d_L)`` is the convergence order observed on this
-    example, kept within ``[1, 2]`` (first order for the kinked integrands of ReLU networks,
-    second for smooth ones). An example stops when that estimate is at most ``tolerance`` (and,
-    if ``gap_tolerance`` is given, its relative completeness gap at most ``gap_tolerance``).
+    Each panel carries the trapezoid rule and is refined by halving its spacing, which keeps all
+    its earlier nodes. A panel's error is estimated from the change at its last refinement,
+    ``d / (2^q - 1)`` (Richardson), with ``q`` the convergence order it showed, kept within
+    ``[1, 2]`` (first order for the kinked integrands of ReLU networks, second for smooth ones).
+    The example's estimate is the root sum of squares of its panels' errors relative to the
+    attribution's norm. While it is above ``tolerance`` (or, with ``gap_tolerance``, the relative
+    completeness gap is above that), the panels that carry the largest errors (half of the
+    squared error at least) are refined, so nodes go where the integrand is rough and large.
     """
     n, dt, dev = p.n, p.inputs.dtype, p.inputs.device
     panels = TOLERANCE_PANELS
@@ -119,47 +113,95 @@ def _with_tolerance(p: Problem, tolerance: float, gap_tolerance: float | None, a
     else:
         edges = torch.linspace(0.0, 1.0, panels + 1, dtype=dt, device=dev).expand(n, -1)
     width = edges[:, 1:] - edges[:, :-1]
-    w0 = torch.zeros_like(edges)  # level 0: the trapezoid rule on the panel edges
-    w0[:, :-1] += width / 2
-    w0[:, 1:] += width / 2
-    trap = _integrate(p, edges, w0)
-    steps = torch.full((n,), panels + 1, dtype=torch.long)
-    estimate = torch.full((n,), math.inf, dtype=dt)
-    prev_diff = torch.full((n,), math.nan, dtype=dt)
-    active = torch.ones(n, dtype=torch.bool)
-    assert p.output is not None and p.baseline_output is not None
+    assert p.output is not None and p.baseline_output is not None and p.baseline is not None
     delta = (p.output - p.baseline_output).to(dt)
-    level = 0
-    while active.any() and panels * (2 << level) + 1 <= max_steps:
-        level += 1
-        new_per_panel = 1 << (level - 1)
-        j = torch.arange(new_per_panel, dtype=dt, device=dev)
-        alpha = (edges[:, :-1, None] + width[:, :, None] * (2 * j + 1) / (1 << level)).flatten(1)
-        weight = (width[:, :, None] / (1 << level)).expand(-1, -1, new_per_panel).flatten(1)
-        idx = active.nonzero()[:, 0]
-        new = torch.zeros_like(trap)
-        new[idx] = _integrate_subset(p, alpha, weight, idx)
-        refined = 0.5 * trap + new
-        diff = _rel_l2(_scale(p, refined), _scale(p, trap), p.target.multi).to(dt)
-        order = torch.log2(prev_diff / diff).nan_to_num(1.0, 1.0, 1.0).clamp(1.0, 2.0)
-        est = diff / (2.0**order - 1.0)
-        gap = _rel_gap(_scale(p, refined), delta, p.target.multi)
-        trap[idx] = refined[idx]
-        estimate[idx] = est[idx]
-        prev_diff[idx] = diff[idx]
-        steps[idx] = panels * (1 << level) + 1
+    # the gradient at every panel edge, once; each panel's trapezoid sum from its two edges
+    g_edges = _panel_sums(p, edges.reshape(n, -1, 1), torch.ones(n, panels + 1, 1, dtype=dt),
+                          torch.arange(n).repeat_interleave(panels + 1),
+                          torch.arange(n * (panels + 1)), n * (panels + 1))
+    g_edges = g_edges.reshape(n, panels + 1, *g_edges.shape[1:])
+    wshape = (n, panels, *([1] * (g_edges.dim() - 2)))
+    trap = 0.5 * width.reshape(wshape) * (g_edges[:, :-1] + g_edges[:, 1:])
+    level = torch.zeros(n, panels, dtype=torch.long)
+    change = torch.full((n, panels), math.nan, dtype=dt)
+    prev_change = torch.full((n, panels), math.nan, dtype=dt)
+    estimate = torch.full((n,), math.inf, dtype=dt)
+    diff = p.inputs - p.baseline
+    while True:
+        total = trap.sum(dim=1)
+        norm = _norm(_scale(p, total), p.target.multi).to(dt)
+        order = torch.log2(prev_change / change).nan_to_num(1.0, 1.0, 1.0).clamp(1.0, 2.0)
+        err = (change / (2.0**order - 1.0)).nan_to_num(math.inf)
+        estimate = err.pow(2).sum(dim=1).sqrt() / norm.clamp_min(1e-300)
+        estimate = torch.where(norm > 0, estimate, torch.where(err.sum(1) > 0, math.inf, 0.0))
         done = estimate <= tolerance
         if gap_tolerance is not None:
-            done &= gap <= gap_tolerance
-        active = active & ~done
-    if active.any():
+            done &= _rel_gap(_scale(p, total), delta, p.target.multi) <= gap_tolerance
+        steps = panels + 1 + ((1 << level) - 1).sum(dim=1)
+        refine = _choose_panels(err, done, level, steps, max_steps)
+        if not refine.any():
+            break
+        ex, pan = refine.nonzero(as_tuple=True)
+        lev = level[ex, pan] + 1
+        count = (1 << (lev - 1)).tolist()
+        rows_ex = torch.repeat_interleave(ex, torch.tensor(count))
+        rows_pan = torch.repeat_interleave(pan, torch.tensor(count))
+        bucket = torch.repeat_interleave(torch.arange(ex.numel()), torch.tensor(count))
+        j = torch.cat([torch.arange(c, dtype=dt) for c in count])
+        h = width[rows_ex, rows_pan] / (1 << torch.repeat_interleave(lev, torch.tensor(count)))
+        alpha = edges[rows_ex, rows_pan] + h * (2 * j + 1)
+        new = _panel_sums(p, alpha[:, None, None], h[:, None, None], rows_ex, bucket, ex.numel())
+        refined = 0.5 * trap[ex, pan] + new
+        d_rows = diff[ex].unsqueeze(1) if p.target.multi else diff[ex]
+        moved = _norm(d_rows * (refined - trap[ex, pan]), p.target.multi)
+        prev_change[ex, pan] = change[ex, pan]
+        change[ex, pan] = moved.to(dt)
+        trap[ex, pan] = refined
+        level[ex, pan] = lev
+    steps = panels + 1 + ((1 << level) - 1).sum(dim=1)
+    if (estimate > tolerance).any():
         warnings.warn(
             f"Integrated Gradients did not reach tolerance={tolerance} within max_steps="
-            f"{max_steps} for {int(active.sum())} example(s); the error estimates are on the "
-            "result (error_estimate). Raise max_steps or loosen the tolerance.",
-            RuntimeWarning, stacklevel=3,
+            f"{max_steps} for {int((estimate > tolerance).sum())} example(s); the error "
+            "estimates are on the result (error_estimate). Raise max_steps or loosen the "
+            "tolerance.", RuntimeWarning, stacklevel=3,
         )
-    return trap, estimate, steps, scanned
+    return trap.sum(dim=1), estimate, steps, scanned
+
+
+def _choose_panels(err: Tensor, done: Tensor, level: Tensor, steps: Tensor,
+                   max_steps: int) -> Tensor:
+    """Panels to refine: per unfinished example, the largest errors making half the total."""
+    refine = torch.zeros_like(level, dtype=torch.bool)
+    for e in (~done).nonzero()[:, 0].tolist():
+        cost = 1 << level[e]  # nodes a refinement of each panel adds
+        order = torch.argsort(err[e], descending=True)
+        sq = err[e, order].pow(2)
+        share = sq.cumsum(0) / sq.sum() if torch.isfinite(sq.sum()) and sq.sum() > 0 else None
+        budget = max_steps - int(steps[e])
+        for k, j in enumerate(order.tolist()):
+            if int(cost[j]) > budget:
+                continue
+            refine[e, j] = True
+            budget -= int(cost[j])
+            if share is not None and bool(share[k] >= 0.5):
+                break
+    return refine
+
+
+def _norm(values: Tensor, multi: bool) -> Tensor:
+    """L2 norm per row (max over targets)."""
+    norm = values.flatten(2 if multi else 1).pow(2).sum(-1).sqrt()
+    return norm.amax(dim=1) if multi else norm
+
+
+def _panel_sums(p: Problem, alpha: Tensor, weight: Tensor, example: Tensor, bucket: Tensor,
+                n_buckets: int) -> Tensor:
+    """Weighted gradient sums of path points gathered into buckets."""
+    a = alpha.reshape(-1)
+    _, sums = p.gradient_sum(_path(p, a, example), example, weight.reshape(-1),
+                             desc="integrated gradients", bucket=bucket, n_buckets=n_buckets)
+    return sums
 
 
 def _rel_gap(values: Tensor, delta: Tensor, multi: bool) -> Tensor:
@@ -169,15 +211,6 @@ def _rel_gap(values: Tensor, delta: Tensor, multi: bool) -> Tensor:
     rel = torch.where(delta.abs() > 0, gap / delta.abs().clamp_min(1e-300),
                       torch.where(gap > 0, math.inf, 0.0))
     return rel.amax(dim=1) if multi else rel
-
-
-def _integrate_subset(p: Problem, alpha: Tensor, weight: Tensor, idx: Tensor) -> Tensor:
-    a, w = alpha[idx], weight[idx]
-    m = a.shape[1]
-    example = idx.repeat_interleave(m)
-    _, sums = p.gradient_sum(_path(p, a.reshape(-1), example), example, w.reshape(-1),
-                             desc="integrated gradients")
-    return sums[idx]
 
 
 @register(
@@ -278,7 +311,7 @@ def integrated_gradients(
             integral, estimate, used, scanned = _with_tolerance(
                 p, tolerance, completeness_tolerance, rule == "adaptive", max_steps)
             params.update(tolerance=tolerance, completeness_tolerance=completeness_tolerance,
-                          scheme="nested composite trapezoid",
+                          scheme="adaptive nested trapezoid",
                           steps_used=used.tolist(), scan_points=scanned)
         elif rule == "adaptive":
             alpha, weight, scanned = _adaptive_nodes(p, steps)
