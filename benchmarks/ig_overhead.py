@@ -11,11 +11,11 @@ Run: ``python benchmarks/ig_overhead.py``; writes its tables into docs/benchmark
 from __future__ import annotations
 
 import torch
-from _common import machine, median_time, write_section
 from captum.attr import IntegratedGradients
 from torch import nn
 
 import attribkit
+from _common import machine, median_time, write_section
 from attribkit.core.paths import nodes
 
 

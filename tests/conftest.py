@@ -8,6 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+# pytest-xdist runs one worker per core: one thread each avoids oversubscription.
+torch.set_num_threads(1)
+
 
 def _mlp(n_in: int = 6, hidden: int = 8, n_out: int = 3, seed: int = 0,
          act: type[nn.Module] = nn.Tanh) -> nn.Sequential:
