@@ -234,9 +234,16 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
     stages.start("interior")
     _log(f"[2/5] interior gradients ({setup.alphas} alphas)", quiet)
     alphas = torch.linspace(1.0 / setup.alphas, 1.0, setup.alphas, dtype=x.dtype)
-    interior = attribkit.interior_gradients(setup.model, x, target=cls, baseline=baseline,
-                                            alphas=alphas, progress=progress)
+    # the strip and the animation need the first photo only; the others need alpha = 1 only
+    interior = attribkit.interior_gradients(setup.model, x[:1], target=cls[:1],
+                                            baseline=baseline[:1], alphas=alphas,
+                                            progress=progress)
+    at_image = attribkit.interior_gradients(setup.model, x[1:], target=cls[1:],
+                                            baseline=baseline[1:], alphas=[1.0],
+                                            progress=progress) if len(names) > 1 else None
     grad = interior.gradients[:, -1]
+    if at_image is not None:
+        grad = torch.cat([grad, at_image.gradients[:, -1]])
     grad_attr = Attribution(values=grad * (x - baseline), inputs=x, method="gradient*input",
                             baselines=baseline, target=cls, output=ig.output,
                             baseline_output=ig.baseline_output)
