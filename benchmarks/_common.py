@@ -34,6 +34,25 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
     return statistics.median(times)
 
 
+def paired_times(fn_a: Callable[[], object], fn_b: Callable[[], object], repeats: int = 31,
+                 warmup: int = 3) -> tuple[float, float]:
+    """Median wall times of ``fn_a`` and ``fn_b``, run alternately so both see the same machine.
+
+    Alternating (a, b, a, b, ...) keeps slow drifts of a shared machine (other processes, clock
+    changes) from favouring whichever function happened to be timed second.
+    """
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for fn, times in ((fn_a, ta), (fn_b, tb)):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    return statistics.median(ta), statistics.median(tb)
+
+
 def write_section(name: str, body: str) -> None:
     """Replace (or append) the section ``name`` of docs/benchmarks.md, between markers."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"

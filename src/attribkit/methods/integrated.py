@@ -35,11 +35,14 @@ def _path(p: Problem, alpha: Tensor, example: Tensor) -> Callable[[slice], Tenso
     """Rows ``x'_e + alpha (x_e - x'_e)`` of the straight path, built chunk by chunk."""
     x, b = p.inputs, p.baseline
     assert b is not None
+    diff = x - b
 
     def make(sl: slice) -> Tensor:
-        ex = example[sl]
         a = _expand(alpha[sl].to(x.dtype), x)
-        return b[ex] + a * (x[ex] - b[ex])
+        if p.n == 1:  # one example: broadcast instead of gathering its row for every point
+            return torch.addcmul(b, a, diff)
+        ex = example[sl]
+        return torch.addcmul(b[ex], a, diff[ex])
 
     return make
 
