@@ -401,6 +401,11 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    if args.markdown:
+        from attribkit.methods.catalogue import markdown_table
+
+        print(markdown_table())
+        return 0
     print(f"{'method':26s} {'family':12s} {'baseline':8s} {'complete':8s} axioms")
     for r in rows:
         print(f"{r['name']:26s} {r['family']:12s} {'yes' if r['needs_baseline'] else 'no':8s} "
@@ -498,6 +503,8 @@ def _parser() -> argparse.ArgumentParser:
                        description="The method registry with each method's properties.")
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.add_argument("--verbose", "-v", action="store_true", help="add summaries and aliases")
+    m.add_argument("--markdown", action="store_true",
+                   help="the catalogue table of docs/methods.md (parameters included)")
     m.set_defaults(func=_cmd_methods)
 
     d = sub.add_parser("demo", help="run the demonstration and write OUT/report.html",

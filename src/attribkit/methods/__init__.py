@@ -1,6 +1,7 @@
 """Attribution methods. Every module in this package registers its methods on import.
 
-The registry (:mod:`attribkit.methods.registry`) is the single list of methods.
+The registry (:mod:`attribkit.methods.registry`) is the single list of methods;
+:mod:`attribkit.methods.catalogue` renders it for ``docs/methods.md``.
 """
 
 from __future__ import annotations
@@ -13,5 +14,5 @@ from attribkit.methods.registry import MethodInfo, explain, get, methods, regist
 __all__ = ["MethodInfo", "explain", "get", "methods", "register"]
 
 for _mod in pkgutil.iter_modules(__path__):
-    if _mod.name != "registry" and not _mod.name.startswith("_"):
+    if _mod.name not in ("registry", "catalogue") and not _mod.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_mod.name}")

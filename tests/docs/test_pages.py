@@ -1,0 +1,31 @@
+"""The generated parts of docs/ match the code that generates them."""
+
+from __future__ import annotations
+
+import pathlib
+
+from attribkit.methods import methods
+from attribkit.methods.catalogue import markdown_table, method_parameters
+
+DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_methods_page_matches_the_registry() -> None:
+    page = (DOCS / "methods.md").read_text(encoding="utf-8")
+    assert markdown_table() in page, (
+        "docs/methods.md is out of date: run python -m attribkit.methods.catalogue "
+        "--out docs/methods.md")
+
+
+def test_catalogue_lists_every_method_and_its_own_parameters() -> None:
+    table = markdown_table()
+    rows = table.splitlines()[2:]
+    assert len(rows) == len(methods())
+    for name, info in methods().items():
+        row = next(r for r in rows if r.startswith(f"| `{name}`"))
+        assert info.summary in row
+        for p in method_parameters(info):
+            assert f"`{p}`" in row
+    ig = methods()["integrated_gradients"]
+    assert {"steps", "rule", "tolerance"} <= set(method_parameters(ig))
+    assert "model" not in method_parameters(ig)
