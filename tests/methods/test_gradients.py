@@ -41,6 +41,8 @@ def test_linear_model_matrix_form(rng):
     torch.testing.assert_close(saliency(model, x, target=t, absolute=True).values, w[t].abs())
 
 
+# Captum warns that it switched requires_grad on for the oracle's inputs: expected, not ours
+@pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients")
 def test_captum_oracles(make_cnn, rng):
     captum = pytest.importorskip("captum.attr")
     model = make_cnn(seed=2)
