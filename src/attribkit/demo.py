@@ -372,9 +372,9 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
         rep.image(viz.evaluation_curves(curves, x=xs, xlabel="pixels removed"),
                   "AOPC: higher means the attribution found the pixels the score depends on")
         rep.table(["attribution", "AOPC"], [[m, v] for m, v in aopcs.items()])
-        for row in rows:
-            row["AOPC IG"] = aopcs["integrated gradients"]
-            row["AOPC grad"] = aopcs["gradient at the image"]
+        for i, row in enumerate(rows):  # each photo's own AOPC (the mean is in the report)
+            row["AOPC IG"] = float(per_photo["integrated gradients"][i])
+            row["AOPC grad"] = float(per_photo["gradient at the image"][i])
     rep.heading("Per photo")
     for i, n in enumerate(names):
         results = {m: {"AOPC": float(v[i])} for m, v in per_photo.items()}
