@@ -98,7 +98,8 @@ class Problem:
         finally:
             handle.remove()
 
-    def _chunks(self, m: int, desc: str) -> Iterator[slice]:
+    def chunks(self, m: int, desc: str) -> Iterator[slice]:
+        """Slices of ``m`` rows in steps of ``batch_size``, advancing a progress bar."""
         with progress_bar(m, desc, self.progress) as bar:
             for s in range(0, m, self.batch_size):
                 e = min(m, s + self.batch_size)
@@ -112,7 +113,7 @@ class Problem:
         """
         outs = []
         with torch.no_grad():
-            for sl in self._chunks(int(example.shape[0]), desc):
+            for sl in self.chunks(int(example.shape[0]), desc):
                 out = self.call(_rows(points, sl), example[sl])
                 _check_finite(out, "the model output")
                 outs.append(out)
@@ -123,7 +124,7 @@ class Problem:
         """Target scores ``(M,)`` (or ``(M, K)``) for many points, without gradients."""
         res = []
         with torch.no_grad():
-            for sl in self._chunks(int(example.shape[0]), desc):
+            for sl in self.chunks(int(example.shape[0]), desc):
                 out = self.call(_rows(points, sl), example[sl])
                 sc = self.target.select(out, example[sl])
                 _check_finite(sc, "the model output")
@@ -143,7 +144,7 @@ class Problem:
             ``(M, ...)`` like ``points``, or ``(M, K, ...)`` with several targets.
         """
         scores, grads = [], []
-        for sl in self._chunks(int(example.shape[0]), desc):
+        for sl in self.chunks(int(example.shape[0]), desc):
             sc, g = self._grad_chunk(_rows(points, sl), example[sl])
             scores.append(sc)
             grads.append(g)
@@ -181,7 +182,7 @@ class Problem:
         size = self.n if n_buckets is None else n_buckets
         sums: Tensor | None = None
         scores = []
-        for sl in self._chunks(int(example.shape[0]), desc):
+        for sl in self.chunks(int(example.shape[0]), desc):
             sc, g = self._grad_chunk(make_points(sl), example[sl])
             scores.append(sc)
             wg = g * weight[sl].to(g.dtype).reshape(-1, *([1] * (g.dim() - 1)))

@@ -418,7 +418,7 @@ def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, exa
     """
     outs: list[Tensor] = []
     layer_sums: dict[str, list[Tensor]] = defaultdict(list)
-    for sl in p._chunks(int(example.shape[0]), plan.method):
+    for sl in p.chunks(int(example.shape[0]), plan.method):
         ex = example[sl]
         refs = (_record_refs(p, plan, ref_rows[sl], ex)
                 if plan.needs_reference and ref_rows is not None else {})
