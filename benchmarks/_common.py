@@ -53,11 +53,14 @@ def paired_times(fn_a: Callable[[], object], fn_b: Callable[[], object], repeats
     return statistics.median(ta), statistics.median(tb)
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section ``name`` of docs/benchmarks.md, between markers."""
+def write_section(name: str, body: str, path: Path = DOCS) -> None:
+    """Replace (or append) the section ``name`` of ``path`` (docs/benchmarks.md), between markers.
+
+    Text outside the markers (hand-written readings of the numbers) is kept.
+    """
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
     block = f"{start}\n{body.strip()}\n{end}"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text + "\n" + block + "\n"
-    DOCS.write_text(text)
+    path.write_text(text)

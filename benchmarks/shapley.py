@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from _common import write_section
 from attribkit.core.coalitions import coalition_masks
 from attribkit.methods.occlusion import occlusion
 from attribkit.methods.shapley import shapley_values
@@ -178,7 +179,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--captum-max", type=int, default=6)
-    parser.add_argument("--out", default="docs/benchmarks-shapley.md")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"
+                                             / "benchmarks-shapley.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import captum
@@ -187,9 +189,10 @@ def main() -> None:
     head = [
         "## Exact Shapley values and occlusion",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
-        "(shared with other jobs: times are CPU seconds of the single-threaded process, which "
-        f"load from other jobs disturbs less than wall-clock time), torch {torch.__version__} with "
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, load "
+        f"average {os.getloadavg()[0]:.1f} at the start (times are CPU seconds of the "
+        "single-threaded process, which other jobs on a shared machine disturb less than wall "
+        f"time), torch {torch.__version__} with "
         f"{args.threads} thread(s), float32, captum {captum.__version__}, shap {shap.__version__}."
         f" Medians of {args.reps} runs (one run at 20 players). Script: `benchmarks/shapley.py`.",
         "",
@@ -209,7 +212,7 @@ def main() -> None:
     lines += occlusion_rows(args.reps)
     text = "\n".join(lines) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_section("shapley", text, Path(args.out))
     print(text)
 
 
