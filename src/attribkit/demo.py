@@ -49,6 +49,8 @@ class VisionSetup:
     title: str = "attribkit demo"
     module_model: nn.Module | None = None
     """The same function built only from modules (for propagation rules), where it differs."""
+    channels_last: bool = False
+    """Run IG in the channels-last layout (faster for EfficientNet on CPUs; see benchmarks)."""
 
 
 @dataclass
@@ -103,7 +105,7 @@ def _vision_setup(n_photos: int) -> VisionSetup:
                        module_model=nn.Sequential(net, nn.Softmax(dim=-1)), photos=photos,
                        baseline_value=vision.BLACK,
                        class_name=vision.class_name, to_image=vision.deprocess,
-                       saturation_photos=sat,
+                       saturation_photos=sat, channels_last=True,
                        title="attribkit demo: EfficientNet-Lite0 on ImageNet photos")
 
 
@@ -230,7 +232,8 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
     _log(f"[1/5] Integrated Gradients on {len(names)} photos ({setup.ig_steps} adaptive steps)",
          quiet)
     ig = attribkit.integrated_gradients(setup.model, x, target=cls, baseline=baseline,
-                                        steps=setup.ig_steps, rule="adaptive", progress=progress)
+                                        steps=setup.ig_steps, rule="adaptive", progress=progress,
+                                        channels_last=setup.channels_last)
     stages.start("interior")
     _log(f"[2/5] interior gradients ({setup.alphas} alphas)", quiet)
     alphas = torch.linspace(1.0 / setup.alphas, 1.0, setup.alphas, dtype=x.dtype)
