@@ -35,11 +35,12 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
 
 
 def paired_times(fn_a: Callable[[], object], fn_b: Callable[[], object], repeats: int = 31,
-                 warmup: int = 3) -> tuple[float, float]:
-    """Median wall times of ``fn_a`` and ``fn_b``, run alternately so both see the same machine.
+                 warmup: int = 3) -> tuple[float, float, float]:
+    """Median wall times of ``fn_a`` and ``fn_b`` run alternately, and the median of b / a.
 
     Alternating (a, b, a, b, ...) keeps slow drifts of a shared machine (other processes, clock
-    changes) from favouring whichever function happened to be timed second.
+    changes) from favouring whichever function happened to be timed second; the median of the
+    ratios of neighbouring runs is steadier than the ratio of the medians.
     """
     for _ in range(warmup):
         fn_a()
@@ -50,7 +51,8 @@ def paired_times(fn_a: Callable[[], object], fn_b: Callable[[], object], repeats
             t = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t)
-    return statistics.median(ta), statistics.median(tb)
+    ratio = statistics.median(b / a for a, b in zip(ta, tb, strict=True))
+    return statistics.median(ta), statistics.median(tb), ratio
 
 
 def write_section(name: str, body: str, path: Path = DOCS) -> None:
