@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from attribkit.core import pages
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -60,9 +61,4 @@ def write_section(name: str, body: str, path: Path = DOCS) -> None:
 
     Text outside the markers (hand-written readings of the numbers) is kept.
     """
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{start}\n{body.strip()}\n{end}"
-    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text + "\n" + block + "\n"
-    path.write_text(text)
+    pages.write_section(path, name, body, title="# Benchmarks")

@@ -29,3 +29,16 @@ def test_catalogue_lists_every_method_and_its_own_parameters() -> None:
     ig = methods()["integrated_gradients"]
     assert {"steps", "rule", "tolerance"} <= set(method_parameters(ig))
     assert "model" not in method_parameters(ig)
+
+
+def test_write_section_keeps_the_prose_around_it(tmp_path: pathlib.Path) -> None:
+    from attribkit.core.pages import write_section
+
+    page = tmp_path / "p.md"
+    write_section(page, "t", "first", title="# T")
+    assert page.read_text() == "# T\n\n<!-- t:start -->\nfirst\n<!-- t:end -->\n"
+    page.write_text("# T\nintro\n<!-- t:start -->\nold\n<!-- t:end -->\noutro\n")
+    write_section(page, "t", "\nnew\n")
+    assert page.read_text() == "# T\nintro\n<!-- t:start -->\nnew\n<!-- t:end -->\noutro\n"
+    write_section(page, "u", "other")
+    assert page.read_text().endswith("outro\n\n<!-- u:start -->\nother\n<!-- u:end -->\n")

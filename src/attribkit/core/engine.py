@@ -207,7 +207,7 @@ class Problem:
             elif sc.dim() == 1:
                 (g,) = torch.autograd.grad(sc.sum(), x)
             else:
-                g = _batched_target_grads(sc, x)
+                g = _per_target_grads(sc, x)
         _check_finite(sc, "the model output")
         _check_finite(g, "the gradients")
         return sc.detach(), g.detach()
@@ -228,7 +228,7 @@ def _rows(points: Points, sl: slice) -> Tensor:
     return points(sl) if callable(points) else points[sl]
 
 
-def _batched_target_grads(sc: Tensor, x: Tensor) -> Tensor:
+def _per_target_grads(sc: Tensor, x: Tensor) -> Tensor:
     """Gradients of each of the K score columns from one forward graph, ``(B, K, ...)``.
 
     One backward per column, all through the same retained graph. A vectorised backward

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import pathlib
-import re
 
+from attribkit.core.pages import write_section
 from attribkit.methods.registry import MethodInfo, methods
 
 __all__ = ["COMMON_PARAMETERS", "markdown_table", "method_parameters", "update_page"]
@@ -19,7 +19,6 @@ __all__ = ["COMMON_PARAMETERS", "markdown_table", "method_parameters", "update_p
 #: Keyword arguments every method takes; the table lists the others.
 COMMON_PARAMETERS = ("model", "inputs", "target", "baseline", "batch_size", "progress",
                      "forward_args")
-_START, _END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
 
 
 def method_parameters(info: MethodInfo) -> list[str]:
@@ -50,13 +49,7 @@ def markdown_table() -> str:
 
 def update_page(path: str | pathlib.Path) -> pathlib.Path:
     """Rewrite the catalogue block of the page at ``path`` (appended if it has none)."""
-    p = pathlib.Path(path)
-    text = p.read_text(encoding="utf-8") if p.exists() else "# Methods\n"
-    block = f"{_START}\n{markdown_table()}\n{_END}"
-    pattern = re.compile(re.escape(_START) + ".*?" + re.escape(_END), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text}\n{block}\n"
-    p.write_text(text, encoding="utf-8")
-    return p
+    return write_section(path, "catalogue", markdown_table(), title="# Methods")
 
 
 def main(argv: list[str] | None = None) -> int:
