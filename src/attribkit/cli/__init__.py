@@ -1,0 +1,67 @@
+"""The ``attribkit`` command: a thin layer over the public API.
+
+One module per command (``explain``, ``methods``, ``demo``, ``audit``, ...), each with a
+``register(sub)`` that adds its sub-parser; this module assembles them and maps outcomes to exit
+codes: 0 success; 2 bad usage (an unknown command, option, method or model name, or an option
+value that cannot be right); 1 a failure while running (a file that is missing or does not load,
+an input that does not fit the model, a method that fails), with a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+from collections.abc import Sequence
+
+from attribkit.cli._common import Parser, UsageError, one_line
+
+__all__ = ["COMMANDS", "UsageError", "main"]
+
+#: The command modules under ``attribkit.cli``, in the order ``--help`` lists them.
+COMMANDS = ("explain", "methods", "demo", "audit")
+
+
+def _parser() -> Parser:
+    p = Parser(prog="attribkit",
+               description="Attribution methods for PyTorch models (Integrated Gradients and "
+                           "more). Exit codes: 0 ok, 2 bad usage, 1 failure.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", parser_class=Parser)
+    for name in COMMANDS:
+        importlib.import_module(f"attribkit.cli.{name}").register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.version:
+            from attribkit import __version__
+
+            print(f"attribkit {__version__}")
+            return 0
+        if args.command is None:
+            raise UsageError(f"a command is required: {', '.join(COMMANDS)} "
+                             "(see `attribkit --help`)")
+        if getattr(args, "method", "") is None and hasattr(args, "default_methods"):
+            args.method = list(args.default_methods)
+        return int(args.func(args))
+    except SystemExit as e:  # --help
+        return int(e.code) if isinstance(e.code, int) else 0
+    except UsageError as err:
+        print(f"attribkit: usage error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("attribkit: interrupted", file=sys.stderr)
+        return 1
+    except Exception as err:
+        print(f"attribkit: error: {one_line(err)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())
