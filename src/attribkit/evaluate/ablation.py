@@ -19,6 +19,7 @@ from torch import Tensor
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
+from attribkit.core.summary import summary_repr
 from attribkit.evaluate._features import (
     attribution_values,
     default_target,
@@ -53,6 +54,11 @@ class PerturbationCurve:
     fractions: Tensor
     scores: Tensor
     method: str = ""
+
+    __repr__ = summary_repr
+
+    def _headline(self) -> list[str]:
+        return [f"aopc={self.aopc:.4g}", f"area={self.area:.4g}"]
 
     @property
     def drops(self) -> Tensor:

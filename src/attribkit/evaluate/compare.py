@@ -14,6 +14,7 @@ from torch import Tensor
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
 from attribkit.core.errors import AttribkitError, InputError
+from attribkit.core.summary import summary_repr
 from attribkit.evaluate._features import feature_groups
 from attribkit.evaluate.ablation import ablation_curve, deletion_curve, insertion_curve
 from attribkit.evaluate.localisation import Box, mass_inside, pointing_game
@@ -56,6 +57,8 @@ class Comparison:
     values: dict[tuple[str, str], Tensor]
     curves: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+
+    __repr__ = summary_repr
 
     def mean(self, method: str, measure: str) -> float:
         """The mean over the inputs (``nan`` where not measured)."""

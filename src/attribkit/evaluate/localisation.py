@@ -11,6 +11,7 @@ from torch import Tensor
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
+from attribkit.core.summary import summary_repr
 from attribkit.evaluate._features import pixel_map
 
 __all__ = ["Box", "Localisation", "localisation", "mass_inside", "pointing_game", "region_mask"]
@@ -36,6 +37,12 @@ class Localisation:
     mass_share: Tensor
     region_share: Tensor
     hit: Tensor
+
+    __repr__ = summary_repr
+
+    def _headline(self) -> list[str]:
+        return [f"mean_mass_share={self.mean_mass_share:.4g}",
+                f"pointing_accuracy={self.pointing_accuracy:.4g}"]
 
     @property
     def mean_mass_share(self) -> float:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
 from attribkit.core.progress import progress_bar
+from attribkit.core.summary import summary_repr
 from attribkit.evaluate._features import spearman
 from attribkit.methods.registry import get
 
@@ -51,6 +52,8 @@ class RandomisationResult:
     correlations: Tensor
     original: Attribution
     randomised: Tensor
+
+    __repr__ = summary_repr
 
     @property
     def mean_correlation(self) -> Tensor:
