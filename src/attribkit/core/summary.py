@@ -69,4 +69,4 @@ def summary_repr(self: Any) -> str:
         parts.extend(f"{f.name}={brief(getattr(self, f.name))}"
                      for f in dataclasses.fields(self) if f.repr)
     text = f"{type(self).__name__}({', '.join(parts)})"
-    return text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 4] + " ...)"
+    return text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 5] + " ...)"

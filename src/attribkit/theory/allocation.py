@@ -177,7 +177,7 @@ class AllocationReport:
     __repr__ = summary_repr
 
     def _headline(self) -> list[str]:
-        return ["criteria=" + "/".join(f"{c.criterion}:{c.holds}" for c in self.criteria)]
+        return ["verdicts=" + "/".join(f"{c.criterion}:{c.holds}" for c in self.criteria)]
 
     @property
     def closest_rule(self) -> str | None:
