@@ -18,6 +18,7 @@ from attribkit.viz._common import (
 )
 from attribkit.viz.compare import comparison_grid
 from attribkit.viz.curves import evaluation_curves, saturation_curves
+from attribkit.viz.grid import explanation_grid
 from attribkit.viz.image import (
     attribution_map,
     heatmap,
@@ -27,15 +28,21 @@ from attribkit.viz.image import (
 )
 from attribkit.viz.interior import interior_frames, interior_gif, interior_strip
 from attribkit.viz.molecule import molecule_image
+from attribkit.viz.panels import CMAPS, STYLES, attribution_figure, draw_attribution, map_scale
 from attribkit.viz.tabular import feature_bars
 from attribkit.viz.text import token_colors, tokens_ansi, tokens_html
 
 __all__ = [
+    "CMAPS",
     "SIGNS",
+    "STYLES",
     "as_array",
+    "attribution_figure",
     "attribution_map",
     "comparison_grid",
+    "draw_attribution",
     "evaluation_curves",
+    "explanation_grid",
     "feature_bars",
     "figure_to_png",
     "heatmap",
@@ -43,6 +50,7 @@ __all__ = [
     "interior_frames",
     "interior_gif",
     "interior_strip",
+    "map_scale",
     "molecule_image",
     "normalize",
     "overlay",
