@@ -18,6 +18,13 @@ from attribkit.viz._common import (
 )
 from attribkit.viz.compare import comparison_grid
 from attribkit.viz.curves import evaluation_curves, saturation_curves
+from attribkit.viz.global_views import (
+    dependence_plot,
+    mean_abs_bars,
+    region_values,
+    summary_plot,
+    token_values,
+)
 from attribkit.viz.grid import explanation_grid
 from attribkit.viz.image import (
     attribution_map,
@@ -40,6 +47,7 @@ __all__ = [
     "attribution_figure",
     "attribution_map",
     "comparison_grid",
+    "dependence_plot",
     "draw_attribution",
     "evaluation_curves",
     "explanation_grid",
@@ -51,15 +59,19 @@ __all__ = [
     "interior_gif",
     "interior_strip",
     "map_scale",
+    "mean_abs_bars",
     "molecule_image",
     "normalize",
     "overlay",
     "pixel_importance",
     "reduce_channels",
+    "region_values",
     "saturation_curves",
     "scale_intensity",
+    "summary_plot",
     "to_pil",
     "token_colors",
+    "token_values",
     "tokens_ansi",
     "tokens_html",
 ]
