@@ -84,8 +84,9 @@ def _swarm(x: Array, width: float = 0.4, bins: int = 60) -> Array:
         k = counts.get(int(b[i]), 0)
         counts[int(b[i])] = k + 1
         offs[i] = (k + 1) // 2 * (1 if k % 2 else -1)
-    peak = max(np.abs(offs).max(), 1.0)
-    return offs / peak * width
+    peak = max(float(np.abs(offs).max()), 1.0)
+    out: Array = offs / peak * width
+    return out
 
 
 def summary_plot(values: Any, features: Any = None, names: Sequence[str] | None = None, *,
