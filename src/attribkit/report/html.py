@@ -196,8 +196,8 @@ class Report:
         self.image(mean_abs_bars(v, labels, top=top), "mean |attribution| over the batch")
         share = float(mean_abs[first] / mean_abs[mean_abs > 0].sum()) if (mean_abs > 0).any() \
             else 0.0
-        self.reading(f"Over {v.shape[0]} examples the {what} ordered by mean |a|: "
-                     f"{labels[first]} leads with {share:.0%} of the total mean |a|. Dots right "
+        self.reading(f"Over {v.shape[0]} examples, {labels[first]} has the largest mean |a| "
+                     f"of the {what} ({share:.0%} of their total). Dots right "
                      "of zero push the output up, left of zero down; a row whose colours "
                      "separate left and right is a feature whose value decides its effect.")
         if dependence is not None and features is not None:
