@@ -16,15 +16,10 @@ from attribkit.viz._common import (
     reduce_channels,
     to_pil,
 )
+from attribkit.viz.batch_features import region_values, token_values
 from attribkit.viz.compare import comparison_grid
 from attribkit.viz.curves import evaluation_curves, saturation_curves
-from attribkit.viz.global_views import (
-    dependence_plot,
-    mean_abs_bars,
-    region_values,
-    summary_plot,
-    token_values,
-)
+from attribkit.viz.global_views import dependence_plot, mean_abs_bars, summary_plot
 from attribkit.viz.grid import explanation_grid
 from attribkit.viz.image import (
     attribution_map,
