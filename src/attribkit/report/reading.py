@@ -43,7 +43,9 @@ def read_aopc(aopcs: Mapping[str, float], *, method: str = "integrated gradients
                 f"The random ranking ({r:.3g}) comes close to {method} ({a:.3g}, "
                 f"{(a - r) / abs(r) if r else math.inf:.0%} above): removing pixels at random "
                 "lowers the score almost as much, so this AOPC says little about the "
-                "attribution; the difference is within what a few photos can show.")
+                "attribution; the difference is within what a few photos can show. Ranking by "
+                "signed attribution (sign=\"all\") or by patches (groups=) separates them "
+                "better (docs/evaluation.md).")
         else:
             ratio = a / r if r > 0 else math.inf
             parts.append(f"{method[:1].upper()}{method[1:]} ({a:.3g}) is well above the random "
@@ -73,9 +75,10 @@ def read_gaps(relative_gaps: Mapping[str, float], *, tolerance: float = 0.05) ->
         return (f"Completeness holds within {tolerance:.0%} for every row (largest relative gap "
                 f"{finite[worst]:.2%}, {worst}): the attributions add up to F(x) - F(x').")
     return (f"{len(ok)} of {len(finite)} rows are complete within {tolerance:.0%}; the largest "
-            f"relative gap is {finite[worst]:.1%} ({worst}). A gap that large means the integral "
-            "is not yet resolved: raise steps, or pass tolerance= to Integrated Gradients so "
-            "that it refines the path until the gap is small.")
+            f"relative gap is {finite[worst]:.1%} ({worst}). Such a row does not add up to "
+            "F(x) - F(x'): for a path method (Integrated Gradients) the integral is not yet "
+            "resolved, so raise steps or pass tolerance=; a method that is not complete by "
+            "design (gradient x input on a non-linear model) shows its own error here.")
 
 
 def read_methods(ran: int, skipped: Mapping[str, str], complete_gaps: Mapping[str, float], *,

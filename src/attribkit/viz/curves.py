@@ -54,7 +54,7 @@ def saturation_curves(alphas: Any, scores: Any, *, labels: Sequence[str] | None 
     if normalize:
         s = s / np.where(s[:, -1:] == 0, 1.0, s[:, -1:])
     outside = labels is not None and len(s) <= 12
-    fig = Figure(figsize=(7.0 if outside else 5.6, 3.8), layout="constrained")
+    fig = Figure(figsize=(9.0 if outside else 7.6, 4.4), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     for i, row in enumerate(s):
         label = labels[i] if labels is not None and i < len(labels) else None
@@ -95,7 +95,7 @@ def evaluation_curves(curves: Mapping[str, Any], *, x: Any = None,
     """
     if not curves:
         raise InputError("evaluation_curves needs at least one curve.")
-    fig = Figure(figsize=(7.0, 3.8), layout="constrained")
+    fig = Figure(figsize=(9.0, 4.4), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     for name, c in curves.items():
         v = _np(c)
