@@ -227,6 +227,11 @@ class Game:
             self._cache.update(zip(missing, vals.tolist(), strict=True))
         return torch.tensor([self._cache[m] for m in masks], dtype=torch.float64)
 
+    def __repr__(self) -> str:
+        return (f"Game(players={self.n_players}, target={self.target_label}, "
+                f"F(x)={self.output:.4g}, F(b)={self.baseline_output:.4g}, "
+                f"evaluations={self.evaluations})")
+
     def values(self) -> Tensor:
         """All ``2^n`` values ``v(S)`` in mask order (float64), evaluated once and cached."""
         if self._all is None:
