@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.methods.paths._pair import call_model, chw, hwc, pair
 
 import attribkit
 from attribkit.core.errors import InputError
 from attribkit.core.guard import hook_state
-from tests.methods.paths._pair import call_model, chw, hwc, pair
 
 
 def _smooth_cnn(seed: int = 0) -> torch.nn.Sequential:

@@ -39,7 +39,8 @@ def blur(x: Tensor, sigmas: Tensor | list[float]) -> Tensor:
         for s in sig:
             if (s, size) not in cache:
                 cache[(s, size)] = blur_matrix(s, size, x.dtype).to(x.device)
-        return torch.stack([cache[(s, size)] for s in sig])[:, None]  # (R, 1, L, L)
+        stack = torch.stack([cache[(s, size)] for s in sig])  # (R, L, L)
+        return stack[:, None] if x.dim() == 4 else stack
 
     out = x
     if len(axes) == 2:

@@ -55,18 +55,19 @@ def felzenszwalb_masks(image: np.ndarray, *, scales: Sequence[float] = SCALES,
     im = (im - lo) / (hi - lo) if hi > lo else np.zeros_like(im)
     im = 2.0 * im - 1.0
     if resize:
-        im = resize_image(im, _SIZE, order=3, mode="constant", preserve_range=True,
-                          anti_aliasing=True)
+        im = resize_image(im, _SIZE, order=3, mode="constant",  # type: ignore[no-untyped-call]
+                          preserve_range=True, anti_aliasing=True)
     channel_axis = -1 if im.ndim == 3 else None
     masks: list[np.ndarray] = []
     for scale in scales:
         labels = felzenszwalb(im, scale=scale, sigma=_SIGMA, min_size=_MIN_SIZE,
                               channel_axis=channel_axis)
         if resize:
-            labels = resize_image(labels, image.shape[:2], order=0, preserve_range=True,
-                                  mode="constant", anti_aliasing=False).astype(int)
+            labels = resize_image(  # type: ignore[no-untyped-call]
+                labels, image.shape[:2], order=0, preserve_range=True, mode="constant",
+                anti_aliasing=False).astype(int)
         masks.extend(labels == k for k in range(labels.min(), labels.max() + 1))
     if dilation:
-        foot = disk(dilation)
+        foot = disk(dilation)  # type: ignore[no-untyped-call]
         masks = [dilate(mk, footprint=foot) for mk in masks]
     return masks

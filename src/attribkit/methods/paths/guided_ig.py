@@ -69,7 +69,7 @@ def guided_walk(p: Problem, steps: int, fraction: float, max_dist: float, *,
     attr = torch.zeros_like(xin)
     out = torch.zeros_like(xin) if idgi else None
     scores = torch.zeros(n, steps + 1, dtype=torch.float64)
-    kth = int(math.floor(fraction * (d - 1))) + 1  # numpy's "lower" quantile, 1-based
+    kth = math.floor(fraction * (d - 1)) + 1  # numpy's "lower" quantile, 1-based
     prev: tuple[Tensor, Tensor] | None = None  # IDGI of the last step waits for F at its end
     shape = (n, *p.inputs.shape[1:])
     with progress_bar(steps, "guided ig", p.progress, unit="step") as bar:

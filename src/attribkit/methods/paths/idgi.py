@@ -19,11 +19,11 @@ from torch import Tensor
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
+from attribkit.methods.paths._walk import straight_walk
 from attribkit.methods.paths.blur_ig import blur_sigmas, blur_walk, set_blur_baseline
 from attribkit.methods.paths.blur_ig import check_options as check_blur
 from attribkit.methods.paths.guided_ig import check_options as check_guided
 from attribkit.methods.paths.guided_ig import guided_walk
-from attribkit.methods.paths._walk import straight_walk
 from attribkit.methods.registry import get, register
 
 __all__ = ["PATHS", "idgi"]
