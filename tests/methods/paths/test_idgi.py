@@ -11,6 +11,7 @@ from tests.methods.paths._pair import call_model, chw, hwc, pair
 
 import attribkit
 from attribkit.core.errors import InputError
+from attribkit.toys import Polynomial
 
 
 def _paper_idgi(model, points, target: int) -> torch.Tensor:
@@ -92,22 +93,38 @@ def test_blur_path_matches_the_papers_formula(rng):
                                atol=1e-12)
 
 
-def test_flat_gradient_steps_still_add_up():
-    # F = ReLU(x1 + x2 - 1) from 0: the first steps have zero gradient and zero rise; a step
-    # crossing the kink starts with a zero gradient but F rises: that rise is shared in
-    # proportion to the step (|dz|), so completeness still holds
+def test_a_rise_where_the_gradient_vanishes_goes_to_the_next_gradient():
+    # F = ReLU(x1 + x2 - 1) from 0, 4 steps: the step from alpha 1/2 to 3/4 starts on the kink
+    # (gradient 0) but F rises by 0.5; that rise is carried to the last step, whose gradient
+    # (1, 1) shares its own rise and the carried one half and half
     model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.ReLU()).double()
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[1.0, 1.0]]))
         model[0].bias.fill_(-1.0)
     x = torch.tensor([[1.5, 0.5]], dtype=torch.float64)
     res = attribkit.idgi(model, x, target=0, steps=4)
-    torch.testing.assert_close(res.values.sum(), torch.tensor(1.0, dtype=torch.float64))
-    assert torch.isfinite(res.values).all()
-    # the step from alpha 1/2 to 3/4 (gradient 0 at its start, rise 0.5) goes 3:1 to x1, x2
-    # and the last one (gradient (1, 1), rise 0.5) half and half
-    torch.testing.assert_close(res.values[0], torch.tensor([0.375 + 0.25, 0.125 + 0.25],
-                                                           dtype=torch.float64))
+    torch.testing.assert_close(res.values[0], torch.tensor([0.5, 0.5], dtype=torch.float64))
+
+
+def test_a_feature_with_no_effect_gets_nothing():
+    # F = x1 x2 + x1^2 (x3 unused) from 0: the gradient at the baseline is exactly zero, yet F
+    # rises on the first step; the rise goes to the next gradient, never to x3
+    poly = Polynomial([[1, 1, 0], [2, 0, 0]], [1.0, 1.0])
+    x = torch.tensor([[0.7, -1.2, 2.0]], dtype=torch.float64)
+    for path in ("integrated_gradients", "guided_ig"):
+        res = attribkit.idgi(poly, x, path_method=path, steps=6)
+        assert float(res.values[0, 2]) == 0.0
+        torch.testing.assert_close(res.values.sum(), res.delta[0])
+
+
+def test_a_piecewise_constant_model_shares_by_the_steps():
+    # no gradient anywhere, yet F jumps: the rises are shared in proportion to |dz|
+    def step(z):
+        return (z.sum(dim=1, keepdim=True) > 1.0).to(z.dtype)
+
+    x = torch.tensor([[1.5, 0.5]], dtype=torch.float64)
+    res = attribkit.idgi(step, x, target=0, steps=4)
+    torch.testing.assert_close(res.values[0], torch.tensor([0.75, 0.25], dtype=torch.float64))
 
 
 def test_refuses_other_paths_and_their_options(make_mlp, rng):

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from attribkit.core.engine import Problem
 
-__all__ = ["example_groups", "idgi_shares", "straight_walk"]
+__all__ = ["IdgiSum", "example_groups", "straight_walk"]
 
 
 def example_groups(n: int, rows_per_example: int, batch_size: int) -> list[slice]:
@@ -25,34 +25,47 @@ def example_groups(n: int, rows_per_example: int, batch_size: int) -> list[slice
     return [slice(s, min(n, s + size)) for s in range(0, n, size)]
 
 
-def idgi_shares(grads: Tensor, rises: Tensor, moves: Tensor) -> Tensor:
-    """IDGI's attribution of each step, in float64.
+class IdgiSum:
+    """IDGI's attribution of a batch of paths, fed one step at a time (in path order).
 
-    Parameters
-    ----------
-    grads
-        ``(R, D)`` the gradient of each step (flattened features).
-    rises
-        ``(R,)`` ``F(z_{k+1}) - F(z_k)`` of each step.
-    moves
-        ``(R, D)`` (or broadcastable) the step's displacement: where a gradient vanishes but
-        ``F`` still changes (a flat stretch of a piecewise-constant model), the rise is shared
-        in proportion to ``|dz_k|`` instead, so that completeness still holds.
-
-    Returns
-    -------
-    Tensor
-        ``(R, D)`` ``rise * g^2 / ||g||^2`` per step.
+    Step ``k`` with gradient ``g_k`` and rise ``F(z_{k+1}) - F(z_k)`` adds
+    ``rise * g_k^2 / ||g_k||^2``. Where a gradient vanishes but ``F`` still rises (the step
+    starts on the flat side of a ReLU kink, or at a point where all first derivatives vanish),
+    the rise is carried to the next step with a nonzero gradient (or, at the end, to the last
+    one); a feature whose gradient is zero all along the path therefore gets nothing (the dummy
+    axiom). Only if no gradient on the path is nonzero while ``F`` changes (a piecewise constant
+    model) is the rise shared in proportion to the steps' ``|dz|``. Every rise is shared out, so
+    the attributions add up to ``F(x) - F(x')``. Sums are kept in float64.
     """
-    g = grads.to(torch.float64)
-    sq = g * g
-    norm = sq.sum(dim=1, keepdim=True)
-    alt = moves.to(torch.float64).abs().expand_as(sq)
-    alt_norm = alt.sum(dim=1, keepdim=True)
-    share = torch.where(norm > 0, sq / norm.clamp_min(torch.finfo(torch.float64).tiny),
-                        torch.where(alt_norm > 0, alt / alt_norm.clamp_min(1e-300),
-                                    torch.zeros_like(sq)))
-    return rises.to(torch.float64)[:, None] * share
+
+    def __init__(self, n: int, d: int) -> None:
+        f64 = torch.float64
+        self.total = torch.zeros(n, d, dtype=f64)
+        self.pending = torch.zeros(n, dtype=f64)
+        self.last = torch.zeros(n, d, dtype=f64)
+        self.seen = torch.zeros(n, dtype=torch.bool)
+        self.moved = torch.zeros(n, d, dtype=f64)
+
+    def add(self, grads: Tensor, rises: Tensor, moves: Tensor) -> None:
+        """Add one step of every path: ``grads`` ``(n, D)``, ``rises`` ``(n,)``, ``moves``
+        ``(n, D)`` (or broadcastable) the step's displacement."""
+        g = grads.to(torch.float64)
+        sq = g * g
+        norm = sq.sum(dim=1, keepdim=True)
+        ok = norm[:, 0] > 0
+        share = sq / norm.clamp_min(torch.finfo(torch.float64).tiny)
+        rise = rises.to(torch.float64) + self.pending
+        self.total += torch.where(ok[:, None], rise[:, None] * share, 0.0)
+        self.pending = torch.where(ok, 0.0, rise)
+        self.last = torch.where(ok[:, None], share, self.last)
+        self.seen |= ok
+        self.moved += torch.where(ok[:, None], 0.0, moves.to(torch.float64).abs())
+
+    def result(self) -> Tensor:
+        """``(n, D)`` the attributions, with any rise still carried shared out."""
+        alt = self.moved / self.moved.sum(dim=1, keepdim=True).clamp_min(1e-300)
+        share = torch.where(self.seen[:, None], self.last, alt)
+        return self.total + self.pending[:, None] * share
 
 
 def straight_walk(p: Problem, steps: int, *, idgi: bool) -> tuple[Tensor, Tensor | None, Tensor]:
@@ -91,8 +104,8 @@ def straight_walk(p: Problem, steps: int, *, idgi: bool) -> tuple[Tensor, Tensor
         f = torch.cat([sc.reshape(ids.numel(), steps), p.output[grp, None]], dim=1)
         scores[grp] = f.to(torch.float64)
         if out is not None:
-            rises = (f[:, 1:] - f[:, :-1]).reshape(-1)
-            moves = step.expand(-1, steps, -1).reshape(-1, d)
-            out[grp] = idgi_shares(g.reshape(-1, d), rises, moves).reshape(
-                ids.numel(), steps, d).sum(dim=1)
+            acc = IdgiSum(ids.numel(), d)
+            for k in range(steps):
+                acc.add(g[:, k], f[:, k + 1] - f[:, k], step[:, 0])
+            out[grp] = acc.result()
     return base, out, scores

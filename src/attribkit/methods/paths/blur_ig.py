@@ -23,7 +23,7 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
 from attribkit.methods.paths._blur import blur
-from attribkit.methods.paths._walk import example_groups, idgi_shares
+from attribkit.methods.paths._walk import IdgiSum, example_groups
 from attribkit.methods.registry import register
 
 __all__ = ["blur_ig", "blur_sigmas", "blur_walk"]
@@ -107,12 +107,14 @@ def blur_walk(p: Problem, sigmas: list[float], grad_step: float, *,
         f = torch.cat([sc.flip(1), p.output[grp, None].to(torch.float64)], dim=1)
         scores[grp] = f
         g = g.flip(1)
-        for j, e in enumerate(ids.tolist()):
-            xe = x[e:e + 1].expand(m + 1, *x.shape[1:])
-            path = blur(xe, sigmas[::-1]).reshape(m + 1, d).to(torch.float64)
-            moves = path[1:] - path[:-1]
-            attr[e] = (g[j] * moves).sum(dim=0)
-            out[e] = idgi_shares(g[j], f[j, 1:] - f[j, :-1], moves).sum(dim=0)
+        moves = torch.stack([
+            blur(x[e:e + 1].expand(m + 1, *x.shape[1:]), sigmas[::-1]).reshape(m + 1, d)
+            for e in ids.tolist()]).to(torch.float64).diff(dim=1)  # (G, m, D)
+        attr[grp] = (g * moves).sum(dim=1)
+        acc = IdgiSum(ids.numel(), d)
+        for k in range(m):
+            acc.add(g[:, k], f[:, k + 1] - f[:, k], moves[:, k])
+        out[grp] = acc.result()
     return attr, out, scores
 
 
@@ -122,7 +124,7 @@ def blur_walk(p: Problem, sigmas: list[float], grad_step: float, *,
     family="path",
     needs_baseline=False,
     complete=True,
-    axioms={"completeness", "implementation_invariance"},
+    axioms={"completeness", "sensitivity_b", "implementation_invariance", "linearity"},
     summary="Blur IG: gradients integrated along a path of decreasing Gaussian blur.",
 )
 def blur_ig(

@@ -24,7 +24,7 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
 from attribkit.core.progress import progress_bar
-from attribkit.methods.paths._walk import idgi_shares
+from attribkit.methods.paths._walk import IdgiSum
 from attribkit.methods.registry import register
 
 __all__ = ["guided_ig", "guided_walk"]
@@ -67,7 +67,7 @@ def guided_walk(p: Problem, steps: int, fraction: float, max_dist: float, *,
     still = l1_total == 0  # nothing to explain: the attribution stays zero
     x = xb.clone()
     attr = torch.zeros_like(xin)
-    out = torch.zeros_like(xin) if idgi else None
+    acc = IdgiSum(n, d) if idgi else None
     scores = torch.zeros(n, steps + 1, dtype=torch.float64)
     kth = math.floor(fraction * (d - 1)) + 1  # numpy's "lower" quantile, 1-based
     prev: tuple[Tensor, Tensor] | None = None  # IDGI of the last step waits for F at its end
@@ -78,8 +78,8 @@ def guided_walk(p: Problem, steps: int, fraction: float, max_dist: float, *,
                                       desc="gradients")
             g = g_model.reshape(n, -1).to(torch.float64)
             scores[:, step] = sc.to(torch.float64)
-            if prev is not None and out is not None:
-                out += idgi_shares(prev[0], scores[:, step] - scores[:, step - 1], prev[1])
+            if prev is not None and acc is not None:
+                acc.add(prev[0], scores[:, step] - scores[:, step - 1], prev[1])
             start = x.clone()
             alpha = (step + 1.0) / steps
             a_min, a_max = max(alpha - max_dist, 0.0), min(alpha + max_dist, 1.0)
@@ -91,9 +91,9 @@ def guided_walk(p: Problem, steps: int, fraction: float, max_dist: float, *,
             prev = (g, x - start)
             bar.update(1)
     scores[:, steps] = p.output.to(torch.float64)
-    if prev is not None and out is not None:
-        out += idgi_shares(prev[0], scores[:, steps] - scores[:, steps - 1], prev[1])
-    return attr, out, scores
+    if prev is not None and acc is not None:
+        acc.add(prev[0], scores[:, steps] - scores[:, steps - 1], prev[1])
+    return attr, None if acc is None else acc.result(), scores
 
 
 def _advance(x: Tensor, g: Tensor, xin: Tensor, xb: Tensor, diff: Tensor, x_min: Tensor,
@@ -134,7 +134,7 @@ def _advance(x: Tensor, g: Tensor, xin: Tensor, xb: Tensor, diff: Tensor, x_min:
     family="path",
     needs_baseline=True,
     complete=True,
-    axioms={"completeness", "sensitivity_b", "implementation_invariance"},
+    axioms={"completeness", "sensitivity_a", "sensitivity_b", "implementation_invariance"},
     summary="Guided IG: an adaptive path that moves the features with the smallest "
             "|gradient| first.",
 )

@@ -38,7 +38,7 @@ PATHS = ("integrated_gradients", "guided_ig", "blur_ig")
     family="path",
     needs_baseline=True,
     complete=True,
-    axioms={"completeness", "sensitivity_b", "implementation_invariance"},
+    axioms={"completeness", "sensitivity_a", "sensitivity_b", "implementation_invariance"},
     summary="IDGI: each path step's rise of F shared by the squared gradient (exactly complete).",
 )
 def idgi(
