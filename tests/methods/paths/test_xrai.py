@@ -9,7 +9,7 @@ from tests.methods.paths._pair import hwc, pair
 
 import attribkit
 from attribkit.core.errors import InputError
-from attribkit.methods.paths._segments import felzenszwalb_masks
+from attribkit.methods.paths._segments import _regions, felzenszwalb_masks
 
 
 def _rectangles(seed: int, h: int, w: int, n: int = 25) -> list[np.ndarray]:
@@ -98,3 +98,15 @@ def test_refuses_non_images_and_mismatched_segments(make_mlp, make_cnn, rng):
         attribkit.xrai(make_cnn(), x, base=x, segments=[_rectangles(0, 8, 8)])
     with pytest.raises(InputError, match="own base"):
         attribkit.xrai(make_cnn(), x, base="xrai")
+
+
+def test_region_dilation_equals_skimage_per_mask():
+    from skimage.morphology import dilation, disk
+
+    labels = np.random.default_rng(4).integers(2, 9, size=(23, 31))
+    labels[5:15, 7:20] = 11  # a large region; labels 9 and 10 are absent (empty masks)
+    ours = _regions(labels, disk(3))
+    assert len(ours) == 11 - 2 + 1
+    for k, got in enumerate(ours):
+        ref = dilation(labels == 2 + k, footprint=disk(3))
+        np.testing.assert_array_equal(got, ref)

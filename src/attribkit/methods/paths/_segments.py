@@ -43,7 +43,6 @@ def felzenszwalb_masks(image: np.ndarray, *, scales: Sequence[float] = SCALES,
         Boolean ``(H, W)`` masks, scale by scale, labels in increasing order (some may be
         empty after resizing back).
     """
-    from skimage.morphology import dilation as dilate
     from skimage.morphology import disk
     from skimage.segmentation import felzenszwalb
     from skimage.transform import resize as resize_image
@@ -58,6 +57,7 @@ def felzenszwalb_masks(image: np.ndarray, *, scales: Sequence[float] = SCALES,
         im = resize_image(im, _SIZE, order=3, mode="constant",  # type: ignore[no-untyped-call]
                           preserve_range=True, anti_aliasing=True)
     channel_axis = -1 if im.ndim == 3 else None
+    foot = disk(dilation) if dilation else None  # type: ignore[no-untyped-call]
     masks: list[np.ndarray] = []
     for scale in scales:
         labels = felzenszwalb(im, scale=scale, sigma=_SIGMA, min_size=_MIN_SIZE,
@@ -66,8 +66,30 @@ def felzenszwalb_masks(image: np.ndarray, *, scales: Sequence[float] = SCALES,
             labels = resize_image(  # type: ignore[no-untyped-call]
                 labels, image.shape[:2], order=0, preserve_range=True, mode="constant",
                 anti_aliasing=False).astype(int)
-        masks.extend(labels == k for k in range(labels.min(), labels.max() + 1))
-    if dilation:
-        foot = disk(dilation)  # type: ignore[no-untyped-call]
-        masks = [dilate(mk, footprint=foot) for mk in masks]
+        masks.extend(_regions(labels, foot))
     return masks
+
+
+def _regions(labels: np.ndarray, footprint: np.ndarray | None) -> list[np.ndarray]:
+    """One mask per label from ``labels.min()`` to ``labels.max()``, each dilated by
+    ``footprint`` (pixels outside the image count as unset).
+
+    A pixel is in the dilated region of label ``l`` when some pixel of its (reflected)
+    footprint neighbourhood has label ``l``: one pass per footprint offset over the label map,
+    instead of one dilation per region.
+    """
+    lo, hi = int(labels.min()), int(labels.max())
+    n = hi - lo + 1
+    h, w = labels.shape
+    if footprint is None:
+        return [labels == lo + k for k in range(n)]
+    rh, rw = footprint.shape[0] // 2, footprint.shape[1] // 2
+    padded = np.full((h + 2 * rh, w + 2 * rw), -1, dtype=np.int64)
+    padded[rh:rh + h, rw:rw + w] = labels - lo
+    hit = np.zeros((n, h * w), dtype=bool)
+    pixel = np.arange(h * w)
+    for dy, dx in zip(*np.nonzero(footprint[::-1, ::-1]), strict=True):
+        near = padded[dy:dy + h, dx:dx + w].reshape(-1)
+        ok = near >= 0
+        hit[near[ok], pixel[ok]] = True
+    return [row.reshape(h, w) for row in hit]

@@ -57,6 +57,7 @@ def xrai_map(attr: np.ndarray, masks: Sequence[np.ndarray], *, area_threshold: f
         raise InputError("xrai needs at least one region mask.")
     m = torch.as_tensor(np.stack([np.asarray(k, dtype=bool).reshape(-1) for k in masks]))
     mf = m.to(torch.float64)
+    by_pixel = mf.T.contiguous()  # (P, K): the regions of each pixel, read row by row below
     covered = torch.zeros_like(a, dtype=torch.bool)
     out = torch.full_like(a, -torch.inf)
     trace: list[tuple[Tensor, float]] = []
@@ -87,11 +88,12 @@ def xrai_map(attr: np.ndarray, masks: Sequence[np.ndarray], *, area_threshold: f
             trace.append((new, gain))
             out[new] = gain
             covered |= new
-            area = float(covered.to(torch.float64).mean())
+            area = float(covered.sum()) / covered.numel()
             alive[j] = False
             idx = new.nonzero()[:, 0]
-            fresh -= mf[:, idx].sum(dim=1)
-            mass -= mf[:, idx] @ a[idx]
+            rows = by_pixel[idx]
+            fresh -= rows.sum(dim=0)
+            mass -= a[idx] @ rows
     rest = out == -torch.inf
     if bool(rest.any()):
         out[rest] = a[rest].mean()
