@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--png", type=Path, default=None,
+                    help="also draw the maps of every method on every photo here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -91,6 +93,13 @@ def main() -> None:
             results[label] = attribkit.explain(model, x, name, target=target, **opts)
         seconds[label] = time.perf_counter() - t0
         print(f"{label}: {seconds[label]:.0f} s", flush=True)
+    if args.png is not None:
+        from attribkit.viz import comparison_grid
+
+        args.png.parent.mkdir(parents=True, exist_ok=True)
+        images = [vision.deprocess(x[i:i + 1]) for i in range(x.shape[0])]
+        maps = {label: a if a.method != "xrai" else ranking(a, x) for label, a in results.items()}
+        comparison_grid(images, maps, labels=list(photos)).savefig(args.png, dpi=80)
     random = torch.rand(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
     layers = parameter_layers(model)[-args.random_layers:]
     common = {"target": target, "baseline": black, "batch_size": args.batch_size}
@@ -98,8 +107,10 @@ def main() -> None:
         t0 = time.perf_counter()
         r = ranking(attr, x)
         ab = ablation_curve(model, x, r, k=args.k, steps=args.ablation_steps, **common)
-        de = deletion_curve(model, x, r, steps=args.curve_steps, absolute=True, **common)
-        ins = insertion_curve(model, x, r, steps=args.curve_steps, absolute=True, **common)
+        signed = ablation_curve(model, x, r, k=args.k, steps=args.ablation_steps,
+                                absolute=False, **common)
+        de = deletion_curve(model, x, r, steps=args.curve_steps, **common)
+        ins = insertion_curve(model, x, r, steps=args.curve_steps, **common)
         gap = "n/a"
         rho = "n/a"
         if isinstance(attr, Attribution):
@@ -110,7 +121,7 @@ def main() -> None:
                                       absolute=False, **opts)
             rho = ", ".join(f"{float(c):.2f}" for c in ran.mean_correlation)
         cost = f"{seconds[label]:.0f}" if label in seconds else "-"
-        rows.append(f"| {label} | {ab.aopc:.4f} | {de.area:.4f} | {ins.area:.4f} | {gap} | "
+        rows.append(f"| {label} | {ab.aopc:.4f} | {signed.aopc:.4f} | {de.area:.4f} | {ins.area:.4f} | {gap} | "
                     f"{rho} | {cost} |")
         print(rows[-1], f"({time.perf_counter() - t0:.0f} s)", flush=True)
     names = ", ".join(f"{n} ({vision.class_name(int(t))}, p={float(p):.3f})" for n, t, p in
@@ -124,11 +135,11 @@ def main() -> None:
         f"top class's softmax probability with {args.steps} gradients per photo; the baseline "
         "is black (Blur IG: the photo blurred with sigma 50).",
         "",
-        f"* **AOPC**: {args.k} pixels (ranked by sum_c |a|) set to black per step for "
-        f"{args.ablation_steps} steps (higher is better).",
+        f"* **AOPC**: {args.k} pixels set to black per step for {args.ablation_steps} steps, "
+        "ranked by `sum_c |a|` (seed 003) or by the signed `sum_c a` (higher is better).",
         f"* **deletion / insertion**: all pixels removed / revealed on black in "
-        f"{args.curve_steps} steps, ranked by sum_c |a|; mean probability along the curve "
-        "(deletion lower, insertion higher is better).",
+        f"{args.curve_steps} steps, ranked by the signed `sum_c a`; mean probability along the "
+        "curve (deletion lower, insertion higher is better).",
         "* **gap**: relative completeness gap per photo (`|sum a - (F(x) - F(x'))| / |F(x) - "
         "F(x')|`).",
         f"* **randomisation**: Spearman correlation of signed attributions of the first photo "
@@ -136,11 +147,11 @@ def main() -> None:
         f"re-initialised (cascading: {', '.join(layers[::-1])}); lower means the map depends "
         "on the weights (Adebayo et al. 2018).",
         "* XRAI's region values are shifted to be non-negative for the rankings (its regions "
-        "keep their order).",
+        "keep their order); its randomisation row compares its region maps.",
         "",
-        "| method | AOPC | deletion | insertion | gap | randomisation rho (top "
+        "| method | AOPC (sum abs) | AOPC (signed) | deletion | insertion | gap | randomisation rho (top "
         f"{', '.join(str(i + 1) for i in range(len(layers)))} layers) | seconds |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
     ])
     print(body)
