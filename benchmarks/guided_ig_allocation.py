@@ -16,6 +16,7 @@ import torch
 from attribkit.axioms import check_completeness
 from attribkit.core.pages import write_section
 from attribkit.theory import allocation_report
+from attribkit.theory.unification import Row, audit_suite, default_suite
 from attribkit.toys import Polynomial
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "unification.md"
@@ -70,9 +71,15 @@ def main() -> None:
         for (col, _, _), r in zip(COLUMNS, reports, strict=True):
             bad = [v.criterion for v in r.criteria if v.holds is False]
             verdicts[col].append(", ".join(bad) if bad else "all hold")
+    blocks = [f for f in default_suite() if f.kind == "blocks"]
+    audits = audit_suite([Row(c, m, o) for c, m, o in COLUMNS], blocks)
+    block_row = "| separable ReLU networks F1(x1, x2) + F2(x3, x4) | change of a block's " \
+        "attributions when the other block is added (relative) | " + " | ".join(
+            ", ".join(f"{r.criteria[1].worst:.3f}" for r in a.reports.values()) for a in audits) \
+        + " |"
     gaps = {s: check_completeness("guided_ig", options={"steps": s}).worst for s in (200, 800)}
     head = "| function | interaction | " + " | ".join(c[0] for c in COLUMNS) + " |"
-    crit = ["| criteria that fail | | " + " | ".join(
+    crit = ["| criteria that fail on the polynomials | | " + " | ".join(
         "; ".join(sorted(set(v) - {"all hold"})) or "none" for v in verdicts.values()) + " |"]
     body = "\n".join([
         "## How does Guided IG allocate interaction effects?",
@@ -86,6 +93,7 @@ def main() -> None:
         head,
         "|---|---|" + "---|" * len(COLUMNS),
         *rows,
+        block_row,
         *crit,
         "",
         "**Reading.** With the paper's default `max_dist = 0.02` Guided IG never strays far "
