@@ -43,9 +43,13 @@ def felzenszwalb_masks(image: np.ndarray, *, scales: Sequence[float] = SCALES,
         Boolean ``(H, W)`` masks, scale by scale, labels in increasing order (some may be
         empty after resizing back).
     """
-    from skimage.morphology import disk
-    from skimage.segmentation import felzenszwalb
-    from skimage.transform import resize as resize_image
+    try:
+        from skimage.morphology import disk
+        from skimage.segmentation import felzenszwalb
+        from skimage.transform import resize as resize_image
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("XRAI's regions need scikit-image: pip install 'attribkit[vision]', "
+                          "or pass your own masks with segments=.") from err
 
     im = np.asarray(image, dtype=np.float64)
     if im.ndim == 3 and im.shape[2] == 1:
