@@ -55,6 +55,15 @@ from attribkit.methods.shapley import shapley_values
 from attribkit.methods.smoothing import smooth, smoothgrad, smoothgrad_squared, vargrad
 
 # isort: split
+from attribkit.methods.paths import (  # the path-method frontier (issue 17)
+    blur_ig,
+    guided_grad_cam,
+    guided_ig,
+    idgi,
+    xrai,
+)
+
+# isort: split
 from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
 
 # isort: split
@@ -82,6 +91,7 @@ __all__ = [
     "__version__",
     "all_classes",
     "axioms",
+    "blur_ig",
     "classes",
     "deconvnet",
     "deep_taylor",
@@ -93,6 +103,9 @@ __all__ = [
     "grad_cam",
     "gradient_x_input",
     "guided_backprop",
+    "guided_grad_cam",
+    "guided_ig",
+    "idgi",
     "integrated_gradients",
     "interior_gradients",
     "load",
@@ -109,4 +122,5 @@ __all__ = [
     "top_k",
     "vargrad",
     "viz",
+    "xrai",
 ]

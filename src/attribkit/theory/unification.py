@@ -15,6 +15,8 @@ Regenerate the page with::
 from __future__ import annotations
 
 import argparse
+import pathlib
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.core.errors import UnsupportedModelError
+from attribkit.core.pages import write_section
 from attribkit.core.summary import summary_repr
 from attribkit.methods.registry import MethodInfo, get, methods
 from attribkit.theory.allocation import (
@@ -595,9 +598,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     res = run_unification(args.only)
     text = render_markdown(res)
-    with open(args.out, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    out = pathlib.Path(args.out)
+    kept = _marked_sections(out.read_text(encoding="utf-8")) if out.exists() else []
+    out.write_text(text, encoding="utf-8")
+    for name, body in kept:  # sections other scripts wrote (between markers) survive
+        write_section(out, name, body)
     return 0
+
+
+def _marked_sections(text: str) -> list[tuple[str, str]]:
+    """``(name, body)`` of every ``<!-- name:start -->`` ... ``<!-- name:end -->`` block."""
+    pattern = re.compile(r"<!-- (\S+):start -->\n(.*?)\n<!-- \1:end -->", re.S)
+    return [(m.group(1), m.group(2)) for m in pattern.finditer(text)]
 
 
 if __name__ == "__main__":
