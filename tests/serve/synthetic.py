@@ -101,8 +101,11 @@ def write_store(root: str | pathlib.Path, n_items: int = 20, *, kind: str = "ima
             items["error"].append("cannot identify image file <x.png>" if bad else None)
             per_item.append((i, x, None if bad else CLASSES[i % len(CLASSES)]))
         pq.write_table(pa.table({
-            **{k: items[k] for k in ("item", "item_id", "source", "kind", "text", "tokens",
-                                     "feature_names", "status", "error")},
+            "item": pa.array(items["item"], pa.int64()),
+            **{k: pa.array(items[k], pa.string()) for k in ("item_id", "source", "kind", "text",
+                                                            "status", "error")},
+            **{k: pa.array(items[k], pa.list_(pa.string())) for k in ("tokens",
+                                                                      "feature_names")},
             "thumbnail": pa.array(items["thumbnail"], pa.binary()),
             "input": pa.array(items["input"], pa.list_(pa.float32())),
             "input_shape": pa.array(items["input_shape"], pa.list_(pa.int32())),
@@ -119,6 +122,13 @@ def write_store(root: str | pathlib.Path, n_items: int = 20, *, kind: str = "ima
             "insertion": {"mean": 0.61, "low": 0.57, "high": 0.65}} for k, m in
             enumerate(methods)}}))
     return root
+
+
+_TYPES = {"item": pa.int64(), "target": pa.int64(), "steps_used": pa.int64(),
+          **{k: pa.float64() for k in ("output", "baseline_output", "gap", "relative_gap",
+                                       "error_estimate", "seconds")},
+          **{k: pa.string() for k in ("item_id", "method", "params", "target_name", "status",
+                                      "error", "extra")}}
 
 
 def _write_results(root: pathlib.Path, method: str, per_item: list[tuple[int, Array, str | None]],
@@ -151,8 +161,7 @@ def _write_results(root: pathlib.Path, method: str, per_item: list[tuple[int, Ar
         rows["error"].append(None if ok else "cannot identify image file <x.png>")
         rows["extra"].append(None)
         vals.append(v if ok else np.zeros_like(v))
-    table = pa.table({k: pa.array(rows[k], pa.int64() if k in ("item", "target", "steps_used")
-                                  else None) for k in rows})
+    table = pa.table({k: pa.array(rows[k], _TYPES[k]) for k in rows})
     if kind == "text":  # varying lengths: list + shape, as the store's spec says
         table = table.append_column("values", pa.array([v.tolist() for v in vals],
                                                        pa.list_(pa.float32())))
@@ -170,15 +179,13 @@ def _write_interior(root: pathlib.Path, i: int, rng: np.random.Generator, size: 
     x, _ = _picture(np.random.default_rng(i), size)
     frames = [(_map(rng, x) * (1.0 / (1.0 + 20 * ak ** 2))).astype(np.float32) for ak in a]
     scores = (1 - np.exp(-6 * a)).tolist()
-    table = pa.table({
-        "item": pa.array([i], pa.int64()), "item_id": [f"photo_{i:05d}"],
-        "method": ["interior_gradients"], "params": [json.dumps({"alphas": alphas})],
-        "target": pa.array([CLASSES.index(CLASSES[i % len(CLASSES)])], pa.int64()),
-        "target_name": [CLASSES[i % len(CLASSES)]], "output": [0.9], "baseline_output": [0.01],
-        "gap": pa.array([None], pa.float64()), "relative_gap": pa.array([None], pa.float64()),
-        "error_estimate": pa.array([None], pa.float64()), "steps_used": pa.array([alphas]),
-        "seconds": [0.1], "status": ["ok"], "error": pa.array([None], pa.string()),
-        "values": _tensor_column([np.stack(frames)]),
-        "extra": [json.dumps({"alphas": a.tolist(), "scores": scores})],
-    })
+    cls = CLASSES[i % len(CLASSES)]
+    row = {"item": i, "item_id": f"photo_{i:05d}", "method": "interior_gradients",
+           "params": json.dumps({"alphas": alphas}), "target": CLASSES.index(cls),
+           "target_name": cls, "output": 0.9, "baseline_output": 0.01, "gap": None,
+           "relative_gap": None, "error_estimate": None, "steps_used": alphas, "seconds": 0.1,
+           "status": "ok", "error": None,
+           "extra": json.dumps({"alphas": a.tolist(), "scores": scores})}
+    table = pa.table({k: pa.array([v], _TYPES[k]) for k, v in row.items()})
+    table = table.append_column("values", _tensor_column([np.stack(frames)]))
     pq.write_table(table, root / "results" / f"part-interior_gradients-{i}-{i}.parquet")

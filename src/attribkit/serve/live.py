@@ -37,11 +37,25 @@ class UploadError(ValueError):
 class LiveModel(Protocol):
     """What live mode needs of a loaded model (``attribkit.cli.models.Loaded`` fits)."""
 
-    model: Callable[..., torch.Tensor]
-    kind: str
-    name: str
-    label: Callable[[int], str]
-    extra: dict[str, Any]
+    @property
+    def model(self) -> Callable[..., torch.Tensor]:
+        """The model."""
+
+    @property
+    def kind(self) -> str:
+        """``image`` (zoo), ``text`` (zoo), ``tabular`` (zoo) or ``tensor``."""
+
+    @property
+    def name(self) -> str:
+        """The model spec, for messages."""
+
+    @property
+    def label(self) -> Callable[[int], str]:
+        """Class index -> class name."""
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Kind-specific extras (the tabular data set)."""
 
 
 @dataclass
@@ -163,7 +177,7 @@ class JobRunner:
 
     # ------------------------------------------------------------------ inputs
     def prepare(self, input_kind: str, data: bytes) -> dict[str, Any]:
-        """Turn an upload into a model input (and what to store for viewing). Runs in the request."""
+        """Turn an upload into a model input and what to store for viewing (in the request)."""
         kind = self.loaded.kind
         if input_kind == "image":
             if kind not in ("image", "tensor"):

@@ -30,7 +30,7 @@ _LUTS: dict[str, Array] = {}
 
 
 def lut(sign: str) -> Array:
-    """The 256-colour lookup table of a sign mode (``signed``: RdBu reversed; ``absolute``: inferno)."""
+    """The 256-colour table of a sign mode (``signed``: RdBu reversed; ``absolute``: inferno)."""
     name = "RdBu_r" if sign == "signed" else "inferno"
     if name not in _LUTS:
         _LUTS[name] = _lut(name)
@@ -43,15 +43,15 @@ def reduce_map(values: Array, sign: str) -> Array:
     ``signed``: the channel sum; ``absolute``: the sum of absolute values over channels.
     Anything that is not an image-like array is flattened to one row.
     """
-    v = np.asarray(values, dtype=np.float64)
+    v: Array = np.asarray(values, dtype=np.float64)
     while v.ndim > 3 and v.shape[0] == 1:
         v = v[0]
     if v.ndim == 3:
-        return np.abs(v).sum(axis=0) if sign == "absolute" else v.sum(axis=0)
-    if v.ndim == 2:
-        return np.abs(v) if sign == "absolute" else v
-    flat = v.reshape(1, -1)
-    return np.abs(flat) if sign == "absolute" else flat
+        out: Array = np.abs(v).sum(axis=0) if sign == "absolute" else v.sum(axis=0)
+        return out
+    if v.ndim != 2:
+        v = v.reshape(1, -1)
+    return np.abs(v) if sign == "absolute" else v
 
 
 def map_scale(m: Array, percentile: float = 99.0) -> float:

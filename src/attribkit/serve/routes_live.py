@@ -17,6 +17,7 @@ from attribkit.serve.live import UploadError
 
 __all__ = ["register"]
 
+METHODS = Query(["integrated_gradients"], max_length=8)
 _NAME = re.compile(r"[^\w .,()+-]")
 
 
@@ -52,7 +53,7 @@ def register(app: FastAPI, ex: Explorer) -> None:
     @app.post("/api/live/jobs")
     async def start(request: Request,
                     input: str = Query(..., pattern="^(image|text|row)$"),
-                    method: list[str] = Query(["integrated_gradients"], max_length=8),
+                    method: list[str] = METHODS,
                     steps: int | None = Query(None, ge=1, le=4096),
                     target: int | None = Query(None, ge=0),
                     name: str = Query("upload", max_length=120)) -> Any:

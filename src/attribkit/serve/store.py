@@ -57,8 +57,8 @@ def read_manifest(root: pathlib.Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise StoreError(f"cannot read {str(mpath)!r} ({err}); the store is damaged.") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise StoreError(f"{str(mpath)!r} is not an attribkit run manifest "
-                         f"(format {manifest.get('format') if isinstance(manifest, dict) else None!r}).")
+        fmt = manifest.get("format") if isinstance(manifest, dict) else None
+        raise StoreError(f"{str(mpath)!r} is not an attribkit run manifest (format {fmt!r}).")
     version = manifest.get("version")
     if not isinstance(version, int) or version < 1:
         raise StoreError(f"{str(mpath)!r} has no valid format version ({version!r}).")
