@@ -109,18 +109,21 @@ def write_store(root: str | pathlib.Path, n_items: int = 20, *, kind: str = "ima
             "thumbnail": pa.array(items["thumbnail"], pa.binary()),
             "input": pa.array(items["input"], pa.list_(pa.float32())),
             "input_shape": pa.array(items["input_shape"], pa.list_(pa.int32())),
-        }), root / "items" / f"part-{ids[0]}-{ids[-1]}.parquet")
+        }), root / "items" / f"part-{ids[0]:08d}-{ids[-1]:08d}.parquet")
         for m in methods:
             _write_results(root, m, per_item, rng, kind, ids)
     for i in interior:
         if kind == "image" and i < n_items and i not in failed:
             _write_interior(root, i, rng, size, alphas)
     if summary:
-        (root / "summary.json").write_text(json.dumps({"methods": {m: {
-            "aopc": {"mean": 0.31 + 0.1 * k, "low": 0.28 + 0.1 * k, "high": 0.34 + 0.1 * k},
-            "deletion": {"mean": 0.22, "low": 0.2, "high": 0.25},
-            "insertion": {"mean": 0.61, "low": 0.57, "high": 0.65}} for k, m in
-            enumerate(methods)}}))
+        # the layout of attribkit.runs.summary: {mean, ci: [low, high], n, ...} per statistic
+        def stat(mean: float, half: float) -> dict[str, Any]:
+            return {"n": n_items, "mean": mean, "ci": [mean - half, mean + half], "level": 0.95}
+        (root / "summary.json").write_text(json.dumps({"version": 1, "methods": {m: {
+            "params": {"steps": 16}, "abs_gap": stat(0.004, 0.001),
+            "aopc": stat(0.31 + 0.1 * k, 0.03), "deletion": stat(0.22, 0.02),
+            "insertion": stat(0.61, 0.04), "worst_gap": [{"item": 1, "relative_gap": 0.2}]}
+            for k, m in enumerate(methods)}}))
     return root
 
 
@@ -169,7 +172,7 @@ def _write_results(root: pathlib.Path, method: str, per_item: list[tuple[int, Ar
                                                              pa.list_(pa.int32())))
     else:
         table = table.append_column("values", _tensor_column(vals))
-    pq.write_table(table, root / "results" / f"part-{method}-{ids[0]}-{ids[-1]}.parquet",
+    pq.write_table(table, root / "results" / f"part-{method}-{ids[0]:08d}-{ids[-1]:08d}.parquet",
                    row_group_size=100)
 
 
@@ -188,4 +191,4 @@ def _write_interior(root: pathlib.Path, i: int, rng: np.random.Generator, size: 
            "extra": json.dumps({"alphas": a.tolist(), "scores": scores})}
     table = pa.table({k: pa.array([v], _TYPES[k]) for k, v in row.items()})
     table = table.append_column("values", _tensor_column([np.stack(frames)]))
-    pq.write_table(table, root / "results" / f"part-interior_gradients-{i}-{i}.parquet")
+    pq.write_table(table, root / "results" / f"part-interior_gradients-{i:08d}-{i:08d}.parquet")

@@ -248,11 +248,12 @@ def test_live_upload_is_explained_and_stored(tmp_path: pathlib.Path) -> None:
     # oracle: attribkit.explain called directly on the same input (read back from the store)
     from attribkit.methods.registry import explain
 
-    item = pq.read_table(root / "items" / f"part-{n}-{n}.parquet").to_pylist()[0]
+    item = pq.read_table(root / "items" / f"part-{n:08d}-{n:08d}.parquet").to_pylist()[0]
     x = torch.tensor(item["input"]).reshape(item["input_shape"]).unsqueeze(0)
     assert tuple(item["input_shape"]) == (3, 12, 12)  # resized to the store's images
     direct = explain(build(), x, method="integrated_gradients", steps=16)
-    res = pq.read_table(root / "results" / f"part-integrated_gradients-{n}-{n}.parquet")
+    res = pq.read_table(root / "results" /
+                        f"part-integrated_gradients-{n:08d}-{n:08d}.parquet")
     stored = res.column("values").combine_chunks().to_numpy_ndarray()[0]
     np.testing.assert_allclose(stored, direct.values[0].numpy(), rtol=1e-5, atol=1e-7)
     row = res.to_pylist()[0]
@@ -277,7 +278,7 @@ def test_live_interior_gradients_match_autograd(tmp_path: pathlib.Path) -> None:
     model = build()
     xa = (0.5 * x).requires_grad_(True)
     model(xa)[0, 2].backward()
-    res = pq.read_table(root / "results" / "part-interior_gradients-1-1.parquet")
+    res = pq.read_table(root / "results" / "part-interior_gradients-00000001-00000001.parquet")
     grads = res.column("values").combine_chunks().to_numpy_ndarray()[0]
     np.testing.assert_allclose(grads[1], xa.grad[0].numpy(), rtol=1e-4, atol=1e-7)
     extra = json.loads(res.column("extra")[0].as_py())
@@ -289,14 +290,15 @@ def test_live_interior_gradients_match_autograd(tmp_path: pathlib.Path) -> None:
 def test_store_written_by_a_failed_run(tmp_path: pathlib.Path) -> None:
     root = write_store(tmp_path / "f", 30, size=8, shard=10, failed=[2, 11], summary=False)
     # the run died: one results shard half written and a temporary file left behind
-    shard = root / "results" / "part-saliency-20-29.parquet"
+    shard = root / "results" / "part-saliency-00000020-00000029.parquet"
     shard.write_bytes(shard.read_bytes()[:300])
-    (root / "results" / ".part-saliency-30-39.parquet.123.tmp").write_bytes(b"PAR1garbage")
-    (root / "items" / "part-30-39.parquet.tmp").write_bytes(b"")
+    tmp = root / "results" / ".tmp-0123-part-saliency-00000030-00000039.parquet.tmp"
+    tmp.write_bytes(b"PAR1garbage")
+    (root / "items" / "part-00000030-00000039.parquet.tmp").write_bytes(b"")
     c = TestClient(create_app(root, hosts=HOST))
     info = c.get("/api/info").json()
     assert info["items"] == 30 and info["failed"] == 2
-    assert any("part-saliency-20-29.parquet" in p for p in info["problems"])
+    assert any("part-saliency-00000020-00000029.parquet" in p for p in info["problems"])
     assert c.get("/api/summary").json()["summary"] is None
     failed = c.get("/api/items/11").json()
     assert failed["status"] == "failed" and "cannot identify" in failed["error"]

@@ -155,7 +155,7 @@ def test_upload_a_photo_in_live_mode(served: tuple[str, pathlib.Path], page: Any
     _ready(page, "item")
     assert page.locator("h1").inner_text() == "sunset"
     assert page.locator("figure.map-card img.overlay").count() == 2
-    assert list((root / "items").glob("part-80-80.parquet"))
+    assert list((root / "items").glob("part-00000080-00000080.parquet"))
 
 
 def _differs(a: bytes, b: bytes) -> bool:

@@ -1,8 +1,8 @@
 """Appending one item and its results to a run store as new shards (live mode).
 
 Shards follow the store's version-1 layout: ``items/part-<first>-<last>.parquet`` and
-``results/part-<method>-<first>-<last>.parquet``, written to a dot-named temporary file in the
-same folder and renamed, so a reader never sees half a shard. An existing shard is never
+``results/part-<method>-<first>-<last>.parquet`` (8-digit numbers), written to a ``.tmp-`` file
+in the same folder and renamed, so a reader never sees half a shard. An existing shard is never
 rewritten. The manifest is left as it is: live items are numbered after the run's own inputs
 (``manifest["inputs"]["count"]`` and above), so a resumed run never recomputes or overwrites them.
 """
@@ -47,7 +47,7 @@ def _atomic_write(table: pa.Table, path: pathlib.Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         raise FileExistsError(f"shard {path.name} already exists; shards are never rewritten")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
 
@@ -73,7 +73,7 @@ def write_item(root: pathlib.Path, item: int, *, item_id: str, source: str, kind
         "status": pa.array(["ok"], pa.string()),
         "error": pa.array([None], pa.string()),
     })
-    path = root / "items" / f"part-{item}-{item}.parquet"
+    path = root / "items" / f"part-{item:08d}-{item:08d}.parquet"
     _atomic_write(table, path)
     return path
 
@@ -105,6 +105,6 @@ def write_result(root: pathlib.Path, item: int, item_id: str, r: LiveResult) -> 
         "values": pa.ExtensionArray.from_storage(tensor_type, storage),
         "extra": pa.array([None if r.extra is None else json.dumps(r.extra)], pa.string()),
     })
-    path = root / "results" / f"part-{r.method}-{item}-{item}.parquet"
+    path = root / "results" / f"part-{r.method}-{item:08d}-{item:08d}.parquet"
     _atomic_write(table, path)
     return path

@@ -200,7 +200,7 @@ class RunStore:
     def values(self, item: int, method: str, target: int | None = None) -> Array:
         """One item's attribution values for ``method`` (and ``target``), as float32."""
         rows = self.result_rows(item)
-        rows = rows[rows["method"] == method]
+        rows = rows[(rows["method"] == method) & (rows["status"] == "ok")]
         if target is not None:
             rows = rows[rows["target"] == target]
         if not len(rows):
@@ -212,6 +212,8 @@ class RunStore:
         cell = self._cell(file, row, "values")
         if cell is None:
             raise KeyError(f"{file} has no values column")
+        if cell.null_count:
+            raise KeyError("these values were not stored (a failed row)")
         if isinstance(cell.type, pa.FixedShapeTensorType):
             chunk = cell.combine_chunks() if isinstance(cell, pa.ChunkedArray) else cell
             return np.asarray(chunk.to_numpy_ndarray()[0], dtype=np.float32)
