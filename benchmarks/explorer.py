@@ -34,9 +34,10 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
+from tests.serve.synthetic import write_store  # noqa: E402
+
 from attribkit.core import pages  # noqa: E402
 from attribkit.serve import create_app  # noqa: E402
-from tests.serve.synthetic import write_store  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -182,7 +183,7 @@ def main() -> None:
     head = ("| store | data-set page | sort by gap | item page usable | item maps loaded | "
             "alpha slider (prefetched) | one frame from the server |\n|---|---|---|---|---|---|---|")
     lines = [head]
-    for label, _, _, med, res in rows:
+    for label, _, _, med, _ in rows:
         lines.append(f"| {label} | {med['data_page']:.0f} ms | {med['sort']:.0f} ms | "
                      f"{med['item_page']:.0f} ms | {med['item_maps']:.0f} ms | "
                      f"{med['slider']:.1f} ms | {med['frame_http']:.1f} ms |")

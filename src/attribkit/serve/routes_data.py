@@ -74,6 +74,7 @@ def register(app: FastAPI, ex: Explorer) -> None:
                 "attribkit": m.get("attribkit"), "methods": ex.table.methods,
                 "method_params": m.get("methods", []), "items": len(store.items),
                 "failed": int((ex.table.frame["status"] == "failed").sum()),
+                "partial": int((ex.table.frame["status"] == "partial").sum()),
                 "expected_items": m.get("inputs", {}).get("count"),
                 "problems": list(store.problems), "live": ex.runner is not None,
                 "live_kind": ex.runner.loaded.kind if ex.runner else None,

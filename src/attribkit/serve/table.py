@@ -85,7 +85,8 @@ class ItemTable:
         if len(failed):
             first_error = failed.drop_duplicates("item").set_index("item")["error"]
             df["error"] = df["error"].fillna(df["item"].map(first_error))
-            df.loc[df["item"].isin(failed["item"]), "status"] = "failed"
+            # the item itself worked but some method failed on it: "partial"
+            df.loc[df["item"].isin(failed["item"]) & (df["status"] == "ok"), "status"] = "partial"
         text = df["item_id"].astype(str) + "\n" + df["source"].fillna("").astype(str) + "\n" + \
             df["text"].fillna("").astype(str) + "\n" + df["target_name"].fillna("").astype(str)
         df["_search"] = text.str.lower()
@@ -116,8 +117,10 @@ class ItemTable:
         per_page = max(1, min(int(per_page), 500))
         df = self.frame
         mask = np.ones(len(df), dtype=bool)
-        if status != "all":
-            mask &= (df["status"] == status).to_numpy()
+        if status == "ok":
+            mask &= (df["status"] == "ok").to_numpy()
+        elif status == "failed":  # anything that failed: the item, or a method on it
+            mask &= (df["status"] != "ok").to_numpy()
         if q:
             mask &= df["_search"].str.contains(q.lower(), regex=False).to_numpy()
         if target:
@@ -139,7 +142,7 @@ class ItemTable:
             "item": int(r["item"]), "item_id": str(r["item_id"]), "kind": r.get("kind"),
             "text": (str(text)[:160] if isinstance(text, str) else None),
             "status": r.get("status"), "error": _str(r.get("error")),
-            "thumbnail": bool(r.get("has_thumbnail")),
+            "thumbnail": r.get("kind") == "image" and r.get("status") != "failed",
             "target": _int(r.get("target")), "target_name": _str(r.get("target_name")),
             "output": finite(r.get("output")), "methods": {},
         }
@@ -172,7 +175,7 @@ def _str(x: Any) -> str | None:
     return str(x)
 
 
-def gap_histograms(table: ItemTable, bins: int = 24) -> dict[str, Any]:
+def gap_histograms(table: ItemTable, bins: int | None = None) -> dict[str, Any]:
     """Per method: a histogram of ``log10 |relative gap|`` and the median / 90th percentile."""
     table.refresh()
     out: dict[str, Any] = {}
@@ -186,7 +189,8 @@ def gap_histograms(table: ItemTable, bins: int = 24) -> dict[str, Any]:
         logs = np.log10(np.maximum(rel, 1e-12))
         lo, hi = float(np.floor(logs.min())), float(np.ceil(logs.max()))
         hi = max(hi, lo + 1)
-        counts, edges = np.histogram(logs, bins=bins, range=(lo, hi))
+        k = bins or int(np.clip(2 * np.sqrt(rel.size), 6, 24))
+        counts, edges = np.histogram(logs, bins=k, range=(lo, hi))
         out[m] = {"n": int(rel.size), "counts": counts.tolist(),
                   "log10_edges": [round(float(e), 4) for e in edges],
                   "median_relative_gap": float(np.median(rel)),

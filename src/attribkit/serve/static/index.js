@@ -62,7 +62,7 @@ function renderHead(methods) {
 }
 
 function inputCell(r) {
-  if (r.thumbnail || r.kind === "image") {
+  if (r.thumbnail) {
     return el("td", { cls: "thumb" }, el("img", { src: `/api/items/${r.item}/input.png`,
       alt: r.item_id, loading: "lazy", width: 48, height: 48 }));
   }
@@ -73,7 +73,7 @@ function renderRows(page) {
   const body = clear(document.querySelector("#items tbody"));
   for (const r of page.rows) {
     const link = `/item/${r.item}`;
-    const tr = el("tr", { cls: r.status === "failed" ? "failed" : "", "data-item": r.item,
+    const tr = el("tr", { cls: r.status, "data-item": r.item,
       on: { click: (ev) => { if (!ev.target.closest("a")) location.href = link; } } },
       el("td", { cls: "num" }, el("a", { href: link, text: String(r.item) })),
       inputCell(r),
@@ -85,9 +85,8 @@ function renderRows(page) {
         return [el("td", { cls: "num" }, gapBadge(v.gap ?? null, v.relative_gap ?? null)),
           el("td", { cls: "num muted", text: fmt(v.error_estimate ?? null, 2) })];
       }),
-      el("td", {}, r.status === "failed"
-        ? el("span", { cls: "status failed", title: r.error || "", text: "failed" })
-        : el("span", { cls: "status ok", text: "ok" })));
+      el("td", {}, el("span", { cls: `status ${r.status}`, title: r.error || "",
+        text: r.status === "partial" ? "a method failed" : r.status })));
     body.append(tr);
   }
   if (!page.rows.length) body.append(el("tr", {}, el("td", { colspan: 5 + 2 * page.methods.length,
@@ -131,7 +130,7 @@ function renderOverview() {
   box.append(el("h1", { text: info.name }),
     el("dl", { cls: "facts" },
       el("dt", { text: "model" }), el("dd", { text: info.model }),
-      el("dt", { text: "items" }), el("dd", { text: `${info.items.toLocaleString()}${info.expected_items !== null && info.expected_items !== undefined && info.expected_items !== info.items ? ` (run planned ${info.expected_items})` : ""}, ${info.failed} failed` }),
+      el("dt", { text: "items" }), el("dd", { text: `${info.items.toLocaleString()}${info.expected_items !== null && info.expected_items !== undefined && info.expected_items !== info.items ? ` (run planned ${info.expected_items})` : ""}, ${info.failed} failed${info.partial ? `, ${info.partial} with a failed method` : ""}` }),
       el("dt", { text: "methods" }), el("dd", { text: methods.join(" · ") || "none yet" }),
       el("dt", { text: "written" }), el("dd", { text: `${info.created || "?"} by attribkit ${info.attribkit || "?"}` })));
   for (const p of info.problems) box.append(el("div", { cls: "warning", text: p }));

@@ -95,7 +95,7 @@ export async function renderInterior(item, view, reload) {
   const slider = el("input", { type: "range", id: "alpha", min: 0, max: last, value: last, step: 1, "aria-label": "alpha" });
   const label = el("span", { cls: "alpha-value", id: "alpha-value" });
   const frame = el("img", { cls: "overlay", id: "frame", alt: "interior gradient", src: url(last), style: { opacity: String(view.opacity) } });
-  const stack = el("div", { cls: "stack big" }, el("img", { cls: "base", src: `/api/items/${item.item}/input.png`, alt: "input" }), frame);
+  const stack = el("div", { cls: "stack big" }, el("img", { cls: "base dim", src: `/api/items/${item.item}/input.png`, alt: "input" }), frame);
   const { plot, move } = curve(data.alphas, data.scores, data.mean_abs_gradient);
   const cache = new Map();
   const prefetch = () => { cache.clear(); for (let k = 0; k <= last; k++) { const im = new Image(); im.src = url(k); cache.set(k, im); } };

@@ -20,7 +20,7 @@ function numbersTable(rows) {
 
 function pictureStack(overlaySrc, method) {
   const fig = el("div", { cls: "stack" },
-    el("img", { cls: "base", src: `/api/items/${n}/input.png`, alt: `input ${item.item_id}` }));
+    el("img", { cls: overlaySrc ? "base dim" : "base", src: `/api/items/${n}/input.png`, alt: `input ${item.item_id}` }));
   if (overlaySrc) {
     const over = el("img", { cls: "overlay", src: overlaySrc, alt: `${method} attribution`,
       "data-method": method, style: { opacity: String(view.opacity) } });
@@ -63,8 +63,8 @@ function bars(r) {
 
 function methodCard(r) {
   const card = el("figure", { cls: "card map-card", "data-method": r.method });
-  card.append(el("figcaption", {}, el("b", { text: r.method }),
-    el("span", { cls: "muted small", text: ` gap ${fmt(r.gap, 2)} · ${r.target_name ?? r.target ?? ""}` })));
+  const about = r.status === "failed" ? " failed" : ` gap ${fmt(r.gap, 2)} · ${r.target_name ?? r.target ?? ""}`;
+  card.append(el("figcaption", {}, el("b", { text: r.method }), el("span", { cls: "muted small", text: about })));
   if (r.status === "failed") {
     card.append(el("div", { cls: "error", text: r.error || "failed" }));
     return card;
@@ -85,7 +85,7 @@ function methodCard(r) {
 
 function renderMaps() {
   const box = clear(document.getElementById("maps"));
-  const rows = item.results.filter((r) => view.target === null || r.target === view.target);
+  const rows = item.results.filter((r) => view.target === null || r.target === view.target || r.status === "failed");
   box.append(el("h2", { text: "Attributions" }));
   const grid = el("div", { cls: "cards maps" });
   if (item.picture && rows.some((r) => r.view === "map")) {
@@ -124,13 +124,15 @@ function bindControls() {
   };
   signed.addEventListener("click", () => setSign("signed"));
   absolute.addEventListener("click", () => setSign("absolute"));
+  document.getElementById("opacity-box").hidden =
+    !item.results.some((r) => r.view === "map") && !item.interior.length && !item.can_compute_interior;
   const opacity = document.getElementById("opacity"), label = document.getElementById("opacity-value");
   opacity.addEventListener("input", () => {
     view.opacity = Number(opacity.value) / 100;
     label.textContent = `${opacity.value} %`;
     document.querySelectorAll("img.overlay").forEach((img) => { img.style.opacity = String(view.opacity); });
   });
-  const targets = [...new Set(item.results.map((r) => r.target))];
+  const targets = [...new Set(item.results.filter((r) => r.status === "ok").map((r) => r.target))];
   if (targets.length > 1) {
     const box = document.getElementById("target-box"), select = document.getElementById("target");
     box.hidden = false;
