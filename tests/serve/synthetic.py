@@ -17,8 +17,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+SMILES = ("CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCCCC1N")
 CLASSES = ("tabby cat", "golden retriever", "espresso", "rocket", "<b>bold</b> & co")
 Array = np.ndarray[Any, Any]
+
+
+def _atoms(smiles: str) -> int:
+    return sum(ch.isalpha() and ch.upper() in "CNOSP" for ch in smiles)
 
 
 def _tensor_column(values: list[Array]) -> pa.Array:
@@ -80,6 +85,9 @@ def write_store(root: str | pathlib.Path, n_items: int = 20, *, kind: str = "ima
             feats = None
             if kind == "image":
                 x, thumb = _picture(rng, size)
+            elif kind == "smiles":
+                text = SMILES[i % len(SMILES)]
+                x = rng.standard_normal(_atoms(text)).astype(np.float32)
             elif kind == "text":
                 tokens = [str(w) for w in rng.choice(words, rng.integers(3, 9))]
                 text = " ".join(tokens)
@@ -165,7 +173,7 @@ def _write_results(root: pathlib.Path, method: str, per_item: list[tuple[int, Ar
         rows["extra"].append(None)
         vals.append(v if ok else np.zeros_like(v))
     table = pa.table({k: pa.array(rows[k], _TYPES[k]) for k in rows})
-    if kind == "text":  # varying lengths: list + shape, as the store's spec says
+    if kind in ("text", "smiles"):  # varying lengths: list + shape, as the spec says
         table = table.append_column("values", pa.array([v.tolist() for v in vals],
                                                        pa.list_(pa.float32())))
         table = table.append_column("values_shape", pa.array([list(v.shape) for v in vals],

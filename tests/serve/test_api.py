@@ -17,7 +17,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 from tests.serve.synthetic import write_store
-from tests.serve.tiny_model import build
+from tests.serve.tiny_model import build, build_mlp
 
 from attribkit.cli import main as cli_main
 from attribkit.cli.models import Loaded
@@ -174,6 +174,43 @@ def test_text_store_list_and_shape_values(tmp_path: pathlib.Path) -> None:
     assert r["results"][0]["view"] == "bars" and len(r["feature_names"]) == 8
 
 
+def test_molecule_atoms_coloured(tmp_path: pathlib.Path) -> None:
+    root = write_store(tmp_path / "m", 4, kind="smiles", methods=("saliency",))
+    c = TestClient(create_app(root, hosts=HOST))
+    body = c.get("/api/items/2").json()
+    assert body["text"] == "CC(=O)Nc1ccc(O)cc1"
+    r = body["results"][0]
+    assert r["view"] == "molecule" and len(r["vector"]) == 11  # one score per heavy atom
+    signed = c.get("/api/items/2/molecule.png", params={"method": "saliency"})
+    absolute = c.get("/api/items/2/molecule.png", params={"method": "saliency",
+                                                          "sign": "absolute"})
+    assert signed.status_code == absolute.status_code == 200
+    a = np.asarray(Image.open(io.BytesIO(signed.content)).convert("RGB"), dtype=int)
+    b = np.asarray(Image.open(io.BytesIO(absolute.content)).convert("RGB"), dtype=int)
+    # some atoms are negative: blue highlights in the signed drawing, none in the absolute one
+    blue = (a[..., 2] > a[..., 0] + 40).sum()
+    assert min(r["vector"]) < 0 and blue > 50 and (b[..., 2] > b[..., 0] + 40).sum() < blue / 10
+
+
+def test_live_csv_row(tmp_path: pathlib.Path) -> None:
+    root = write_store(tmp_path / "rows", 3, kind="tabular", methods=("saliency",))
+    c = TestClient(create_app(root, model=Loaded(build_mlp(), "tensor", "mlp"), hosts=HOST))
+    h = {"X-Attribkit": "1"}
+    bad = c.post("/api/live/jobs?input=row", content=b"1,2,x", headers=h)
+    assert bad.status_code == 400 and "comma-separated numbers" in bad.json()["error"]
+    row = "0.5,-1,2,0,0.25,1,-0.5,3"
+    r = c.post("/api/live/jobs?input=row&method=gradient_x_input&target=1", content=row,
+               headers=h)
+    job = _wait(c, r.json())
+    assert job["state"] == "done", job
+    got = c.get(f"/api/items/{job['item']}").json()["results"][0]
+    x = torch.tensor([[float(v) for v in row.split(",")]], requires_grad=True)
+    build_mlp()(x)[0, 1].backward()  # oracle: gradient x input by autograd
+    assert got["view"] == "bars" and got["target"] == 1
+    np.testing.assert_allclose(got["vector"], (x.grad * x).detach()[0].numpy(), rtol=1e-5,
+                               atol=1e-7)
+
+
 # --------------------------------------------------------------------------- safety
 @pytest.mark.parametrize("path", [
     "/static/../manifest.json", "/static/..%2Fmanifest.json", "/static/%2e%2e%2fstore.py",
@@ -323,3 +360,7 @@ def test_missing_and_newer_stores_say_what_to_do(tmp_path: pathlib.Path,
     err = capsys.readouterr().err
     assert "does not exist" in err and err.count("\n") == 1
     assert cli_main(["serve", str(newer), "--port", "0"]) == 2
+    from attribkit.cli import _parser
+
+    args = _parser().parse_args(["serve", "runs/x"])
+    assert (args.host, args.port, args.model) == ("127.0.0.1", 8765, None)
