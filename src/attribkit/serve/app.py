@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import importlib.resources
 import pathlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from attribkit.serve.live import JobRunner, LiveModel
 from attribkit.serve.store import RunStore
@@ -45,6 +46,45 @@ class Explorer:
         self.table = ItemTable(store)
         self.runner = runner
         self.max_upload = max_upload
+
+
+SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"cross-origin-resource-policy", b"same-origin")]
+
+
+class Guard:
+    """ASGI middleware: refuse unknown ``Host`` headers and unmarked writes; add the security
+    headers to every response (plain ASGI: cheaper than Starlette's ``BaseHTTPMiddleware``)."""
+
+    def __init__(self, app: ASGIApp, hosts: set[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secure(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message,
+                           "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1").lower()
+        name = host.split("]")[0] + "]" if host.startswith("[") else host.rsplit(":", 1)[0]
+        refusal = None
+        if name not in self.hosts:
+            refusal = "unknown Host header; open the explorer at the address it printed."
+        elif scope["method"] not in ("GET", "HEAD") and headers.get(b"x-attribkit") != b"1":
+            refusal = "requests that change the store need the X-Attribkit: 1 header."
+        if refusal is not None:
+            await JSONResponse({"error": refusal}, status_code=403)(scope, receive, send_secure)
+            return
+        await self.app(scope, receive, send_secure)
 
 
 def _static_files() -> dict[str, tuple[bytes, str]]:
@@ -94,45 +134,26 @@ def create_app(store: str | pathlib.Path | RunStore, *, model: LiveModel | None 
     static = _static_files()
     allowed = {h.lower() for h in hosts}
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]
-                    ) -> Response:
-        host = (request.headers.get("host") or "").lower()
-        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-        if name not in allowed:
-            resp: Response = JSONResponse({"error": "unknown Host header; open the explorer at "
-                                                    "the address it printed."}, status_code=403)
-        elif request.method not in ("GET", "HEAD") and \
-                request.headers.get("x-attribkit") != "1":
-            resp = JSONResponse({"error": "requests that change the store need the "
-                                          "X-Attribkit: 1 header."}, status_code=403)
-        else:
-            resp = await call_next(request)
-        resp.headers["Content-Security-Policy"] = CSP
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers["Referrer-Policy"] = "no-referrer"
-        resp.headers["X-Frame-Options"] = "DENY"
-        resp.headers["Cross-Origin-Resource-Policy"] = "same-origin"
-        return resp
+    app.add_middleware(Guard, hosts=allowed)
 
     def page(name: str) -> Response:
         body, ctype = static[name]
         return Response(body, media_type=ctype, headers={"Cache-Control": "no-cache"})
 
     @app.get("/", include_in_schema=False)
-    def index() -> Response:
+    async def index() -> Response:
         return page("index.html")
 
     @app.get("/item/{n}", include_in_schema=False)
-    def item_page(n: int) -> Response:
+    async def item_page(n: int) -> Response:
         return page("item.html")
 
     @app.get("/live", include_in_schema=False)
-    def live_page() -> Response:
+    async def live_page() -> Response:
         return page("live.html")
 
     @app.get("/static/{name}", include_in_schema=False)
-    def static_file(name: str) -> Response:
+    async def static_file(name: str) -> Response:
         if name not in static:  # a fixed list: no path ever reaches the file system
             return JSONResponse({"error": "no such file"}, status_code=404)
         body, ctype = static[name]

@@ -63,6 +63,30 @@ def map_scale(m: Array, percentile: float = 99.0) -> float:
     return q if q > 0 else float(mag.max())
 
 
+def _alphas(sign: str) -> bytes:
+    """Opacity per palette index: ``sqrt`` of the magnitude the index stands for."""
+    idx = np.arange(256, dtype=np.float64)
+    mag = np.abs(idx - 127.5) / 127.5 if sign == "signed" else idx / 255.0
+    alpha = (255 * np.sqrt(mag)).round().astype(np.uint8)
+    if sign == "signed":
+        alpha[127:129] = 0  # the two indices around zero
+    return alpha.tobytes()
+
+
+def map_indices(m: Array, sign: str, scale: float | None = None) -> Array:
+    """``(H, W)`` map -> ``(H, W)`` uint8 palette indices (128 or 0 is zero, 255 the top)."""
+    s = map_scale(m) if scale is None else scale
+    m = np.nan_to_num(m)
+    if s <= 0:
+        return np.full(m.shape, 128 if sign == "signed" else 0, dtype=np.uint8)
+    if sign == "signed":
+        u = np.clip(m * (1.0 / s), -1.0, 1.0)
+        idx: Array = ((u + 1.0) * 127.5).round().astype(np.uint8)
+    else:
+        idx = (np.clip(np.abs(m) * (1.0 / s), 0.0, 1.0) * 255).round().astype(np.uint8)
+    return idx
+
+
 def map_rgba(m: Array, sign: str, scale: float | None = None) -> Array:
     """``(H, W)`` map -> ``(H, W, 4)`` uint8 overlay."""
     s = map_scale(m) if scale is None else scale
@@ -97,9 +121,19 @@ def encode_png(a: Array, *, min_side: int = 0) -> bytes:
 
 
 def map_png(values: Array, sign: str, scale: float | None = None) -> bytes:
-    """The PNG overlay of an image attribution."""
-    m = reduce_map(values, sign)
-    return encode_png(map_rgba(m, sign, scale), min_side=128)
+    """The PNG overlay of an image attribution: a palette image (1 byte per pixel) whose
+    palette carries the colour scale and, per entry, its opacity (the same picture as
+    :func:`map_rgba`, a quarter of the bytes, several times faster to encode)."""
+    idx = map_indices(reduce_map(values, sign), sign, scale)
+    img = Image.fromarray(idx, mode="P")
+    img.putpalette(lut(sign).reshape(-1).tolist())
+    short = min(img.width, img.height)
+    if short < 128:
+        k = int(np.ceil(128 / short))
+        img = img.resize((img.width * k, img.height * k), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", transparency=_alphas(sign), compress_level=1)
+    return buf.getvalue()
 
 
 def input_png(x: Array) -> bytes | None:

@@ -63,7 +63,7 @@ def register(app: FastAPI, ex: Explorer) -> None:
         return n in store.items.index
 
     @app.get("/api/info")
-    def info() -> dict[str, Any]:
+    async def info() -> dict[str, Any]:
         store.reload()
         ex.table.refresh()
         m = store.manifest
@@ -83,11 +83,11 @@ def register(app: FastAPI, ex: Explorer) -> None:
                 "sort_keys": ex.table.sort_keys(), "version": store.version}
 
     @app.get("/api/summary")
-    def summary() -> dict[str, Any]:
+    async def summary() -> dict[str, Any]:
         return {"gaps": gap_histograms(ex.table), "summary": store.summary()}
 
     @app.get("/api/items")
-    def items(page: int = Query(0, ge=0), per_page: int = Query(50, ge=1, le=500),
+    async def items(page: int = Query(0, ge=0), per_page: int = Query(50, ge=1, le=500),
               sort: str = Query("item", max_length=100), desc: bool = False,
               q: str = Query("", max_length=200),
               status: str = Query("all", pattern="^(all|ok|failed)$"),
@@ -101,7 +101,7 @@ def register(app: FastAPI, ex: Explorer) -> None:
                 "methods": ex.table.methods}
 
     @app.get("/api/items/{n}")
-    def item(n: int) -> Any:
+    async def item(n: int) -> Any:
         store.reload()
         if not known(n):
             return _error(404, f"no item {n} in this store")
@@ -154,7 +154,7 @@ def register(app: FastAPI, ex: Explorer) -> None:
                 "next": _neighbour(store.items.index, n, 1), "version": store.version}
 
     @app.get("/api/items/{n}/input.png")
-    def input_png(n: int) -> Response:
+    async def input_png(n: int) -> Response:
         if not known(n):
             return _error(404, f"no item {n}")
         data = store.thumbnail(n)
@@ -186,7 +186,7 @@ def register(app: FastAPI, ex: Explorer) -> None:
         return _error(404, "cannot draw this molecule") if data is None else _png(data)
 
     @app.get("/api/items/{n}/interior")
-    def interior(n: int, target: int | None = None) -> Any:
+    async def interior(n: int, target: int | None = None) -> Any:
         try:
             vals = store.values(n, "interior_gradients", target)
         except KeyError:

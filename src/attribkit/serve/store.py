@@ -98,6 +98,10 @@ class RunStore:
         self._items: list[pd.DataFrame] = []
         self._results: list[pd.DataFrame] = []
         self._cache: OrderedDict[tuple[str, int, str], pa.Table] = OrderedDict()
+        self._arrays: OrderedDict[tuple[str, int], Array] = OrderedDict()
+        self._files: dict[str, tuple[pq.ParquetFile, list[int]]] = {}
+        self._by_item: dict[int, Any] = {}
+        self._ok: dict[tuple[int, str], list[tuple[int | None, str, int]]] = {}
         self.items = pd.DataFrame()
         self.results = pd.DataFrame()
         self.version = 0  # bumps on every reload that found something new
@@ -126,6 +130,9 @@ class RunStore:
                     "item", kind="stable").drop_duplicates("item", keep="last")
                 self.items = self.items.set_index("item", drop=False)
                 self.results = _concat(self._results, _RESULT_DEFAULTS)
+                self._by_item = self.results.groupby("item", sort=False).indices \
+                    if len(self.results) else {}
+                self._ok = _ok_index(self.results)
                 self.version += 1
             return new
 
@@ -150,15 +157,17 @@ class RunStore:
     def _cell(self, file: str, row: int, column: str) -> Any:
         """One cell of a heavy column, reading (and caching) only its row group."""
         with self._lock:
-            pf = pq.ParquetFile(file)
-            start = 0
-            for rg in range(pf.metadata.num_row_groups):
-                n = pf.metadata.row_group(rg).num_rows
-                if row < start + n:
-                    break
-                start += n
-            else:
+            if file not in self._files:
+                opened = pq.ParquetFile(file)
+                meta = opened.metadata
+                starts = np.cumsum([0] + [meta.row_group(g).num_rows
+                                          for g in range(meta.num_row_groups)]).tolist()
+                self._files[file] = (opened, starts)
+            pf, starts = self._files[file]
+            rg = int(np.searchsorted(starts, row, side="right")) - 1
+            if not 0 <= rg < len(starts) - 1:
                 raise KeyError(f"row {row} is not in {file}")
+            start = starts[rg]
             key = (file, rg, column)
             table = self._cache.get(key)
             if table is None:
@@ -194,21 +203,40 @@ class RunStore:
 
     def result_rows(self, item: int) -> pd.DataFrame:
         """The result rows (metadata) of one item."""
-        r = self.results
-        return r[r["item"] == item] if len(r) else r
+        pos = self._by_item.get(item)
+        return self.results.iloc[pos] if pos is not None else self.results.iloc[:0]
+
+    def _locate(self, item: int, method: str, target: int | None) -> tuple[str, int] | None:
+        """(shard, row) of the last ok row of (item, method[, target]): a dict lookup."""
+        found = None
+        for tgt, file, row in self._ok.get((item, method), ()):
+            if target is None or tgt == target:
+                found = (file, row)
+        return found
 
     def values(self, item: int, method: str, target: int | None = None) -> Array:
         """One item's attribution values for ``method`` (and ``target``), as float32."""
-        rows = self.result_rows(item)
-        rows = rows[(rows["method"] == method) & (rows["status"] == "ok")]
-        if target is not None:
-            rows = rows[rows["target"] == target]
-        if not len(rows):
+        where = self._locate(item, method, target)
+        if where is None:
             raise KeyError(f"no {method} values for item {item}")
-        rec = rows.iloc[-1]
-        return self.values_at(str(rec["_file"]), int(rec["_row"]))
+        return self.values_at(*where)
 
     def values_at(self, file: str, row: int) -> Array:
+        """The values in row ``row`` of the results shard ``file`` (decoded arrays are cached)."""
+        key = (file, row)
+        with self._lock:
+            if key in self._arrays:
+                self._arrays.move_to_end(key)
+                return self._arrays[key]
+        a = self._decode(file, row)
+        a.setflags(write=False)
+        with self._lock:
+            self._arrays[key] = a
+            while len(self._arrays) > 16:
+                self._arrays.popitem(last=False)
+        return a
+
+    def _decode(self, file: str, row: int) -> Array:
         cell = self._cell(file, row, "values")
         if cell is None:
             raise KeyError(f"{file} has no values column")
@@ -227,14 +255,10 @@ class RunStore:
 
     def extra(self, item: int, method: str, target: int | None = None) -> dict[str, Any] | None:
         """The ``extra`` JSON of a result row (interior gradients keep alphas and scores there)."""
-        rows = self.result_rows(item)
-        rows = rows[rows["method"] == method]
-        if target is not None:
-            rows = rows[rows["target"] == target]
-        if not len(rows):
+        where = self._locate(item, method, target)
+        if where is None:
             return None
-        rec = rows.iloc[-1]
-        cell = self._cell(str(rec["_file"]), int(rec["_row"]), "extra")
+        cell = self._cell(where[0], where[1], "extra")
         text = None if cell is None else cell.to_pylist()[0]
         if not text:
             return None
@@ -276,6 +300,18 @@ _RESULT_DEFAULTS: dict[str, Any] = {
     "steps_used": np.float64, "seconds": np.float64, "status": object, "error": object,
     "_file": object, "_row": np.int64,
 }
+
+
+def _ok_index(res: pd.DataFrame) -> dict[tuple[int, str], list[tuple[int | None, str, int]]]:
+    """(item, method) -> [(target, shard, row)] of the ok result rows, in store order."""
+    out: dict[tuple[int, str], list[tuple[int | None, str, int]]] = {}
+    ok = res[res["status"] == "ok"]
+    targets = ok["target"].to_numpy(dtype=np.float64, na_value=np.nan)
+    for i, m, t, f, r in zip(ok["item"].tolist(), ok["method"].tolist(), targets.tolist(),
+                             ok["_file"].tolist(), ok["_row"].tolist(), strict=True):
+        out.setdefault((int(i), str(m)), []).append(
+            (None if t != t else int(t), str(f), int(r)))
+    return out
 
 
 def _concat(frames: list[pd.DataFrame], defaults: dict[str, Any]) -> pd.DataFrame:

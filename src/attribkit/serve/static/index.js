@@ -107,13 +107,21 @@ function renderPager(page) {
     `${page.total.toLocaleString()} of ${info.items.toLocaleString()} items`;
 }
 
+let first = null;  // the first page's request, started with /api/info
+
+function itemsUrl() {
+  const q = new URLSearchParams({ page: state.page, per_page: state.per, sort: state.sort,
+    desc: state.desc ? "true" : "false", q: state.q, status: state.status });
+  return `/api/items?${q}`;
+}
+
 async function load() {
   saveState();
   const mine = ++seq;
-  const q = new URLSearchParams({ page: state.page, per_page: state.per, sort: state.sort,
-    desc: state.desc ? "true" : "false", q: state.q, status: state.status });
   try {
-    const page = await api(`/api/items?${q}`);
+    const request = first || api(itemsUrl());
+    first = null;
+    const page = await request;
     if (mine !== seq) return;  // a newer request superseded this one
     renderHead(page.methods);
     renderRows(page);
@@ -202,6 +210,8 @@ function bindFilters() {
 }
 
 async function main() {
+  first = api(itemsUrl());  // in parallel with /api/info
+  first.catch(() => {});
   try {
     info = await api("/api/info");
   } catch (err) {

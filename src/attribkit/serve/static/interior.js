@@ -120,5 +120,7 @@ export async function renderInterior(item, view, reload) {
         el("span", { cls: "sw score" }), " F(α), the saturation curve  ",
         el("span", { cls: "sw grad" }), " mean |gradient|"))));
   show(last);
-  prefetch();
+  // fetch every frame once the page's own pictures are in, so the slider only swaps images
+  if (document.readyState === "complete") setTimeout(prefetch, 50);
+  else window.addEventListener("load", () => setTimeout(prefetch, 50), { once: true });
 }
