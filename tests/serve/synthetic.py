@@ -181,7 +181,7 @@ def _write_results(root: pathlib.Path, method: str, per_item: list[tuple[int, Ar
     else:
         table = table.append_column("values", _tensor_column(vals))
     pq.write_table(table, root / "results" / f"part-{method}-{ids[0]:08d}-{ids[-1]:08d}.parquet",
-                   row_group_size=100)
+                   row_group_size=32)
 
 
 def _write_interior(root: pathlib.Path, i: int, rng: np.random.Generator, size: int,
