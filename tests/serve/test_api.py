@@ -211,6 +211,45 @@ def test_live_csv_row(tmp_path: pathlib.Path) -> None:
                                atol=1e-7)
 
 
+def test_live_sentence_is_stored_as_tokens(tmp_path: pathlib.Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # The zoo's MiniLM path (zoo.text.explain_text) replaced by a stand-in that attributes a
+    # linear model over one number per word: this checks the wiring (tokens, per-token scores,
+    # numbers stored and shown), not MiniLM.
+    from types import SimpleNamespace
+
+    from attribkit.methods.registry import explain
+    from attribkit.zoo import text as ztext
+
+    seen: dict[str, Any] = {}
+
+    def fake(sentence: str, method: str, target: Any, steps: int, model: Any) -> Any:
+        words = sentence.split()
+        x = torch.arange(1.0, len(words) + 1).reshape(1, -1)
+        attr = explain(lambda z: torch.stack([z.sum(1), -z.sum(1)], 1), x, method=method,
+                       target=target, steps=steps)
+        seen.update(words=words, scores=attr.values[0].tolist())
+        return SimpleNamespace(attribution=attr, tokens=words, scores=attr.values[0])
+
+    monkeypatch.setattr(ztext, "explain_text", fake)
+    root = write_store(tmp_path / "txt", 3, kind="text", methods=("integrated_gradients",))
+    live = Loaded(torch.nn.Identity(), "text", "minilm-sentiment",
+                  label=lambda c: ("negative", "positive")[c])
+    c = TestClient(create_app(root, model=live, hosts=HOST))
+    r = c.post("/api/live/jobs?input=text&steps=8", content=b"a <b>warm</b> film",
+               headers={"X-Attribkit": "1"})
+    job = _wait(c, r.json())
+    assert job["state"] == "done", job
+    body = c.get(f"/api/items/{job['item']}").json()
+    assert body["tokens"] == seen["words"] == ["a", "<b>warm</b>", "film"]
+    res = body["results"][0]
+    assert res["view"] == "tokens" and res["target_name"] == "positive"
+    assert res["vector"] == pytest.approx(seen["scores"])
+    assert res["gap"] == pytest.approx(0.0, abs=1e-9)  # IG is exact on a linear model
+    assert c.post("/api/live/jobs?input=image", content=_png(),
+                  headers={"X-Attribkit": "1"}).status_code == 400
+
+
 # --------------------------------------------------------------------------- safety
 @pytest.mark.parametrize("path", [
     "/static/../manifest.json", "/static/..%2Fmanifest.json", "/static/%2e%2e%2fstore.py",
