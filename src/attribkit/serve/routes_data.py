@@ -62,9 +62,17 @@ def register(app: FastAPI, ex: Explorer) -> None:
     def known(n: int) -> bool:
         return n in store.items.index
 
+    cached: dict[int, dict[str, Any]] = {}
+
     @app.get("/api/info")
     async def info() -> dict[str, Any]:
         store.reload()
+        if store.version not in cached:
+            cached.clear()
+            cached[store.version] = _info()
+        return cached[store.version]
+
+    def _info() -> dict[str, Any]:
         ex.table.refresh()
         m = store.manifest
         from attribkit.methods.registry import methods

@@ -36,6 +36,13 @@ class StoreError(Exception):
     """The folder is not a run store this version of attribkit can read."""
 
 
+def _mtime(folder: pathlib.Path) -> int:
+    try:
+        return folder.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
 def _shard_files(folder: pathlib.Path) -> list[pathlib.Path]:
     """Finished shards only: temporary files (dot-names, ``.tmp``) are never read."""
     if not folder.is_dir():
@@ -102,6 +109,7 @@ class RunStore:
         self._files: dict[str, tuple[pq.ParquetFile, list[int]]] = {}
         self._by_item: dict[int, Any] = {}
         self._ok: dict[tuple[int, str], list[tuple[int | None, str, int]]] = {}
+        self._stamp: tuple[int, int] = (-1, -1)
         self.items = pd.DataFrame()
         self.results = pd.DataFrame()
         self.version = 0  # bumps on every reload that found something new
@@ -109,8 +117,16 @@ class RunStore:
 
     # ------------------------------------------------------------------ listing
     def reload(self) -> bool:
-        """Read shards that appeared since the last call; True when something was new."""
+        """Read shards that appeared since the last call; True when something was new.
+
+        Cheap when nothing changed: the two folders' modification times are compared first
+        (adding or renaming a shard changes them).
+        """
         with self._lock:
+            stamp = (_mtime(self.root / "items"), _mtime(self.root / "results"))
+            if stamp == self._stamp and self.version:
+                return False
+            self._stamp = stamp
             new = False
             for sub, heavy, bucket in (("items", HEAVY_ITEM, self._items),
                                        ("results", HEAVY_RESULT, self._results)):
