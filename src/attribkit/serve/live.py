@@ -295,7 +295,7 @@ class JobRunner:
         a = torch.linspace(1.0 / alphas, 1.0, alphas, dtype=x.dtype)
         ig = interior_gradients(self.loaded.model, x, target=target, baseline=baseline, alphas=a)
         job.stage, job.progress = "writing to the store", 0.9
-        item_id = str(self.store.items.loc[item, "item_id"])
+        item_id = str(self.store.item_record(item)["item_id"])
         write_result(self.store.root, item, item_id, LiveResult(
             "interior_gradients", ig.gradients[0].detach().float().numpy(), target,
             self.loaded.label(target) if target is not None else None,

@@ -113,11 +113,11 @@ def register(app: FastAPI, ex: Explorer) -> None:
         store.reload()
         if not known(n):
             return _error(404, f"no item {n} in this store")
-        rec = store.items.loc[n]
+        rec = store.item_record(n)
         kind = str(rec.get("kind") or store.kind)
         rows = store.result_rows(n)
         results, interior = [], []
-        for r in rows.to_dict("records"):
+        for r in rows:
             entry = {k: _num(r.get(k)) for k in ("output", "baseline_output", "gap",
                                                  "relative_gap", "error_estimate",
                                                  "steps_used", "seconds")}
@@ -185,7 +185,7 @@ def register(app: FastAPI, ex: Explorer) -> None:
                      sign: str = SIGN) -> Response:
         if not known(n):
             return _error(404, f"no item {n}")
-        smiles = store.items.loc[n].get("text")
+        smiles = store.item_record(n).get("text")
         try:
             vals = store.values(n, method, target)
         except KeyError:

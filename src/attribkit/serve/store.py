@@ -107,7 +107,8 @@ class RunStore:
         self._cache: OrderedDict[tuple[str, int, str], pa.Table] = OrderedDict()
         self._arrays: OrderedDict[tuple[str, int], Array] = OrderedDict()
         self._files: dict[str, tuple[pq.ParquetFile, list[int]]] = {}
-        self._by_item: dict[int, Any] = {}
+        self._by_item: dict[int, list[dict[str, Any]]] = {}
+        self._item_recs: dict[int, dict[str, Any]] = {}
         self._ok: dict[tuple[int, str], list[tuple[int | None, str, int]]] = {}
         self._stamp: tuple[int, int] = (-1, -1)
         self.items = pd.DataFrame()
@@ -146,8 +147,11 @@ class RunStore:
                     "item", kind="stable").drop_duplicates("item", keep="last")
                 self.items = self.items.set_index("item", drop=False)
                 self.results = _concat(self._results, _RESULT_DEFAULTS)
-                self._by_item = self.results.groupby("item", sort=False).indices \
-                    if len(self.results) else {}
+                # plain dicts per item: a page reads one item without pandas indexing
+                self._by_item = {}
+                for rec in _records(self.results):
+                    self._by_item.setdefault(int(rec["item"]), []).append(rec)
+                self._item_recs = {int(r["item"]): r for r in _records(self.items)}
                 self._ok = _ok_index(self.results)
                 self.version += 1
             return new
@@ -217,10 +221,9 @@ class RunStore:
         dims = None if shape is None else shape.to_pylist()[0]
         return a.reshape([int(d) for d in dims]) if dims else a
 
-    def result_rows(self, item: int) -> pd.DataFrame:
-        """The result rows (metadata) of one item."""
-        pos = self._by_item.get(item)
-        return self.results.iloc[pos] if pos is not None else self.results.iloc[:0]
+    def result_rows(self, item: int) -> list[dict[str, Any]]:
+        """The result rows (metadata, as dicts, in store order) of one item."""
+        return list(self._by_item.get(item, ()))
 
     def _locate(self, item: int, method: str, target: int | None) -> tuple[str, int] | None:
         """(shard, row) of the last ok row of (item, method[, target]): a dict lookup."""
@@ -284,12 +287,14 @@ class RunStore:
             return None
         return data if isinstance(data, dict) else None
 
-    def _item_row(self, item: int) -> dict[str, Any]:
+    def item_record(self, item: int) -> dict[str, Any]:
+        """The item's row (light columns) as a dict; KeyError when there is no such item."""
         try:
-            rec: dict[str, Any] = self.items.loc[item].to_dict()
+            return self._item_recs[item]
         except KeyError:
             raise KeyError(f"no item {item}") from None
-        return rec
+
+    _item_row = item_record
 
     def next_item(self) -> int:
         """The first unused item number (for appended live items)."""
@@ -316,6 +321,13 @@ _RESULT_DEFAULTS: dict[str, Any] = {
     "steps_used": np.float64, "seconds": np.float64, "status": object, "error": object,
     "_file": object, "_row": np.int64,
 }
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts, column by column (``to_dict("records")`` is slow on Arrow columns)."""
+    cols = [str(c) for c in df.columns]
+    data = [df[c].tolist() for c in df.columns]
+    return [dict(zip(cols, vals, strict=True)) for vals in zip(*data, strict=True)]
 
 
 def _ok_index(res: pd.DataFrame) -> dict[tuple[int, str], list[tuple[int | None, str, int]]]:

@@ -190,7 +190,17 @@ function renderSummaries(data) {
           el("td", { text: r.path.filter((p) => p !== "methods").join(" · ") }),
           el("td", { cls: "num", text: fmt(r.mean) }),
           el("td", { cls: "num", text: r.lo !== null && r.hi !== null ? `[${fmt(r.lo)}, ${fmt(r.hi)}]` : "–" }))))));
-  } else if (!data.summary) {
+  }
+  const methods = data.summary && data.summary.methods && typeof data.summary.methods === "object" ? data.summary.methods : {};
+  for (const [m, s] of Object.entries(methods)) {
+    const worst = Array.isArray(s.worst_gap) ? s.worst_gap.filter((w) => Number.isInteger(w.item)).slice(0, 8) : [];
+    if (worst.length) {
+      box.append(el("p", { cls: "small worst" }, el("span", { cls: "muted", text: `Largest gaps, ${m}: ` }),
+        worst.map((w) => [el("a", { href: `/item/${w.item}`, text: w.item_id ?? String(w.item),
+          title: w.relative_gap !== undefined ? `relative gap ${pct(w.relative_gap)}` : "" }), " "])));
+    }
+  }
+  if (!data.summary) {
     box.append(el("p", { cls: "muted small", text: "No summary.json yet: `attribkit report` writes AOPC / deletion / insertion with intervals." }));
   }
 }
