@@ -55,6 +55,22 @@ SORT_JS = """async () => {
   return performance.now() - t0;
 }"""
 
+# where the data-set page's time went: document, scripts, the two API calls (with the server's
+# own handler time from the Server-Timing header), and what came after the last response
+BREAKDOWN_JS = """() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const res = performance.getEntriesByType('resource');
+  const pick = (part) => res.filter((r) => r.name.includes(part)).pop();
+  const server = (r) => (r && r.serverTiming && r.serverTiming.length ? r.serverTiming[0].duration : null);
+  const items = pick('/api/items?'), info = pick('/api/info');
+  const scripts = res.filter((r) => r.name.endsWith('.js')).map((r) => r.responseEnd);
+  const lastApi = Math.max(items ? items.responseEnd : 0, info ? info.responseEnd : 0);
+  return { document: nav.responseEnd, scripts: Math.max(...scripts),
+           items_request: items ? items.responseEnd - items.startTime : null,
+           items_server: server(items), info_server: server(info),
+           after_last_response: window.__akReady.table - lastApi };
+}"""
+
 IMAGES_JS = """async () => {
   await Promise.all([...document.querySelectorAll('img.overlay, img.base')].map(
     (i) => i.complete ? null : new Promise((r) => { i.onload = r; i.onerror = r; })));
@@ -80,13 +96,31 @@ def _port() -> int:
     return port
 
 
+class ServerTiming:
+    """ASGI wrapper adding ``Server-Timing: app;dur=MS`` (the handler's own time) to responses."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        t0 = time.perf_counter()
+
+        async def timed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                ms = 1000 * (time.perf_counter() - t0)
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"server-timing", f"app;dur={ms:.1f}".encode())]}
+            await send(message)
+        await self.app(scope, receive, timed)
+
+
 class Served:
     """A store served by uvicorn in a thread."""
 
     def __init__(self, root: pathlib.Path) -> None:
         import uvicorn
 
-        self.app = create_app(root)
+        self.app = ServerTiming(create_app(root))
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=_port(),
                                                     log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -107,11 +141,13 @@ def _ready(pg: Any, name: str) -> float:
 
 def measure(browser: Any, base: str, repeats: int) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {k: [] for k in (
-        "data_page", "sort", "item_page", "item_maps", "slider", "frame_http")}
+        "data_page", "sort", "item_page", "item_maps", "slider", "frame_http", "document",
+        "scripts", "items_request", "items_server", "info_server", "after_last_response")}
     pg = browser.new_page(viewport={"width": 1360, "height": 1000})
     for r in range(repeats + 1):  # the first round warms caches and is dropped
         pg.goto(base + "/", wait_until="commit")
         t_table = _ready(pg, "table")
+        parts = pg.evaluate(BREAKDOWN_JS)
         t_sort = float(pg.evaluate(SORT_JS))
         pg.goto(base + "/item/0", wait_until="commit")
         t_item = _ready(pg, "item")
@@ -121,6 +157,9 @@ def measure(browser: Any, base: str, repeats: int) -> dict[str, list[float]]:
             out["sort"].append(t_sort)
             out["item_page"].append(t_item)
             out["item_maps"].append(t_maps)
+            for key, value in parts.items():
+                if value is not None:
+                    out[key].append(float(value))
     pg.wait_for_selector("#alpha")
     pg.wait_for_timeout(1500)  # let the page prefetch every frame
     frames = int(pg.locator("#alpha").get_attribute("max") or 0) + 1
@@ -179,9 +218,9 @@ def main() -> None:
                 res = measure(browser, served.base, args.repeats)
             finally:
                 served.close()
-            rows.append((label, written, opened, {k: statistics.median(v) for k, v in
-                                                  res.items()}, res))
-            print(label, {k: round(statistics.median(v), 1) for k, v in res.items()})
+            rows.append((label, written, opened, {k: statistics.median(v) if v else float("nan")
+                                                  for k, v in res.items()}, res))
+            print(label, {k: round(statistics.median(v), 1) for k, v in res.items() if v})
         browser.close()
         chromium = _chromium_version(exe)
     load_after = os.getloadavg()
@@ -192,6 +231,16 @@ def main() -> None:
         lines.append(f"| {label} | {med['data_page']:.0f} ms | {med['sort']:.0f} ms | "
                      f"{med['item_page']:.0f} ms | {med['item_maps']:.0f} ms | "
                      f"{med['slider']:.1f} ms | {med['frame_http']:.1f} ms |")
+    lines += ["", "Where the data-set page's time goes (medians, ms from navigation start unless "
+              "said): the HTML received; the scripts received; the `/api/items` request from "
+              "start to end, and its handler's own time on the server (Server-Timing); "
+              "`/api/info`'s handler time; from the last API response to the table drawn.", "",
+              "| store | HTML | scripts | items request | items handler | info handler | "
+              "drawing after the last response |", "|---|---|---|---|---|---|---|"]
+    for label, _, _, med, _ in rows:
+        lines.append(f"| {label} | {med['document']:.0f} | {med['scripts']:.0f} | "
+                     f"{med['items_request']:.0f} | {med['items_server']:.1f} | "
+                     f"{med['info_server']:.1f} | {med['after_last_response']:.0f} |")
     worst = max(max(med["data_page"], med["sort"], med["item_page"], med["slider"])
                 for _, _, _, med, _ in rows)
     body = "\n".join([

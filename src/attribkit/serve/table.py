@@ -89,6 +89,11 @@ class ItemTable:
             df.loc[df["item"].isin(failed["item"]) & (df["status"] == "ok"), "status"] = "partial"
         text = df["item_id"].astype(str) + "\n" + df["source"].fillna("").astype(str) + "\n" + \
             df["text"].fillna("").astype(str) + "\n" + df["target_name"].fillna("").astype(str)
+        # plain NumPy object columns: taking 50 rows from one is cheap, while Arrow-backed
+        # columns concatenated from many shards pay per chunk on every page
+        for col in df.columns:
+            if not pd.api.types.is_numeric_dtype(df[col]) and col != "_search":
+                df[col] = df[col].astype(object)
         df["_search"] = text.str.lower()
         self.frame = df
         self.version = self.store.version
@@ -134,7 +139,10 @@ class ItemTable:
         total = len(view)
         page = max(0, int(page))
         chosen = view.iloc[order[page * per_page:(page + 1) * per_page]]
-        return Page(total, page, per_page, [self._row(r) for r in chosen.to_dict("records")])
+        cols = [c for c in chosen.columns if c != "_search"]
+        records = zip(*(chosen[c].tolist() for c in cols), strict=True)
+        return Page(total, page, per_page,
+                    [self._row(dict(zip(cols, r, strict=True))) for r in records])
 
     def _row(self, r: dict[str, Any]) -> dict[str, Any]:
         text = r.get("text")
