@@ -177,6 +177,9 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
     target = _target_arg(target)
     src: Source = collect(data)
     if isinstance(model, str):
+        from attribkit.zoo.specs import check
+
+        check(model)
         spec = model
         kind = _ZOO_KINDS.get(model.lower(), _KINDS[src.kind])
     else:

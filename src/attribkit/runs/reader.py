@@ -25,8 +25,8 @@ def _row_values(table: pa.Table, row: int) -> np.ndarray[Any, Any] | None:
         cell = col.storage[row]
         if not cell.is_valid:
             return None
-        return np.asarray(cell.values.to_numpy(zero_copy_only=False),
-                          dtype=np.float32).reshape(col.type.shape)
+        return np.array(cell.values.to_numpy(zero_copy_only=False),
+                        dtype=np.float32).reshape(col.type.shape)
     cell = col[row]
     if not cell.is_valid:
         return None

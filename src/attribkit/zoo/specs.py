@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from attribkit.core.errors import InputError
 
-__all__ = ["ZOO", "Built", "Prepared", "build", "image_thumbnail", "model_dtype", "plain",
+__all__ = ["ZOO", "Built", "Prepared", "build", "check", "image_thumbnail", "model_dtype", "plain",
            "read_rgb"]
 
 ZOO = {
@@ -185,6 +185,31 @@ def plain(model: Callable[..., Tensor]) -> Built:
         return Prepared(_as_batch(raw, dtype))
 
     return Built(model, "tensor", prepare)
+
+
+def check(spec: str) -> None:
+    """Check, without building anything, that ``spec`` can name a model here.
+
+    Raises
+    ------
+    ValueError
+        When ``spec`` is neither a zoo name nor ``module:callable`` of an importable module.
+    """
+    if _ALIASES.get(spec.lower(), spec.lower()) in ZOO:
+        return
+    if not _CALLABLE.fullmatch(spec):
+        raise ValueError(f"unknown model {spec!r}: use a zoo name ({', '.join(ZOO)}) or "
+                         "module:callable")
+    import importlib.util
+
+    mod_name = spec.split(":")[0]
+    try:
+        found = importlib.util.find_spec(mod_name)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise ValueError(f"cannot import {spec!r}: no module named {mod_name!r} (is it on "
+                         "PYTHONPATH?)")
 
 
 def build(spec: str) -> Built:
