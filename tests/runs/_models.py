@@ -74,3 +74,31 @@ def nan_cnn() -> Built:
         return torch.where(bright[:, None], torch.full_like(out, float("nan")), out)
 
     return plain(model)
+
+
+def tiny_text() -> Built:
+    """Words -> ids -> embeddings (the layer attributed) -> mean -> MLP ``(N, 2)``."""
+    gen = torch.Generator().manual_seed(1)
+    emb = nn.Embedding(50, 4)
+    head = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2))
+    with torch.no_grad():
+        for p in [*emb.parameters(), *head.parameters()]:
+            p.copy_(torch.randn(p.shape, generator=gen))
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.head = emb, head
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.head(self.emb(ids).mean(dim=1))
+            return out
+
+    net = Net().eval()
+
+    def prepare(raw: Any) -> Prepared:
+        words = str(raw).split()
+        ids = torch.tensor([[sum(map(ord, w)) % 50 for w in words]])
+        return Prepared(ids, None, text=str(raw), tokens=words)
+
+    return Built(net, "text", prepare, layer=net.emb, reduce=lambda v: v.sum(dim=-1))

@@ -21,7 +21,7 @@ import numpy as np
 from attribkit.runs.sources import Item
 from attribkit.runs.work import Task, Worker
 
-__all__ = ["run_ray"]
+__all__ = ["run_ray", "start"]
 
 
 class _RayWorker:
@@ -49,6 +49,30 @@ class _RayWorker:
                 "status": np.array([s["status"] for s in summary], dtype=object)}
 
 
+def start(num_cpus: int | None = None, address: str | None = None, attempts: int = 2) -> None:
+    """Start a local Ray instance (or join ``address``) unless Ray is running already.
+
+    Ray gives a starting node 30 s to register; on a loaded machine that can pass, so a failed
+    local start is tried again once before the error is raised.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    for attempt in range(attempts):
+        try:
+            if address:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            return
+        except Exception as err:
+            ray.shutdown()
+            if address or attempt == attempts - 1:
+                where = f"join the Ray cluster at {address!r}" if address else "start Ray"
+                raise RuntimeError(f"could not {where}: {str(err).splitlines()[0]}") from err
+
+
 def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str,
             tasks: Sequence[Task], *, kind: str, batch_size: int, concurrency: int | None,
             address: str | None, num_cpus: int | None, progress: bool) -> list[dict[str, Any]]:
@@ -67,11 +91,7 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("the ray engine needs Ray: pip install 'attribkit[distributed]'"
                           ) from err
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    start(num_cpus, address)
     resources = ray.available_resources() or ray.cluster_resources()  # type: ignore[no-untyped-call]
     gpus = int(resources.get("GPU", 0))
     cpus = max(1, int(resources.get("CPU", 1)))

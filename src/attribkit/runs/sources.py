@@ -112,7 +112,7 @@ def _lines(path: pathlib.Path, kind: str) -> Source:
     return Source(items, str(path), kind)
 
 
-def _python(data: Iterable[Any]) -> Source:
+def _python(data: Any) -> Source:
     items: list[Item] = []
     seq: Iterable[Any] = data
     if isinstance(data, Sized) and hasattr(data, "__getitem__"):  # a map-style Dataset
@@ -155,6 +155,6 @@ def collect(data: Any) -> Source:
             return Source([Item(0, path.stem, str(path), str(path))], str(path), "image")
         raise ValueError(f"cannot read {str(path)!r} as inputs: give a folder of images, a .csv, "
                          "a .txt (one sentence per line) or a .smi file")
-    if isinstance(data, Iterable):
+    if isinstance(data, Iterable) or (isinstance(data, Sized) and hasattr(data, "__getitem__")):
         return _python(data)
     raise ValueError(f"data must be a path or an iterable, got {type(data).__name__}")
