@@ -50,6 +50,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except Exception as err:
             raise UsageError(str(err)) from err
         methods.append((name, params))
+    try:
+        runs.normalise_methods(methods, args.steps)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
     for opt in ("batch_size", "concurrency", "steps", "num_cpus"):
         v = getattr(args, opt)
         if v is not None and v < 1:

@@ -25,7 +25,8 @@ from attribkit.runs.store import ConfigMismatch, manifest_for, missing_pairs, pr
 from attribkit.runs.work import Task, Worker
 from attribkit.zoo.specs import Built
 
-__all__ = ["ConfigMismatch", "Item", "RunResult", "RunStore", "collect", "open", "run"]
+__all__ = ["ConfigMismatch", "Item", "RunResult", "RunStore", "collect", "normalise_methods",
+           "open", "run"]
 
 _KINDS = {"image": "image", "tabular": "tabular", "text": "text", "smiles": "smiles",
           "python": "tensor"}
