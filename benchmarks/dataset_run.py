@@ -19,6 +19,7 @@ import pathlib
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 
 from PIL import Image
 
@@ -70,6 +71,31 @@ def plain_loop(paths: list[pathlib.Path]) -> None:
             attribkit.explain(model, x, method=name, **opts)
 
 
+def write_table(n: int, rows: list[tuple[str, float]], local_label: str, build_s: float,
+                ray_start: str) -> None:
+    """Write the measurements so far into docs/benchmarks-runs.md."""
+    local = dict(rows).get(local_label)
+    table = ["| configuration | wall time (s) | items/s | time relative to the local engine |",
+             "|---|---:|---:|---:|"]
+    for label, secs in rows:
+        rel = f"{secs / local:.2f}x" if local else "n/a"
+        table.append(f"| {label} | {secs:.1f} | {n / secs:.4f} | {rel} |")
+    body = "\n".join([
+        f"{n} photos (224 x 224), EfficientNet-Lite0, IG (adaptive rule, 32 steps, black "
+        "baseline) and saliency, target the predicted class; one run of each configuration, in "
+        "this order, in one process. Ray times include starting the actors and building the "
+        f"model in each (building EfficientNet-Lite0 took {build_s:.1f} s here); starting the "
+        f"local Ray instance ({ray_start}) is not included.",
+        "",
+        *table,
+        "",
+        f"Machine: {machine()}. Single runs, not medians; the 1-minute load average of the "
+        f"machine (shared with other jobs) when the table was written: "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
+    ])
+    pages.write_section(DOCS, "dataset-run", body, title="# Benchmarks: data-set runs")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--photos", type=int, default=64)
@@ -85,48 +111,35 @@ def main() -> None:
     vision.load_efficientnet_lite0(fresh=True)
     build_s = time.perf_counter() - t
     rows: list[tuple[str, float]] = []
+    ray_start = "not run"
+    local_label = f"local engine (batches of {args.batch_size})"
 
-    def timed(label: str, fn: object) -> None:
+    def timed(label: str, fn: Callable[[], object]) -> None:
         t0 = time.perf_counter()
-        fn()  # type: ignore[operator]
+        result = fn()
+        if isinstance(result, runs.RunResult) and result.failed:
+            raise RuntimeError(f"{label}: {result.failed} results failed; see {result.path}")
         rows.append((label, time.perf_counter() - t0))
         print(f"{label}: {rows[-1][1]:.1f} s ({n / rows[-1][1]:.3f} items/s)", flush=True)
+        write_table(n, rows, local_label, build_s, ray_start)  # after each, in case of a kill
 
     timed("plain loop of explain calls", lambda: plain_loop(paths))
-    timed(f"local engine (batches of {args.batch_size})", lambda: runs.run(
+    timed(local_label, lambda: runs.run(
         "efficientnet-lite0", folder, METHODS, out=work / "local", batch_size=args.batch_size,
         progress=False))
-    ray_start = "not run"
     if not args.skip_ray:
         import ray
 
+        from attribkit.runs.ray_engine import start
+
         t = time.perf_counter()
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        start(num_cpus=os.cpu_count(), attempts=3)
         ray_start = f"{time.perf_counter() - t:.1f} s"
         for workers in (1, 2):
-            timed(f"Ray, {workers} worker(s)", lambda w=workers: runs.run(
+            timed(f"Ray, {workers} worker(s)", lambda w=workers: runs.run(  # type: ignore[misc]
                 "efficientnet-lite0", folder, METHODS, out=work / f"ray{w}", engine="ray",
                 concurrency=w, batch_size=args.batch_size, progress=False))
         ray.shutdown()
-    local = dict(rows)[f"local engine (batches of {args.batch_size})"]
-    table = ["| configuration | wall time (s) | items/s | relative to the local engine |",
-             "|---|---:|---:|---:|"]
-    for label, secs in rows:
-        table.append(f"| {label} | {secs:.1f} | {n / secs:.3f} | {secs / local:.2f}x time |")
-    body = "\n".join([
-        f"{n} photos (224 x 224), EfficientNet-Lite0, IG (adaptive rule, 32 steps, black "
-        "baseline) and saliency, target the predicted class; one run of each configuration, in "
-        "this order, in one process. Ray times include starting the actors and building the "
-        f"model in each (building EfficientNet-Lite0 took {build_s:.1f} s here); starting the "
-        f"local Ray instance ({ray_start}) is not "
-        "included.",
-        "",
-        *table,
-        "",
-        f"Machine: {machine()}. The machine was shared with other jobs while this ran, so "
-        "the times are noisy (single runs, not medians).",
-    ])
-    pages.write_section(DOCS, "dataset-run", body, title="# Benchmarks: data-set runs")
     shutil.rmtree(work, ignore_errors=True)
 
 

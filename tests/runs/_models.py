@@ -102,3 +102,18 @@ def tiny_text() -> Built:
         return Prepared(ids, None, text=str(raw), tokens=words)
 
     return Built(net, "text", prepare, layer=net.emb, reduce=lambda v: v.sum(dim=-1))
+
+
+def mlp() -> nn.Module:
+    """A seeded float32 MLP ``(N, 4) -> (N, 2)`` (the model of the committed version-1 store)."""
+    gen = torch.Generator().manual_seed(2)
+    net = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    return net.eval()
+
+
+def v1_data() -> list[torch.Tensor]:
+    """The three inputs of the committed version-1 store (tests/runs/data/store_v1)."""
+    return [torch.linspace(-1, 1, 4) * (k + 1) for k in range(3)]

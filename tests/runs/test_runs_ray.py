@@ -38,7 +38,7 @@ def ray_instance() -> Iterator[None]:
             os.environ["PYTHONPATH"] = saved
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ray_store(ray_instance: None, photos: pathlib.Path,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[pathlib.Path, str]]:
     """One Ray run with 2 workers; the worker that prepares ``coffee`` first dies (os._exit)."""
@@ -57,7 +57,14 @@ def ray_store(ray_instance: None, photos: pathlib.Path,
     yield tmp / "store", mark.read_text() if mark.exists() else ""
 
 
-def test_ray_store_equals_local_store_and_direct_calls(
+def test_ray_engine(ray_store: tuple[pathlib.Path, str], photos: pathlib.Path,
+                    tmp_path: pathlib.Path) -> None:
+    """One test, so that pytest-xdist keeps the single Ray run of this module in one worker."""
+    _check_equals_local_store_and_direct_calls(ray_store, photos, tmp_path)
+    _check_dead_worker_retried_and_items_stored_once(ray_store)
+
+
+def _check_equals_local_store_and_direct_calls(
         ray_store: tuple[pathlib.Path, str], photos: pathlib.Path,
         tmp_path: pathlib.Path) -> None:
     from tests.runs.test_runs_local import _direct
@@ -81,7 +88,7 @@ def test_ray_store_equals_local_store_and_direct_calls(
     assert ds.count() == 16
 
 
-def test_dead_worker_is_retried_and_every_item_is_stored_once(
+def _check_dead_worker_retried_and_items_stored_once(
         ray_store: tuple[pathlib.Path, str]) -> None:
     out, died_pid = ray_store
     assert died_pid and int(died_pid) != os.getpid()  # a worker process did die

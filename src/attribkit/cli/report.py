@@ -75,7 +75,7 @@ def _item_block(rep: Any, store: Any, res: Any, item: int, methods: list[str], k
             from PIL import Image
 
             base = np.asarray(Image.open(io.BytesIO(thumb)).convert("RGB"))
-            rep.image(scale_intensity(base, vals[None]), cap)
+            rep.image(scale_intensity(base, vals[None]), cap, width=160)
         elif rec.get("tokens") is not None:
             rep.text(cap)
             rep.raw(tokens_html(list(rec["tokens"]), vals))

@@ -147,7 +147,7 @@ class Worker:
         opts["target"] = self.target
         if "progress" in accepted:
             opts["progress"] = False
-        if ("baseline" in accepted and "baseline" not in opts
+        if (info.needs_baseline and "baseline" in accepted and "baseline" not in opts
                 and all(p.baseline is not None for p in batch)):
             opts["baseline"] = torch.cat([p.baseline for p in batch if p.baseline is not None])
         if self.built.layer is not None:
