@@ -136,9 +136,12 @@ def main() -> None:
         start(num_cpus=os.cpu_count(), attempts=3)
         ray_start = f"{time.perf_counter() - t:.1f} s"
         for workers in (1, 2):
-            timed(f"Ray, {workers} worker(s)", lambda w=workers: runs.run(  # type: ignore[misc]
-                "efficientnet-lite0", folder, METHODS, out=work / f"ray{w}", engine="ray",
-                concurrency=w, batch_size=args.batch_size, progress=False))
+            # every worker gets a batch even when there are few photos
+            size = min(args.batch_size, -(-n // workers))
+            timed(f"Ray, {workers} worker(s), batches of {size}",
+                  lambda w=workers, b=size: runs.run(  # type: ignore[misc]
+                      "efficientnet-lite0", folder, METHODS, out=work / f"ray{w}", engine="ray",
+                      concurrency=w, batch_size=b, progress=False))
         ray.shutdown()
     shutil.rmtree(work, ignore_errors=True)
 
