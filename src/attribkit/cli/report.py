@@ -1,0 +1,162 @@
+"""``attribkit report``: the HTML report of a run store, with data-set summaries.
+
+Per method: the distribution of completeness gaps and AOPC / deletion / insertion over the items
+(mean with a 95 % confidence interval, from :func:`attribkit.runs.summary.summarise`), and the
+worst items, linked to a section that shows each of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import io
+import math
+import pathlib
+from typing import Any
+
+import numpy as np
+
+__all__ = ["register", "write_report"]
+
+_STATS = (("relative_gap", "relative completeness gap |gap| / |F(x) - F(x')|"),
+          ("abs_gap", "completeness gap |sum(a) - (F(x) - F(x'))|"),
+          ("aopc", "AOPC (10 % of the features ablated; higher is better)"),
+          ("deletion", "deletion area (lower is better)"),
+          ("insertion", "insertion area (higher is better)"),
+          ("seconds_per_item", "seconds per item"))
+
+
+def _ci(stat: dict[str, Any]) -> str:
+    lo, hi = stat.get("ci", [None, None])
+    return "n/a" if lo is None or hi is None else f"[{lo:.4g}, {hi:.4g}]"
+
+
+def _histogram(values: list[float], title: str) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 2.6), dpi=100)
+    ax = fig.add_subplot()
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x) and x > 0])
+    if v.size:
+        ax.hist(np.log10(v), bins=min(30, max(5, v.size // 2)), color="#4a7ab5")
+    ax.set_xlabel("log10 relative completeness gap")
+    ax.set_ylabel("items")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _item_block(rep: Any, store: Any, res: Any, item: int, methods: list[str], kind: str
+                ) -> None:
+    from attribkit.viz import feature_bars, scale_intensity, tokens_html
+
+    rec = store.item(item)
+    rep.raw(f'<h3 id="item-{item}">item {item}: {html.escape(str(rec["item_id"]))}</h3>')
+    rep.text(f"source: {rec['source']}")
+    if rec.get("status") == "failed":
+        rep.text(f"failed: {rec.get('error')}", note=True)
+        return
+    thumb = rec.get("thumbnail")
+    if thumb:
+        rep.image(thumb, "input")
+    for m in methods:
+        rows = res[(res["item"] == item) & (res["method"] == m)]
+        if not len(rows):
+            continue
+        r = rows.iloc[0]
+        cap = f"{m}: target {r['target_name'] or r['target']}"
+        if r["relative_gap"] == r["relative_gap"] and r["relative_gap"] is not None:
+            cap += f", relative gap {r['relative_gap']:.2%}"
+        if r["status"] != "ok":
+            rep.text(f"{m} failed: {r['error']}", note=True)
+            continue
+        vals = store.values(item, m)
+        if kind in ("image", "tensor") and thumb and vals.ndim == 3:
+            from PIL import Image
+
+            base = np.asarray(Image.open(io.BytesIO(thumb)).convert("RGB"))
+            rep.image(scale_intensity(base, vals[None]), cap, width=160)
+        elif rec.get("tokens") is not None:
+            rep.text(cap)
+            rep.raw(tokens_html(list(rec["tokens"]), vals))
+        elif rec.get("feature_names") is not None:
+            rep.image(feature_bars(list(rec["feature_names"]), vals, title=m), cap)
+        else:
+            rep.text(f"{cap}; values of shape {tuple(vals.shape)}")
+
+
+def write_report(path: str | pathlib.Path, *, curves: bool = True, steps: int = 10,
+                 out: str | pathlib.Path | None = None) -> pathlib.Path:
+    """Summarise the store at ``path`` and write its HTML report (default ``path/report.html``)."""
+    import attribkit.runs as runs
+    from attribkit.report import Report
+    from attribkit.runs.summary import summarise
+
+    store = runs.open(path)
+    summary = summarise(path, curves=curves, steps=steps)
+    man = store.manifest
+    rep = Report(f"attribkit run report: {pathlib.Path(path).name}")
+    rep.table(["model", "kind", "items", "target", "created", "attribkit", "torch"],
+              [[man["model"], man["kind"], man["inputs"]["count"], man["target"] or "predicted",
+                man["created"], man["attribkit"], man["torch"]]])
+    rep.text(f"inputs: {man['inputs']['source']}")
+    res = store.results
+    linked: set[int] = set()
+    for name, m in summary["methods"].items():
+        rep.heading(name, 2)
+        rep.text(f"settings: {m['params'] or 'defaults'}; {m['ok']} ok, {m['failed']} failed")
+        rows = [[label, s["n"], s["mean"], _ci(s), s["median"], s["p90"], s["max"]]
+                for key, label in _STATS if (s := m.get(key)) and s.get("n")]
+        rep.table(["measure", "items", "mean", "95% CI of the mean", "median", "90th pct",
+                   "max"], rows)
+        ok = res[(res["method"] == name) & (res["status"] == "ok")] if len(res) else res
+        if len(ok) and ok["relative_gap"].notna().any():
+            rep.image(_histogram(list(ok["relative_gap"].dropna()), f"{name}: completeness"),
+                      "distribution of the relative completeness gap over the items")
+        for key, label in (("worst_gap", "largest relative gap"),
+                           ("worst_faithfulness", "lowest insertion - deletion")):
+            if m.get(key):
+                links = ", ".join(
+                    f'<a href="#item-{d["item"]}">{html.escape(str(d["item_id"]))}</a>'
+                    for d in m[key])
+                rep.raw(f"<p>Worst items by {html.escape(label)}: {links}</p>")
+                linked.update(d["item"] for d in m[key])
+    if summary["kind"] not in ("image", "tabular", "tensor") or not curves:
+        rep.text("AOPC / deletion / insertion are computed for image, tabular and tensor "
+                 "stores (text stores keep per-token scores).", note=True)
+    failed = store.failed
+    if len(failed):
+        rep.heading("Failed", 2)
+        rep.table(["item", "item_id", "method", "error"],
+                  [[r.item, r.item_id, r.method, r.error] for r in failed.itertuples()])
+        linked.update(int(i) for i in failed["item"].tolist()[:20])
+    if linked:
+        rep.heading("Worst and failed items", 2)
+        methods = list(summary["methods"])
+        for item in sorted(linked):
+            _item_block(rep, store, res, item, methods, summary["kind"])
+    return rep.save(pathlib.Path(out) if out else pathlib.Path(path) / "report.html")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from attribkit.cli._common import UsageError
+
+    if args.steps < 1:
+        raise UsageError(f"--steps must be a positive integer, got {args.steps}")
+    written = write_report(args.store, curves=not args.no_curves, steps=args.steps, out=args.out)
+    print(f"wrote {written} and {pathlib.Path(args.store) / 'summary.json'}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add this command to the ``attribkit`` sub-parsers."""
+    r = sub.add_parser("report", help="summarise a run store into report.html",
+                       description="Write STORE/summary.json and an HTML report: per method the "
+                                   "completeness gaps and AOPC / deletion / insertion over the "
+                                   "items (mean, 95%% CI), the worst items linked.")
+    r.add_argument("store", metavar="STORE", help="the --out folder of `attribkit run`")
+    r.add_argument("--out", "-o", default=None, help="the HTML file (default STORE/report.html)")
+    r.add_argument("--steps", type=int, default=10, help="steps of each perturbation curve")
+    r.add_argument("--no-curves", action="store_true",
+                   help="gap statistics only (no model needed)")
+    r.set_defaults(func=_cmd_report)

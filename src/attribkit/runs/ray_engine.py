@@ -1,0 +1,119 @@
+"""The Ray engine (extra ``distributed``): the only module of attribkit that imports ``ray``.
+
+Ray Data reads the task list; ``map_batches`` runs :class:`_RayWorker` on an actor pool, one
+model per actor, *built inside the actor* from the model spec string (a model is never
+pickled). Each actor writes the shards of the batches it does, so the driver only collects a
+small status table. A dead actor is restarted and its batch retried by Ray (Ray Data's default
+for actor pools); shard names are deterministic and never rewritten, so a retried batch cannot
+write an item twice.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from attribkit.runs.sources import Item
+from attribkit.runs.work import Task, Worker
+
+__all__ = ["run_ray", "start"]
+
+
+class _RayWorker:
+    """A callable class for ``map_batches``: builds the model once per actor."""
+
+    def __init__(self, spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str,
+                 kind: str, env: Mapping[str, str], threads: int) -> None:
+        os.environ.update(env)
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.kind = kind
+        self.worker = Worker(spec, methods, target, out)
+
+    def __call__(self, batch: Mapping[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
+        tasks = [Task(Item(int(i), str(iid), str(src), pickle.loads(raw)),
+                      tuple(str(ms).split("\n")), bool(w))
+                 for i, iid, src, raw, ms, w in zip(batch["item"], batch["item_id"],
+                                                    batch["source"], batch["raw"],
+                                                    batch["methods"], batch["write_item"],
+                                                    strict=True)]
+        summary = self.worker.process(tasks, self.kind)
+        return {"item": np.array([s["item"] for s in summary], dtype=np.int64),
+                "method": np.array([s["method"] for s in summary], dtype=object),
+                "status": np.array([s["status"] for s in summary], dtype=object)}
+
+
+def start(num_cpus: int | None = None, address: str | None = None, attempts: int = 2) -> None:
+    """Start a local Ray instance (or join ``address``) unless Ray is running already.
+
+    Ray gives a starting node 30 s to register; on a loaded machine that can pass, so a failed
+    local start is tried again once before the error is raised.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    for attempt in range(attempts):
+        try:
+            if address:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            return
+        except Exception as err:
+            ray.shutdown()
+            if address or attempt == attempts - 1:
+                where = f"join the Ray cluster at {address!r}" if address else "start Ray"
+                raise RuntimeError(f"could not {where}: {str(err).splitlines()[0]}") from err
+
+
+def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str,
+            tasks: Sequence[Task], *, kind: str, batch_size: int, concurrency: int | None,
+            address: str | None, num_cpus: int | None, progress: bool) -> list[dict[str, Any]]:
+    """Do ``tasks`` on Ray: a local instance unless ``address`` names a cluster.
+
+    Parameters
+    ----------
+    concurrency
+        Actors (model copies); default one per available CPU (or per GPU when there are GPUs).
+    num_cpus
+        CPUs of the local Ray instance this call starts (ignored when Ray is running already or
+        ``address`` is given).
+    """
+    try:
+        import ray
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("the ray engine needs Ray: pip install 'attribkit[distributed]'"
+                          ) from err
+    start(num_cpus, address)
+    resources = ray.available_resources() or ray.cluster_resources()  # type: ignore[no-untyped-call]
+    gpus = int(resources.get("GPU", 0))
+    cpus = max(1, int(resources.get("CPU", 1)))
+    actors = concurrency or (gpus if gpus else cpus)
+    threads = max(1, cpus // actors)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = progress
+    ctx.verbose_stats_logs = False
+    rows = [{"item": t.item.item, "item_id": t.item.item_id, "source": t.item.source,
+             "raw": pickle.dumps(t.item.raw), "methods": "\n".join(t.methods),
+             "write_item": t.write_item} for t in tasks]
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / batch_size)))
+    env = {k: v for k, v in os.environ.items() if k.startswith("ATTRIBKIT_")}
+    out_ds = ds.map_batches(
+        _RayWorker, batch_size=batch_size, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=threads if not gpus else 1, num_gpus=1 if gpus else None,
+        fn_constructor_kwargs={"spec": spec, "methods": [dict(m) for m in methods],
+                               "target": target, "out": out, "kind": kind, "env": env,
+                               "threads": threads})
+    summary = []
+    for r in out_ds.iter_rows():
+        summary.append({"item": int(r["item"]), "method": str(r["method"]),
+                        "status": str(r["status"])})
+    return summary

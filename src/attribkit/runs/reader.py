@@ -1,0 +1,141 @@
+"""Reading a run store: metadata as pandas, values per item without loading the whole store."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from attribkit.runs.store import FORMAT
+
+__all__ = ["RunStore", "open_store"]
+
+_HEAVY_ITEMS = ("thumbnail", "input", "input_shape")
+_HEAVY_RESULTS = ("values", "values_shape")
+
+
+def _row_values(table: pa.Table, row: int) -> np.ndarray[Any, Any] | None:
+    col = table.column("values").combine_chunks()
+    if isinstance(col.type, pa.FixedShapeTensorType):
+        cell = col.storage[row]
+        if not cell.is_valid:
+            return None
+        return np.array(cell.values.to_numpy(zero_copy_only=False),
+                        dtype=np.float32).reshape(col.type.shape)
+    cell = col[row]
+    if not cell.is_valid:
+        return None
+    shape = table.column("values_shape")[row].as_py()
+    return np.asarray(cell.as_py(), dtype=np.float32).reshape(shape)
+
+
+class RunStore:
+    """A run store opened for reading (see ``docs/runs.md``).
+
+    Attributes
+    ----------
+    path
+        The store folder.
+    manifest
+        ``manifest.json`` as a dict.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = pathlib.Path(path)
+        mpath = self.path / "manifest.json"
+        if not mpath.is_file():
+            raise FileNotFoundError(f"no run store at {str(self.path)!r} (no manifest.json); "
+                                    "give the --out folder of `attribkit run`")
+        self.manifest: dict[str, Any] = json.loads(mpath.read_text())
+        if self.manifest.get("format") != FORMAT:
+            raise ValueError(f"{str(self.path)!r} is not an attribkit run store")
+
+    def __repr__(self) -> str:
+        return (f"RunStore({str(self.path)!r}, model={self.manifest.get('model')!r}, "
+                f"items={self.manifest.get('inputs', {}).get('count')})")
+
+    def _shards(self, sub: str, method: str | None = None) -> list[pathlib.Path]:
+        pattern = f"part-{method}-*.parquet" if method else "part-*.parquet"
+        files = sorted((self.path / sub).glob(pattern))
+        if method:  # "part-<method>-<first>-<last>": the method itself may hold dashes
+            files = [f for f in files if f.stem.rsplit("-", 2)[0] == f"part-{method}"]
+        return files
+
+    def _frame(self, sub: str, heavy: tuple[str, ...]) -> Any:
+        import pandas as pd
+
+        frames = []
+        for f in self._shards(sub):
+            names = [n for n in pq.read_schema(f).names if n not in heavy]
+            frames.append(pq.read_table(f, columns=names).to_pandas())
+        if not frames:
+            return pd.DataFrame()
+        return pd.concat(frames, ignore_index=True).sort_values(
+            [c for c in ("item", "method", "target") if c in frames[0].columns],
+            kind="stable", ignore_index=True)
+
+    @property
+    def items(self) -> Any:
+        """A pandas DataFrame of the items (without thumbnails and inputs)."""
+        return self._frame("items", _HEAVY_ITEMS)
+
+    @property
+    def results(self) -> Any:
+        """A pandas DataFrame of the results, one row per (item, method, target), no values."""
+        return self._frame("results", _HEAVY_RESULTS)
+
+    @property
+    def failed(self) -> Any:
+        """The failed result rows."""
+        res = self.results
+        return res[res["status"] == "failed"] if len(res) else res
+
+    def _find(self, sub: str, item: int, method: str | None = None) -> pa.Table:
+        for f in self._shards(sub, method):
+            first, last = (int(v) for v in f.stem.rsplit("-", 2)[1:])
+            if first <= item <= last:
+                t = pq.read_table(f, filters=[("item", "=", item)])
+                if t.num_rows:
+                    return t
+        what = f"{method} for item {item}" if method else f"item {item}"
+        raise KeyError(f"{what} is not in {str(self.path)!r}")
+
+    def values(self, item: int, method: str, target: int | None = None) -> np.ndarray[Any, Any]:
+        """The attribution values of ``item`` by ``method`` (for ``target``; default the first).
+
+        Raises
+        ------
+        KeyError
+            When the store has no such row, or the row failed (its error in the message).
+        """
+        from attribkit.methods import get
+
+        name = get(method).name
+        t = self._find("results", item, name)
+        targets = t.column("target").to_pylist()
+        row = 0 if target is None else targets.index(target) if target in targets else -1
+        if row < 0:
+            raise KeyError(f"item {item} has no {name} row for target {target} "
+                           f"(targets: {targets})")
+        vals = _row_values(t, row)
+        if vals is None:
+            raise KeyError(f"{name} failed on item {item}: {t.column('error')[row].as_py()}")
+        return vals
+
+    def item(self, item: int) -> dict[str, Any]:
+        """One item's row, with ``input`` reshaped to its shape (a numpy array) when present."""
+        t = self._find("items", item)
+        row = {k: v[0] for k, v in t.to_pydict().items()}
+        if row.get("input") is not None:
+            row["input"] = np.asarray(row["input"], dtype=np.float32).reshape(row["input_shape"])
+        return row
+
+
+def open_store(path: str | os.PathLike[str]) -> RunStore:
+    """Open the run store at ``path`` for reading."""
+    return RunStore(path)

@@ -1,0 +1,231 @@
+"""The work both engines share: prepare a batch of items, explain them, write their shards.
+
+A :class:`Worker` builds its model once (from a spec string, in its own process) and then takes
+batches of :class:`Task` s. Items of one shape are stacked and explained in one call per
+method; if that call fails, the items are explained one by one so that only the culprit is
+recorded as failed. The worker writes its own shards, so an engine only hands out tasks.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from attribkit.core.attribution import Attribution
+from attribkit.runs import store
+from attribkit.runs.sources import Item
+from attribkit.zoo.specs import Built, Prepared, build
+
+__all__ = ["Task", "Worker", "method_target", "one_line"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One item and what is left to do for it."""
+
+    item: Item
+    methods: tuple[str, ...]
+    write_item: bool
+
+
+def one_line(err: BaseException) -> str:
+    """``Type: first line of the message``."""
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def method_target(target: Any) -> Any:
+    """The manifest's target (None, an int, ``"top_k:K"``) as ``explain`` takes it."""
+    if isinstance(target, str) and target.startswith("top_k:"):
+        from attribkit.core.targets import top_k
+
+        return top_k(int(target.split(":", 1)[1]))
+    return target
+
+
+def _num(t: Tensor | None, idx: tuple[int, ...]) -> float | None:
+    if t is None:
+        return None
+    sel = t[idx[:t.dim()]]
+    v = float(sel.max().item()) if sel.numel() > 1 else float(sel.item())
+    return v if np.isfinite(v) else None
+
+
+class Worker:
+    """Explain batches of tasks with one model and write their shards.
+
+    Parameters
+    ----------
+    model
+        A spec string (built here) or a :class:`Built`.
+    methods
+        ``[{"name": ..., "params": {...}}, ...]`` as in the manifest.
+    target
+        As in the manifest.
+    out
+        The store folder.
+    """
+
+    def __init__(self, model: str | Built, methods: Sequence[Mapping[str, Any]], target: Any,
+                 out: str) -> None:
+        from attribkit.methods import get
+
+        self.built = build(model) if isinstance(model, str) else model
+        self.methods = {m["name"]: dict(m["params"]) for m in methods}
+        self.order = [m["name"] for m in methods]
+        self.info = {name: get(name) for name in self.order}
+        self.target = method_target(target)
+        self.manifest_target = target
+        self.out = out
+        self.kind = ""
+
+    # -- one batch ---------------------------------------------------------------------------
+    def process(self, tasks: Sequence[Task], kind: str) -> list[dict[str, Any]]:
+        """Do ``tasks``, write their shards, and return ``[{"item", "status"}]`` per result row."""
+        self.kind = kind
+        prepared: dict[int, Prepared] = {}
+        errors: dict[int, str] = {}
+        item_rows = []
+        for t in tasks:
+            i = t.item.item
+            try:
+                prepared[i] = self.built.prepare(t.item.raw)
+            except Exception as err:  # one bad input fails one item
+                errors[i] = one_line(err)
+            if t.write_item:
+                item_rows.append(self._item_row(t.item, prepared.get(i), errors.get(i)))
+        summary: list[dict[str, Any]] = []
+        results: dict[str, list[dict[str, Any]]] = {}
+        for name in self.order:
+            need = [t for t in tasks if name in t.methods]
+            rows = [self._failed_row(t.item, name, errors[t.item.item], 0.0)
+                    for t in need if t.item.item in errors]
+            ready = [t for t in need if t.item.item in prepared]
+            for group in _groups(ready, prepared):
+                rows.extend(self._explain(name, group, prepared))
+            rows.sort(key=lambda r: (r["item"], r["target"] if r["target"] is not None else -1))
+            results[name] = rows
+            summary.extend({"item": r["item"], "method": name, "status": r["status"]}
+                           for r in rows)
+        store.write_items(self.out, item_rows)
+        for name, rows in results.items():
+            store.write_results(self.out, name, rows)
+        return summary
+
+    # -- rows --------------------------------------------------------------------------------
+    def _item_row(self, item: Item, p: Prepared | None, error: str | None) -> dict[str, Any]:
+        row: dict[str, Any] = {"item": item.item, "item_id": item.item_id, "source": item.source,
+                               "kind": self.kind, "status": "failed" if error else "ok",
+                               "error": error}
+        if p is not None:
+            row.update(text=p.text, tokens=p.tokens, feature_names=p.feature_names,
+                       thumbnail=p.thumbnail,
+                       input=p.x[0].detach().to(torch.float32).cpu().numpy())
+        elif isinstance(item.raw, str) and self.kind in ("text", "smiles"):
+            row["text"] = item.raw
+        return row
+
+    def _failed_row(self, item: Item, method: str, error: str, seconds: float
+                    ) -> dict[str, Any]:
+        return {"item": item.item, "item_id": item.item_id, "method": method,
+                "params": json.dumps(self.methods[method], sort_keys=True), "target": None,
+                "seconds": seconds, "status": "failed", "error": error, "values": None}
+
+    def _options(self, name: str, batch: list[Prepared]) -> dict[str, Any]:
+        info = self.info[name]
+        accepted = inspect.signature(info.fn).parameters
+        opts: dict[str, Any] = dict(self.methods[name])
+        opts["target"] = self.target
+        if "progress" in accepted:
+            opts["progress"] = False
+        if (info.needs_baseline and "baseline" in accepted and "baseline" not in opts
+                and all(p.baseline is not None for p in batch)):
+            opts["baseline"] = torch.cat([p.baseline for p in batch if p.baseline is not None])
+        if self.built.layer is not None:
+            opts["layer"] = self.built.layer
+        if batch[0].forward_args:
+            opts["forward_args"] = tuple(torch.cat(parts) for parts in
+                                         zip(*(p.forward_args for p in batch), strict=True))
+        return opts
+
+    def _explain(self, name: str, group: list[Task], prepared: Mapping[int, Prepared]
+                 ) -> list[dict[str, Any]]:
+        batch = [prepared[t.item.item] for t in group]
+        start = time.perf_counter()
+        try:
+            attr = self.info[name].fn(self.built.model, torch.cat([p.x for p in batch]),
+                                      **self._options(name, batch))
+        except Exception as err:
+            if len(group) > 1:  # find the culprit: one by one
+                return [r for t in group for r in self._explain(name, [t], prepared)]
+            return [self._failed_row(group[0].item, name, one_line(err),
+                                     time.perf_counter() - start)]
+        seconds = (time.perf_counter() - start) / len(group)
+        rows = []
+        for i, t in enumerate(group):
+            rows.extend(self._rows_of(attr, i, t.item, name, seconds))
+        return rows
+
+    def _rows_of(self, attr: Attribution, i: int, item: Item, name: str, seconds: float
+                 ) -> list[dict[str, Any]]:
+        k_count = attr.values.shape[1] if attr.multi_target else 0
+        gap, rel = attr.gap, attr.relative_gap
+        used = attr.params.get("steps_used", attr.params.get("steps"))
+        rows = []
+        for k in range(max(k_count, 1)):
+            idx = (i, k) if attr.multi_target else (i,)
+            values = attr.values[idx].detach()
+            if self.built.reduce is not None:
+                values = self.built.reduce(values)
+            arr = values.to(torch.float32).cpu().numpy()
+            tgt = None if attr.target is None else int(attr.target[idx].item())
+            row: dict[str, Any] = {
+                "item": item.item, "item_id": item.item_id, "method": name,
+                "params": json.dumps(self.methods[name], sort_keys=True), "target": tgt,
+                "target_name": _label(self.built.label, tgt),
+                "output": _num(attr.output, idx),
+                "baseline_output": _num(attr.baseline_output, idx),
+                "gap": _num(gap, idx), "relative_gap": _num(rel, idx),
+                "error_estimate": _num(attr.error_estimate, idx),
+                "steps_used": int(used[i]) if isinstance(used, list) else
+                (int(used) if isinstance(used, int) else None),
+                "seconds": seconds, "status": "ok", "error": None, "values": arr,
+            }
+            bad = not np.isfinite(arr).all() or (attr.output is not None and
+                                                 row["output"] is None)
+            if bad:
+                row.update(status="failed", values=None,
+                           error="non-finite values (NaN or inf) in the attribution or F(x)")
+            rows.append(row)
+        return rows
+
+
+def _label(label: Callable[[int], str] | None, target: int | None) -> str | None:
+    if label is None or target is None:
+        return None
+    try:
+        return str(label(target))
+    except Exception:
+        return None
+
+
+def _signature(p: Prepared) -> tuple[Any, ...]:
+    return (tuple(p.x.shape), p.x.dtype, None if p.baseline is None else tuple(p.baseline.shape),
+            tuple(tuple(a.shape) for a in p.forward_args))
+
+
+def _groups(tasks: list[Task], prepared: Mapping[int, Prepared]) -> list[list[Task]]:
+    """Tasks whose inputs can be stacked, in order of first appearance."""
+    groups: dict[tuple[Any, ...], list[Task]] = {}
+    for t in tasks:
+        groups.setdefault(_signature(prepared[t.item.item]), []).append(t)
+    return list(groups.values())

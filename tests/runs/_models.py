@@ -1,0 +1,119 @@
+"""Models for the run tests, built by spec (``tests.runs._models:tiny_cnn``) in any process.
+
+Environment variables steer them, so that a test can reach into a worker process:
+
+* ``ATTRIBKIT_TEST_COUNTER``: a file; every prepared item appends its id (counts model work).
+* ``ATTRIBKIT_TEST_SLOW``: seconds to sleep per prepared item (to kill a run mid-way).
+* ``ATTRIBKIT_TEST_DIE_ON`` and ``ATTRIBKIT_TEST_DIE_MARK``: the process exits (as if killed)
+  when it prepares the item of that file stem, once: the marker file records that it died.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from attribkit.zoo.specs import Built, Prepared, plain
+
+SIZE = 32
+
+
+def cnn() -> nn.Module:
+    """A seeded float32 CNN ``(N, 3, 32, 32) -> (N, 5)``."""
+    gen = torch.Generator().manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.Softplus(), nn.AvgPool2d(4),
+        nn.Conv2d(4, 6, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+        nn.Linear(24, 5),
+    )
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    return net.eval()
+
+
+def _hooks(raw: Any) -> None:
+    stem = pathlib.Path(str(raw)).stem
+    counter = os.environ.get("ATTRIBKIT_TEST_COUNTER")
+    if counter:
+        with open(counter, "a") as fh:
+            fh.write(f"{stem}\n")
+    die_on = os.environ.get("ATTRIBKIT_TEST_DIE_ON")
+    mark = os.environ.get("ATTRIBKIT_TEST_DIE_MARK")
+    if die_on and mark and stem == die_on and not os.path.exists(mark):
+        pathlib.Path(mark).write_text(str(os.getpid()))
+        os._exit(1)
+    slow = float(os.environ.get("ATTRIBKIT_TEST_SLOW", "0") or 0)
+    if slow:
+        time.sleep(slow)
+
+
+def tiny_cnn() -> Built:
+    """The CNN with images read as RGB in [0, 1], instrumented by the environment variables."""
+    base = plain(cnn())
+
+    def prepare(raw: Any) -> Prepared:
+        _hooks(raw)
+        return base.prepare(raw)
+
+    return Built(base.model, "image", prepare, label=lambda c: f"class {c}")
+
+
+def nan_cnn() -> Built:
+    """The CNN, but F is NaN for images whose mean is above 0.5 (a silent numeric failure)."""
+    net = cnn()
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        out = net(x)
+        bright = x.flatten(1).mean(dim=1) > 0.5
+        return torch.where(bright[:, None], torch.full_like(out, float("nan")), out)
+
+    return plain(model)
+
+
+def tiny_text() -> Built:
+    """Words -> ids -> embeddings (the layer attributed) -> mean -> MLP ``(N, 2)``."""
+    gen = torch.Generator().manual_seed(1)
+    emb = nn.Embedding(50, 4)
+    head = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2))
+    with torch.no_grad():
+        for p in [*emb.parameters(), *head.parameters()]:
+            p.copy_(torch.randn(p.shape, generator=gen))
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.head = emb, head
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.head(self.emb(ids).mean(dim=1))
+            return out
+
+    net = Net().eval()
+
+    def prepare(raw: Any) -> Prepared:
+        words = str(raw).split()
+        ids = torch.tensor([[sum(map(ord, w)) % 50 for w in words]])
+        return Prepared(ids, None, text=str(raw), tokens=words)
+
+    return Built(net, "text", prepare, layer=net.emb, reduce=lambda v: v.sum(dim=-1))
+
+
+def mlp() -> nn.Module:
+    """A seeded float32 MLP ``(N, 4) -> (N, 2)`` (the model of the committed version-1 store)."""
+    gen = torch.Generator().manual_seed(2)
+    net = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    return net.eval()
+
+
+def v1_data() -> list[torch.Tensor]:
+    """The three inputs of the committed version-1 store (tests/runs/data/store_v1)."""
+    return [torch.linspace(-1, 1, 4) * (k + 1) for k in range(3)]

@@ -1,0 +1,102 @@
+"""The Ray engine on a local Ray instance (2 CPUs, started once for this module): the same store
+as the local engine and as direct explain calls, and a worker that dies on one item is retried
+by Ray while the store still holds every item exactly once."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from tests.runs.conftest import env_with_paths
+
+import attribkit.runs as runs
+
+ray = pytest.importorskip("ray")
+
+SPEC = "tests.runs._models:tiny_cnn"
+METHODS = [("ig", {"steps": 8}), "saliency"]
+
+
+@pytest.fixture(scope="module")
+def ray_instance() -> Iterator[None]:
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = env_with_paths()["PYTHONPATH"]  # the workers import the test model
+    from attribkit.runs.ray_engine import start
+
+    start(num_cpus=2, attempts=3)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+@pytest.fixture
+def ray_store(ray_instance: None, photos: pathlib.Path,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[pathlib.Path, str]]:
+    """One Ray run with 2 workers; the worker that prepares ``coffee`` first dies (os._exit)."""
+    tmp = tmp_path_factory.mktemp("ray")
+    mark = tmp / "died.txt"
+    env = {"ATTRIBKIT_TEST_DIE_ON": "coffee", "ATTRIBKIT_TEST_DIE_MARK": str(mark),
+           "ATTRIBKIT_TEST_COUNTER": str(tmp / "count.txt")}
+    os.environ.update(env)
+    try:
+        res = runs.run(SPEC, photos, METHODS, out=tmp / "store", engine="ray", concurrency=2,
+                       batch_size=3, progress=False)
+    finally:
+        for k in env:
+            os.environ.pop(k, None)
+    assert (res.items, res.computed, res.failed) == (8, 8, 0)
+    yield tmp / "store", mark.read_text() if mark.exists() else ""
+
+
+def test_ray_engine(ray_store: tuple[pathlib.Path, str], photos: pathlib.Path,
+                    tmp_path: pathlib.Path) -> None:
+    """One test, so that pytest-xdist keeps the single Ray run of this module in one worker."""
+    _check_equals_local_store_and_direct_calls(ray_store, photos, tmp_path)
+    _check_dead_worker_retried_and_items_stored_once(ray_store)
+
+
+def _check_equals_local_store_and_direct_calls(
+        ray_store: tuple[pathlib.Path, str], photos: pathlib.Path,
+        tmp_path: pathlib.Path) -> None:
+    from tests.runs.test_runs_local import _direct
+
+    runs.run(SPEC, photos, METHODS, out=tmp_path / "local", batch_size=3, progress=False)
+    local, remote = runs.open(tmp_path / "local"), runs.open(ray_store[0])
+    a, b = local.results, remote.results
+    cols = ["item", "item_id", "method", "params", "target", "status"]
+    assert a[cols].equals(b[cols])
+    np.testing.assert_allclose(a["output"], b["output"], rtol=1e-6)
+    for row in b.itertuples():
+        np.testing.assert_allclose(remote.values(row.item, row.method),
+                                   local.values(row.item, row.method), rtol=1e-5, atol=1e-8)
+    for item in (0, 5):
+        row = b[(b["item"] == item) & (b["method"] == "integrated_gradients")].iloc[0]
+        direct = _direct(photos / f"{row['item_id']}.png", "ig", steps=8)
+        want = direct.values[0].numpy()
+        np.testing.assert_allclose(remote.values(item, "ig"), want, rtol=1e-4,
+                                   atol=1e-6 * np.abs(want).max())
+    ds = ray.data.read_parquet(str(ray_store[0] / "results")).select_columns(["item", "method"])
+    assert ds.count() == 16
+
+
+def _check_dead_worker_retried_and_items_stored_once(
+        ray_store: tuple[pathlib.Path, str]) -> None:
+    out, died_pid = ray_store
+    assert died_pid and int(died_pid) != os.getpid()  # a worker process did die
+    count = (out.parent / "count.txt").read_text().split()
+    assert count.count("coffee") == 2  # prepared again by the restarted worker
+    items = pq.read_table(out / "items").column("item").to_pylist()
+    assert sorted(items) == list(range(8))
+    res = pq.read_table(out / "results", columns=["item", "method", "status"]).to_pandas()
+    assert len(res) == 16 and not res.duplicated(["item", "method"]).any()
+    assert set(res["status"]) == {"ok"}
+    assert not list(out.rglob(".tmp-*"))

@@ -1,0 +1,72 @@
+"""``attribkit run`` / ``attribkit report``: exit codes, summary.json against independent
+computations (pandas, scipy's t quantile, a direct deletion-curve call), links in the page."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import re
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy import stats
+from tests.runs import _models
+
+import attribkit.runs as runs
+from attribkit.cli import main
+from attribkit.evaluate import deletion_curve, insertion_curve
+
+SPEC = "tests.runs._models:tiny_cnn"
+
+
+@pytest.fixture(scope="module")
+def reported(photos: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    tmp = tmp_path_factory.mktemp("report")
+    folder = tmp / "photos"
+    shutil.copytree(photos, folder)
+    (folder / "zz-broken.png").write_text("not an image")
+    out = tmp / "store"
+    assert main(["run", SPEC, str(folder), "-m", "ig:steps=8", "-m", "saliency", "--out",
+                 str(out), "-q"]) == 1  # one item failed
+    assert main(["report", str(out), "--steps", "4"]) == 0
+    return out
+
+
+def test_summary_statistics_match_independent_computations(reported: pathlib.Path,
+                                                           photos: pathlib.Path) -> None:
+    summary = json.loads((reported / "summary.json").read_text())
+    res = runs.open(reported).results
+    ig = res[(res["method"] == "integrated_gradients") & (res["status"] == "ok")]
+    rel = ig["relative_gap"].to_numpy()
+    s = summary["methods"]["integrated_gradients"]
+    assert (s["ok"], s["failed"]) == (8, 1)
+    assert s["relative_gap"]["mean"] == pytest.approx(rel.mean(), rel=1e-12)
+    half = stats.t.ppf(0.975, len(rel) - 1) * rel.std(ddof=1) / math.sqrt(len(rel))
+    assert s["relative_gap"]["ci"] == pytest.approx([rel.mean() - half, rel.mean() + half])
+    row = ig.iloc[0]
+    a = np.asarray(Image.open(photos / f"{row['item_id']}.png").convert("RGB"), np.float32)
+    x = torch.from_numpy(a / 255.0).permute(2, 0, 1).unsqueeze(0)
+    vals = torch.from_numpy(runs.open(reported).values(int(row["item"]), "ig"))[None]
+    tgt = torch.tensor([int(row["target"])])
+    dele = deletion_curve(_models.cnn(), x, vals, steps=4, target=tgt, baseline=0.0)
+    ins = insertion_curve(_models.cnn(), x, vals, steps=4, target=tgt, baseline=0.0)
+    per_item = s["deletion"]["per_item"][str(int(row["item"]))]
+    assert per_item == pytest.approx(float(dele.area_per_example[0]), rel=1e-5)
+    assert s["insertion"]["per_item"][str(int(row["item"]))] == pytest.approx(
+        float(ins.area_per_example[0]), rel=1e-5)
+    assert s["insertion"]["mean"] > s["deletion"]["mean"]  # IG ranks better than nothing here
+    worst = s["worst_gap"][0]
+    assert worst["relative_gap"] == pytest.approx(rel.max())
+
+
+def test_report_links_worst_and_failed_items(reported: pathlib.Path) -> None:
+    page = (reported / "report.html").read_text()
+    links = set(re.findall(r'href="#(item-\d+)"', page))
+    anchors = set(re.findall(r'id="(item-\d+)"', page))
+    assert links and links <= anchors
+    assert "zz-broken" in page and "cannot read" in page
+    assert "95% CI" in page and page.count("<img") >= 3
