@@ -10,6 +10,7 @@ non-finite values, and for several targets computes all their gradients from one
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +20,23 @@ from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.baselines import resolve_baseline
-from attribkit.core.errors import InputError, NonFiniteError, TargetError
-from attribkit.core.guard import ModelGuard, warn_if_training
+from attribkit.core.checks import as_tensor, count
+from attribkit.core.errors import (
+    AttribkitError,
+    InputError,
+    ModelCallError,
+    ModelOutputError,
+    NonFiniteError,
+    TargetError,
+)
+from attribkit.core.guard import (
+    ModelGuard,
+    refuse_batch_statistics,
+    this_thread,
+    warn_if_training,
+)
 from attribkit.core.progress import progress_bar
-from attribkit.core.targets import ResolvedTarget, check_output, resolve_target
+from attribkit.core.targets import ResolvedTarget, check_output, check_rows, resolve_target
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "Points", "Problem", "prepare"]
 
@@ -60,6 +74,7 @@ class Problem:
     gradient_evaluations: int = 0
     forward_evaluations: int = 0
     _ex_all: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    _warned_disconnected: bool = False
 
     @property
     def n(self) -> int:
@@ -78,7 +93,7 @@ class Problem:
         if self.channels_last and points.dim() == 4:
             points = points.contiguous(memory_format=torch.channels_last)
         if self.layer is None:
-            return check_output(self.model(points, *extra))
+            return check_rows(check_output(self.model(points, *extra)), points.shape[0])
         raw = self.raw_inputs[example]
         calls = [0]
 
@@ -90,11 +105,14 @@ class Problem:
             if isinstance(out, Tensor) and out.shape != points.shape:
                 raise InputError(f"layer output {tuple(out.shape)} does not match the points "
                                  f"{tuple(points.shape)} being attributed.")
-            return points
+            # a fresh tensor: an in-place operation after the layer (ReLU(inplace=True)) must
+            # neither write into the points nor into a leaf that requires grad
+            return points.clone()
 
-        handle = self.guard.add_handle(self.layer.register_forward_hook(replace))
+        # only this thread's forward passes are rewritten: another thread may use the model
+        handle = self.guard.add_handle(self.layer.register_forward_hook(this_thread(replace)))
         try:
-            return check_output(self.model(raw, *extra))
+            return check_rows(check_output(self.model(raw, *extra)), points.shape[0])
         finally:
             handle.remove()
 
@@ -201,16 +219,41 @@ class Problem:
         with torch.enable_grad():
             out = self.call(x, ex)
             sc = self.target.select(out, ex)
+            g: Tensor | None = None
             if not sc.requires_grad:
-                g = torch.zeros((*x.shape[:1], *sc.shape[1:], *x.shape[1:]), dtype=x.dtype,
-                                device=x.device)
+                pass
             elif sc.dim() == 1:
-                (g,) = torch.autograd.grad(sc.sum(), x)
+                (g,) = torch.autograd.grad(sc.sum(), x, allow_unused=True)
             else:
                 g = _per_target_grads(sc, x)
+            if g is None:
+                self.disconnected()
+                g = torch.zeros((*x.shape[:1], *sc.shape[1:], *x.shape[1:]), dtype=x.dtype,
+                                device=x.device)
         _check_finite(sc, "the model output")
         _check_finite(g, "the gradients")
         return sc.detach(), g.detach()
+
+    def disconnected(self) -> None:
+        """The target score does not reach the inputs in the autograd graph: raise or warn.
+
+        With ``F(x) != F(x')`` the zero gradients would be silently wrong (an attribution that
+        cannot be complete), so it raises; otherwise (no baseline, or a constant model) it warns
+        once per call.
+        """
+        what = "the layer's output" if self.layer is not None else "the inputs"
+        msg = (f"the target score does not depend on {what} in the autograd graph (a .detach(), "
+               ".numpy(), .item(), torch.no_grad() or an integer cast inside the model?), so "
+               "every gradient is zero")
+        out, base = self.output, self.baseline_output
+        if out is not None and base is not None and not torch.allclose(out, base):
+            raise InputError(f"{msg} although F(x) differs from F(x') (by up to "
+                             f"{float((out - base).abs().max()):.3g}): the attribution would be "
+                             "silently wrong. Keep the computation differentiable from the "
+                             "inputs to the score.")
+        if not self._warned_disconnected:
+            self._warned_disconnected = True
+            warnings.warn(f"{msg}; the attribution is all zeros.", RuntimeWarning, stacklevel=4)
 
     # -- results -------------------------------------------------------------------------------
     def result(self, values: Tensor, method: str, params: dict[str, Any],
@@ -228,7 +271,7 @@ def _rows(points: Points, sl: slice) -> Tensor:
     return points(sl) if callable(points) else points[sl]
 
 
-def _per_target_grads(sc: Tensor, x: Tensor) -> Tensor:
+def _per_target_grads(sc: Tensor, x: Tensor) -> Tensor | None:
     """Gradients of each of the K score columns from one forward graph, ``(B, K, ...)``.
 
     One backward per column, all through the same retained graph. A vectorised backward
@@ -236,8 +279,11 @@ def _per_target_grads(sc: Tensor, x: Tensor) -> Tensor:
     against 106 ms for 10 targets of a small CNN at 200 rows), so the loop is used.
     """
     k = sc.shape[1]
-    cols = [torch.autograd.grad(sc[:, j].sum(), x, retain_graph=j < k - 1)[0] for j in range(k)]
-    return torch.stack(cols, dim=1)
+    cols = [torch.autograd.grad(sc[:, j].sum(), x, retain_graph=j < k - 1, allow_unused=True)[0]
+            for j in range(k)]
+    if all(c is None for c in cols):
+        return None
+    return torch.stack([torch.zeros_like(x) if c is None else c for c in cols], dim=1)
 
 
 def _check_finite(t: Tensor, what: str) -> None:
@@ -263,7 +309,7 @@ def _estimate_rows(problem: Problem, budget: int) -> int:
         if isinstance(out, Tensor):
             total[0] += out.numel() * out.element_size()
 
-    handles = [m.register_forward_hook(count) for m in model.modules()
+    handles = [m.register_forward_hook(this_thread(count)) for m in model.modules()
                if len(list(m.children())) == 0]
     try:
         with torch.no_grad():
@@ -275,10 +321,23 @@ def _estimate_rows(problem: Problem, budget: int) -> int:
     return int(max(1, min(_MAX_ROWS, budget // per_row)))
 
 
-def _validate_inputs(inputs: object, layer: nn.Module | None) -> Tensor:
+def _model_float_dtype(model: object) -> torch.dtype | None:
+    if not isinstance(model, nn.Module):
+        return None
+    p = next((p for p in model.parameters() if p.is_floating_point()), None)
+    return None if p is None else p.dtype
+
+
+def _validate_inputs(inputs: object, layer: nn.Module | None, model: object) -> Tensor:
+    # NumPy arrays are converted once here (floats to the model's dtype: NumPy's float64 would
+    # otherwise meet a float32 model)
+    inputs = as_tensor(inputs, "inputs", dtype=_model_float_dtype(model))
     if not isinstance(inputs, Tensor):
-        raise InputError(f"inputs must be a torch.Tensor of shape (N, ...), got "
+        raise InputError(f"inputs must be a torch.Tensor or a NumPy array of shape (N, ...), got "
                          f"{type(inputs).__name__}; use torch.as_tensor(...).")
+    if inputs.is_meta:
+        raise InputError("inputs are on the 'meta' device (shapes without data); create them "
+                         "on a real device.")
     if inputs.dim() == 0 or inputs.shape[0] == 0:
         raise InputError(f"inputs must have a batch axis with at least one example; got shape "
                          f"{tuple(inputs.shape)}. Use inputs.unsqueeze(0) for one example.")
@@ -291,18 +350,87 @@ def _validate_inputs(inputs: object, layer: nn.Module | None) -> Tensor:
         )
     if inputs.is_floating_point() and not torch.isfinite(inputs).all():
         raise NonFiniteError("the inputs contain NaN or inf values.")
+    if isinstance(layer, nn.Embedding) and not inputs.is_floating_point():
+        _check_ids(inputs, layer, "inputs")
     return inputs.detach()
 
 
-def _check_model_dtype(model: object, dtype: torch.dtype) -> None:
+def _check_ids(ids: Tensor, layer: nn.Embedding, what: str) -> None:
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or hi >= layer.num_embeddings:
+        bad = lo if lo < 0 else hi
+        raise InputError(f"{what} hold token id {bad}, outside the embedding's range 0.."
+                         f"{layer.num_embeddings - 1} ({layer.num_embeddings} rows): a tokenizer "
+                         "that does not match the model?")
+
+
+def _check_model_dtype(model: object, inputs: Tensor) -> None:
     if not isinstance(model, nn.Module):
         return
     p = next((p for p in model.parameters() if p.is_floating_point()), None)
-    if p is not None and p.dtype != dtype:
+    if p is None:
+        return
+    if p.device != inputs.device and not p.is_meta:
+        raise InputError(f"the model's parameters are on {p.device} but the inputs are on "
+                         f"{inputs.device}; move one of them (inputs.to('{p.device}')).")
+    if p.is_meta:
+        raise InputError("the model's parameters are on the 'meta' device (no weights loaded); "
+                         "load them first (model.to_empty(...) and load_state_dict).")
+    if inputs.is_floating_point() and p.dtype != inputs.dtype:
+        dtype = inputs.dtype
         raise InputError(
             f"the model's parameters are {p.dtype} but the points are {dtype}; convert one of "
             f"them (model.to({dtype}) or inputs.to({p.dtype}))."
         )
+
+
+def _first_call(model: Callable[..., Tensor], raw: Tensor, fargs: tuple[Tensor, ...]) -> Any:
+    """The model on the inputs; a raw error from inside it becomes one that says what to check."""
+    try:
+        return model(raw, *fargs)
+    except AttribkitError:
+        raise
+    except (RuntimeError, IndexError, ValueError, TypeError) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        hint = ""
+        if isinstance(e, IndexError) and not raw.is_floating_point():
+            hint = (" Integer inputs out of range: are the token ids from this model's "
+                    "tokenizer (an embedding has ids 0..V-1)?")
+        elif any(k in first for k in ("shapes cannot be multiplied", "size mismatch", "Expected",
+                                      "must match the size", "expected input", "unbatched")):
+            hint = (" Inputs must be (N, ...) with the batch axis first; for one example use "
+                    "inputs.unsqueeze(0).")
+        raise ModelCallError(f"the model failed on inputs of shape {tuple(raw.shape)} "
+                             f"({raw.dtype}): {type(e).__name__}: {first}.{hint}") from e
+
+
+def _check_independent_rows(problem: Problem, out: Tensor) -> None:
+    """Raise when row 0's output changes with its batch-mates (one 2-row forward pass).
+
+    Row 0 is evaluated next to another point (its baseline, or half of itself) and compared
+    with its output in the full batch: a model that mixes rows (``y - y.mean(0)``, batch
+    statistics) gives a different value, and attributions of it would mix examples silently.
+    """
+    x0 = problem.inputs[:1]
+    if problem.baseline is not None and not torch.equal(problem.baseline[:1], x0):
+        other = problem.baseline[:1]
+    else:
+        other = 0.5 * x0 if bool((x0 != 0).any()) else x0 + 1.0
+    ex = torch.zeros(2, dtype=torch.long, device=x0.device)
+    with torch.no_grad():
+        probe = problem.call(torch.cat([x0, other.to(x0.dtype)]), ex)
+    a, b = out[0].detach(), probe[0].detach()
+    if a.shape != b.shape or not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        return
+    scale = float(torch.maximum(a.abs().max(), b.abs().max())) if a.numel() else 0.0
+    diff = float((a - b).abs().max()) if a.numel() else 0.0
+    if diff > 1e-3 * scale + 1e-6:
+        raise InputError(
+            f"the model's output for one example changes with the other rows of its batch (row "
+            f"0 differs by {diff:.3g} between two batches): attributions evaluate many points "
+            "per batch and would mix them silently. Make the model treat rows independently "
+            "(no mean or normalisation over the batch axis, no BatchNorm in training mode, no "
+            "randomness).")
 
 
 @contextlib.contextmanager
@@ -355,23 +483,26 @@ def prepare(
         model's 4-D weights with them, restored on exit): often faster for convolutions on CPUs.
         The values are the same up to floating-point rounding.
     """
-    raw = _validate_inputs(inputs, layer)
-    fargs = tuple(a.detach() for a in (forward_args or ()))
+    if layer is not None and not isinstance(layer, nn.Module):
+        raise InputError("layer must be an nn.Module inside the model.")
+    raw = _validate_inputs(inputs, layer, model)
+    fargs = tuple(as_tensor(a, "forward_args").detach() if not isinstance(a, Tensor)
+                  and hasattr(a, "shape") else a for a in (forward_args or ()))
     for a in fargs:
         if not isinstance(a, Tensor) or a.shape[:1] != raw.shape[:1]:
             raise InputError("each forward_args entry must be a tensor with one row per example.")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise InputError(f"batch_size must be a positive int or None, got {batch_size!r}.")
-    warn_if_training(model)
-    if layer is not None and not isinstance(layer, nn.Module):
-        raise InputError("layer must be an nn.Module inside the model.")
+    fargs = tuple(a.detach() for a in fargs)
+    if batch_size is not None:
+        batch_size = count(batch_size, "batch_size", maximum=None)
+    refuse_batch_statistics(model)
+    random_model = warn_if_training(model)
+    _check_model_dtype(model, raw)
     guard = ModelGuard(model)
     with guard:  # entered once: recording and restoring the model costs per module
         with torch.no_grad():
             ex = torch.arange(raw.shape[0], device=raw.device)
             if layer is None:
-                _check_model_dtype(model, raw.dtype)
-                out = check_output(model(raw, *fargs))
+                out = check_rows(check_output(_first_call(model, raw, fargs)), raw.shape[0])
                 space = raw
             else:
                 space, out = _layer_activations(model, layer, raw, fargs, guard)
@@ -389,6 +520,8 @@ def prepare(
                 problem.baseline = _layer_baseline(problem, baseline)
                 problem.baseline_output = problem.scores(problem.baseline, ex, desc="baseline")
                 problem.forward_evaluations -= problem.n
+            if not random_model:
+                _check_independent_rows(problem, out)
             if batch_size is None:
                 problem.batch_size = _estimate_rows(problem, memory_budget or DEFAULT_MEMORY_BUDGET)
         problem.channels_last = channels_last
@@ -405,11 +538,11 @@ def _layer_activations(model: Callable[..., Tensor], layer: nn.Module, raw: Tens
         if not isinstance(out, Tensor):
             raise InputError(f"layer {type(layer).__name__} returns {type(out).__name__}; "
                              "attribution at a layer needs a layer that returns one tensor.")
-        captured.append(out.detach())
+        captured.append(out.detach().clone())  # a later in-place op must not overwrite it
 
-    handle = guard.add_handle(layer.register_forward_hook(grab))
+    handle = guard.add_handle(layer.register_forward_hook(this_thread(grab)))
     try:
-        out = check_output(model(raw, *fargs))
+        out = check_rows(check_output(_first_call(model, raw, fargs)), raw.shape[0])
     finally:
         handle.remove()
     if len(captured) != 1:
@@ -422,11 +555,16 @@ def _layer_activations(model: Callable[..., Tensor], layer: nn.Module, raw: Tens
 
 
 def _layer_baseline(problem: Problem, baseline: Any) -> Tensor:
+    # a NumPy baseline: floats take the attribution space's dtype, ids stay integers
+    baseline = as_tensor(baseline, "baseline", dtype=problem.inputs.dtype,
+                         device=problem.inputs.device)
     if (problem.layer is not None and isinstance(baseline, Tensor)
             and not baseline.is_floating_point() and not problem.raw_inputs.is_floating_point()):
         if baseline.shape != problem.raw_inputs.shape:
             raise InputError(f"baseline ids {tuple(baseline.shape)} do not match the inputs "
                              f"{tuple(problem.raw_inputs.shape)}.")
+        if isinstance(problem.layer, nn.Embedding):
+            _check_ids(baseline, problem.layer, "baseline ids")
         act, _ = _layer_activations(problem.model, problem.layer, baseline.to(
             problem.raw_inputs.device), problem.forward_args, problem.guard)
         return act

@@ -20,7 +20,8 @@ from torch import Tensor
 
 from attribkit.core.errors import ModelOutputError, TargetError
 
-__all__ = ["MultiTarget", "ResolvedTarget", "all_classes", "classes", "resolve_target", "top_k"]
+__all__ = ["MultiTarget", "ResolvedTarget", "all_classes", "check_output", "check_rows", "classes",
+           "resolve_target", "top_k"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,17 @@ def check_output(output: object) -> Tensor:
         raise ModelOutputError(
             f"the model returned {output.dtype} values; attribution needs floats."
         )
+    return output
+
+
+def check_rows(output: Tensor, n: int) -> Tensor:
+    """Check that ``output`` has one row per example (``n`` rows); return it."""
+    if output.dim() == 0 or output.shape[0] != n:
+        got = "a scalar" if output.dim() == 0 else f"shape {tuple(output.shape)}"
+        raise ModelOutputError(
+            f"the model returned {got} for a batch of {n} example(s); it must return one row "
+            "per example, (N,) or (N, C). Does it sum or average over the batch (loss-style), "
+            "or do the inputs lack the batch axis (use inputs.unsqueeze(0) for one example)?")
     return output
 
 
