@@ -25,7 +25,6 @@ from attribkit.core.errors import (
     AttribkitError,
     InputError,
     ModelCallError,
-    ModelOutputError,
     NonFiniteError,
     TargetError,
 )

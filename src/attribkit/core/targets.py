@@ -12,9 +12,11 @@ A target is one of
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -181,14 +183,26 @@ def resolve_target(target: object, output: Tensor) -> ResolvedTarget:
     if target is None:
         idx = output.detach().argmax(dim=1)
         return ResolvedTarget(idx, None, "predicted")
-    if isinstance(target, bool):
+    if isinstance(target, (bool, np.bool_)):
         raise TargetError("target must be an int, a sequence of ints, a tensor or a callable.")
+    if isinstance(target, (str, bytes)):
+        raise TargetError(
+            f"target is the string {target!r}; give the class index (an int), e.g. "
+            "labels.index(name) with the model's list of labels.")
+    if isinstance(target, np.ndarray):
+        target = torch.from_numpy(np.array(target, copy=True))
+    if isinstance(target, numbers.Integral):  # int, numpy integers
+        target = int(target)
     if isinstance(target, int):
         idx = torch.full((n,), target, dtype=torch.long, device=output.device)
         _check_range(idx, c)
         return ResolvedTarget(idx, None, str(target))
     if isinstance(target, (Sequence, Tensor)):
-        idx = torch.as_tensor(target, device=output.device)
+        try:
+            idx = torch.as_tensor(target, device=output.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise TargetError(f"target {target!r} is not a sequence of class indices (ints); "
+                              "give one int per example.") from None
         if idx.dtype.is_floating_point or idx.dtype == torch.bool:
             raise TargetError(f"target indices must be integers, got {idx.dtype}.")
         idx = idx.long().reshape(-1) if idx.dim() <= 1 else idx.long()
