@@ -161,6 +161,32 @@ def _maxpool(call: Call, grad: Tensor, state: State) -> Tensor:
     return out.reshape(call.x.shape)
 
 
+def _maxpool_single(call: Call, grad: Tensor, state: State) -> Tensor:
+    """The rule of Captum and of the reference DeepLIFT code: ``delta y`` goes to one winner.
+
+    When the window's output rose (``y >= y'``) its ``delta y`` is given to the winner at ``x``,
+    when it fell to the winner at ``x'``; each position's multiplier is what it received over its
+    own ``delta x`` (the gradient at ``x`` where ``|delta x| < 1e-10``). Contributions are lost
+    when the receiving winner did not change (``delta x = 0`` there while ``delta y != 0``).
+    """
+    xr, yr = _ref(call)
+    ia = _pool_indices(call.module, call.x).flatten(2)
+    ib = _pool_indices(call.module, xr).flatten(2)
+    dx = (call.x - xr).flatten(2)
+    dy = (call.y - yr).flatten(2)
+    g = grad.flatten(2)
+    rose = dy >= 0
+    got = torch.zeros_like(dx)
+    got.scatter_add_(2, ia, torch.where(rose, g * dy, 0.0))
+    got.scatter_add_(2, ib, torch.where(rose, 0.0, g * dy))
+    plain = torch.zeros_like(dx).scatter_add_(2, ia, g)
+    out = _safe_div(got, dx, plain)
+    return out.reshape(call.x.shape)
+
+
+_MAXPOOL_RULES = {"shared": _maxpool, "single": _maxpool_single}
+
+
 def _softmax(call: Call, grad: Tensor, state: State) -> Tensor:
     xr, yr = _ref(call)
     mid = vjp(call.module.forward, 0.5 * (call.x + xr), grad)
@@ -224,13 +250,17 @@ def gradient_plan(model: nn.Module, method: str, activation: Backward, *,
     return Plan(method, backward, names, needs_reference=needs_reference, last_only=last)
 
 
-def _plan(model: nn.Module, rule: str, method: str) -> Plan:
+def _plan(model: nn.Module, rule: str, method: str, maxpool: str = "shared") -> Plan:
+    if maxpool not in _MAXPOOL_RULES:
+        raise InputError(f"unknown max-pooling rule {maxpool!r}; use 'shared' (complete) or "
+                         "'single' (Captum's).")
+    pool = _MAXPOOL_RULES[maxpool]
     if rule == "rescale":
-        return gradient_plan(model, method, _rescale, maxpool=_maxpool, softmax=_softmax,
+        return gradient_plan(model, method, _rescale, maxpool=pool, softmax=_softmax,
                              needs_reference=True)
     if rule == "reveal_cancel":
         return gradient_plan(model, method, _reveal_cancel, linear=_linear_rc,
-                             maxpool=_maxpool, softmax=_softmax, needs_reference=True)
+                             maxpool=pool, softmax=_softmax, needs_reference=True)
     raise InputError(f"unknown DeepLIFT rule {rule!r}; use 'rescale' or 'reveal_cancel'.")
 
 
@@ -251,6 +281,7 @@ def deeplift(
     target: Any = None,
     baseline: Any = None,
     rule: str = "rescale",
+    maxpool: str = "shared",
     batch_size: int | None = None,
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
@@ -269,6 +300,11 @@ def deeplift(
         The reference ``x'``: ``None`` (zeros), a number, a name, a Baseline or a tensor.
     rule
         ``"rescale"`` or ``"reveal_cancel"``.
+    maxpool
+        ``"shared"`` (default): a window's ``delta y`` is shared by its winners at ``x`` and
+        ``x'`` with one multiplier, so summation-to-delta holds exactly; ``"single"``: it goes
+        to one winner, as in Captum and the reference DeepLIFT code (loses contributions when
+        that winner did not change, e.g. ties of zeros after a ReLU).
     batch_size
         Rows per backward pass.
     progress
@@ -284,10 +320,11 @@ def deeplift(
     module = require_module(model, "deeplift")
     with prepare(module, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, allow_multi_target=False) as p:
-        plan = _plan(module, rule, "deeplift")
+        plan = _plan(module, rule, "deeplift", maxpool)
         assert p.baseline is not None
         m, _ = propagate(p, plan, p.inputs, p.baseline, p.examples)
-        return p.result((p.inputs - p.baseline) * m, "deeplift", {"rule": rule})
+        return p.result((p.inputs - p.baseline) * m, "deeplift", {"rule": rule,
+                                                                   "maxpool": maxpool})
 
 
 @register(
@@ -307,6 +344,7 @@ def deepshap(
     background: Tensor,
     target: Any = None,
     rule: str = "rescale",
+    maxpool: str = "shared",
     batch_size: int | None = None,
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
@@ -325,6 +363,11 @@ def deepshap(
         As for :func:`deeplift`.
     rule
         ``"rescale"`` or ``"reveal_cancel"``.
+    maxpool
+        ``"shared"`` (default): a window's ``delta y`` is shared by its winners at ``x`` and
+        ``x'`` with one multiplier, so summation-to-delta holds exactly; ``"single"``: it goes
+        to one winner, as in Captum and the reference DeepLIFT code (loses contributions when
+        that winner did not change, e.g. ties of zeros after a ReLU).
     batch_size
         Rows (example, reference pairs) per backward pass.
     progress
@@ -347,11 +390,12 @@ def deepshap(
         example = p.examples.repeat_interleave(k)
         rows = p.inputs.repeat_interleave(k, dim=0)
         refs = bg.repeat(p.n, *([1] * (bg.dim() - 1)))
-        plan = _plan(module, rule, "deepshap")
+        plan = _plan(module, rule, "deepshap", maxpool)
         m, _ = propagate(p, plan, rows, refs, example)
         values = ((rows - refs) * m).reshape(p.n, k, *p.inputs.shape[1:]).mean(1)
         base = p.scores(refs, example, desc="background").reshape(p.n, k).mean(1)
-        attr = p.result(values, "deepshap", {"rule": rule, "background_size": k})
+        attr = p.result(values, "deepshap", {"rule": rule, "maxpool": maxpool,
+                                             "background_size": k})
         return replace(attr, baselines=bg.mean(0, keepdim=True).expand_as(p.inputs),
                        baseline_output=base)
 

@@ -40,6 +40,9 @@ STRUCTURAL = frozenset({
     "SplitWithSizesBackward0", "UnbindBackward0", "ToCopyBackward0", "AsStridedBackward0",
     "ExpandBackward0", "AliasBackward0", "DiagonalBackward0", "FlattenBackward0",
     "AddBackward0", "ContiguousBackward0",
+    # the identity nodes of a user's register_full_backward_hook: they pass the (modified)
+    # gradient through to the user's hook and on, unchanged
+    "BackwardHookFunctionBackward",
 })
 _ADDITIONS = frozenset({"AddBackward0"})
 #: Linear operations that gradient-style methods (DeepLIFT, guided backprop) pass exactly, but
