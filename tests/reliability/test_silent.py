@@ -32,7 +32,7 @@ class BatchCentred(nn.Module):
         return y - y.mean(0)
 
 
-@pytest.mark.parametrize("method", ["integrated_gradients", "expected_gradients_like_ig",
+@pytest.mark.parametrize("method", ["integrated_gradients", "ig_adaptive_rule",
                                     "smoothgrad"])
 @case("silent errors", "x.detach() inside forward (the score does not reach the inputs)",
       "integrated gradients raise (all gradients zero while F(x) != F(x')); methods without a "
@@ -43,7 +43,7 @@ def test_detached_input_is_detected(method: str) -> None:
     if method == "integrated_gradients":
         with pytest.raises(attribkit.InputError, match="does not depend on the inputs"):
             attribkit.integrated_gradients(model, x, target=0, steps=8)
-    elif method == "expected_gradients_like_ig":
+    elif method == "ig_adaptive_rule":
         with pytest.raises(attribkit.InputError, match="does not depend"):
             attribkit.integrated_gradients(model, x, target=0, steps=8, rule="adaptive")
     else:

@@ -9,7 +9,8 @@ Linear/Conv layer into its positive and negative contributions ``delta x+`` and 
 gives each its own multiplier (averaged over the two orders in which they can be added). The
 attribution is ``(x - x') * m``; it sums to ``F(x) - F(x')`` (summation-to-delta).
 
-Max pooling shares ``delta y`` between the winners at ``x`` and at ``x'``; Softmax (last layer
+Max pooling gives a window's ``delta y`` to the winner at ``x`` (output rose) or at ``x'``
+(output fell), or with ``maxpool="shared"`` shares it between both; Softmax (last layer
 only) uses its Jacobian at the midpoint ``(x + x') / 2`` rescaled to preserve ``delta y``.
 """
 
@@ -141,9 +142,10 @@ def _maxpool(call: Call, grad: Tensor, state: State) -> Tensor:
     """Rescale on the window's two winners: ``a`` (max at ``x``) and ``b`` (max at ``x'``).
 
     ``delta y = x_a - x'_b`` is shared by ``a`` and ``b`` with one multiplier
-    ``delta y / (delta x_a + delta x_b)`` (``delta y / delta x_a`` when ``a = b``), so the
-    contributions sum to ``delta y`` even when the winner at ``x`` did not change (ties of
-    zeros after a ReLU); the gradient is used where that denominator vanishes.
+    ``delta y / (delta x_a + delta x_b)`` (``delta y / delta x_a`` when ``a = b``). The
+    denominator can be far smaller than ``delta y`` (x = (3, 2), x' = (1, 3.99): multiplier 99,
+    contributions -198 and +197 for a change of -0.99) and where it vanishes the gradient is
+    used and ``delta y`` is lost; hence ``maxpool="single"`` is the default.
     """
     xr, yr = _ref(call)
     ia = _pool_indices(call.module, call.x).flatten(2)
@@ -162,12 +164,13 @@ def _maxpool(call: Call, grad: Tensor, state: State) -> Tensor:
 
 
 def _maxpool_single(call: Call, grad: Tensor, state: State) -> Tensor:
-    """The rule of Captum and of the reference DeepLIFT code: ``delta y`` goes to one winner.
+    """Captum's rule: a window's ``delta y`` goes to one winner.
 
     When the window's output rose (``y >= y'``) its ``delta y`` is given to the winner at ``x``,
     when it fell to the winner at ``x'``; each position's multiplier is what it received over its
-    own ``delta x`` (the gradient at ``x`` where ``|delta x| < 1e-10``). Contributions are lost
-    when the receiving winner did not change (``delta x = 0`` there while ``delta y != 0``).
+    own ``delta x`` (the gradient at ``x`` where ``|delta x| < 1e-10``). Complete as well (the
+    receiving winner always moved by at least ``|delta y|``), but a window's change is credited
+    to one position even when both winners moved.
     """
     xr, yr = _ref(call)
     ia = _pool_indices(call.module, call.x).flatten(2)
@@ -250,10 +253,10 @@ def gradient_plan(model: nn.Module, method: str, activation: Backward, *,
     return Plan(method, backward, names, needs_reference=needs_reference, last_only=last)
 
 
-def _plan(model: nn.Module, rule: str, method: str, maxpool: str = "shared") -> Plan:
+def _plan(model: nn.Module, rule: str, method: str, maxpool: str = "single") -> Plan:
     if maxpool not in _MAXPOOL_RULES:
-        raise InputError(f"unknown max-pooling rule {maxpool!r}; use 'shared' (complete) or "
-                         "'single' (Captum's).")
+        raise InputError(f"unknown max-pooling rule {maxpool!r}; use 'single' (the default, "
+                         "Captum's) or 'shared'.")
     pool = _MAXPOOL_RULES[maxpool]
     if rule == "rescale":
         return gradient_plan(model, method, _rescale, maxpool=pool, softmax=_softmax,
@@ -281,7 +284,7 @@ def deeplift(
     target: Any = None,
     baseline: Any = None,
     rule: str = "rescale",
-    maxpool: str = "shared",
+    maxpool: str = "single",
     batch_size: int | None = None,
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
@@ -301,10 +304,12 @@ def deeplift(
     rule
         ``"rescale"`` or ``"reveal_cancel"``.
     maxpool
-        ``"shared"`` (default): a window's ``delta y`` is shared by its winners at ``x`` and
-        ``x'`` with one multiplier, so summation-to-delta holds exactly; ``"single"``: it goes
-        to one winner, as in Captum and the reference DeepLIFT code (loses contributions when
-        that winner did not change, e.g. ties of zeros after a ReLU).
+        ``"single"`` (default; Captum's rule): a window's ``delta y`` goes to the winner at
+        ``x`` when the output rose and to the winner at ``x'`` when it fell; that winner moved
+        by at least ``|delta y|``, so the multiplier is bounded by the gradient and the window
+        always sums to ``delta y``. ``"shared"``: one multiplier ``delta y / (delta x_a +
+        delta x_b)`` for both winners, which credits both but explodes when the denominator
+        nears 0 (and loses ``delta y`` where it vanishes). See ``docs/propagation.md``.
     batch_size
         Rows per backward pass.
     progress
@@ -344,7 +349,7 @@ def deepshap(
     background: Tensor,
     target: Any = None,
     rule: str = "rescale",
-    maxpool: str = "shared",
+    maxpool: str = "single",
     batch_size: int | None = None,
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
@@ -364,10 +369,12 @@ def deepshap(
     rule
         ``"rescale"`` or ``"reveal_cancel"``.
     maxpool
-        ``"shared"`` (default): a window's ``delta y`` is shared by its winners at ``x`` and
-        ``x'`` with one multiplier, so summation-to-delta holds exactly; ``"single"``: it goes
-        to one winner, as in Captum and the reference DeepLIFT code (loses contributions when
-        that winner did not change, e.g. ties of zeros after a ReLU).
+        ``"single"`` (default; Captum's rule): a window's ``delta y`` goes to the winner at
+        ``x`` when the output rose and to the winner at ``x'`` when it fell; that winner moved
+        by at least ``|delta y|``, so the multiplier is bounded by the gradient and the window
+        always sums to ``delta y``. ``"shared"``: one multiplier ``delta y / (delta x_a +
+        delta x_b)`` for both winners, which credits both but explodes when the denominator
+        nears 0 (and loses ``delta y`` where it vanishes). See ``docs/propagation.md``.
     batch_size
         Rows (example, reference pairs) per backward pass.
     progress
