@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tests.reliability._cases import case
+from tests.reliability._nets import mlp, rows
 
 import attribkit
 from attribkit.core import paths
 from attribkit.core.legendre import gauss_legendre
-from tests.reliability._cases import case
-from tests.reliability._nets import mlp, rows
 
 
 def legendre_moments(x: np.ndarray, w: np.ndarray, degree: int) -> float:

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import torch
+from tests.reliability._cases import case
+from tests.reliability._nets import cnn, images, mlp, rows, same, snapshot
 from torch import Tensor, nn
 
 import attribkit
-from tests.reliability._cases import case
-from tests.reliability._nets import cnn, images, mlp, rows, same, snapshot
 
 METHODS = sorted(attribkit.methods())
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tests.reliability._cases import case
+from tests.reliability._nets import cnn, images, mlp, rows
 from torch import Tensor, nn
 
 import attribkit
-from tests.reliability._cases import case
-from tests.reliability._nets import cnn, images, mlp, rows
 
 
 @case("errors", "one example without its batch axis: a (5,) vector into Linear(5, 3)",
@@ -33,7 +33,7 @@ def test_image_without_batch_axis() -> None:
 @case("errors", "target given as a string ('cat') or a list of strings",
       "TargetError: give the class index (labels.index(name))")
 def test_string_targets(target: object) -> None:
-    with pytest.raises(attribkit.TargetError, match="index|indices"):
+    with pytest.raises(attribkit.TargetError, match=r"index|indices"):
         attribkit.integrated_gradients(mlp(), rows(3), target=target)
 
 

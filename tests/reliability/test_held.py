@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 import torch
+from tests.reliability._cases import case
+from tests.reliability._nets import cnn, images, mlp, rows, same, snapshot
 from torch import Tensor, nn
 
 import attribkit
 from attribkit.core.guard import hook_state
-from tests.reliability._cases import case
-from tests.reliability._nets import cnn, images, mlp, rows, same, snapshot
 
 METHODS = sorted(attribkit.methods())
 
@@ -133,7 +133,7 @@ def test_propagation_refuses_unsupported_models(method: str) -> None:
     model = nn.Sequential(nn.Linear(5, 4), nn.LayerNorm(4), nn.Linear(4, 2)).double().eval()
     with pytest.raises(attribkit.UnsupportedModelError, match="LayerNorm"):
         attribkit.explain(model, rows(2), method=method, target=0)
-    with pytest.raises(attribkit.UnsupportedModelError, match="nn.Module"):
+    with pytest.raises(attribkit.UnsupportedModelError, match=r"nn\.Module"):
         attribkit.explain(lambda x: x[:, :2], rows(2), method=method, target=0)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.reliability._cases import case
+from tests.reliability._nets import images, rows, same, snapshot
 from torch import Tensor, nn
 
 import attribkit
-from tests.reliability._cases import case
-from tests.reliability._nets import images, rows, same, snapshot
 
 
 def bn_net(seed: int = 0) -> nn.Sequential:

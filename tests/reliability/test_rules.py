@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.reliability._cases import case
 from torch import Tensor, nn
 
 import attribkit
 from attribkit.methods.propagation import rules
-from tests.reliability._cases import case
 
 
 def stab(z: Tensor, eps: float) -> Tensor:

@@ -6,11 +6,11 @@ import copy
 
 import pytest
 import torch
+from tests.reliability._cases import case
+from tests.reliability._nets import cnn, images, mlp, rows
 from torch import Tensor, nn
 
 import attribkit
-from tests.reliability._cases import case
-from tests.reliability._nets import cnn, images, mlp, rows
 
 
 class Detached(nn.Module):

@@ -7,11 +7,10 @@ from collections.abc import Callable
 
 import pytest
 import torch
-
-
-import attribkit
 from tests.reliability._cases import case
 from tests.reliability._nets import cnn, images, same, snapshot
+
+import attribkit
 
 
 def run_threads(jobs: list[Callable[[], None]]) -> list[BaseException]:

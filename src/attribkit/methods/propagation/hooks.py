@@ -386,10 +386,9 @@ def _operand_value(node: Any, state: State) -> Tensor | None:
         return call.y
     kind = type(node).__name__
     if kind == "AccumulateGrad":
-        if node.variable is not state.input:
+        if state.input is None or node.variable is not state.input:
             return None  # a parameter: not an operand LRP can split relevance onto
-        v: Tensor = node.variable.detach()
-        return v
+        return state.input.detach()
     if kind in _ADDITIONS and len(node.next_functions) == 2:
         if id(node) in state.sums:
             return state.sums[id(node)]
