@@ -151,3 +151,23 @@ def test_propagation_methods_in_threads() -> None:
     assert bad == []
 
 
+
+
+@case("threads", "3 threads explaining one train()-mode model whose layer updates buffers in "
+      "forward (a counter and a running mean)",
+      "the first call to start keeps a copy of each buffer and the last to finish writes it "
+      "back (reference-counted): bit-for-bit the values from before")
+def test_threads_restore_training_buffers() -> None:
+    from tests.reliability._nets import rows
+    from tests.reliability.test_model_state import Counter
+
+    model = Counter().double().train()
+    model.mean.fill_(0.25)
+    before = snapshot(model)
+
+    def go() -> None:
+        for _ in range(3):
+            attribkit.integrated_gradients(model, rows(4), target=0, steps=16, batch_size=8)
+
+    assert run_threads([go, go, go]) == []
+    assert same(before, snapshot(model))

@@ -53,6 +53,8 @@ _BATCHNORM = nn.modules.batchnorm._BatchNorm
 
 #: Tensors laid out channels-last on behalf of running guards: key -> [users, module, original].
 _LAYOUT: dict[tuple[int, str, bool], list[Any]] = {}
+#: Buffers of training-mode modules saved by running guards: id -> [users, buffer, saved copy].
+_SAVED: dict[int, list[Any]] = {}
 _LAYOUT_LOCK = threading.Lock()
 
 
@@ -126,7 +128,7 @@ class ModelGuard:
         self.model = model if isinstance(model, nn.Module) else None
         self._handles: list[RemovableHandle] = []
         self._training: list[tuple[nn.Module, bool]] = []
-        self._buffers: list[tuple[Tensor, Tensor]] = []
+        self._buffers: list[int] = []
         self._layout: list[tuple[int, str, bool]] = []
 
     def use_channels_last(self) -> None:
@@ -188,8 +190,21 @@ class ModelGuard:
     def __enter__(self) -> ModelGuard:
         if self.model is not None:
             self._training = [(m, m.training) for m in self.model.modules()]
-            self._buffers = [(b, b.detach().clone()) for m in self.model.modules() if m.training
-                             for b in m._buffers.values() if b is not None]
+            # the first guard on a buffer keeps its copy, the last one writes it back, so calls
+            # overlapping in several threads restore the values from before the first began
+            with _LAYOUT_LOCK:
+                for m in self.model.modules():
+                    if not m.training:
+                        continue
+                    for b in m._buffers.values():
+                        if b is None:
+                            continue
+                        entry = _SAVED.get(id(b))
+                        if entry is None:
+                            _SAVED[id(b)] = [1, b, b.detach().clone()]
+                        else:
+                            entry[0] += 1
+                        self._buffers.append(id(b))
         return self
 
     def __exit__(
@@ -204,10 +219,15 @@ class ModelGuard:
             try:
                 self._release_layout()
             finally:
-                with torch.no_grad():
-                    for b, saved in self._buffers:
-                        if not torch.equal(b, saved):
-                            b.copy_(saved)
+                with _LAYOUT_LOCK, torch.no_grad():
+                    while self._buffers:
+                        key = self._buffers.pop()
+                        entry = _SAVED[key]
+                        entry[0] -= 1
+                        if entry[0] == 0:
+                            del _SAVED[key]
+                            if not torch.equal(entry[1], entry[2]):
+                                entry[1].copy_(entry[2])
                 for m, flag in self._training:
                     if m.training != flag:
                         m.training = flag
