@@ -35,8 +35,8 @@ SECURITY = """\
   would run yourself.
 * **Images are checked before decoding.** An image larger than `--max-image-pixels` (a small
   PNG can decode to gigabytes) is refused with one line.
-* **Nothing is downloaded at run time**; the library never writes outside the output folder the
-  user names, and never changes the user's model (see *model state* below).
+* **Nothing is downloaded at run time**, and the user's model is never changed (see *model
+  state* below).
 """
 
 
