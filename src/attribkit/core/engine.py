@@ -22,9 +22,7 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.baselines import resolve_baseline
 from attribkit.core.checks import as_tensor, count
 from attribkit.core.errors import (
-    AttribkitError,
     InputError,
-    ModelCallError,
     NonFiniteError,
     TargetError,
 )
@@ -36,6 +34,13 @@ from attribkit.core.guard import (
 )
 from attribkit.core.progress import progress_bar
 from attribkit.core.targets import ResolvedTarget, check_output, check_rows, resolve_target
+from attribkit.core.validate import (
+    check_ids,
+    check_independent_rows,
+    check_model,
+    first_call,
+    validate_inputs,
+)
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "Points", "Problem", "prepare"]
 
@@ -320,123 +325,6 @@ def _estimate_rows(problem: Problem, budget: int) -> int:
     return int(max(1, min(_MAX_ROWS, budget // per_row)))
 
 
-def _model_float_dtype(model: object) -> torch.dtype | None:
-    if not isinstance(model, nn.Module):
-        return None
-    p = next((p for p in model.parameters() if p.is_floating_point()), None)
-    return None if p is None else p.dtype
-
-
-def _validate_inputs(inputs: object, layer: nn.Module | None, model: object) -> Tensor:
-    # NumPy arrays are converted once here (floats to the model's dtype: NumPy's float64 would
-    # otherwise meet a float32 model)
-    inputs = as_tensor(inputs, "inputs", dtype=_model_float_dtype(model))
-    if not isinstance(inputs, Tensor):
-        raise InputError(f"inputs must be a torch.Tensor or a NumPy array of shape (N, ...), got "
-                         f"{type(inputs).__name__}; use torch.as_tensor(...).")
-    if inputs.is_meta:
-        raise InputError("inputs are on the 'meta' device (shapes without data); create them "
-                         "on a real device.")
-    if inputs.dim() == 0 or inputs.shape[0] == 0:
-        raise InputError(f"inputs must have a batch axis with at least one example; got shape "
-                         f"{tuple(inputs.shape)}. Use inputs.unsqueeze(0) for one example.")
-    if not inputs.is_floating_point() and layer is None:
-        raise InputError(
-            f"inputs are {inputs.dtype} (token ids?): gradients cannot flow into integers. "
-            "Attribute at the embedding instead: pass layer=<the embedding module> (for a Hugging "
-            "Face model, layer=model.embeddings.word_embeddings), and a baseline of token ids or "
-            "of embeddings."
-        )
-    if inputs.is_floating_point() and not torch.isfinite(inputs).all():
-        raise NonFiniteError("the inputs contain NaN or inf values.")
-    if isinstance(layer, nn.Embedding) and not inputs.is_floating_point():
-        _check_ids(inputs, layer, "inputs")
-    return inputs.detach()
-
-
-def _check_ids(ids: Tensor, layer: nn.Embedding, what: str) -> None:
-    lo, hi = int(ids.min()), int(ids.max())
-    if lo < 0 or hi >= layer.num_embeddings:
-        bad = lo if lo < 0 else hi
-        raise InputError(f"{what} hold token id {bad}, outside the embedding's range 0.."
-                         f"{layer.num_embeddings - 1} ({layer.num_embeddings} rows): a tokenizer "
-                         "that does not match the model?")
-
-
-def _check_model_dtype(model: object, inputs: Tensor) -> None:
-    if not isinstance(model, nn.Module):
-        return
-    p = next((p for p in model.parameters() if p.is_floating_point()), None)
-    if p is None:
-        return
-    if p.device != inputs.device and not p.is_meta:
-        raise InputError(f"the model's parameters are on {p.device} but the inputs are on "
-                         f"{inputs.device}; move one of them (inputs.to('{p.device}')).")
-    if p.is_meta:
-        raise InputError("the model's parameters are on the 'meta' device (no weights loaded); "
-                         "load them first (model.to_empty(...) and load_state_dict).")
-    if inputs.is_floating_point() and p.dtype != inputs.dtype:
-        dtype = inputs.dtype
-        raise InputError(
-            f"the model's parameters are {p.dtype} but the points are {dtype}; convert one of "
-            f"them (model.to({dtype}) or inputs.to({p.dtype}))."
-        )
-
-
-def _first_call(model: Callable[..., Tensor], raw: Tensor, fargs: tuple[Tensor, ...]) -> Any:
-    """The model on the inputs; a raw error from inside it becomes one that says what to check."""
-    try:
-        return model(raw, *fargs)
-    except AttribkitError:
-        raise
-    except (RuntimeError, IndexError, ValueError, TypeError) as e:
-        first = (str(e).strip().splitlines() or [""])[0]
-        hint = ""
-        if isinstance(e, IndexError) and not raw.is_floating_point():
-            hint = (" Integer inputs out of range: are the token ids from this model's "
-                    "tokenizer (an embedding has ids 0..V-1)?")
-        elif any(k in first for k in ("shapes cannot be multiplied", "size mismatch", "Expected",
-                                      "must match the size", "expected input", "unbatched")):
-            hint = (" Inputs must be (N, ...) with the batch axis first; for one example use "
-                    "inputs.unsqueeze(0).")
-        raise ModelCallError(f"the model failed on inputs of shape {tuple(raw.shape)} "
-                             f"({raw.dtype}): {type(e).__name__}: {first}.{hint}") from e
-
-
-def _check_independent_rows(problem: Problem, out: Tensor) -> None:
-    """Raise when row 0's output changes with its batch-mates (one 2-row forward pass).
-
-    Row 0 is evaluated next to another point (its baseline, or half of itself) and compared
-    with its output in the full batch: a model that mixes rows (``y - y.mean(0)``, batch
-    statistics) gives a different value, and attributions of it would mix examples silently.
-    """
-    x0 = problem.inputs[:1]
-    if problem.baseline is not None and not torch.equal(problem.baseline[:1], x0):
-        other = problem.baseline[:1]
-    else:
-        other = 0.5 * x0 if bool((x0 != 0).any()) else x0 + 1.0
-    ex = torch.zeros(2, dtype=torch.long, device=x0.device)
-    try:
-        with torch.no_grad():
-            probe = problem.call(torch.cat([x0, other.to(x0.dtype)]), ex)
-    except AttribkitError:
-        raise
-    except Exception:  # the probe point is outside what the model accepts: no verdict
-        return
-    a, b = out[0].detach(), probe[0].detach()
-    if a.shape != b.shape or not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-        return
-    scale = float(torch.maximum(a.abs().max(), b.abs().max())) if a.numel() else 0.0
-    diff = float((a - b).abs().max()) if a.numel() else 0.0
-    if diff > 1e-3 * scale + 1e-6:
-        raise InputError(
-            f"the model's output for one example changes with the other rows of its batch (row "
-            f"0 differs by {diff:.3g} between two batches): attributions evaluate many points "
-            "per batch and would mix them silently. Make the model treat rows independently "
-            "(no mean or normalisation over the batch axis, no BatchNorm in training mode, no "
-            "randomness).")
-
-
 @contextlib.contextmanager
 def prepare(
     model: Callable[..., Tensor],
@@ -489,7 +377,7 @@ def prepare(
     """
     if layer is not None and not isinstance(layer, nn.Module):
         raise InputError("layer must be an nn.Module inside the model.")
-    raw = _validate_inputs(inputs, layer, model)
+    raw = validate_inputs(inputs, layer, model)
     fargs = tuple(as_tensor(a, "forward_args").detach() if not isinstance(a, Tensor)
                   and hasattr(a, "shape") else a for a in (forward_args or ()))
     for a in fargs:
@@ -500,13 +388,13 @@ def prepare(
         batch_size = count(batch_size, "batch_size", maximum=None)
     refuse_batch_statistics(model)
     random_model = warn_if_training(model)
-    _check_model_dtype(model, raw)
+    check_model(model, raw)
     guard = ModelGuard(model)
     with guard:  # entered once: recording and restoring the model costs per module
         with torch.no_grad():
             ex = torch.arange(raw.shape[0], device=raw.device)
             if layer is None:
-                out = check_rows(check_output(_first_call(model, raw, fargs)), raw.shape[0])
+                out = check_rows(check_output(first_call(model, raw, fargs)), raw.shape[0])
                 space = raw
             else:
                 space, out = _layer_activations(model, layer, raw, fargs, guard)
@@ -525,7 +413,7 @@ def prepare(
                 problem.baseline_output = problem.scores(problem.baseline, ex, desc="baseline")
                 problem.forward_evaluations -= problem.n
             if not random_model:
-                _check_independent_rows(problem, out)
+                check_independent_rows(problem, out)
             if batch_size is None:
                 problem.batch_size = _estimate_rows(problem, memory_budget or DEFAULT_MEMORY_BUDGET)
         problem.channels_last = channels_last
@@ -546,7 +434,7 @@ def _layer_activations(model: Callable[..., Tensor], layer: nn.Module, raw: Tens
 
     handle = guard.add_handle(layer.register_forward_hook(this_thread(grab)))
     try:
-        out = check_rows(check_output(_first_call(model, raw, fargs)), raw.shape[0])
+        out = check_rows(check_output(first_call(model, raw, fargs)), raw.shape[0])
     finally:
         handle.remove()
     if len(captured) != 1:
@@ -568,7 +456,7 @@ def _layer_baseline(problem: Problem, baseline: Any) -> Tensor:
             raise InputError(f"baseline ids {tuple(baseline.shape)} do not match the inputs "
                              f"{tuple(problem.raw_inputs.shape)}.")
         if isinstance(problem.layer, nn.Embedding):
-            _check_ids(baseline, problem.layer, "baseline ids")
+            check_ids(baseline, problem.layer, "baseline ids")
         act, _ = _layer_activations(problem.model, problem.layer, baseline.to(
             problem.raw_inputs.device), problem.forward_args, problem.guard)
         return act
