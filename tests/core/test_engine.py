@@ -53,8 +53,9 @@ def test_number_of_model_calls_follows_batch_size() -> None:
 
     x = torch.randn(3, 4, dtype=torch.float64)
     attribkit.integrated_gradients(model, x, steps=10, batch_size=7)
-    # one call on the inputs, one on the 3 baselines, then 30 path points in chunks of 7
-    assert calls == [3, 3, 7, 7, 7, 7, 2]
+    # one call on the inputs, one on the 3 baselines, a 2-row probe that rows are independent
+    # (issue 13), then 30 path points in chunks of 7
+    assert calls == [3, 3, 2, 7, 7, 7, 7, 2]
 
 
 def test_several_targets_share_forward_and_match_single_calls(

@@ -99,7 +99,8 @@ def matrix_lrp(model: nn.Sequential, x: Tensor, t: int, step: Step,
 
 CASES: list[tuple[str, rules.Rule, Step]] = [
     ("epsilon", rules.epsilon(0.1), lambda a, w, b, r: eps_step(a, w, b, r, 0.1)),
-    ("gamma", rules.gamma(0.25, 1e-6), lambda a, w, b, r: gamma_step(a, w, b, r, 0.25, 1e-6)),
+    ("gamma", rules.gamma(0.25, 1e-6, signed=False),
+     lambda a, w, b, r: gamma_step(a, w, b, r, 0.25, 1e-6)),
     ("alpha2_beta1", rules.alpha_beta(2, 1), lambda a, w, b, r: ab_step(a, w, b, r, 2, 1)),
     ("alpha1_beta0", rules.alpha_beta(1, 0), lambda a, w, b, r: ab_step(a, w, b, r, 1, 0)),
 ]

@@ -174,6 +174,9 @@ def resolve_baseline(baseline: object, inputs: Tensor) -> Tensor:
             f"baseline must be None, a number, a name, a Baseline or a tensor; got "
             f"{type(baseline).__name__}."
         )
+    if baseline.is_meta:
+        raise BaselineError("the baseline is on the 'meta' device (a shape without data); give a "
+                            "baseline with values.")
     if baseline.dtype != inputs.dtype:
         raise BaselineError(
             f"baseline dtype {baseline.dtype} does not match the inputs' {inputs.dtype}; convert "
@@ -193,6 +196,7 @@ def resolve_baseline(baseline: object, inputs: Tensor) -> Tensor:
             f"{tuple(inputs.shape)}; give one baseline per example {tuple(inputs.shape)} or one "
             f"shared baseline {tuple(inputs.shape[1:])}."
         )
+    # a baseline on another device is moved to the inputs' device (a copy; the user's is kept)
     out = out.detach().to(inputs.device).clone()
     if not torch.isfinite(out).all():
         from attribkit.core.errors import NonFiniteError

@@ -10,6 +10,7 @@ non-finite values, and for several targets computes all their gradients from one
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +20,27 @@ from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.baselines import resolve_baseline
-from attribkit.core.errors import InputError, NonFiniteError, TargetError
-from attribkit.core.guard import ModelGuard, warn_if_training
+from attribkit.core.checks import as_tensor, count
+from attribkit.core.errors import (
+    InputError,
+    NonFiniteError,
+    TargetError,
+)
+from attribkit.core.guard import (
+    ModelGuard,
+    refuse_batch_statistics,
+    this_thread,
+    warn_if_training,
+)
 from attribkit.core.progress import progress_bar
-from attribkit.core.targets import ResolvedTarget, check_output, resolve_target
+from attribkit.core.targets import ResolvedTarget, check_output, check_rows, resolve_target
+from attribkit.core.validate import (
+    check_ids,
+    check_independent_rows,
+    check_model,
+    first_call,
+    validate_inputs,
+)
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "Points", "Problem", "prepare"]
 
@@ -60,6 +78,7 @@ class Problem:
     gradient_evaluations: int = 0
     forward_evaluations: int = 0
     _ex_all: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    _warned_disconnected: bool = False
 
     @property
     def n(self) -> int:
@@ -78,7 +97,7 @@ class Problem:
         if self.channels_last and points.dim() == 4:
             points = points.contiguous(memory_format=torch.channels_last)
         if self.layer is None:
-            return check_output(self.model(points, *extra))
+            return check_rows(check_output(self.model(points, *extra)), points.shape[0])
         raw = self.raw_inputs[example]
         calls = [0]
 
@@ -90,11 +109,14 @@ class Problem:
             if isinstance(out, Tensor) and out.shape != points.shape:
                 raise InputError(f"layer output {tuple(out.shape)} does not match the points "
                                  f"{tuple(points.shape)} being attributed.")
-            return points
+            # a fresh tensor: an in-place operation after the layer (ReLU(inplace=True)) must
+            # neither write into the points nor into a leaf that requires grad
+            return points.clone()
 
-        handle = self.guard.add_handle(self.layer.register_forward_hook(replace))
+        # only this thread's forward passes are rewritten: another thread may use the model
+        handle = self.guard.add_handle(self.layer.register_forward_hook(this_thread(replace)))
         try:
-            return check_output(self.model(raw, *extra))
+            return check_rows(check_output(self.model(raw, *extra)), points.shape[0])
         finally:
             handle.remove()
 
@@ -201,16 +223,41 @@ class Problem:
         with torch.enable_grad():
             out = self.call(x, ex)
             sc = self.target.select(out, ex)
+            g: Tensor | None = None
             if not sc.requires_grad:
-                g = torch.zeros((*x.shape[:1], *sc.shape[1:], *x.shape[1:]), dtype=x.dtype,
-                                device=x.device)
+                pass
             elif sc.dim() == 1:
-                (g,) = torch.autograd.grad(sc.sum(), x)
+                (g,) = torch.autograd.grad(sc.sum(), x, allow_unused=True)
             else:
                 g = _per_target_grads(sc, x)
+            if g is None:
+                self.disconnected()
+                g = torch.zeros((*x.shape[:1], *sc.shape[1:], *x.shape[1:]), dtype=x.dtype,
+                                device=x.device)
         _check_finite(sc, "the model output")
         _check_finite(g, "the gradients")
         return sc.detach(), g.detach()
+
+    def disconnected(self) -> None:
+        """The target score does not reach the inputs in the autograd graph: raise or warn.
+
+        With ``F(x) != F(x')`` the zero gradients would be silently wrong (an attribution that
+        cannot be complete), so it raises; otherwise (no baseline, or a constant model) it warns
+        once per call.
+        """
+        what = "the layer's output" if self.layer is not None else "the inputs"
+        msg = (f"the target score does not depend on {what} in the autograd graph (a .detach(), "
+               ".numpy(), .item(), torch.no_grad() or an integer cast inside the model?), so "
+               "every gradient is zero")
+        out, base = self.output, self.baseline_output
+        if out is not None and base is not None and not torch.allclose(out, base):
+            raise InputError(f"{msg} although F(x) differs from F(x') (by up to "
+                             f"{float((out - base).abs().max()):.3g}): the attribution would be "
+                             "silently wrong. Keep the computation differentiable from the "
+                             "inputs to the score.")
+        if not self._warned_disconnected:
+            self._warned_disconnected = True
+            warnings.warn(f"{msg}; the attribution is all zeros.", RuntimeWarning, stacklevel=4)
 
     # -- results -------------------------------------------------------------------------------
     def result(self, values: Tensor, method: str, params: dict[str, Any],
@@ -228,7 +275,7 @@ def _rows(points: Points, sl: slice) -> Tensor:
     return points(sl) if callable(points) else points[sl]
 
 
-def _per_target_grads(sc: Tensor, x: Tensor) -> Tensor:
+def _per_target_grads(sc: Tensor, x: Tensor) -> Tensor | None:
     """Gradients of each of the K score columns from one forward graph, ``(B, K, ...)``.
 
     One backward per column, all through the same retained graph. A vectorised backward
@@ -236,8 +283,11 @@ def _per_target_grads(sc: Tensor, x: Tensor) -> Tensor:
     against 106 ms for 10 targets of a small CNN at 200 rows), so the loop is used.
     """
     k = sc.shape[1]
-    cols = [torch.autograd.grad(sc[:, j].sum(), x, retain_graph=j < k - 1)[0] for j in range(k)]
-    return torch.stack(cols, dim=1)
+    cols = [torch.autograd.grad(sc[:, j].sum(), x, retain_graph=j < k - 1, allow_unused=True)[0]
+            for j in range(k)]
+    if all(c is None for c in cols):
+        return None
+    return torch.stack([torch.zeros_like(x) if c is None else c for c in cols], dim=1)
 
 
 def _check_finite(t: Tensor, what: str) -> None:
@@ -263,7 +313,7 @@ def _estimate_rows(problem: Problem, budget: int) -> int:
         if isinstance(out, Tensor):
             total[0] += out.numel() * out.element_size()
 
-    handles = [m.register_forward_hook(count) for m in model.modules()
+    handles = [m.register_forward_hook(this_thread(count)) for m in model.modules()
                if len(list(m.children())) == 0]
     try:
         with torch.no_grad():
@@ -273,36 +323,6 @@ def _estimate_rows(problem: Problem, budget: int) -> int:
             h.remove()
     per_row = max(1, 2 * total[0])  # saved activations plus their gradients
     return int(max(1, min(_MAX_ROWS, budget // per_row)))
-
-
-def _validate_inputs(inputs: object, layer: nn.Module | None) -> Tensor:
-    if not isinstance(inputs, Tensor):
-        raise InputError(f"inputs must be a torch.Tensor of shape (N, ...), got "
-                         f"{type(inputs).__name__}; use torch.as_tensor(...).")
-    if inputs.dim() == 0 or inputs.shape[0] == 0:
-        raise InputError(f"inputs must have a batch axis with at least one example; got shape "
-                         f"{tuple(inputs.shape)}. Use inputs.unsqueeze(0) for one example.")
-    if not inputs.is_floating_point() and layer is None:
-        raise InputError(
-            f"inputs are {inputs.dtype} (token ids?): gradients cannot flow into integers. "
-            "Attribute at the embedding instead: pass layer=<the embedding module> (for a Hugging "
-            "Face model, layer=model.embeddings.word_embeddings), and a baseline of token ids or "
-            "of embeddings."
-        )
-    if inputs.is_floating_point() and not torch.isfinite(inputs).all():
-        raise NonFiniteError("the inputs contain NaN or inf values.")
-    return inputs.detach()
-
-
-def _check_model_dtype(model: object, dtype: torch.dtype) -> None:
-    if not isinstance(model, nn.Module):
-        return
-    p = next((p for p in model.parameters() if p.is_floating_point()), None)
-    if p is not None and p.dtype != dtype:
-        raise InputError(
-            f"the model's parameters are {p.dtype} but the points are {dtype}; convert one of "
-            f"them (model.to({dtype}) or inputs.to({p.dtype}))."
-        )
 
 
 @contextlib.contextmanager
@@ -355,23 +375,26 @@ def prepare(
         model's 4-D weights with them, restored on exit): often faster for convolutions on CPUs.
         The values are the same up to floating-point rounding.
     """
-    raw = _validate_inputs(inputs, layer)
-    fargs = tuple(a.detach() for a in (forward_args or ()))
+    if layer is not None and not isinstance(layer, nn.Module):
+        raise InputError("layer must be an nn.Module inside the model.")
+    raw = validate_inputs(inputs, layer, model)
+    fargs = tuple(as_tensor(a, "forward_args").detach() if not isinstance(a, Tensor)
+                  and hasattr(a, "shape") else a for a in (forward_args or ()))
     for a in fargs:
         if not isinstance(a, Tensor) or a.shape[:1] != raw.shape[:1]:
             raise InputError("each forward_args entry must be a tensor with one row per example.")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise InputError(f"batch_size must be a positive int or None, got {batch_size!r}.")
-    warn_if_training(model)
-    if layer is not None and not isinstance(layer, nn.Module):
-        raise InputError("layer must be an nn.Module inside the model.")
+    fargs = tuple(a.detach() for a in fargs)
+    if batch_size is not None:
+        batch_size = count(batch_size, "batch_size", maximum=None)
+    refuse_batch_statistics(model)
+    random_model = warn_if_training(model)
+    check_model(model, raw)
     guard = ModelGuard(model)
     with guard:  # entered once: recording and restoring the model costs per module
         with torch.no_grad():
             ex = torch.arange(raw.shape[0], device=raw.device)
             if layer is None:
-                _check_model_dtype(model, raw.dtype)
-                out = check_output(model(raw, *fargs))
+                out = check_rows(check_output(first_call(model, raw, fargs)), raw.shape[0])
                 space = raw
             else:
                 space, out = _layer_activations(model, layer, raw, fargs, guard)
@@ -389,6 +412,8 @@ def prepare(
                 problem.baseline = _layer_baseline(problem, baseline)
                 problem.baseline_output = problem.scores(problem.baseline, ex, desc="baseline")
                 problem.forward_evaluations -= problem.n
+            if not random_model:
+                check_independent_rows(problem, out)
             if batch_size is None:
                 problem.batch_size = _estimate_rows(problem, memory_budget or DEFAULT_MEMORY_BUDGET)
         problem.channels_last = channels_last
@@ -405,11 +430,11 @@ def _layer_activations(model: Callable[..., Tensor], layer: nn.Module, raw: Tens
         if not isinstance(out, Tensor):
             raise InputError(f"layer {type(layer).__name__} returns {type(out).__name__}; "
                              "attribution at a layer needs a layer that returns one tensor.")
-        captured.append(out.detach())
+        captured.append(out.detach().clone())  # a later in-place op must not overwrite it
 
-    handle = guard.add_handle(layer.register_forward_hook(grab))
+    handle = guard.add_handle(layer.register_forward_hook(this_thread(grab)))
     try:
-        out = check_output(model(raw, *fargs))
+        out = check_rows(check_output(first_call(model, raw, fargs)), raw.shape[0])
     finally:
         handle.remove()
     if len(captured) != 1:
@@ -422,11 +447,16 @@ def _layer_activations(model: Callable[..., Tensor], layer: nn.Module, raw: Tens
 
 
 def _layer_baseline(problem: Problem, baseline: Any) -> Tensor:
+    # a NumPy baseline: floats take the attribution space's dtype, ids stay integers
+    baseline = as_tensor(baseline, "baseline", dtype=problem.inputs.dtype,
+                         device=problem.inputs.device)
     if (problem.layer is not None and isinstance(baseline, Tensor)
             and not baseline.is_floating_point() and not problem.raw_inputs.is_floating_point()):
         if baseline.shape != problem.raw_inputs.shape:
             raise InputError(f"baseline ids {tuple(baseline.shape)} do not match the inputs "
                              f"{tuple(problem.raw_inputs.shape)}.")
+        if isinstance(problem.layer, nn.Embedding):
+            check_ids(baseline, problem.layer, "baseline ids")
         act, _ = _layer_activations(problem.model, problem.layer, baseline.to(
             problem.raw_inputs.device), problem.forward_args, problem.guard)
         return act

@@ -6,6 +6,7 @@ __all__ = [
     "AttribkitError",
     "BaselineError",
     "InputError",
+    "ModelCallError",
     "ModelOutputError",
     "NonFiniteError",
     "TargetError",
@@ -19,6 +20,10 @@ class AttribkitError(Exception):
 
 class InputError(AttribkitError, ValueError):
     """The inputs (or an option) cannot be attributed as given."""
+
+
+class ModelCallError(InputError, RuntimeError):
+    """The model raised when first called on the inputs (the message says what to check)."""
 
 
 class BaselineError(InputError):

@@ -25,7 +25,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from attribkit.core.checks import count
 from attribkit.core.errors import InputError
+from attribkit.core.legendre import gauss_legendre
 
 __all__ = [
     "FIXED_RULES",
@@ -54,9 +56,7 @@ def canonical_rule(rule: str) -> str:
 def nodes(rule: str, m: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes ``alpha_k`` and weights ``w_k`` (summing to 1) of a fixed rule with ``m`` nodes."""
     rule = canonical_rule(rule)
-    if m < 1 or (rule == "riemann_trapezoid" and m < 2):
-        raise InputError(f"steps must be at least {2 if rule == 'riemann_trapezoid' else 1} for "
-                         f"{rule}, got {m}.")
+    m = count(m, f"steps (for {rule})", minimum=2 if rule == "riemann_trapezoid" else 1)
     if rule == "gauss_legendre":
         x, w = _gauss_legendre(m)
         return x.copy(), w.copy()
@@ -73,8 +73,8 @@ def nodes(rule: str, m: int) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=64)
 def _gauss_legendre(m: int) -> tuple[np.ndarray, np.ndarray]:
-    # numpy's eigenvalue solve costs about a millisecond at 64 nodes: compute each order once
-    x, w = np.polynomial.legendre.leggauss(m)
+    # linear time and memory (attribkit.core.legendre); each order computed once
+    x, w = gauss_legendre(m)
     return 0.5 * (x + 1.0), 0.5 * w
 
 

@@ -12,15 +12,18 @@ A target is one of
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from attribkit.core.errors import ModelOutputError, TargetError
 
-__all__ = ["MultiTarget", "ResolvedTarget", "all_classes", "classes", "resolve_target", "top_k"]
+__all__ = ["MultiTarget", "ResolvedTarget", "all_classes", "check_output", "check_rows", "classes",
+           "resolve_target", "top_k"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,17 @@ def check_output(output: object) -> Tensor:
     return output
 
 
+def check_rows(output: Tensor, n: int) -> Tensor:
+    """Check that ``output`` has one row per example (``n`` rows); return it."""
+    if output.dim() == 0 or output.shape[0] != n:
+        got = "a scalar" if output.dim() == 0 else f"shape {tuple(output.shape)}"
+        raise ModelOutputError(
+            f"the model returned {got} for a batch of {n} example(s); it must return one row "
+            "per example, (N,) or (N, C). Does it sum or average over the batch (loss-style), "
+            "or do the inputs lack the batch axis (use inputs.unsqueeze(0) for one example)?")
+    return output
+
+
 def resolve_target(target: object, output: Tensor) -> ResolvedTarget:
     """Resolve ``target`` against the model ``output`` on the inputs (shape ``(N, ...)``).
 
@@ -169,14 +183,26 @@ def resolve_target(target: object, output: Tensor) -> ResolvedTarget:
     if target is None:
         idx = output.detach().argmax(dim=1)
         return ResolvedTarget(idx, None, "predicted")
-    if isinstance(target, bool):
+    if isinstance(target, (bool, np.bool_)):
         raise TargetError("target must be an int, a sequence of ints, a tensor or a callable.")
+    if isinstance(target, (str, bytes)):
+        raise TargetError(
+            f"target is the string {target!r}; give the class index (an int), e.g. "
+            "labels.index(name) with the model's list of labels.")
+    if isinstance(target, np.ndarray):
+        target = torch.from_numpy(np.array(target, copy=True))
+    if isinstance(target, numbers.Integral):  # int, numpy integers
+        target = int(target)
     if isinstance(target, int):
         idx = torch.full((n,), target, dtype=torch.long, device=output.device)
         _check_range(idx, c)
         return ResolvedTarget(idx, None, str(target))
     if isinstance(target, (Sequence, Tensor)):
-        idx = torch.as_tensor(target, device=output.device)
+        try:
+            idx = torch.as_tensor(target, device=output.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise TargetError(f"target {target!r} is not a sequence of class indices (ints); "
+                              "give one int per example.") from None
         if idx.dtype.is_floating_point or idx.dtype == torch.bool:
             raise TargetError(f"target indices must be integers, got {idx.dtype}.")
         idx = idx.long().reshape(-1) if idx.dim() <= 1 else idx.long()

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.checks import count
 from attribkit.core.engine import Problem, prepare
-from attribkit.core.errors import InputError
 from attribkit.core.signs import DEFAULT_SIGN, resolve_sign
 from attribkit.core.summary import summary_repr
 from attribkit.evaluate._features import (
@@ -209,8 +209,7 @@ def ablation_curve(
     PerturbationCurve
         Scores after each step; ``.aopc`` and ``.aopc_curve`` give AOPC.
     """
-    if k < 1 or steps < 1:
-        raise InputError(f"k and steps must be positive, got k={k}, steps={steps}.")
+    k, steps = count(k, "k"), count(steps, "steps")
 
     def counts_of(n_groups: int) -> Tensor:
         return torch.clamp(torch.arange(steps + 1) * k, max=n_groups)
@@ -232,8 +231,7 @@ def aopc(
 
 
 def _even(steps: int) -> Callable[[int], Tensor]:
-    if steps < 1:
-        raise InputError(f"steps must be positive, got {steps}.")
+    steps = count(steps, "steps")
 
     def counts_of(n_groups: int) -> Tensor:
         return torch.round(torch.linspace(0, n_groups, steps + 1)).to(torch.long)

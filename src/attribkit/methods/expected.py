@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.checks import count
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import BaselineError, InputError
 from attribkit.core.progress import progress_bar
@@ -147,8 +148,7 @@ def expected_gradients(
     elif baseline is not None:
         raise InputError("give the reference samples as background= (baseline= is an alias); "
                          "not both.")
-    if not isinstance(n_samples, int) or n_samples < 1:
-        raise InputError(f"n_samples must be a positive int, got {n_samples!r}.")
+    n_samples = count(n_samples, "n_samples")
     with prepare(model, inputs, target=target, needs_baseline=False, batch_size=batch_size,
                  progress=progress, forward_args=forward_args) as p:
         bg = _check_background(background, p.inputs)

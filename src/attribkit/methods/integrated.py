@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from attribkit.core import paths
 from attribkit.core.attribution import Attribution
+from attribkit.core.checks import count
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
 from attribkit.core.summary import summary_repr
@@ -298,11 +299,14 @@ def integrated_gradients(
         ``F(x')`` and the completeness gap.
     """
     rule = paths.canonical_rule(rule)
-    if tolerance is None and (not isinstance(steps, int) or steps < 1):
-        raise InputError(f"steps must be a positive int, got {steps!r}.")
+    if tolerance is None:
+        steps = count(steps, "steps", minimum=2 if rule == "riemann_trapezoid" else 1)
+    else:
+        max_steps = count(max_steps, "max_steps", minimum=TOLERANCE_PANELS + 1)
     for name, tol in (("tolerance", tolerance), ("completeness_tolerance",
                                                  completeness_tolerance)):
-        if tol is not None and not (0 < tol < 1):
+        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))
+                                or not (0 < tol < 1)):
             raise InputError(f"{name} is a relative error in (0, 1), got {tol!r}.")
     if completeness_tolerance is not None and tolerance is None:
         raise InputError("completeness_tolerance refines a tolerance run: give tolerance= too.")

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.checks import count
 from attribkit.core.coalitions import (
     MAX_EXACT_PLAYERS,
     check_group_ids,
@@ -202,8 +203,7 @@ def shapley_values(
     """
     if mode not in ("auto", "exact", "sampling"):
         raise InputError(f"mode must be 'auto', 'exact' or 'sampling', got {mode!r}.")
-    if not isinstance(n_samples, int) or n_samples < 2:
-        raise InputError(f"n_samples must be an int >= 2 (one antithetic pair), got {n_samples!r}.")
+    n_samples = count(n_samples, "n_samples (at least one antithetic pair)", minimum=2)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args) as p:
         ids, n = check_group_ids(groups, p.inputs)

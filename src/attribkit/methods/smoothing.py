@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.checks import count
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError, TargetError
 from attribkit.core.targets import MultiTarget
@@ -134,8 +135,7 @@ def smooth(
     """
     if kind not in KINDS:
         raise InputError(f"kind must be one of {KINDS}, got {kind!r}.")
-    if not isinstance(n_samples, int) or n_samples < 1:
-        raise InputError(f"n_samples must be a positive int, got {n_samples!r}.")
+    n_samples = count(n_samples, "n_samples")
     if stdev is None and not noise_level >= 0:
         raise InputError(f"noise_level must be >= 0, got {noise_level!r}.")
     if stdev is not None and not stdev >= 0:

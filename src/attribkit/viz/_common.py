@@ -18,6 +18,7 @@ __all__ = [
     "as_array",
     "figure_to_png",
     "image_array",
+    "literal",
     "normalize",
     "reduce_channels",
     "to_pil",
@@ -25,6 +26,16 @@ __all__ = [
 
 
 Array = np.ndarray[Any, Any]
+
+
+def literal(text: object) -> str:
+    """``text`` as Matplotlib must draw it verbatim: ``$`` escaped (no mathtext).
+
+    Names from data (feature names such as ``price ($)``, labels, method names) would otherwise
+    switch Matplotlib into math mode between two dollar signs, drawing garbage or raising.
+    Titles and axis labels the caller writes are left alone (they may use mathtext on purpose).
+    """
+    return str(text).replace("\\$", "$").replace("$", "\\$")
 
 
 def as_array(values: Any, index: int = 0) -> Array:

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
 from attribkit.core.signs import DEFAULT_SIGN
-from attribkit.viz._common import image_array
+from attribkit.viz._common import image_array, literal
 from attribkit.viz.panels import STYLES, draw_attribution
 
 __all__ = ["comparison_grid"]
@@ -72,11 +72,11 @@ def comparison_grid(images: Sequence[Any], attributions: Mapping[str, Any], *,
         base = image_array(img)
         ax = fig.add_subplot(rows, cols, i * per_input + 1)
         ax.imshow(base)
-        ax.set_title(labels[i] if labels is not None else "input", fontsize=8)
+        ax.set_title(literal(labels[i]) if labels is not None else "input", fontsize=8)
         ax.axis("off")
         for j, (name, attr) in enumerate(attributions.items()):
             ax = fig.add_subplot(rows, cols, i * per_input + j + 2)
             draw_attribution(ax, attr, image=base, style=style, sign=sign,
                              percentile=percentile, index=i)
-            ax.set_title(f"{name}{_gap_text(attr, i)}", fontsize=8)
+            ax.set_title(f"{literal(name)}{_gap_text(attr, i)}", fontsize=8)
     return fig

@@ -10,6 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from attribkit.core.errors import InputError
+from attribkit.viz._common import literal
 
 __all__ = ["evaluation_curves", "saturation_curves"]
 
@@ -57,7 +58,7 @@ def saturation_curves(alphas: Any, scores: Any, *, labels: Sequence[str] | None 
     fig = Figure(figsize=(9.0 if outside else 7.6, 4.4), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     for i, row in enumerate(s):
-        label = labels[i] if labels is not None and i < len(labels) else None
+        label = literal(labels[i]) if labels is not None and i < len(labels) else None
         ax.plot(a, row, lw=1.5, alpha=0.85, label=label)
     ax.set_xlabel("scaling parameter α")
     ax.set_ylabel(ylabel)
@@ -101,7 +102,7 @@ def evaluation_curves(curves: Mapping[str, Any], *, x: Any = None,
         v = _np(c)
         mean = v.mean(axis=0) if v.ndim == 2 else v
         xs = _np(x) if x is not None else np.arange(mean.shape[0], dtype=np.float64)
-        ax.plot(xs, mean, lw=1.8, label=str(name))
+        ax.plot(xs, mean, lw=1.8, label=literal(name))
         if v.ndim == 2 and v.shape[0] > 1:
             se = v.std(axis=0, ddof=1) / np.sqrt(v.shape[0])
             ax.fill_between(xs, mean - se, mean + se, alpha=0.2)

@@ -10,6 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from attribkit.core.errors import InputError
+from attribkit.viz._common import literal
 
 __all__ = ["feature_bars"]
 
@@ -45,7 +46,7 @@ def feature_bars(names: Sequence[str], values: Any, *, top: int | None = 15,
     order = order[::-1]
     fig = Figure(figsize=(5.0, 0.3 * len(order) + 1.0))
     ax = fig.add_subplot(1, 1, 1)
-    ax.barh([str(names[i]) for i in order], v[order],
+    ax.barh([literal(names[i]) for i in order], v[order],
             color=["#c0392b" if v[i] >= 0 else "#2e6fb7" for i in order])
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("attribution")

@@ -113,7 +113,7 @@ class Composite:
 
 
 def preset(name: str, *, epsilon: float = 1e-6, gamma: float = 0.25,
-           low: Any = None, high: Any = None) -> Composite:
+           low: Any = None, high: Any = None, signed_gamma: bool = True) -> Composite:
     """A named composite.
 
     Parameters
@@ -128,6 +128,9 @@ def preset(name: str, *, epsilon: float = 1e-6, gamma: float = 0.25,
         Lower bound of the inputs for z-box (``z_box``, ``epsilon_gamma_box``, ``deep_taylor``).
     high
         Upper bound of the inputs.
+    signed_gamma
+        The sign-aware gamma rule (default) or the classic ``w + gamma w+``
+        (see :func:`~.rules.gamma`).
 
     Returns
     -------
@@ -141,13 +144,14 @@ def preset(name: str, *, epsilon: float = 1e-6, gamma: float = 0.25,
     pools: tuple[type[nn.Module], ...] = AVG_POOLS
     table: dict[str, tuple[tuple[tuple[type[nn.Module], ...], R.Rule], ...]] = {
         "epsilon": ((lin + conv + pools, eps),),
-        "gamma": ((lin + conv, R.gamma(gamma, epsilon)), (pools, eps)),
+        "gamma": ((lin + conv, R.gamma(gamma, epsilon, signed=signed_gamma)), (pools, eps)),
         "alpha2_beta1": ((lin + conv, R.alpha_beta(2.0, 1.0)), (pools, eps)),
         "alpha1_beta0": ((lin + conv, R.alpha_beta(1.0, 0.0)), (pools, eps)),
         "z_plus": ((lin + conv, R.z_plus()), (pools, eps)),
         "epsilon_plus": ((conv, R.z_plus()), (lin + pools, eps)),
         "epsilon_alpha2_beta1": ((conv, R.alpha_beta(2.0, 1.0)), (lin + pools, eps)),
-        "epsilon_gamma_box": ((conv, R.gamma(gamma, epsilon)), (lin + pools, eps)),
+        "epsilon_gamma_box": ((conv, R.gamma(gamma, epsilon, signed=signed_gamma)),
+                              (lin + pools, eps)),
         "z_box": ((lin + conv + pools, eps),),
         "deep_taylor": ((lin + conv, R.z_plus()), (pools, eps)),
     }

@@ -9,7 +9,8 @@ Linear/Conv layer into its positive and negative contributions ``delta x+`` and 
 gives each its own multiplier (averaged over the two orders in which they can be added). The
 attribution is ``(x - x') * m``; it sums to ``F(x) - F(x')`` (summation-to-delta).
 
-Max pooling shares ``delta y`` between the winners at ``x`` and at ``x'``; Softmax (last layer
+Max pooling gives a window's ``delta y`` to the winner at ``x`` (output rose) or at ``x'``
+(output fell), or with ``maxpool="shared"`` shares it between both; Softmax (last layer
 only) uses its Jacobian at the midpoint ``(x + x') / 2`` rescaled to preserve ``delta y``.
 """
 
@@ -141,9 +142,10 @@ def _maxpool(call: Call, grad: Tensor, state: State) -> Tensor:
     """Rescale on the window's two winners: ``a`` (max at ``x``) and ``b`` (max at ``x'``).
 
     ``delta y = x_a - x'_b`` is shared by ``a`` and ``b`` with one multiplier
-    ``delta y / (delta x_a + delta x_b)`` (``delta y / delta x_a`` when ``a = b``), so the
-    contributions sum to ``delta y`` even when the winner at ``x`` did not change (ties of
-    zeros after a ReLU); the gradient is used where that denominator vanishes.
+    ``delta y / (delta x_a + delta x_b)`` (``delta y / delta x_a`` when ``a = b``). The
+    denominator can be far smaller than ``delta y`` (x = (3, 2), x' = (1, 3.99): multiplier 99,
+    contributions -198 and +197 for a change of -0.99) and where it vanishes the gradient is
+    used and ``delta y`` is lost; hence ``maxpool="single"`` is the default.
     """
     xr, yr = _ref(call)
     ia = _pool_indices(call.module, call.x).flatten(2)
@@ -159,6 +161,33 @@ def _maxpool(call: Call, grad: Tensor, state: State) -> Tensor:
     out.scatter_add_(2, ia, mult + torch.where(small, g, torch.zeros_like(g)))
     out.scatter_add_(2, ib, mult * other)
     return out.reshape(call.x.shape)
+
+
+def _maxpool_single(call: Call, grad: Tensor, state: State) -> Tensor:
+    """Captum's rule: a window's ``delta y`` goes to one winner.
+
+    When the window's output rose (``y >= y'``) its ``delta y`` is given to the winner at ``x``,
+    when it fell to the winner at ``x'``; each position's multiplier is what it received over its
+    own ``delta x`` (the gradient at ``x`` where ``|delta x| < 1e-10``). Complete as well (the
+    receiving winner always moved by at least ``|delta y|``), but a window's change is credited
+    to one position even when both winners moved.
+    """
+    xr, yr = _ref(call)
+    ia = _pool_indices(call.module, call.x).flatten(2)
+    ib = _pool_indices(call.module, xr).flatten(2)
+    dx = (call.x - xr).flatten(2)
+    dy = (call.y - yr).flatten(2)
+    g = grad.flatten(2)
+    rose = dy >= 0
+    got = torch.zeros_like(dx)
+    got.scatter_add_(2, ia, torch.where(rose, g * dy, 0.0))
+    got.scatter_add_(2, ib, torch.where(rose, 0.0, g * dy))
+    plain = torch.zeros_like(dx).scatter_add_(2, ia, g)
+    out = _safe_div(got, dx, plain)
+    return out.reshape(call.x.shape)
+
+
+_MAXPOOL_RULES = {"shared": _maxpool, "single": _maxpool_single}
 
 
 def _softmax(call: Call, grad: Tensor, state: State) -> Tensor:
@@ -224,13 +253,17 @@ def gradient_plan(model: nn.Module, method: str, activation: Backward, *,
     return Plan(method, backward, names, needs_reference=needs_reference, last_only=last)
 
 
-def _plan(model: nn.Module, rule: str, method: str) -> Plan:
+def _plan(model: nn.Module, rule: str, method: str, maxpool: str = "single") -> Plan:
+    if maxpool not in _MAXPOOL_RULES:
+        raise InputError(f"unknown max-pooling rule {maxpool!r}; use 'single' (the default, "
+                         "Captum's) or 'shared'.")
+    pool = _MAXPOOL_RULES[maxpool]
     if rule == "rescale":
-        return gradient_plan(model, method, _rescale, maxpool=_maxpool, softmax=_softmax,
+        return gradient_plan(model, method, _rescale, maxpool=pool, softmax=_softmax,
                              needs_reference=True)
     if rule == "reveal_cancel":
         return gradient_plan(model, method, _reveal_cancel, linear=_linear_rc,
-                             maxpool=_maxpool, softmax=_softmax, needs_reference=True)
+                             maxpool=pool, softmax=_softmax, needs_reference=True)
     raise InputError(f"unknown DeepLIFT rule {rule!r}; use 'rescale' or 'reveal_cancel'.")
 
 
@@ -251,6 +284,7 @@ def deeplift(
     target: Any = None,
     baseline: Any = None,
     rule: str = "rescale",
+    maxpool: str = "single",
     batch_size: int | None = None,
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
@@ -269,6 +303,13 @@ def deeplift(
         The reference ``x'``: ``None`` (zeros), a number, a name, a Baseline or a tensor.
     rule
         ``"rescale"`` or ``"reveal_cancel"``.
+    maxpool
+        ``"single"`` (default; Captum's rule): a window's ``delta y`` goes to the winner at
+        ``x`` when the output rose and to the winner at ``x'`` when it fell; that winner moved
+        by at least ``|delta y|``, so the multiplier is bounded by the gradient and the window
+        always sums to ``delta y``. ``"shared"``: one multiplier ``delta y / (delta x_a +
+        delta x_b)`` for both winners, which credits both but explodes when the denominator
+        nears 0 (and loses ``delta y`` where it vanishes). See ``docs/propagation.md``.
     batch_size
         Rows per backward pass.
     progress
@@ -284,10 +325,11 @@ def deeplift(
     module = require_module(model, "deeplift")
     with prepare(module, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, allow_multi_target=False) as p:
-        plan = _plan(module, rule, "deeplift")
+        plan = _plan(module, rule, "deeplift", maxpool)
         assert p.baseline is not None
         m, _ = propagate(p, plan, p.inputs, p.baseline, p.examples)
-        return p.result((p.inputs - p.baseline) * m, "deeplift", {"rule": rule})
+        return p.result((p.inputs - p.baseline) * m, "deeplift", {"rule": rule,
+                                                                   "maxpool": maxpool})
 
 
 @register(
@@ -307,6 +349,7 @@ def deepshap(
     background: Tensor,
     target: Any = None,
     rule: str = "rescale",
+    maxpool: str = "single",
     batch_size: int | None = None,
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
@@ -325,6 +368,13 @@ def deepshap(
         As for :func:`deeplift`.
     rule
         ``"rescale"`` or ``"reveal_cancel"``.
+    maxpool
+        ``"single"`` (default; Captum's rule): a window's ``delta y`` goes to the winner at
+        ``x`` when the output rose and to the winner at ``x'`` when it fell; that winner moved
+        by at least ``|delta y|``, so the multiplier is bounded by the gradient and the window
+        always sums to ``delta y``. ``"shared"``: one multiplier ``delta y / (delta x_a +
+        delta x_b)`` for both winners, which credits both but explodes when the denominator
+        nears 0 (and loses ``delta y`` where it vanishes). See ``docs/propagation.md``.
     batch_size
         Rows (example, reference pairs) per backward pass.
     progress
@@ -347,11 +397,12 @@ def deepshap(
         example = p.examples.repeat_interleave(k)
         rows = p.inputs.repeat_interleave(k, dim=0)
         refs = bg.repeat(p.n, *([1] * (bg.dim() - 1)))
-        plan = _plan(module, rule, "deepshap")
+        plan = _plan(module, rule, "deepshap", maxpool)
         m, _ = propagate(p, plan, rows, refs, example)
         values = ((rows - refs) * m).reshape(p.n, k, *p.inputs.shape[1:]).mean(1)
         base = p.scores(refs, example, desc="background").reshape(p.n, k).mean(1)
-        attr = p.result(values, "deepshap", {"rule": rule, "background_size": k})
+        attr = p.result(values, "deepshap", {"rule": rule, "maxpool": maxpool,
+                                             "background_size": k})
         return replace(attr, baselines=bg.mean(0, keepdim=True).expand_as(p.inputs),
                        baseline_output=base)
 

@@ -1,7 +1,9 @@
 """DeconvNet (Zeiler & Fergus 2014) and Guided Backpropagation (Springenberg et al. 2015).
 
-Both are the gradient with a modified backward pass through ReLU-like units: DeconvNet applies
-the unit to the backward signal itself (``ReLU(g)``, ignoring the forward input); Guided
+Both are the gradient with a modified backward pass through ReLU-like units: DeconvNet rectifies
+the backward signal (``ReLU(g)``, ignoring the forward input; for ReLU6, Hardtanh and LeakyReLU
+too: only the rectification, never the unit's own clipping, so the map scales with the logit);
+Guided
 Backpropagation keeps the gradient only where both the forward input and the backward signal
 are positive (``max(0, g) * 1[x > 0]``). Other layers use their exact gradients. No baseline;
 neither is complete, and both break Sensitivity(a).
@@ -32,8 +34,9 @@ def _guided(call: Call, grad: Tensor, state: State) -> Tensor:
 
 
 def _deconv(call: Call, grad: Tensor, state: State) -> Tensor:
-    out: Tensor = call.module.forward(grad.clone())  # the module may work in place
-    return out
+    # only the rectification: running the unit itself on the signal (ReLU6 clips at 6, Hardtanh
+    # at +-1, LeakyReLU leaks) would make the map depend on the scale of the logit
+    return grad.clamp(min=0)
 
 
 def _run(model: nn.Module, inputs: Tensor, target: Any, batch_size: int | None, progress: bool,
@@ -82,7 +85,7 @@ def guided_backprop(model: nn.Module, inputs: Tensor, *, target: Any = None,
 
 @register("deconvnet", aliases=("deconvolution",), family="propagation", needs_baseline=False,
           complete=False, axioms=set(), needs_module=True,
-          summary="DeconvNet: the backward signal passed through ReLUs as if it were forward.")
+          summary="DeconvNet: the backward signal rectified at ReLU-like units.")
 def deconvnet(model: nn.Module, inputs: Tensor, *, target: Any = None,
               batch_size: int | None = None, progress: bool = False,
               forward_args: Sequence[Tensor] | None = None) -> Attribution:
@@ -91,4 +94,5 @@ def deconvnet(model: nn.Module, inputs: Tensor, *, target: Any = None,
 
 guided_backprop.__doc__ = ("Guided Backpropagation: ``max(0, g) * 1[x > 0]`` at ReLU-like "
                            "units." + _DOC)
-deconvnet.__doc__ = "DeconvNet: ReLU-like units applied to the backward signal." + _DOC
+deconvnet.__doc__ = ("DeconvNet: the backward signal rectified, ``max(0, g)``, at ReLU-like "
+                     "units." + _DOC)

@@ -40,6 +40,9 @@ STRUCTURAL = frozenset({
     "SplitWithSizesBackward0", "UnbindBackward0", "ToCopyBackward0", "AsStridedBackward0",
     "ExpandBackward0", "AliasBackward0", "DiagonalBackward0", "FlattenBackward0",
     "AddBackward0", "ContiguousBackward0",
+    # the identity nodes of a user's register_full_backward_hook: they pass the (modified)
+    # gradient through to the user's hook and on, unchanged
+    "BackwardHookFunctionBackward",
 })
 _ADDITIONS = frozenset({"AddBackward0"})
 #: Linear operations that gradient-style methods (DeepLIFT, guided backprop) pass exactly, but
@@ -141,6 +144,7 @@ class State:
     thread: int = field(default_factory=threading.get_ident)
     stash: dict[nn.Module, list[Tensor]] = field(default_factory=lambda: defaultdict(list))
     sums: dict[int, Tensor] = field(default_factory=dict)
+    input: Tensor | None = None
 
 
 class _Relay(torch.autograd.Function):
@@ -290,16 +294,48 @@ def _describe(node: Any, state: State) -> str:
     return "the input" if type(node).__name__ == "AccumulateGrad" else "the output"
 
 
-def _check_graph(score: Tensor, state: State, inputs: Tensor) -> list[Any]:
-    """Walk the graph; raise on an operation without a rule; return the additions found."""
+def _reaching(root: Any, inputs: Tensor) -> set[int]:
+    """Ids of the graph nodes from which the input's leaf can be reached.
+
+    Parameters require grad (attribkit never freezes them), so the graph also holds branches
+    that start from parameters alone (a layer applied to a constant): they carry no gradient to
+    the input and need no rule.
+    """
+    reach: set[int] = set()
+    done: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if node is None or (id(node) in done and not expanded):
+            continue
+        if not expanded:
+            done.add(id(node))
+            if getattr(node, "variable", None) is inputs:
+                reach.add(id(node))
+                continue
+            stack.append((node, True))
+            stack.extend((f, False) for f, _ in node.next_functions)
+        elif any(f is not None and id(f) in reach for f, _ in node.next_functions):
+            reach.add(id(node))
+    return reach
+
+
+def _check_graph(score: Tensor, state: State, inputs: Tensor) -> list[Any] | None:
+    """Walk the graph; raise on an operation without a rule; return the additions found.
+
+    ``None`` when the score does not reach the input at all.
+    """
     plan = state.plan
     root = score.grad_fn
+    reach = _reaching(root, inputs)
+    if id(root) not in reach:
+        return None
     additions: list[Any] = []
     seen: set[int] = set()
     stack: list[tuple[Any, Any, bool]] = [(root, None, False)]
     while stack:
         node, consumer, below_relay = stack.pop()
-        if node is None:
+        if node is None or id(node) not in reach:
             continue
         call = state.node_call.get(node)
         key = id(node)
@@ -350,8 +386,9 @@ def _operand_value(node: Any, state: State) -> Tensor | None:
         return call.y
     kind = type(node).__name__
     if kind == "AccumulateGrad":
-        v: Tensor = node.variable.detach()
-        return v
+        if state.input is None or node.variable is not state.input:
+            return None  # a parameter: not an operand LRP can split relevance onto
+        return state.input.detach()
     if kind in _ADDITIONS and len(node.next_functions) == 2:
         if id(node) in state.sums:
             return state.sums[id(node)]
@@ -433,10 +470,12 @@ def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, exa
             with torch.enable_grad():
                 out = p.call(x, ex)
                 score = p.target.select(out, ex)
-                if score.grad_fn is None:
+                state.input = x
+                additions = None if score.grad_fn is None else _check_graph(score, state, x)
+                if additions is None:
+                    p.disconnected()
                     outs.append(torch.zeros_like(x))
                     continue
-                additions = _check_graph(score, state, x)
                 if plan.residual_eps is not None and additions:
                     extra = _residual_hooks(additions, state, plan.residual_eps)
                 w = score.detach() if scale_by_score else torch.ones_like(score)

@@ -108,12 +108,13 @@ def lrp_plan(model: nn.Module, composite: Composite, canonize: bool, residual_ep
 
 
 def _composite(rule: str | R.Rule | Composite, epsilon: float, gamma: float, low: Any,
-               high: Any) -> Composite:
+               high: Any, signed_gamma: bool = True) -> Composite:
     if isinstance(rule, Composite):
         return rule
     if isinstance(rule, R.Rule):
         return Composite(rule.name, ((tuple(LINEAR_TYPES), rule),))
-    return preset(rule, epsilon=epsilon, gamma=gamma, low=low, high=high)
+    return preset(rule, epsilon=epsilon, gamma=gamma, low=low, high=high,
+                  signed_gamma=signed_gamma)
 
 
 def _run(model: Any, inputs: Tensor, target: Any, composite: Composite, canonize: bool,
@@ -148,6 +149,7 @@ def lrp(
     rule: str | R.Rule | Composite = "epsilon",
     epsilon: float = 1e-6,
     gamma: float = 0.25,
+    signed_gamma: bool = True,
     low: Any = None,
     high: Any = None,
     canonize: bool = True,
@@ -175,6 +177,11 @@ def lrp(
         The stabiliser of epsilon rules and of residual splits.
     gamma
         The gamma of gamma rules.
+    signed_gamma
+        Gamma rules boost the contributions of each output's own sign (default; equal to the
+        classic rule on non-negative inputs and positive outputs), or, with ``False``, apply the
+        classic ``w + gamma w+`` whatever the signs (Captum's ``GammaRule``). See
+        :func:`~.rules.gamma`.
     low
         Lower bound of the inputs (z-box presets).
     high
@@ -196,10 +203,10 @@ def lrp(
         how far relevance is from conservation (zero for epsilon -> 0 without biases).
         ``extras["relevance"]`` holds the total relevance reaching each hooked module's input.
     """
-    comp = _composite(rule, epsilon, gamma, low, high)
+    comp = _composite(rule, epsilon, gamma, low, high, signed_gamma)
     return _run(model, inputs, target, comp, canonize, epsilon, batch_size, progress,
                 forward_args, "lrp", {"rule": comp.name, "epsilon": epsilon, "gamma": gamma,
-                                      "canonize": canonize})
+                                      "signed_gamma": signed_gamma, "canonize": canonize})
 
 
 @register(

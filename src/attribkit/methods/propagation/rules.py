@@ -122,12 +122,16 @@ class Rule:
         ``(coefficient, terms)`` pairs; see the module docstring.
     eps
         The stabiliser added to ``z`` in the direction of its sign.
+    by_sign
+        Two groups, the first explaining the outputs ``z_j >= 0`` of the unmodified layer and
+        the second the outputs ``z_j < 0`` (the signed gamma rule).
     """
 
     name: str
     kind: str = "terms"
     groups: tuple[tuple[float, tuple[Term, ...]], ...] = ()
     eps: float = 1e-9
+    by_sign: bool = False
 
 
 PASS = Rule("pass", kind="pass")
@@ -146,8 +150,18 @@ def epsilon(eps: float = 1e-6) -> Rule:
     return Rule(f"epsilon({eps:g})", groups=((1.0, (Term(),)),), eps=eps)
 
 
-def gamma(g: float = 0.25, eps: float = 1e-6) -> Rule:
-    """LRP-gamma: weights ``w + g w+`` (and bias ``b + g b+``) favour positive contributions.
+def gamma(g: float = 0.25, eps: float = 1e-6, *, signed: bool = True) -> Rule:
+    """LRP-gamma: contributions of the output's own sign are boosted by ``1 + g``.
+
+    With ``signed=True`` (the default; the sign-aware generalisation, as zennit's ``Gamma``
+    describes it) an output ``z_j >= 0`` is explained with ``z_ij + g (z_ij)+`` and an output
+    ``z_j < 0`` with ``z_ij + g (z_ij)-``, where ``z_ij = x_i w_ij`` (the bias is the
+    contribution of an input 1). With ``signed=False`` the weights are ``w + g w+`` and the bias
+    ``b + g b+`` whatever the signs (Montavon et al. 2019, Captum's ``GammaRule``). The two agree
+    when the inputs are non-negative and the outputs positive (a ReLU network's hidden layers);
+    elsewhere the classic rule boosts *negative* contributions ``x- w+`` of mixed-sign inputs
+    and pushes a negative ``z_j`` towards zero (a small or sign-flipped denominator), which is
+    why the signed rule is the default.
 
     Parameters
     ----------
@@ -155,15 +169,30 @@ def gamma(g: float = 0.25, eps: float = 1e-6) -> Rule:
         ``gamma >= 0``; 0 is LRP-epsilon.
     eps
         Stabiliser.
+    signed
+        The sign-aware rule (default) or the classic ``w + g w+``.
     """
-    if g < 0:
-        raise InputError(f"gamma must be >= 0, got {g!r}.")
+    if isinstance(g, bool) or not isinstance(g, (int, float)) or not g >= 0:
+        raise InputError(f"gamma must be a number >= 0, got {g!r}.")
+    if not signed:
+        def boost(t: Tensor) -> Tensor:
+            return t + g * t.clamp(min=0)
 
-    def boost(t: Tensor) -> Tensor:
-        return t + g * t.clamp(min=0)
+        mod = Modifier(f"gamma({g:g})", boost)
+        return Rule(f"gamma({g:g},classic)", groups=((1.0, (Term(weight=mod, bias=mod),)),),
+                    eps=eps)
 
-    mod = Modifier(f"gamma({g:g})", boost)
-    return Rule(f"gamma({g:g})", groups=((1.0, (Term(weight=mod, bias=mod),)),), eps=eps)
+    def up(t: Tensor) -> Tensor:
+        return g * t.clamp(min=0)
+
+    def down(t: Tensor) -> Tensor:
+        return g * t.clamp(max=0)
+
+    gpos = Modifier(f"{g:g}*positive", up, on_pooling="error")
+    gneg = Modifier(f"{g:g}*negative", down, on_pooling="error")
+    rise = (Term(), Term(POSITIVE, gpos, gpos), Term(NEGATIVE, gneg, None))
+    fall = (Term(), Term(POSITIVE, gneg, gneg), Term(NEGATIVE, gpos, None))
+    return Rule(f"gamma({g:g})", groups=((1.0, rise), (1.0, fall)), eps=eps, by_sign=True)
 
 
 def alpha_beta(alpha: float = 2.0, beta: float = 1.0, eps: float = 1e-9) -> Rule:
@@ -334,7 +363,12 @@ def linear_relevance(rule: Rule, module: nn.Module, x: Tensor, relevance: Tensor
         The relevance of ``x``.
     """
     total = torch.zeros_like(x)
-    for coefficient, terms in rule.groups:
+    shares: list[Tensor] = [relevance] * len(rule.groups)
+    if rule.by_sign:
+        with torch.no_grad():
+            rising = layer_forward(module, x, weight, bias) >= 0
+        shares = [torch.where(rising, relevance, 0.0), torch.where(rising, 0.0, relevance)]
+    for (coefficient, terms), share in zip(rule.groups, shares, strict=True):
         evaluated = []
         z: Tensor | None = None
         for term in terms:
@@ -352,7 +386,7 @@ def linear_relevance(rule: Rule, module: nn.Module, x: Tensor, relevance: Tensor
             z = term.sign * out if z is None else z + term.sign * out
         if z is None:
             continue
-        s = relevance / stabilize(z, rule.eps)
+        s = share / stabilize(z, rule.eps)
         for term, xin, out in evaluated:
             (g,) = torch.autograd.grad(out, xin, s, retain_graph=False, allow_unused=True)
             if g is not None:
