@@ -587,6 +587,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     res = run_unification(args.only)
     text = render_markdown(res)
+    if args.only is None:  # each row in its own frame too (attribkit.theory.frames)
+        from attribkit.theory.frames_page import frame_verdicts, render_frames
+
+        text = text.replace("## Evidence per method", render_frames(res, *frame_verdicts())
+                            + "\n## Evidence per method", 1)
     with open(args.out, "w", encoding="utf-8") as fh:
         fh.write(text)
     return 0
