@@ -128,3 +128,24 @@ def test_unknown_methods_do_not_break_the_frames() -> None:
     assert frames == [] and bgs == {}
     text = render_frames(UnificationResult((), (), 0.0), frames, bgs)
     assert "## Table 2 in both frames" in text
+
+
+#: Rows of "Table 2 in both frames" the committed page must show (base / own / paper per cell).
+BOTH = {
+    "Gradient x Input": ("no / no / no", "yes / yes / yes", "no / yes / yes"),
+    "LRP-epsilon": ("no / no / no", "yes / yes / yes", "no / yes / yes"),
+    "Expected Gradients": ("yes / yes / yes", "yes / yes / yes", "yes / yes / yes"),
+    "Prediction Difference": ("yes / yes / yes", "yes / yes / yes", "no / no / no"),
+}
+
+
+@pytest.mark.parametrize("label", [k for k in BOTH if k != "LRP-epsilon" or "lrp" in methods()])
+def test_committed_page_has_both_frames(label: str) -> None:
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "unification.md"
+    text = doc.read_text(encoding="utf-8")
+    section = text.split("## Table 2 in both frames", 1)[1]
+    line = next(ln for ln in section.splitlines() if ln.startswith(f"| {label} |"))
+    cells = tuple(c.strip() for c in line.strip("|").split("|"))[2:5]
+    assert cells == BOTH[label]

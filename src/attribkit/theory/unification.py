@@ -107,7 +107,7 @@ EXPLANATIONS: dict[tuple[str, int], str] = {
         "Grad-CAM weights a feature map by its pooled gradients, clips it at zero and "
         "up-samples it; nothing makes the result add up to F(x) - F(b) (here the clipped map is "
         "all zero while the output changes). The paper's 'complete' is about the first-order "
-        "term at the feature map, before the ReLU and the up-sampling."),
+        "term at the feature map: decided below on two conv nets whose map is positive."),
     ("LRP-epsilon", 2): _FRAME + (
         "LRP distributes F(x) itself (no baseline), and the epsilon rule sends the biases' "
         "share nowhere, so on networks with biases the attributions do not add up to F(x) - F(b) "
