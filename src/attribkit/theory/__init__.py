@@ -8,6 +8,9 @@
 * :func:`allocation_report`: how does a method allocate the interactions of this prediction?
   (REFERENCE.md section 4, the three criteria), with :func:`audit_polynomial`,
   :func:`audit_game` and :func:`audit_blocks` behind it.
+* :func:`first_order_audit`, :func:`relevance_audit`, :func:`audit_background`
+  (:mod:`attribkit.theory.frames`): the criteria in a method's own frame (first-order terms at
+  the input, the relevance of ``F(x)``, the average over a background set).
 * :mod:`attribkit.theory.unification`: the audit of every registered method, rendered as
   ``docs/unification.md`` (``python -m attribkit.theory.unification --out docs/unification.md``).
 """
@@ -28,6 +31,12 @@ from attribkit.theory.allocation import (
     rule_allocation,
     run_method,
 )
+from attribkit.theory.frames import (
+    BackgroundAudit,
+    audit_background,
+    first_order_audit,
+    relevance_audit,
+)
 from attribkit.theory.games import MAX_EXACT_PLAYERS, Game, Interaction, OrderShare, players_of
 from attribkit.theory.taylor import (
     TaylorDecomposition,
@@ -41,6 +50,7 @@ __all__ = [
     "MAX_EXACT_PLAYERS",
     "RULES",
     "AllocationReport",
+    "BackgroundAudit",
     "CriterionVerdict",
     "EffectAllocation",
     "Game",
@@ -50,11 +60,14 @@ __all__ = [
     "TaylorDecomposition",
     "TaylorTerm",
     "allocation_report",
+    "audit_background",
     "audit_blocks",
     "audit_game",
     "audit_polynomial",
+    "first_order_audit",
     "players_of",
     "polynomial_terms",
+    "relevance_audit",
     "rule_allocation",
     "run_method",
     "taylor_terms",

@@ -111,7 +111,7 @@ EXPLANATIONS: dict[tuple[str, int], str] = {
         "Grad-CAM weights a feature map by its pooled gradients, clips it at zero and "
         "up-samples it; nothing makes the result add up to F(x) - F(b) (here the clipped map is "
         "all zero while the output changes). The paper's 'complete' is about the first-order "
-        "term at the feature map, before the ReLU and the up-sampling."),
+        "term at the feature map: decided below on two conv nets whose map is positive."),
     ("LRP-epsilon", 2): _FRAME + (
         "LRP distributes F(x) itself (no baseline), and the epsilon rule sends the biases' "
         "share nowhere, so on networks with biases the attributions do not add up to F(x) - F(b) "
@@ -598,6 +598,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     res = run_unification(args.only)
     text = render_markdown(res)
+    if args.only is None:  # each row in its own frame too (attribkit.theory.frames)
+        from attribkit.theory.frames_page import frame_verdicts, render_frames
+
+        text = text.replace("## Evidence per method", render_frames(res, *frame_verdicts())
+                            + "\n## Evidence per method", 1)
     out = pathlib.Path(args.out)
     kept = _marked_sections(out.read_text(encoding="utf-8")) if out.exists() else []
     out.write_text(text, encoding="utf-8")
