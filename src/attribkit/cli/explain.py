@@ -124,7 +124,12 @@ class _Run:
 
     def item(self, item: Item, plans: list[Plan]) -> None:
         target = self.args.target
-        _cls, pred = predict(self.loaded, item)
+        try:
+            _cls, pred = predict(self.loaded, item)
+        except Exception as err:
+            shape = tuple(item.x.shape) if item.x is not None else "?"
+            raise RuntimeError(f"{self.loaded.name} cannot run on {item.source[:60]!r} (input "
+                               f"shape {shape}): {one_line(err)}") from err
         shown: list[tuple[dict[str, Any], Any, Any]] = []
         if not self.args.json:
             print(f"{item.source[:60]}: {pred}", flush=True)
