@@ -131,16 +131,22 @@ def csv_rows(text: str) -> list[tuple[str, list[float]]]:
         return [(text, values)]
     if not p.is_file():
         raise FileNotFoundError(f"input file not found: {text!r}")
-    with p.open(newline="", encoding="utf-8") as fh:
-        lines = [row for row in csv.reader(fh) if any(c.strip() for c in row)]
     out: list[tuple[str, list[float]]] = []
-    for n, row in enumerate(lines, start=1):
-        values = _numbers(row)
-        if values is None:
-            if n == 1:
-                continue  # a header
-            raise ValueError(f"{p.name} line {n} is not all numbers: {','.join(row)[:60]!r}")
-        out.append((f"{p.name}:{n}", values))
+    with p.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        first = True
+        for row in reader:
+            if not any(c.strip() for c in row):
+                continue
+            values = _numbers(row)
+            if values is None:
+                if first:
+                    first = False
+                    continue  # a header
+                raise ValueError(f"{p.name} line {reader.line_num} is not all numbers: "
+                                 f"{','.join(row)[:60]!r}")
+            first = False
+            out.append((f"{p.name}:{reader.line_num}", values))
     if not out:
         raise ValueError(f"{p.name} holds no rows of numbers")
     return out
