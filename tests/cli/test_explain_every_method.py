@@ -49,7 +49,7 @@ def test_every_method_on_the_photo(capsys: pytest.CaptureFixture[str],
 
     photo = tmp_path / "astronaut.png"
     Image.fromarray(vision.load_photo("astronaut")).save(photo)
-    code, doc, err = _explain(capsys, "efficientnet-lite0", str(photo), "--window", "56",
+    code, doc, _err = _explain(capsys, "efficientnet-lite0", str(photo), "--window", "56",
                               "--stride", "56", "-o", str(tmp_path / "o"), "--top", "3")
     by = _check_every_method(doc)
     # the methods the issue names run on the CLI's own EfficientNet
@@ -87,7 +87,7 @@ def test_every_method_on_csv_rows(capsys: pytest.CaptureFixture[str],
     csv = tmp_path / "patients.csv"
     csv.write_text(",".join(n.replace(" ", "_") for n in data.feature_names) + "\n"
                    + "\n".join(",".join(f"{v:.6g}" for v in r) for r in rows) + "\n")
-    code, doc, _ = _explain(capsys, "breast-cancer-mlp", str(csv))
+    _code, doc, _ = _explain(capsys, "breast-cancer-mlp", str(csv))
     by = _check_every_method(doc, n_inputs=2)
     assert by["grad_cam"]["status"] == "refused"  # no convolution in an MLP
     names = {r["name"] for r in doc["results"]}
@@ -96,7 +96,7 @@ def test_every_method_on_csv_rows(capsys: pytest.CaptureFixture[str],
 
 def test_every_method_on_a_molecule(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("rdkit")
-    code, doc, _ = _explain(capsys, "tpsa-graphnet", "OC(=O)c1ccccc1N", "--top", "3")
+    _code, doc, _ = _explain(capsys, "tpsa-graphnet", "OC(=O)c1ccccc1N", "--top", "3")
     by = _check_every_method(doc)
     ig = by["integrated_gradients"]
     assert ig["status"] == "ok" and ig["top_features"][0]["name"][0] in "NO"  # polar atoms

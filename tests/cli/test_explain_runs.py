@@ -62,7 +62,7 @@ def test_one_failing_method_does_not_stop_the_others(
     monkeypatch.setitem(registry._REGISTRY, "saliency", dataclasses.replace(info, fn=boom))
     model, csv = mlp_csv
     out_dir = tmp_path / "o"
-    code, out, err = _run(capsys, "explain", model, str(csv), "-m", "ig", "-m", "saliency",
+    code, out, _err = _run(capsys, "explain", model, str(csv), "-m", "ig", "-m", "saliency",
                           "-m", "occlusion", "--steps", "4", "-o", str(out_dir), "--json")
     assert code == 1
     doc = json.loads(out)

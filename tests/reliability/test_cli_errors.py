@@ -7,10 +7,10 @@ import pathlib
 
 import pytest
 import torch
+from tests.reliability._cases import case
 from torch import nn
 
 from attribkit.cli import main
-from tests.reliability._cases import case
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")
 

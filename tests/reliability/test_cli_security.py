@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests.reliability._cases import case
 from torch import nn
 
 from attribkit.cli import main
-from tests.reliability._cases import case
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")
 
@@ -83,7 +83,7 @@ def test_pt2_with_pickled_weight_is_refused(capsys: pytest.CaptureFixture[str],
                                             tmp_path: pathlib.Path) -> None:
     marker = tmp_path / "MARKER"
     evil = _evil_weights(tmp_path, marker)
-    code, out, err = _run(capsys, "explain", str(evil), "1,2,3", "--quiet")
+    code, _out, err = _run(capsys, "explain", str(evil), "1,2,3", "--quiet")
     assert code == 1 and not marker.exists()
     assert "refusing to load 'evil.pt2'" in err and "use_pickle" in err
     assert "--trust-model-file" in err and len(err.strip().splitlines()) == 1
