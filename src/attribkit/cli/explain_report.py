@@ -33,7 +33,8 @@ def write_report(path: pathlib.Path, model: str, loaded: Loaded,
         grid = {rec["method"]: res.attribution for rec, _, res in shown
                 if res is not None and res.attribution.values.dim() == 4}
         if item.image is not None and grid:
-            fig = comparison_grid([item.image], grid, labels=[pred.replace("predicted ", "")])
+            top = pred.replace("predicted ", "").split(",")[0]  # the top class and its score
+            fig = comparison_grid([item.image], grid, labels=[top])
             rep.image(fig, "the input and each method (pixel intensity scaled by importance)")
         for rec, pic, res in shown:
             if rec["status"] != "ok":
