@@ -40,6 +40,7 @@ class Loaded:
     model: Callable[..., Tensor]
     kind: str  # "image", "text", "tabular", "molecule", "tensor"
     name: str
+    baseline: Any = None  # kept for callers that pass it; the CLI's defaults are in settings.py
     label: Callable[[int], str] = str
     extra: dict[str, Any] = field(default_factory=dict)
 
