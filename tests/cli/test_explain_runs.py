@@ -92,7 +92,7 @@ def test_csv_rows_are_explained_in_order(capsys: pytest.CaptureFixture[str],
     for r, x in zip(rows, ([1, 2, 3], [0.5, -1, 2], [4, 0, 1]), strict=True):
         y = net(torch.tensor([x], dtype=torch.float64))[0]
         assert r["target"] == int(y.argmax())  # the predicted class by default
-        assert r["output"] == pytest.approx(float(y.max()), abs=1e-12)
+        assert r["output"] == pytest.approx(float(y.detach().max()), abs=1e-12)
 
 
 def test_folder_of_images_and_names(capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path,
