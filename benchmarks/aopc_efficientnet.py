@@ -72,7 +72,7 @@ def main() -> None:
     for name, attr in (("integrated_gradients", ig), ("gradients", grad), ("random", random)):
         curves[name] = ablation_curve(model, x, attr, k=args.k, steps=args.ablation_steps,
                                       target=target, baseline=vision.BLACK_BASELINE,
-                                      groups=groups, absolute=not args.signed,
+                                      groups=groups, sign="all" if args.signed else "absolute",
                                       batch_size=args.batch_size)
     elapsed = time.time() - t0
     p0 = curves["integrated_gradients"].scores[:, 0]

@@ -28,6 +28,7 @@ from attribkit.core import (
     classes,
     top_k,
 )
+from attribkit.core.saving import load  # results without pickle (issue 14)
 from attribkit.methods import explain, methods
 from attribkit.methods.integrated import (
     InteriorGradients,
@@ -94,6 +95,7 @@ __all__ = [
     "guided_backprop",
     "integrated_gradients",
     "interior_gradients",
+    "load",
     "lrp",
     "methods",
     "occlusion",

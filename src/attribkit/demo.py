@@ -214,6 +214,7 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
     from attribkit import viz
     from attribkit.methods import methods
     from attribkit.report import Report
+    from attribkit.report.reading import read_aopc, read_gaps, read_methods
 
     t0 = time.perf_counter()
     progress = not quiet
@@ -256,9 +257,9 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
              "colour channels of |attribution|), clipped at the 99th percentile. Baseline: black "
              "image. Completeness: the IG attributions of each photo sum to F(x) - F(black).")
     fig4 = viz.comparison_grid(images, {"integrated gradients": ig, "gradient at the image": grad},
-                               labels=labels)
+                               labels=labels, panel=3.4)
     rep.image(fig4, "left to right: photo (top class, softmax score), integrated gradients, "
-                    "gradients at the image")
+                    "gradients at the image; each map with its own scale", wide=True)
     rows = []
     gap, rg = ig.gap, ig.relative_gap
     assert gap is not None and rg is not None and ig.output is not None
@@ -272,7 +273,8 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
     rep.table(["photo", "class", "softmax", "F(black)", "sum of IG", "gap", "relative gap",
                "sum of gradient*input"],
               [[r["photo"], r["class"], r["p"], r["F(black)"], r["sum IG"], r["gap"],
-                r["rel_gap"], r["sum grad*x"]] for r in rows])
+                r["rel_gap"], r["sum grad*x"]] for r in rows],
+              reading=read_gaps({str(r["photo"]): float(rg[i]) for i, r in enumerate(rows)}))
 
     # 2. Saturation curves (forward passes only, all sample photos).
     stages.start("saturation")
@@ -288,9 +290,10 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
     rep.heading("Interior gradients (seed 003, Figure 3)")
     rep.image(viz.interior_strip(images[0], interior, index=0, title=f"{names[0]}: {labels[0]}"),
               "pixel importance of the gradient at each scaled image, and the trend of the mean "
-              "|gradient| (relative) and of F(α)")
+              "|gradient| and of F(α)", wide=True)
     gif = viz.interior_gif(images[0], interior, str(out / "interior.gif"), index=0)
-    rep.image(gif, f"{names[0]}: interior gradients from α = {float(alphas[0]):.2f} to 1")
+    rep.image(gif, f"{names[0]}: interior gradients from α = {float(alphas[0]):.2f} to 1",
+              width=max(320, images[0].shape[1]))
 
     # 3. Every registered method on one photo.
     stages.start("all methods")
@@ -335,10 +338,14 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
                       float(g[0]) if g is not None else "", float(r[0]) if r is not None else "",
                       f"{dt:.1f} s"])
     rep.heading(f"All registered methods on {names[0]}")
-    rep.image(viz.comparison_grid(images[:1], compared, labels=labels[:1]),
-              "each method's pixel importance (eq. 1), with its completeness gap where it has "
-              "a baseline")
-    rep.table(["method", "family", "settings", "gap", "relative gap", "time"], table)
+    rep.image(viz.comparison_grid(images[:1], compared, labels=labels[:1], panel=3.0,
+                                  max_columns=4),
+              "each method's pixel importance (eq. 1) with its scale, and its completeness gap "
+              "where it has a baseline", wide=True)
+    skipped = {r[0]: str(r[2]) for r in table if str(r[2]).startswith("skipped")}
+    rep.table(["method", "family", "settings", "gap", "relative gap", "time"], table,
+              reading=read_methods(len(table) - len(skipped), skipped,
+                                   {r[0]: r[4] for r in table if isinstance(r[4], float)}))
 
     # 4. AOPC.
     per_photo: dict[str, Tensor]
@@ -374,7 +381,8 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
                  "score over steps 0..k, averaged over the photos (band: one standard error).")
         rep.image(viz.evaluation_curves(curves, x=xs, xlabel="pixels removed"),
                   "AOPC: higher means the attribution found the pixels the score depends on")
-        rep.table(["attribution", "AOPC"], [[m, v] for m, v in aopcs.items()])
+        rep.table(["attribution", "AOPC"], [[m, v] for m, v in aopcs.items()],
+                  reading=read_aopc(aopcs))
         for i, row in enumerate(rows):  # each photo's own AOPC (the mean is in the report)
             row["AOPC IG"] = float(per_photo["integrated gradients"][i])
             row["AOPC grad"] = float(per_photo["gradient at the image"][i])
@@ -473,6 +481,9 @@ def _tabular_task(out: pathlib.Path, quiet: bool) -> DemoResult:
                             "F(x)": float(ig.output[i]) if ig.output is not None else math.nan,
                             "sum IG": float(ig.total()[i]), "gap": float(gap[i]),
                             "rel_gap": float(rg[i])})
+    rep.heading("The whole test set: global views", 2)
+    everyone = attribkit.integrated_gradients(model, data.X_test, steps=64)
+    rep.global_views(everyone, data.X_test, list(data.feature_names), dependence="top", top=12)
     result.seconds = time.perf_counter() - t0
     rep.save(result.report)
     return result

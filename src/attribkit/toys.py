@@ -3,6 +3,10 @@
 * :func:`f_network` and :func:`g_network`: the two functionally equivalent ReLU networks of
   "Axiomatic Attribution for Deep Networks" (REFERENCE.md section 3),
   ``f(x1, x2) = ReLU(ReLU(x1) - 1 - ReLU(x2))`` and ``g(x1, x2) = ReLU(ReLU(x1 - 1) - ReLU(x2))``.
+* :func:`sum_network` and :func:`detour_network`: two ReLU networks computing
+  ``ReLU(ReLU(x1) + ReLU(x2) - 1.5)`` (the second wherever ``ReLU(x2) - ReLU(x1) <= 40``), on which
+  guided backprop and DeconvNet give the attributions of seed 003's Figure 14 at ``x = (1, 1)``:
+  ``(1, 1)`` against ``(1.25, 0.75)``, while Integrated Gradients gives ``(0.25, 0.25)`` on both.
 * :class:`OneMinusReLU`: ``F(x) = 1 - ReLU(1 - x)``, where gradients break Sensitivity(a).
 * :class:`Polynomial`: ``F(x) = sum_t c_t prod_i x_i^{kappa_ti}``, whose Taylor terms and
   Harsanyi dividends are known exactly (``x1^2 x2`` is ``Polynomial([[2, 1]])``).
@@ -15,7 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["OneMinusReLU", "Polynomial", "f_network", "g_network"]
+__all__ = ["OneMinusReLU", "Polynomial", "detour_network", "f_network", "g_network",
+           "sum_network"]
 
 
 def _relu_net(layers: Sequence[tuple[list[list[float]], list[float]]],
@@ -38,6 +43,26 @@ def f_network(dtype: torch.dtype = torch.float64) -> nn.Sequential:
 def g_network(dtype: torch.dtype = torch.float64) -> nn.Sequential:
     """``g(x1, x2) = ReLU(ReLU(x1 - 1) - ReLU(x2))``, the same function as :func:`f_network`."""
     return _relu_net([([[1.0, 0.0], [0.0, 1.0]], [-1.0, 0.0]), ([[1.0, -1.0]], [0.0])], dtype)
+
+
+def sum_network(dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """``ReLU(ReLU(x1) + ReLU(x2) - 1.5)`` as Linear/ReLU layers; output ``(N, 1)``."""
+    return _relu_net([([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0]), ([[1.0, 1.0]], [-1.5])], dtype)
+
+
+def detour_network(dtype: torch.dtype = torch.float64, shift: float = 10.0) -> nn.Sequential:
+    """The function of :func:`sum_network` by a detour through a unit that is always on.
+
+    With ``u = (ReLU(x1), ReLU(x2))`` the network computes
+    ``ReLU(1.25 u1 + 0.75 u2 - k - 1.5 + shift)`` with ``k = ReLU(0.25 u1 - 0.25 u2 + shift)``;
+    while ``u2 - u1 <= 4 shift`` the unit ``k`` is active and the output equals
+    ``ReLU(u1 + u2 - 1.5)``. The gradient is the same, but the backward signal into ``k`` is
+    negative, so rules that clip negative signals at ReLUs (guided backprop, DeconvNet) keep only
+    the direct weights ``(1.25, 0.75)``.
+    """
+    return _relu_net([([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0]),
+                      ([[1.0, 0.0], [0.0, 1.0], [0.25, -0.25]], [0.0, 0.0, shift]),
+                      ([[1.25, 0.75, -1.0]], [-1.5 + shift])], dtype)
 
 
 class OneMinusReLU(nn.Module):

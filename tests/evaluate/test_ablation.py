@@ -132,3 +132,22 @@ def test_token_groups_remove_whole_embeddings() -> None:
     curve = ablation_curve(model, x, values, k=1, steps=1,
                            groups=torch.arange(4)[:, None])
     assert float(curve.drops[0, 1]) == pytest.approx(6.0 + 7.0 + 8.0)
+
+
+def test_sign_decides_the_order_and_absolute_is_deprecated() -> None:
+    # F = w . x with distinct weights, so the scores show which feature went first
+    w = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    x = torch.ones(1, 4, dtype=torch.float64)
+    model = _linear(w)
+    a = torch.tensor([[-5.0, 3.0, 2.0, 1.0]], dtype=torch.float64)
+    expected = {"absolute": [10.0, 9.0, 7.0, 4.0, 0.0],  # |a| order: 0, 1, 2, 3
+                "all": [10.0, 8.0, 5.0, 1.0, 0.0],       # signed order: 1, 2, 3, then 0
+                "positive": [10.0, 8.0, 5.0, 1.0, 0.0],  # clamp(a, 0): feature 0 ranks last
+                "negative": [10.0, 9.0, 7.0, 4.0, 0.0]}  # only feature 0; ties keep id order
+    for sign, scores in expected.items():
+        assert deletion_curve(model, x, a, steps=4, sign=sign).scores[0].tolist() == scores
+    with pytest.warns(DeprecationWarning, match="sign='all'"):
+        old = deletion_curve(model, x, a, steps=4, absolute=False)
+    assert old.scores[0].tolist() == expected["all"]
+    with pytest.raises(attribkit.InputError, match="sign must be one of"):
+        ablation_curve(model, x, a, sign="signed")

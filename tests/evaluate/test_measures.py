@@ -58,7 +58,12 @@ def test_mass_share_by_hand_and_masks() -> None:
     mask = torch.zeros(4, 4, dtype=torch.bool)
     mask[:2, :2] = True
     assert float(mass_inside(m, mask)[0]) == pytest.approx(0.75)
-    assert float(mass_inside(m, mask, absolute=False)[0]) == pytest.approx(1.0)
+    assert float(mass_inside(m, mask, sign="positive")[0]) == pytest.approx(1.0)
+    assert float(mass_inside(m, mask, sign="negative")[0]) == pytest.approx(0.0)
+    with pytest.raises(attribkit.InputError, match="sign must be one of"):
+        mass_inside(m, mask, sign="all")
+    with pytest.warns(DeprecationWarning, match="sign='positive'"):
+        assert float(mass_inside(m, mask, absolute=False)[0]) == pytest.approx(1.0)
     assert bool(pointing_game(m, [(2, 2, 4, 4)])[0]) is False
     assert bool(pointing_game(m, [(2, 2, 4, 4)], tolerance=2)[0]) is True
 
@@ -79,13 +84,13 @@ def test_randomisation_drops_the_correlation_and_leaves_the_model() -> None:
                           nn.Linear(16, 3)).double().eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.randn(4, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    res = model_randomisation(model, x, "integrated_gradients", steps=16, absolute=False,
+    res = model_randomisation(model, x, "integrated_gradients", steps=16, sign="all",
                               progress=True)
     assert res.steps == ("4", "2", "0")
     # signed IG of a randomised model is unrelated to the original (correlation 1 before)
     assert float(res.mean_correlation.abs().max()) < 0.5
     ind = model_randomisation(model, x, "integrated_gradients", mode="independent", steps=16,
-                              absolute=False)
+                              sign="all")
     assert ind.correlations.shape == (3, 4)
     assert float(ind.mean_correlation.abs().max()) < 0.5
     # the user's model is untouched

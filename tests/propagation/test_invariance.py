@@ -51,3 +51,29 @@ def test_lrp_is_not() -> None:
     e_f = lrp(toys.f_network(), X, target=0, rule="epsilon", epsilon=0.5).values
     e_g = lrp(toys.g_network(), X, target=0, rule="epsilon", epsilon=0.5).values
     assert (e_f - e_g).abs().max() > 0.1
+
+
+def test_figure_14_guided_backprop_and_deconvnet_are_not() -> None:
+    """Seed 003, Figure 14: at x = (1, 1), baseline 0, two networks of one function get IG
+    (0.25, 0.25) on both, guided backprop and DeConvNet (1, 1) on one and (1.25, 0.75) on the
+    other. Worked by hand: the output unit is on (0.5), its signal 1 reaches u1, u2 with the
+    direct weights and the always-on unit k with -1, which both rules clip at k's ReLU."""
+    from attribkit.methods.propagation import deconvnet, guided_backprop
+
+    x = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
+    plain, detour = toys.sum_network(), toys.detour_network()
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(200, 2, generator=g, dtype=torch.float64) * 8 - 2
+    torch.testing.assert_close(plain(pts), detour(pts), rtol=0, atol=1e-12)
+    quarter = torch.tensor([[0.25, 0.25]], dtype=torch.float64)
+    for net in (plain, detour):
+        ig = integrated_gradients(net, x, target=0, steps=64, rule="riemann_middle").values
+        torch.testing.assert_close(ig, quarter, rtol=0, atol=1e-12)
+    for method in (guided_backprop, deconvnet):
+        torch.testing.assert_close(method(plain, x, target=0).values,
+                                   torch.tensor([[1.0, 1.0]], dtype=torch.float64))
+        torch.testing.assert_close(method(detour, x, target=0).values,
+                                   torch.tensor([[1.25, 0.75]], dtype=torch.float64))
+    # DeepLIFT-Rescale agrees on this pair: k does not change between baseline and input.
+    for net in (plain, detour):
+        torch.testing.assert_close(deeplift(net, x, target=0).values, quarter)

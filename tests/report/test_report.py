@@ -76,7 +76,7 @@ def test_report_is_self_contained_and_escapes(tmp_path: pathlib.Path) -> None:
     assert EVIL not in s
     p = _parse(s)
     assert "script" not in p.tags
-    assert p.tags.count("img") == 3  # input, the method's map, the animation
+    assert p.tags.count("img") == 2  # the grid (input and each map with its scale), the GIF
     assert all(src.startswith("data:image/") for src in p.srcs)
     assert not p.hrefs and "http://" not in s and "https://" not in s
     assert any(EVIL in t for t in p.text)  # shown to the reader as text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Callable
@@ -177,3 +178,30 @@ def test_token_players_at_the_embedding_layer() -> None:
     assert game.value([0, 2]) == pytest.approx(direct, abs=1e-12)
     assert float(game.shapley().sum()) == pytest.approx(game.output - game.baseline_output,
                                                         abs=1e-12)
+
+
+def test_float32_model_game_is_evaluated_in_float64_without_changing_the_model() -> None:
+    """Issue 21: dividends of a float32 model come from float64 values (no spurious high orders)."""
+    torch.manual_seed(0)
+    model32 = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 2)).eval()
+    before = {k: v.clone() for k, v in model32.state_dict().items()}
+    x = torch.randn(1, 8)
+    game = Game(model32, x, target=1)
+    twin = copy.deepcopy(model32).double()
+    reference = Game(twin, x.double(), target=1)
+    assert game.precision == "float64"
+    torch.testing.assert_close(game.dividends(), reference.dividends(), rtol=0, atol=1e-15)
+    for k, v in model32.state_dict().items():  # the model itself stays float32 and unchanged
+        assert v.dtype == before[k].dtype and torch.equal(v, before[k])
+    # In the model's own float32 the order-8 dividend (zero for this tanh network only up to the
+    # network's true interactions) differs from the float64 one by rounding noise.
+    noisy = Game(model32, x, target=1, precision="model")
+    gap = (noisy.dividends() - reference.dividends()).abs().max()
+    assert gap > 1e-9
+
+
+def test_game_precision_is_validated() -> None:
+    """An unknown precision is refused with the choices named."""
+    model = nn.Linear(3, 2).double()
+    with pytest.raises(InputError, match="float64' or 'model'"):
+        Game(model, torch.zeros(1, 3, dtype=torch.float64), target=0, precision="half")

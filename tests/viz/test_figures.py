@@ -77,8 +77,9 @@ def test_comparison_grid_titles_carry_the_gap() -> None:
     attr = Attribution(values=vals, inputs=x, method="m", output=torch.tensor([110.0, 100.0]),
                        baseline_output=torch.tensor([0.0, 0.0]))  # sums 108: gaps -2 and +8
     fig = viz.comparison_grid([x[0], x[1]], {"m": attr, "raw": vals.numpy()}, labels=["a", "b"])
-    assert len(fig.axes) == 6
-    titles = [ax.get_title() for ax in fig.axes]
+    maps = [a for a in fig.axes if a.get_label() != "<colorbar>"]
+    assert len(maps) == 6 and len(fig.axes) == 6 + 4  # a colour bar beside each map
+    titles = [ax.get_title() for ax in maps]
     assert titles[0] == "a" and "gap -2" in titles[1] and "gap +8" in titles[4]
     assert titles[2] == "raw"
     for style in ("heatmap", "overlay"):
@@ -116,6 +117,7 @@ def test_comparison_grid_wraps_many_methods_for_one_input() -> None:
     x = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     attrs = {f"m{k}": torch.rand(1, 3, 4, 4, dtype=torch.float64) for k in range(8)}
     fig = viz.comparison_grid([x[0]], attrs, max_columns=4)
-    assert len(fig.axes) == 9
-    rows = {ax.get_subplotspec().rowspan.start for ax in fig.axes}
+    maps = [a for a in fig.axes if a.get_label() != "<colorbar>"]
+    assert len(maps) == 9
+    rows = {ax.get_subplotspec().rowspan.start for ax in maps}  # type: ignore[union-attr]
     assert rows == {0, 1, 2}

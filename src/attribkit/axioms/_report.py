@@ -13,6 +13,7 @@ from torch import Tensor
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
 from attribkit.core.errors import AttribkitError
+from attribkit.core.summary import summary_repr
 from attribkit.methods.registry import get
 
 __all__ = ["AxiomReport", "CaseResult", "Runner", "evaluate_ends", "run_method", "runner"]
@@ -68,6 +69,11 @@ class AxiomReport:
     measure: str
     tolerance: float
     cases: tuple[CaseResult, ...] = field(default_factory=tuple)
+
+    __repr__ = summary_repr
+
+    def _headline(self) -> list[str]:
+        return [f"passed={self.passed}", f"worst={self.worst:.4g}"]
 
     @property
     def ran(self) -> tuple[CaseResult, ...]:

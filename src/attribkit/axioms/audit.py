@@ -18,6 +18,7 @@ from attribkit.axioms.sensitivity import check_sensitivity_a, check_sensitivity_
 from attribkit.axioms.symmetry import check_symmetry
 from attribkit.core.errors import InputError
 from attribkit.core.progress import progress_bar
+from attribkit.core.summary import summary_repr
 from attribkit.methods.registry import AXIOMS, get
 from attribkit.methods.registry import methods as registered
 
@@ -53,6 +54,11 @@ class AuditTable:
 
     reports: dict[str, dict[str, AxiomReport]]
     declared: dict[str, frozenset[str]]
+
+    __repr__ = summary_repr
+
+    def _headline(self) -> list[str]:
+        return [f"methods={len(self.reports)}", f"mismatches={len(self.mismatches())}"]
 
     @property
     def axioms(self) -> tuple[str, ...]:

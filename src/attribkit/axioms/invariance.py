@@ -1,10 +1,12 @@
 """Implementation invariance (Sundararajan et al. 2017, section 2.2): two networks that compute
 the same function get identical attributions.
 
-Built-in pair: ``f(x1, x2) = ReLU(ReLU(x1) - 1 - ReLU(x2))`` and ``g(x1, x2) = ReLU(ReLU(x1 - 1) -
-ReLU(x2))`` (:mod:`attribkit.toys`). Measured as ``max |A_f - A_g| / max(|F(x) - F(x')|, max |A|)``.
-Gradients and Integrated Gradients pass; DeepLIFT and LRP do not (discrete gradients have no chain
-rule).
+Built-in pairs (:mod:`attribkit.toys`): ``f(x1, x2) = ReLU(ReLU(x1) - 1 - ReLU(x2))`` and
+``g(x1, x2) = ReLU(ReLU(x1 - 1) - ReLU(x2))``; and the sum / detour networks that reproduce the
+guided-backprop and DeConvNet numbers of seed 003's Figure 14. Measured as
+``max |A_a - A_b| / max(|F(x) - F(x')|, max |A|)``, the worst over both pairs. Gradients and
+Integrated Gradients pass; DeepLIFT and LRP fail on the first pair (discrete gradients have no
+chain rule), guided backprop and DeConvNet on the second (they clip negative signals at ReLUs).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from torch import Tensor
 
 from attribkit.axioms._report import CANNOT_RUN, AxiomReport, CaseResult, evaluate_ends, runner
 from attribkit.core.errors import InputError
-from attribkit.toys import f_network, g_network
+from attribkit.toys import detour_network, f_network, g_network, sum_network
 
-__all__ = ["check_implementation_invariance", "fg_inputs"]
+__all__ = ["check_implementation_invariance", "fg_inputs", "figure14_inputs"]
 
 
 def fg_inputs() -> Tensor:
@@ -58,9 +60,10 @@ def check_implementation_invariance(
     method
         A registered method name.
     model_a, model_b
-        Two models computing the same function (default the ``f``, ``g`` networks).
+        Two models computing the same function (default the two built-in pairs).
     inputs
-        ``(N, ...)`` inputs (default :func:`fg_inputs` for the built-in pair).
+        ``(N, ...)`` inputs (default :func:`fg_inputs` and :func:`figure14_inputs` for the
+        built-in pairs).
     baseline
         The baseline (default zeros).
     target
@@ -74,29 +77,42 @@ def check_implementation_invariance(
         Passed to the method.
     """
     if (model_a is None) != (model_b is None):
-        raise InputError("give both models (or neither, for the built-in f, g pair).")
+        raise InputError("give both models (or neither, for the built-in pairs).")
+    run = runner(method, options)
+    pairs: list[tuple[str, Callable[..., Tensor], Callable[..., Tensor], Tensor]]
     if model_a is None or model_b is None:
-        name = "f, g networks"
-        model_a, model_b = f_network(), g_network()
-        x = fg_inputs() if inputs is None else inputs
+        pairs = [("f, g networks", f_network(), g_network(),
+                  fg_inputs() if inputs is None else inputs),
+                 ("Figure 14 pair (sum, detour)", sum_network(), detour_network(),
+                  figure14_inputs() if inputs is None else inputs)]
     else:
-        name = "your models"
         if inputs is None:
             raise InputError("give inputs with the models.")
-        x = inputs
+        pairs = [("your models", model_a, model_b, inputs)]
+    cases = tuple(_case(run, name, a, b, x, baseline, target, tolerance, equivalence_tolerance)
+                  for name, a, b, x in pairs)
+    return AxiomReport("implementation_invariance", method, _MEASURE, tolerance, cases)
+
+
+def figure14_inputs() -> Tensor:
+    """Inputs for the sum / detour pair (``x = (1, 1)`` of seed 003's Figure 14 first)."""
+    return torch.tensor([[1.0, 1.0], [2.0, 0.5], [0.5, 1.5], [3.0, 2.0]], dtype=torch.float64)
+
+
+def _case(run: Callable[..., Any], name: str, model_a: Callable[..., Tensor],
+          model_b: Callable[..., Tensor], x: Tensor, baseline: Tensor | None, target: Any,
+          tolerance: float, equivalence_tolerance: float) -> CaseResult:
     b = baseline if baseline is not None else torch.zeros_like(x)
     diff = _equivalence(model_a, model_b, x, target)
     if diff > equivalence_tolerance:
         raise InputError(f"the models are not functionally equivalent: outputs differ by "
                          f"{diff:.3g} at or near the inputs.")
-    run = runner(method, options)
     try:
         fx, fb, fixed = evaluate_ends(model_a, x, b, target)
         aa = run(model_a, x, b, fixed).values.to(torch.float64)
         ab = run(model_b, x, b, fixed).values.to(torch.float64)
     except CANNOT_RUN as err:
-        case = CaseResult(name, float("nan"), None, f"cannot run: {type(err).__name__}: {err}")
-        return AxiomReport("implementation_invariance", method, _MEASURE, tolerance, (case,))
+        return CaseResult(name, float("nan"), None, f"cannot run: {type(err).__name__}: {err}")
     per = (aa - ab).reshape(x.shape[0], -1).abs().amax(dim=1)
     scale = torch.maximum((fx - fb).abs(), torch.maximum(aa.reshape(x.shape[0], -1).abs().amax(1),
                                                           ab.reshape(x.shape[0], -1).abs().amax(1)))
@@ -107,8 +123,7 @@ def check_implementation_invariance(
               f"{[round(v, 4) for v in aa[worst].flatten().tolist()[:6]]}, A_b = "
               f"{[round(v, 4) for v in ab[worst].flatten().tolist()[:6]]}; outputs agree to "
               f"{diff:.1g}")
-    case = CaseResult(name, value, value <= tolerance, detail)
-    return AxiomReport("implementation_invariance", method, _MEASURE, tolerance, (case,))
+    return CaseResult(name, value, value <= tolerance, detail)
 
 
 _MEASURE = "max |A_a - A_b| / max(|F(x) - F(x')|, max |A|)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -11,6 +13,9 @@ import torch
 from torch import Tensor
 
 __all__ = ["Attribution"]
+
+_ARRAY_FIELDS = ("values", "inputs", "baselines", "target", "output", "baseline_output",
+                 "error_estimate", "gap", "relative_gap", "delta")
 
 
 @dataclass(frozen=True)
@@ -135,9 +140,35 @@ class Attribution:
                        if self.error_estimate is not None and self.error_estimate.dim() == 2
                        else self.error_estimate)
 
-    def numpy(self) -> np.ndarray:
-        """The attribution values as a NumPy array (detached, on the CPU)."""
-        return self.values.detach().cpu().numpy()
+    def numpy(self, name: str = "values") -> np.ndarray:
+        """A tensor field as a NumPy array (detached, on the CPU).
+
+        Parameters
+        ----------
+        name
+            ``"values"`` (default), ``"inputs"``, ``"baselines"``, ``"target"``, ``"output"``,
+            ``"baseline_output"``, ``"error_estimate"``, or a derived ``"gap"`` /
+            ``"relative_gap"`` / ``"delta"`` / ``"total"``.
+        """
+        if name == "total":
+            t: Tensor | None = self.total()
+        elif name in _ARRAY_FIELDS:
+            t = getattr(self, name)
+        else:
+            raise ValueError(f"numpy() knows {', '.join(_ARRAY_FIELDS)} and 'total'; got {name!r}.")
+        if t is None:
+            raise ValueError(f"this attribution has no {name} (the method does not record it).")
+        return t.detach().cpu().numpy()
+
+    def save(self, path: str | os.PathLike[str]) -> pathlib.Path:
+        """Write this result to ``path`` (safetensors + JSON metadata, no pickle).
+
+        Every field round-trips exactly through :func:`attribkit.load`; the format is described
+        in ``docs/saving.md``.
+        """
+        from attribkit.core.saving import save
+
+        return save(self, path)
 
     def to(self, dtype: torch.dtype) -> Attribution:
         """A copy with floating tensors converted to ``dtype``."""

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
+from attribkit.core.signs import DEFAULT_SIGN, apply_sign, check_sign, reduce_sign
 
 __all__ = ["attribution_values", "default_target", "feature_groups", "group_importance",
            "group_ranks", "pixel_map", "spearman"]
@@ -76,7 +77,7 @@ def feature_groups(inputs: Tensor, groups: Tensor | None = None) -> Tensor:
     return out
 
 
-def group_importance(values: Tensor, groups: Tensor, absolute: bool = True) -> Tensor:
+def group_importance(values: Tensor, groups: Tensor, sign: str = DEFAULT_SIGN) -> Tensor:
     """The importance of each group per example ``(N, G)``; empty groups get ``-inf``.
 
     Parameters
@@ -85,14 +86,19 @@ def group_importance(values: Tensor, groups: Tensor, absolute: bool = True) -> T
         ``(N, ...)`` attributions.
     groups
         ``(N, D)`` ids from :func:`feature_groups`.
-    absolute
-        Sum absolute values (pixel importance of seed 003, eq. 1) instead of signed values.
+    sign
+        ``"absolute"``: ``sum |a|`` over each group (pixel importance of seed 003, eq. 1);
+        ``"all"``: the signed sum; ``"positive"`` / ``"negative"``: its positive / negative part
+        (see :mod:`attribkit.core.signs`).
     """
+    check_sign(sign)
     v = values.reshape(values.shape[0], -1)
-    v = v.abs() if absolute else v
+    v = v.abs() if sign == "absolute" else v
     n_groups = int(groups.max()) + 1
     imp = torch.zeros((v.shape[0], n_groups), dtype=v.dtype, device=v.device)
     imp.scatter_add_(1, groups, v)
+    if sign in ("positive", "negative"):
+        imp = apply_sign(imp, sign)
     size = torch.zeros_like(imp).scatter_add_(1, groups, torch.ones_like(v))
     return torch.where(size > 0, imp, torch.full_like(imp, -torch.inf))
 
@@ -106,13 +112,11 @@ def group_ranks(importance: Tensor) -> Tensor:
     return ranks
 
 
-def pixel_map(values: Tensor, absolute: bool = True) -> Tensor:
-    """Per-position importance: ``sum_c |A|`` over the channels of ``(N, C, H, W)`` images.
-
-    Other shapes are returned as they are (absolute values if ``absolute``).
+def pixel_map(values: Tensor, sign: str = DEFAULT_SIGN) -> Tensor:
+    """Per-position importance: the channels of ``(N, C, H, W)`` images reduced under ``sign``
+    (``sum_c |A|`` by default); other shapes keep their positions, with ``sign`` applied to each.
     """
-    v = values.abs() if absolute else values
-    return v.sum(dim=1) if v.dim() == 4 else v
+    return reduce_sign(values, 1, sign) if values.dim() == 4 else apply_sign(values, sign)
 
 
 def _average_ranks(x: Tensor) -> Tensor:

@@ -19,6 +19,8 @@ from torch import Tensor
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
+from attribkit.core.signs import DEFAULT_SIGN, resolve_sign
+from attribkit.core.summary import summary_repr
 from attribkit.evaluate._features import (
     attribution_values,
     default_target,
@@ -53,6 +55,11 @@ class PerturbationCurve:
     fractions: Tensor
     scores: Tensor
     method: str = ""
+
+    __repr__ = summary_repr
+
+    def _headline(self) -> list[str]:
+        return [f"aopc={self.aopc:.4g}", f"area={self.area:.4g}"]
 
     @property
     def drops(self) -> Tensor:
@@ -106,7 +113,7 @@ def _curve(
     target: Any,
     baseline: Any,
     groups: Tensor | None,
-    absolute: bool,
+    sign: str,
     batch_size: int | None,
     progress: bool,
     forward_args: Sequence[Tensor] | None,
@@ -116,7 +123,7 @@ def _curve(
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, allow_multi_target=False) as p:
         gid = feature_groups(p.inputs, groups)
-        ranks = group_ranks(group_importance(values, gid, absolute)).gather(1, gid)
+        ranks = group_ranks(group_importance(values, gid, sign)).gather(1, gid)
         n_groups = int(gid.max()) + 1
         counts = counts_of(n_groups)
         scores = _scores(p, ranks, counts, insert=kind == "insertion", desc=kind)
@@ -155,7 +162,8 @@ def ablation_curve(
     target: Any = None,
     baseline: Any = None,
     groups: Tensor | None = None,
-    absolute: bool = True,
+    sign: str = DEFAULT_SIGN,
+    absolute: bool | None = None,
     batch_size: int | None = None,
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
@@ -182,8 +190,13 @@ def ablation_curve(
         black image. Default zeros.
     groups
         Feature groups (see :func:`attribkit.evaluate.feature_groups`); default pixels.
+    sign
+        How features are ranked: ``"absolute"`` by ``sum |a|`` over each group (seed 003,
+        eq. 1), ``"all"`` by the signed sum (evidence for the class first; better for patches,
+        tokens and atoms, see ``docs/evaluation.md``), ``"positive"`` / ``"negative"`` by the
+        positive / negative part only. The same keyword and default as in :mod:`attribkit.viz`.
     absolute
-        Rank by ``sum |a|`` over each group (seed 003, eq. 1) rather than by the signed sum.
+        Deprecated: ``True`` is ``sign="absolute"``, ``False`` is ``sign="all"``.
     batch_size
         Perturbed inputs per model call.
     progress
@@ -202,8 +215,9 @@ def ablation_curve(
     def counts_of(n_groups: int) -> Tensor:
         return torch.clamp(torch.arange(steps + 1) * k, max=n_groups)
 
+    sign = resolve_sign(sign, absolute, where="ablation_curve")
     return _curve("ablation", model, inputs, attributions, counts_of, target=target,
-                  baseline=baseline, groups=groups, absolute=absolute, batch_size=batch_size,
+                  baseline=baseline, groups=groups, sign=sign, batch_size=batch_size,
                   progress=progress, forward_args=forward_args)
 
 
@@ -236,7 +250,8 @@ def deletion_curve(
     target: Any = None,
     baseline: Any = None,
     groups: Tensor | None = None,
-    absolute: bool = False,
+    sign: str = DEFAULT_SIGN,
+    absolute: bool | None = None,
     batch_size: int | None = None,
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
@@ -250,11 +265,15 @@ def deletion_curve(
         As for :func:`ablation_curve`.
     steps
         Number of steps from none to all features.
+    sign
+        How features are ranked (see :func:`ablation_curve`; default ``"absolute"``, pass
+        ``"all"`` to remove the evidence for the class first).
     absolute
-        Rank by absolute attribution (default: signed, so evidence for the class goes first).
+        Deprecated: ``True`` is ``sign="absolute"``, ``False`` is ``sign="all"``.
     """
+    sign = resolve_sign(sign, absolute, where="deletion_curve")
     return _curve("deletion", model, inputs, attributions, _even(steps), target=target,
-                  baseline=baseline, groups=groups, absolute=absolute, batch_size=batch_size,
+                  baseline=baseline, groups=groups, sign=sign, batch_size=batch_size,
                   progress=progress, forward_args=forward_args)
 
 
@@ -267,7 +286,8 @@ def insertion_curve(
     target: Any = None,
     baseline: Any = None,
     groups: Tensor | None = None,
-    absolute: bool = False,
+    sign: str = DEFAULT_SIGN,
+    absolute: bool | None = None,
     batch_size: int | None = None,
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
@@ -281,9 +301,12 @@ def insertion_curve(
         As for :func:`ablation_curve`.
     steps
         Number of steps from none to all features.
+    sign
+        How features are ranked (see :func:`ablation_curve`).
     absolute
-        Rank by absolute attribution (default: signed).
+        Deprecated: ``True`` is ``sign="absolute"``, ``False`` is ``sign="all"``.
     """
+    sign = resolve_sign(sign, absolute, where="insertion_curve")
     return _curve("insertion", model, inputs, attributions, _even(steps), target=target,
-                  baseline=baseline, groups=groups, absolute=absolute, batch_size=batch_size,
+                  baseline=baseline, groups=groups, sign=sign, batch_size=batch_size,
                   progress=progress, forward_args=forward_args)

@@ -14,6 +14,8 @@ from torch import Tensor
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
 from attribkit.core.errors import AttribkitError, InputError
+from attribkit.core.signs import DEFAULT_SIGN, check_sign
+from attribkit.core.summary import summary_repr
 from attribkit.evaluate._features import feature_groups
 from attribkit.evaluate.ablation import ablation_curve, deletion_curve, insertion_curve
 from attribkit.evaluate.localisation import Box, mass_inside, pointing_game
@@ -56,6 +58,8 @@ class Comparison:
     values: dict[tuple[str, str], Tensor]
     curves: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+
+    __repr__ = summary_repr
 
     def mean(self, method: str, measure: str) -> float:
         """The mean over the inputs (``nan`` where not measured)."""
@@ -129,6 +133,7 @@ def compare(
     k: int | None = None,
     steps: int | None = None,
     method_options: Mapping[str, Mapping[str, Any]] | None = None,
+    sign: str = DEFAULT_SIGN,
     batch_size: int | None = None,
     progress: bool = False,
 ) -> Comparison:
@@ -158,6 +163,9 @@ def compare(
         Steps of the curves (default 50, fewer when there are fewer features).
     method_options
         Per-method options, e.g. ``{"integrated_gradients": {"steps": 64}}``.
+    sign
+        How attributions are ranked and reduced by the curves and localisation measures (see
+        :func:`attribkit.evaluate.ablation_curve`; ``"all"`` is not defined for localisation).
     batch_size
         Points per model call.
     progress
@@ -173,7 +181,8 @@ def compare(
         n_features = int(feature_groups(p.inputs, groups).max()) + 1
     kk = k or max(1, n_features // 500)
     n_steps = steps or min(50, math.ceil(n_features / kk))
-    common: dict[str, Any] = {"target": fixed, "baseline": baseline, "groups": groups,
+    check_sign(sign)
+    common: dict[str, Any] = {"sign": sign, "target": fixed, "baseline": baseline, "groups": groups,
                               "batch_size": batch_size, "progress": progress}
     values: dict[tuple[str, str], Tensor] = {}
     curves: dict[str, dict[str, Any]] = {}
@@ -210,9 +219,9 @@ def _measure(measure: str, model: Callable[..., Tensor], inputs: Tensor, attr: A
         return (torch.full((n,), float("nan"), dtype=torch.float64) if rg is None
                 else rg.to(torch.float64).cpu())
     if measure == "localisation":
-        return mass_inside(attr, region).to(torch.float64).cpu()
+        return mass_inside(attr, region, sign=common["sign"]).to(torch.float64).cpu()
     if measure == "pointing":
-        return pointing_game(attr, region).to(torch.float64).cpu()
+        return pointing_game(attr, region, sign=common["sign"]).to(torch.float64).cpu()
     if measure == "aopc":
         c = ablation_curve(model, inputs, attr, k=k, steps=steps, **common)
         curves["aopc"] = c.to_dict()

@@ -11,6 +11,8 @@ from torch import Tensor
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
+from attribkit.core.signs import DEFAULT_SIGN, check_sign, resolve_sign
+from attribkit.core.summary import summary_repr
 from attribkit.evaluate._features import pixel_map
 
 __all__ = ["Box", "Localisation", "localisation", "mass_inside", "pointing_game", "region_mask"]
@@ -37,6 +39,12 @@ class Localisation:
     region_share: Tensor
     hit: Tensor
 
+    __repr__ = summary_repr
+
+    def _headline(self) -> list[str]:
+        return [f"mean_mass_share={self.mean_mass_share:.4g}",
+                f"pointing_accuracy={self.pointing_accuracy:.4g}"]
+
     @property
     def mean_mass_share(self) -> float:
         """The mean share inside the region."""
@@ -48,15 +56,18 @@ class Localisation:
         return float(self.hit.to(torch.float64).mean())
 
 
-def _map(attributions: Attribution | Tensor, absolute: bool) -> Tensor:
+_LOCAL_SIGNS = ("absolute", "positive", "negative")
+
+
+def _map(attributions: Attribution | Tensor, sign: str) -> Tensor:
     if isinstance(attributions, Attribution) and attributions.multi_target:
         raise InputError("this attribution has several targets; pick one with "
                          "attribution.for_target(k).")
     v = attributions.values if isinstance(attributions, Attribution) else attributions
     if not isinstance(v, Tensor) or v.dim() < 2:
         raise InputError("attributions must be an Attribution or an (N, ...) tensor.")
-    m = pixel_map(v.detach(), absolute)
-    return m if absolute else m.clamp_min(0)
+    check_sign(sign, _LOCAL_SIGNS)
+    return pixel_map(v.detach(), sign)
 
 
 def region_mask(region: Tensor | Box | Sequence[Box], shape: Sequence[int]) -> Tensor:
@@ -96,7 +107,7 @@ def region_mask(region: Tensor | Box | Sequence[Box], shape: Sequence[int]) -> T
 
 
 def mass_inside(attributions: Attribution | Tensor, region: Tensor | Box | Sequence[Box], *,
-                absolute: bool = True) -> Tensor:
+                sign: str = DEFAULT_SIGN, absolute: bool | None = None) -> Tensor:
     """The share of the attribution mass inside the region, ``(N,)`` (seed 003).
 
     Parameters
@@ -105,10 +116,14 @@ def mass_inside(attributions: Attribution | Tensor, region: Tensor | Box | Seque
         An :class:`Attribution` or a tensor; images are reduced to ``sum_c |a|`` per pixel.
     region
         See :func:`region_mask`.
+    sign
+        ``"absolute"``: magnitudes (seed 003); ``"positive"`` / ``"negative"``: evidence for /
+        against the target only (the mass of a signed map is not defined, so not ``"all"``).
     absolute
-        Use absolute values (seed 003); ``False`` counts positive evidence only.
+        Deprecated: ``True`` is ``sign="absolute"``, ``False`` is ``sign="positive"``.
     """
-    m = _map(attributions, absolute)
+    sign = resolve_sign(sign, absolute, where="mass_inside", when_false="positive")
+    m = _map(attributions, sign)
     mask = region_mask(region, m.shape).to(m.device)
     flat, fm = m.reshape(m.shape[0], -1), mask.reshape(m.shape[0], -1)
     total = flat.sum(dim=1)
@@ -117,7 +132,8 @@ def mass_inside(attributions: Attribution | Tensor, region: Tensor | Box | Seque
 
 
 def pointing_game(attributions: Attribution | Tensor, region: Tensor | Box | Sequence[Box], *,
-                  tolerance: int = 0, absolute: bool = True) -> Tensor:
+                  tolerance: int = 0, sign: str = DEFAULT_SIGN,
+                  absolute: bool | None = None) -> Tensor:
     """Whether the map's maximum lies in the region (widened by ``tolerance`` pixels), ``(N,)``.
 
     Parameters
@@ -128,10 +144,11 @@ def pointing_game(attributions: Attribution | Tensor, region: Tensor | Box | Seq
         See :func:`region_mask`.
     tolerance
         Pixels by which the region is dilated (Zhang et al. use 15 on 224-pixel images).
-    absolute
-        Use absolute values (default) or positive evidence only.
+    sign, absolute
+        As for :func:`mass_inside`.
     """
-    m = _map(attributions, absolute)
+    sign = resolve_sign(sign, absolute, where="pointing_game", when_false="positive")
+    m = _map(attributions, sign)
     mask = region_mask(region, m.shape).to(m.device)
     if tolerance > 0 and mask.dim() == 3:
         k = 2 * tolerance + 1
@@ -143,17 +160,18 @@ def pointing_game(attributions: Attribution | Tensor, region: Tensor | Box | Seq
 
 
 def localisation(attributions: Attribution | Tensor, region: Tensor | Box | Sequence[Box], *,
-                 tolerance: int = 0, absolute: bool = True) -> Localisation:
+                 tolerance: int = 0, sign: str = DEFAULT_SIGN,
+                 absolute: bool | None = None) -> Localisation:
     """Mass share, region share and pointing-game hits together.
 
     Parameters
     ----------
-    attributions, region, tolerance, absolute
+    attributions, region, tolerance, sign, absolute
         As for :func:`mass_inside` and :func:`pointing_game`.
     """
-    m = _map(attributions, absolute)
+    sign = resolve_sign(sign, absolute, where="localisation", when_false="positive")
+    m = _map(attributions, sign)
     mask = region_mask(region, m.shape)
-    return Localisation(mass_share=mass_inside(attributions, region, absolute=absolute),
+    return Localisation(mass_share=mass_inside(attributions, region, sign=sign),
                         region_share=mask.reshape(m.shape[0], -1).to(torch.float64).mean(dim=1),
-                        hit=pointing_game(attributions, region, tolerance=tolerance,
-                                          absolute=absolute))
+                        hit=pointing_game(attributions, region, tolerance=tolerance, sign=sign))

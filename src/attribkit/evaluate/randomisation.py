@@ -20,6 +20,8 @@ from torch import Tensor, nn
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
 from attribkit.core.progress import progress_bar
+from attribkit.core.signs import DEFAULT_SIGN, apply_sign, resolve_sign
+from attribkit.core.summary import summary_repr
 from attribkit.evaluate._features import spearman
 from attribkit.methods.registry import get
 
@@ -51,6 +53,8 @@ class RandomisationResult:
     correlations: Tensor
     original: Attribution
     randomised: Tensor
+
+    __repr__ = summary_repr
 
     @property
     def mean_correlation(self) -> Tensor:
@@ -109,7 +113,8 @@ def model_randomisation(
     layers: Sequence[str] | None = None,
     target: Any = None,
     seed: int = 0,
-    absolute: bool = True,
+    sign: str = DEFAULT_SIGN,
+    absolute: bool | None = None,
     progress: bool = False,
     **options: Any,
 ) -> RandomisationResult:
@@ -132,13 +137,17 @@ def model_randomisation(
         the randomised models.
     seed
         Seed of the re-initialisation.
+    sign
+        ``"absolute"``: correlate magnitudes (as Adebayo et al.'s main figures); ``"all"``: the
+        signed attributions; ``"positive"`` / ``"negative"``: one part only.
     absolute
-        Correlate absolute attributions (as Adebayo et al.'s main figures) or signed ones.
+        Deprecated: ``True`` is ``sign="absolute"``, ``False`` is ``sign="all"``.
     progress
         Show a progress bar over the steps.
     **options
         Passed to the method (``baseline``, ``steps``, ...).
     """
+    sign = resolve_sign(sign, absolute, where="model_randomisation")
     if mode not in ("cascading", "independent"):
         raise InputError(f"mode must be 'cascading' or 'independent', got {mode!r}.")
     if not isinstance(model, nn.Module):
@@ -156,9 +165,7 @@ def model_randomisation(
             chosen = order[: i + 1] if mode == "cascading" else [name]
             randomised = randomise_layers(model, chosen, seed=seed)
             attr = fn(randomised, inputs, target=fixed, **options)
-            a, b = original.values, attr.values
-            if absolute:
-                a, b = a.abs(), b.abs()
+            a, b = apply_sign(original.values, sign), apply_sign(attr.values, sign)
             values.append(attr.values)
             corr.append(spearman(a, b))
             bar.update(1)

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
+from attribkit.core.summary import summary_repr
 from attribkit.methods.integrated import interior_gradients
 
 __all__ = ["SaturationCurves", "saturation_curves"]
@@ -43,6 +44,8 @@ class SaturationCurves:
     saturation_alpha: Tensor
     tolerance: float
     gradient_magnitude: Tensor | None = None
+
+    __repr__ = summary_repr
 
     @property
     def normalised(self) -> Tensor:

@@ -19,6 +19,7 @@ from attribkit.core import paths
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
+from attribkit.core.summary import summary_repr
 from attribkit.methods.registry import AXIOMS, register
 
 __all__ = ["InteriorGradients", "integrated_gradients", "interior_gradients"]
@@ -353,6 +354,8 @@ class InteriorGradients:
     scores: Tensor
     inputs: Tensor
     baselines: Tensor
+
+    __repr__ = summary_repr
 
     def pixel_importance(self, channel_dim: int = 1) -> Tensor:
         """Interior pixel importance (eq. 4): ``sum_c |grad|`` per alpha, ``(N, A, H, W)``."""

@@ -10,24 +10,31 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
+from attribkit.report.reading import read_gaps
 from attribkit.viz._common import figure_to_png, image_array, to_pil
-from attribkit.viz.image import scale_intensity
+from attribkit.viz.compare import comparison_grid
 
 __all__ = ["Report", "data_uri"]
 
 _CSS = """
-body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,sans-serif;max-width:1500px;margin:2em auto;padding:0 1.5em;color:#222}
 h1{font-size:1.6em}h2{font-size:1.3em;border-bottom:1px solid #ccc;padding-bottom:.2em}
 h3{font-size:1.1em}figure{display:inline-block;margin:.4em;vertical-align:top;text-align:center}
-figcaption{font-size:.85em;color:#444;max-width:420px}img{max-width:100%;height:auto}
+figcaption{font-size:.85em;color:#444;max-width:640px;margin:.2em auto}
+img{max-width:100%;height:auto}img.px{image-rendering:pixelated}
+figure.wide{display:block;margin:.6em 0}figure.wide img{width:100%}
+figure.wide figcaption{max-width:none}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f3f3f3}
-.note{color:#8a5a00;font-size:.9em}
+.note{color:#8a5a00;font-size:.9em}.reading{max-width:60em;color:#234;margin-top:.2em}
 """
+#: Pictures of photos are shown at least this wide (in CSS pixels), small ones enlarged.
+MIN_PHOTO_PX = 320
 
 
 def data_uri(item: Any) -> str:
@@ -59,6 +66,19 @@ def data_uri(item: Any) -> str:
         pil.save(buf, format="PNG")
         data, mime = buf.getvalue(), "image/png"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _one(attr: Any, index: int) -> Any:
+    """Example ``index`` of an attribution batch, keeping an Attribution's gap."""
+    if isinstance(attr, Attribution):
+        pick = {f: getattr(attr, f)[index:index + 1] for f in
+                ("values", "inputs", "output", "baseline_output")
+                if getattr(attr, f) is not None}
+        from dataclasses import replace
+
+        return replace(attr, **pick)
+    return torch.as_tensor(np.asarray(attr) if not isinstance(attr, torch.Tensor) else attr
+                           )[index:index + 1]
 
 
 def _fmt(v: Any) -> str:
@@ -100,17 +120,96 @@ class Report:
         self._parts.append(fragment)
         return self
 
-    def image(self, item: Any, caption: str = "", *, width: int | None = None) -> Report:
-        """Add an embedded image (see :func:`data_uri`) with an escaped caption."""
-        w = f' width="{int(width)}"' if width else ""
+    def image(self, item: Any, caption: str = "", *, width: int | None = None,
+              wide: bool = False) -> Report:
+        """Add an embedded image (see :func:`data_uri`) with an escaped caption.
+
+        Parameters
+        ----------
+        item : bytes, PIL image, array or figure
+            The picture.
+        caption : str, default ""
+            Shown under it (escaped).
+        width : int, optional
+            Display width in CSS pixels (a smaller picture is enlarged without smoothing).
+        wide : bool, default False
+            Use the page's full width (for grids and figures with several panels).
+        """
+        w = f' width="{int(width)}" class="px"' if width else ""
         cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-        self._parts.append(f'<figure><img src="{data_uri(item)}" alt="{html.escape(caption)}"'
-                           f"{w}>{cap}</figure>")
+        cls = ' class="wide"' if wide else ""
+        self._parts.append(f'<figure{cls}><img src="{data_uri(item)}" '
+                           f'alt="{html.escape(caption)}"{w}>{cap}</figure>')
+        return self
+
+    def photo(self, image: Any, caption: str = "") -> Report:
+        """Add a photo at least :data:`MIN_PHOTO_PX` wide (small pictures enlarged, unsmoothed)."""
+        a = image_array(image)
+        return self.image(a, caption, width=max(MIN_PHOTO_PX, a.shape[1]))
+
+    def reading(self, text: str) -> Report:
+        """Add a short reading of the preceding table or figure (escaped); empty text adds
+        nothing."""
+        if text:
+            self._parts.append(f'<p class="reading">{html.escape(text)}</p>')
+        return self
+
+    def global_views(self, values: Any, features: Any = None, names: Sequence[str] | None = None,
+                     *, dependence: int | str | None = None, top: int = 15,
+                     what: str = "features") -> Report:
+        """Add the global views of a batch: summary (beeswarm), mean |a| bars and, if asked, a
+        dependence plot of one feature (see :mod:`attribkit.viz.global_views`).
+
+        Parameters
+        ----------
+        values : array-like, Tensor or Attribution
+            ``(N, F)`` attributions (regions: :func:`attribkit.viz.region_values`; tokens:
+            :func:`attribkit.viz.token_values`).
+        features : array-like, optional
+            ``(N, F)`` the feature values (colours the beeswarm; needed for the dependence
+            plot).
+        names : sequence of str, optional
+            Feature names.
+        dependence : int or str, optional
+            The feature of the dependence plot; ``"top"`` picks the one with the largest mean
+            |a|.
+        top : int, default 15
+            Features shown.
+        what : str, default "features"
+            What the columns are, for the reading (``"regions"``, ``"tokens"``).
+        """
+        from attribkit.viz.global_views import (
+            _matrix,
+            dependence_plot,
+            mean_abs_bars,
+            summary_plot,
+        )
+
+        v = _matrix(values)
+        with np.errstate(invalid="ignore"):
+            mean_abs = np.nan_to_num(np.nanmean(np.abs(v), axis=0), nan=-1.0)
+        labels = list(names) if names is not None else [f"feature {i}" for i in range(v.shape[1])]
+        first = int(np.argmax(mean_abs))
+        self.image(summary_plot(v, features, labels, top=top),
+                   f"each dot is one of {v.shape[0]} examples: its attribution (x) to the "
+                   f"{what} of each row, coloured by the feature's value")
+        self.image(mean_abs_bars(v, labels, top=top), "mean |attribution| over the batch")
+        share = float(mean_abs[first] / mean_abs[mean_abs > 0].sum()) if (mean_abs > 0).any() \
+            else 0.0
+        self.reading(f"Over {v.shape[0]} examples, {labels[first]} has the largest mean |a| "
+                     f"of the {what} ({share:.0%} of their total). Dots right "
+                     "of zero push the output up, left of zero down; a row whose colours "
+                     "separate left and right is a feature whose value decides its effect.")
+        if dependence is not None and features is not None:
+            j = first if dependence == "top" else dependence
+            self.image(dependence_plot(v, features, j, labels),
+                       "attribution of one feature against its value")
         return self
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]],
-              caption: str = "") -> Report:
-        """Add a table; cells are formatted (floats to 4 significant digits) and escaped."""
+              caption: str = "", *, reading: str = "") -> Report:
+        """Add a table; cells are formatted (floats to 4 significant digits) and escaped;
+        ``reading`` is a short interpretation printed under it."""
         out = ["<table>"]
         if caption:
             out.append(f"<caption>{html.escape(caption)}</caption>")
@@ -119,7 +218,7 @@ class Report:
             out.append("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>")
         out.append("</table>")
         self._parts.append("".join(out))
-        return self
+        return self.reading(reading)
 
     def input_section(self, name: str, image: Any, attributions: Mapping[str, Any], *,
                       prediction: str = "", index: int = 0, gif: bytes | None = None,
@@ -147,21 +246,27 @@ class Report:
         if prediction:
             self.text(f"Prediction: {prediction}")
         base = image_array(image)
-        self.image(base, "input")
         gaps: list[list[Any]] = []
         for method, attr in attributions.items():
-            cap = method
             if isinstance(attr, Attribution) and attr.gap is not None:
                 g = float(attr.gap[index])
                 rg = attr.relative_gap
                 rel = float(rg[index]) if rg is not None else float("nan")
-                cap = f"{method} (completeness gap {g:+.3g}, {rel:.2%})"
                 gaps.append([method, float(attr.total()[index]), g, rel])
-            self.image(scale_intensity(base, attr, index=index), cap)
+        if attributions:
+            picked = {m: _one(a, index) for m, a in attributions.items()}
+            self.image(comparison_grid([base], picked, labels=[prediction or "input"],
+                                       panel=3.4, max_columns=4),
+                       "the photo and each method's pixel importance (eq. 1) with its scale",
+                       wide=True)
+        else:
+            self.photo(base, "input")
         if gif is not None:
-            self.image(gif, "interior gradients, alpha from small to 1 (animation)")
+            self.image(gif, "interior gradients, alpha from small to 1 (animation)",
+                       width=max(MIN_PHOTO_PX, base.shape[1]))
         if gaps:
-            self.table(["method", "sum of attributions", "gap", "relative gap"], gaps)
+            self.table(["method", "sum of attributions", "gap", "relative gap"], gaps,
+                       reading=read_gaps({r[0]: r[3] for r in gaps}))
         if results:
             cols = sorted({k for r in results.values() for k in r})
             self.table(["method", *cols],

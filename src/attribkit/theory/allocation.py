@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from attribkit.core import coalitions as co
 from attribkit.core.errors import InputError
+from attribkit.core.summary import summary_repr
 from attribkit.methods.registry import MethodInfo, get
 from attribkit.theory.games import Game, players_of
 from attribkit.theory.taylor import TaylorDecomposition, polynomial_terms
@@ -172,6 +173,11 @@ class AllocationReport:
     additivity_error: float
     tolerance: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    __repr__ = summary_repr
+
+    def _headline(self) -> list[str]:
+        return ["verdicts=" + "/".join(f"{c.criterion}:{c.holds}" for c in self.criteria)]
 
     @property
     def closest_rule(self) -> str | None:

@@ -9,6 +9,7 @@ all ``2^n`` values by the fast Moebius transform of :mod:`attribkit.core.coaliti
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,28 @@ def _mask_of(c: Coalition, n: int) -> int:
     return m
 
 
+def _in_float64(model: Callable[..., Tensor], layer: nn.Module | None, inputs: Tensor,
+                forward_args: Sequence[Tensor] | None, baseline: Any
+                ) -> tuple[Callable[..., Tensor], nn.Module | None, Tensor,
+                           Sequence[Tensor] | None, Any]:
+    """A float64 copy of ``model`` (and the layer in it) with its float tensors in float64."""
+    if not isinstance(model, nn.Module) or all(
+            prm.dtype == torch.float64 for prm in model.parameters() if prm.is_floating_point()):
+        return model, layer, inputs, forward_args, baseline
+    path = None
+    if layer is not None:
+        path = next((name for name, mod in model.named_modules() if mod is layer), None)
+        if path is None:
+            raise InputError("layer= is not a sub-module of the model.")
+    twin = copy.deepcopy(model).double()
+
+    def f64(t: Any) -> Any:
+        return t.double() if isinstance(t, Tensor) and t.is_floating_point() else t
+
+    return (twin, twin.get_submodule(path) if path is not None else None, f64(inputs),
+            None if forward_args is None else [f64(a) for a in forward_args], f64(baseline))
+
+
 class Game:
     """The game ``v(S) = F(x_S, b_rest)`` of one prediction, with cached coalition values.
 
@@ -105,6 +128,12 @@ class Game:
         Play the game on the output of this sub-module (e.g. the token embedding of a text
         model, with ``inputs`` as token ids and ``baseline`` as ``[PAD]`` ids or embeddings);
         ``players`` is then shaped like one example of that output (``(tokens, dim)``).
+    precision
+        ``"float64"`` (default): coalition values of an ``nn.Module`` with lower-precision
+        parameters are computed on a float64 copy of it (the model itself is not changed), because
+        the Moebius transform turns rounding noise of ``2^|S|`` values into spurious high-order
+        dividends (``docs/benchmarks-harsanyi.md`` measures it); ``"model"``: in the model's own
+        precision (faster, and the only choice for a model that is not an ``nn.Module``).
 
     Raises
     ------
@@ -116,13 +145,20 @@ class Game:
     def __init__(self, model: Callable[..., Tensor], inputs: Tensor, *, baseline: Any = None,
                  target: Any = None, players: Tensor | None = None, batch_size: int | None = None,
                  progress: bool = False, forward_args: Sequence[Tensor] | None = None,
-                 layer: nn.Module | None = None) -> None:
+                 layer: nn.Module | None = None, precision: str = "float64") -> None:
+        if precision not in ("float64", "model"):
+            raise InputError(f"precision must be 'float64' or 'model', got {precision!r}.")
         if not isinstance(inputs, Tensor):
             raise InputError("inputs must be a torch.Tensor holding one example.")
         if inputs.dim() == 0 or inputs.shape[0] != 1:
             inputs = inputs.unsqueeze(0)
         if inputs.shape[0] != 1:
             raise InputError("a Game explains one example; pass inputs of shape (1, ...).")
+        if precision == "float64":
+            model, layer, inputs, forward_args, baseline = _in_float64(
+                model, layer, inputs, forward_args, baseline)
+        #: The precision the coalition values were computed in.
+        self.precision = precision
         self.model = model
         self.inputs = inputs.detach()
         self.target = target
@@ -190,6 +226,11 @@ class Game:
             vals = self._evaluate(memb.to(self.inputs.device))
             self._cache.update(zip(missing, vals.tolist(), strict=True))
         return torch.tensor([self._cache[m] for m in masks], dtype=torch.float64)
+
+    def __repr__(self) -> str:
+        return (f"Game(players={self.n_players}, target={self.target_label}, "
+                f"F(x)={self.output:.4g}, F(b)={self.baseline_output:.4g}, "
+                f"evaluations={self.evaluations})")
 
     def values(self) -> Tensor:
         """All ``2^n`` values ``v(S)`` in mask order (float64), evaluated once and cached."""

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError, UnsupportedModelError
+from attribkit.core.summary import summary_repr
 from attribkit.toys import Polynomial
 
 __all__ = ["MAX_TAYLOR_FEATURES", "TaylorDecomposition", "TaylorTerm", "polynomial_terms",
@@ -75,6 +76,11 @@ class TaylorDecomposition:
     output: float
     baseline_output: float
     order: int | None
+
+    __repr__ = summary_repr
+
+    def _headline(self) -> list[str]:
+        return [f"residual={self.residual:.4g}"]
 
     @property
     def n_features(self) -> int:

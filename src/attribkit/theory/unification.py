@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.core.errors import UnsupportedModelError
+from attribkit.core.summary import summary_repr
 from attribkit.methods.registry import MethodInfo, get, methods
 from attribkit.theory.allocation import (
     CRITERIA,
@@ -169,6 +170,11 @@ class MethodAudit:
     skipped: dict[str, str]
     seconds: float
 
+    __repr__ = summary_repr
+
+    def _headline(self) -> list[str]:
+        return [f"row={self.row.label!r}"]
+
     def verdict(self, k: int) -> bool | None:
         """Criterion ``k`` (0, 1, 2): holds on every function where it was decided."""
         got = [r.criteria[k].holds for r in self.reports.values()
@@ -193,6 +199,8 @@ class UnificationResult:
     suite: tuple[TestFunction, ...]
     audits: tuple[MethodAudit, ...]
     seconds: float
+
+    __repr__ = summary_repr
 
 
 def _poly(name: str, exps: Sequence[Sequence[int]], coefs: Sequence[float] | None,

@@ -16,8 +16,11 @@ from attribkit.viz._common import (
     reduce_channels,
     to_pil,
 )
+from attribkit.viz.batch_features import region_values, token_values
 from attribkit.viz.compare import comparison_grid
 from attribkit.viz.curves import evaluation_curves, saturation_curves
+from attribkit.viz.global_views import dependence_plot, mean_abs_bars, summary_plot
+from attribkit.viz.grid import explanation_grid
 from attribkit.viz.image import (
     attribution_map,
     heatmap,
@@ -27,15 +30,22 @@ from attribkit.viz.image import (
 )
 from attribkit.viz.interior import interior_frames, interior_gif, interior_strip
 from attribkit.viz.molecule import molecule_image
+from attribkit.viz.panels import CMAPS, STYLES, attribution_figure, draw_attribution, map_scale
 from attribkit.viz.tabular import feature_bars
 from attribkit.viz.text import token_colors, tokens_ansi, tokens_html
 
 __all__ = [
+    "CMAPS",
     "SIGNS",
+    "STYLES",
     "as_array",
+    "attribution_figure",
     "attribution_map",
     "comparison_grid",
+    "dependence_plot",
+    "draw_attribution",
     "evaluation_curves",
+    "explanation_grid",
     "feature_bars",
     "figure_to_png",
     "heatmap",
@@ -43,15 +53,20 @@ __all__ = [
     "interior_frames",
     "interior_gif",
     "interior_strip",
+    "map_scale",
+    "mean_abs_bars",
     "molecule_image",
     "normalize",
     "overlay",
     "pixel_importance",
     "reduce_channels",
+    "region_values",
     "saturation_curves",
     "scale_intensity",
+    "summary_plot",
     "to_pil",
     "token_colors",
+    "token_values",
     "tokens_ansi",
     "tokens_html",
 ]

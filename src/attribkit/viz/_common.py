@@ -11,6 +11,7 @@ from PIL import Image
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
+from attribkit.core.signs import SIGNS, check_sign
 
 __all__ = [
     "SIGNS",
@@ -22,8 +23,6 @@ __all__ = [
     "to_pil",
 ]
 
-#: The accepted values of ``sign``.
-SIGNS = ("positive", "negative", "absolute", "all")
 
 Array = np.ndarray[Any, Any]
 
@@ -75,8 +74,7 @@ def reduce_channels(values: Array, sign: str) -> Array:
     numpy.ndarray
         ``(H, W)``; non-negative except for ``"all"``.
     """
-    if sign not in SIGNS:
-        raise InputError(f"sign must be one of {', '.join(SIGNS)}; got {sign!r}.")
+    check_sign(sign)
     if values.ndim == 3:
         r = np.abs(values).sum(axis=0) if sign == "absolute" else values.sum(axis=0)
     elif values.ndim == 2:

@@ -5,17 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
+from attribkit.core.signs import DEFAULT_SIGN
 from attribkit.viz._common import image_array
-from attribkit.viz.image import heatmap, overlay, scale_intensity
+from attribkit.viz.panels import STYLES, draw_attribution
 
 __all__ = ["comparison_grid"]
-
-_STYLES = ("intensity", "heatmap", "overlay")
 
 
 def _gap_text(attr: Any, i: int) -> str:
@@ -29,9 +27,10 @@ def _gap_text(attr: Any, i: int) -> str:
 
 def comparison_grid(images: Sequence[Any], attributions: Mapping[str, Any], *,
                     labels: Sequence[str] | None = None, style: str = "intensity",
-                    sign: str = "absolute", percentile: float = 99.0,
-                    panel: float = 2.3, max_columns: int = 6) -> Figure:
-    """Rows of inputs; columns: the input, then each method's map, titled with the gap.
+                    sign: str = DEFAULT_SIGN, percentile: float = 99.0,
+                    panel: float = 2.6, max_columns: int = 5) -> Figure:
+    """Rows of inputs; columns: the input, then each method's map with its colour bar, titled
+    with the completeness gap.
 
     Parameters
     ----------
@@ -43,23 +42,24 @@ def comparison_grid(images: Sequence[Any], attributions: Mapping[str, Any], *,
     labels : sequence of str, optional
         Caption of each input (e.g. ``"tabby 0.62"``: label and score).
     style : str, default "intensity"
-        ``"intensity"`` (the seed's: pixels scaled by importance), ``"heatmap"`` or ``"overlay"``.
+        ``"intensity"`` (the seed's: pixels scaled by importance), ``"heatmap"`` or ``"overlay"``
+        (see :func:`attribkit.viz.draw_attribution`).
     sign : str, default "absolute"
-        Sign handling (see :func:`attribkit.viz.heatmap`).
+        ``"all"`` draws signed maps on a diverging colormap centred on zero.
     percentile : float, default 99
         Outlier clipping percentile.
-    panel : float, default 2.3
-        Panel size in inches.
-    max_columns : int, default 6
+    panel : float, default 2.6
+        Panel size in inches (colour bar included).
+    max_columns : int, default 5
         With a single input, wrap the panels into rows of at most this many.
 
     Returns
     -------
     matplotlib.figure.Figure
-        The grid.
+        The grid; every map has its own colour bar (each map has its own scale).
     """
-    if style not in _STYLES:
-        raise InputError(f"style must be one of {', '.join(_STYLES)}; got {style!r}.")
+    if style not in STYLES:
+        raise InputError(f"style must be one of {', '.join(STYLES)}; got {style!r}.")
     if not attributions:
         raise InputError("comparison_grid needs at least one method's attributions.")
     per_input = 1 + len(attributions)
@@ -67,7 +67,7 @@ def comparison_grid(images: Sequence[Any], attributions: Mapping[str, Any], *,
         cols, rows = max_columns, -(-per_input // max_columns)
     else:
         cols, rows = per_input, len(images)
-    fig = Figure(figsize=(panel * cols, panel * rows + 0.3))
+    fig = Figure(figsize=(panel * 1.25 * cols, panel * rows + 0.3), layout="constrained")
     for i, img in enumerate(images):
         base = image_array(img)
         ax = fig.add_subplot(rows, cols, i * per_input + 1)
@@ -76,14 +76,7 @@ def comparison_grid(images: Sequence[Any], attributions: Mapping[str, Any], *,
         ax.axis("off")
         for j, (name, attr) in enumerate(attributions.items()):
             ax = fig.add_subplot(rows, cols, i * per_input + j + 2)
-            if style == "intensity":
-                pic = scale_intensity(base, attr, sign=sign, percentile=percentile, index=i)
-            elif style == "heatmap":
-                pic = heatmap(attr, sign=sign, percentile=percentile, index=i)
-            else:
-                pic = overlay(base, attr, sign=sign, percentile=percentile, index=i)
-            ax.imshow(np.asarray(pic))
+            draw_attribution(ax, attr, image=base, style=style, sign=sign,
+                             percentile=percentile, index=i)
             ax.set_title(f"{name}{_gap_text(attr, i)}", fontsize=8)
-            ax.axis("off")
-    fig.tight_layout()
     return fig

@@ -32,7 +32,7 @@ def saturation_curves(alphas: Any, scores: Any, *, labels: Sequence[str] | None 
     scores : array-like
         ``(N, A)`` scores, one row per input (e.g. ``InteriorGradients.scores``).
     labels : sequence of str, optional
-        A legend entry per input (shown when there are at most 12).
+        A legend entry per input (shown beside the axes when there are at most 12).
     normalize : bool, default False
         Divide each curve by its value at the largest alpha.
     title : str, default "Saturation: F(αx) against α"
@@ -53,7 +53,8 @@ def saturation_curves(alphas: Any, scores: Any, *, labels: Sequence[str] | None 
                          f"{a.shape} and {s.shape}.")
     if normalize:
         s = s / np.where(s[:, -1:] == 0, 1.0, s[:, -1:])
-    fig = Figure(figsize=(5.0, 3.4))
+    outside = labels is not None and len(s) <= 12
+    fig = Figure(figsize=(9.0 if outside else 7.6, 4.4), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     for i, row in enumerate(s):
         label = labels[i] if labels is not None and i < len(labels) else None
@@ -62,9 +63,9 @@ def saturation_curves(alphas: Any, scores: Any, *, labels: Sequence[str] | None 
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    if labels is not None and len(s) <= 12:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    if outside:  # beside the axes, never over a curve
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+                  frameon=False)
     return fig
 
 
@@ -94,7 +95,7 @@ def evaluation_curves(curves: Mapping[str, Any], *, x: Any = None,
     """
     if not curves:
         raise InputError("evaluation_curves needs at least one curve.")
-    fig = Figure(figsize=(5.0, 3.4))
+    fig = Figure(figsize=(9.0, 4.4), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     for name, c in curves.items():
         v = _np(c)
@@ -108,6 +109,6 @@ def evaluation_curves(curves: Mapping[str, Any], *, x: Any = None,
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+              frameon=False)  # beside the axes, never over a curve
     return fig

@@ -60,7 +60,8 @@ def interior_frames(image: Any, interior: Any, *, index: int = 0, percentile: fl
 
 
 def interior_strip(image: Any, interior: Any, *, index: int = 0, percentile: float = 99.0,
-                   max_frames: int = 8, title: str | None = None) -> Figure:
+                   max_frames: int = 8, columns: int = 4, panel: float = 3.0,
+                   title: str | None = None) -> Figure:
     """Figure 3: the picture for a few alphas, then the trend of the mean pixel importance.
 
     Parameters
@@ -75,37 +76,54 @@ def interior_strip(image: Any, interior: Any, *, index: int = 0, percentile: flo
         Outlier clipping percentile.
     max_frames : int, default 8
         The most maps shown (evenly chosen among the alphas).
+    columns : int, default 4
+        Maps per row.
+    panel : float, default 3
+        Width of one map in inches (300 px at 100 dpi).
     title : str, optional
         Figure title.
 
     Returns
     -------
     matplotlib.figure.Figure
-        A row of maps and the curves of mean |gradient| and ``F(alpha)`` against alpha.
+        Rows of maps with a grey scale bar (each map is scaled to its own ``percentile``, so the
+        bar reads as relative importance), then, across the full width, the curves of mean
+        |gradient| and ``F(alpha)`` against alpha.
     """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
     alphas, grads, scores = _parts(interior, index)
     frames = interior_frames(image, interior, index=index, percentile=percentile)
     pick = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round()
                      .astype(int))
     n = len(pick)
-    fig = Figure(figsize=(2.0 * (n + 2), 2.4))
+    rows = -(-n // max(1, columns))
+    cols = -(-n // rows)  # balanced rows: 5 maps as 3 + 2, not 4 + 1
+    fig = Figure(figsize=(panel * cols + 1.0, panel * rows + 2.8 + (0.4 if title else 0)),
+                 layout="constrained")
+    grid = fig.add_gridspec(rows + 1, cols, height_ratios=[panel] * rows + [2.6])
+    axes = []
     for j, k in enumerate(pick):
-        ax = fig.add_subplot(1, n + 2, j + 1)
-        ax.imshow(frames[k])
-        ax.set_title(f"α = {alphas[k]:.2f}", fontsize=9)
+        ax = fig.add_subplot(grid[j // cols, j % cols])
+        ax.imshow(frames[k], interpolation="nearest")
+        ax.set_title(f"α = {alphas[k]:.2f}", fontsize=10)
         ax.axis("off")
-    ax = fig.add_subplot(1, n + 2, (n + 1, n + 2))
+        axes.append(ax)
+    bar = fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap="gray"), ax=axes,
+                       fraction=0.02, pad=0.01, aspect=40)
+    bar.set_label(f"importance, per map (1 = its {percentile:g}th pct.)", fontsize=8)
+    ax = fig.add_subplot(grid[rows, :])
     mag = np.abs(grads).reshape(len(alphas), -1).mean(axis=1)
-    ax.plot(alphas, mag, "o-", ms=3, color="tab:blue")
-    ax.set_ylabel("mean |gradient|", color="tab:blue", fontsize=8)
+    ax.plot(alphas, mag, "o-", ms=4, color="tab:blue", label="mean |gradient|")
+    ax.set_ylabel("mean |gradient|", color="tab:blue", fontsize=9)
     ax.set_xlabel("scaling parameter α")
     ax.grid(alpha=0.3)
     ax2 = ax.twinx()
-    ax2.plot(alphas, scores, "s-", ms=3, color="tab:orange")
-    ax2.set_ylabel("F(α)", color="tab:orange", fontsize=8)
+    ax2.plot(alphas, scores, "s-", ms=4, color="tab:orange", label="F(α)")
+    ax2.set_ylabel("F(α)", color="tab:orange", fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=11)
     return fig
 
 
