@@ -28,10 +28,12 @@ __all__ = ["register"]
 _SLOW_S = 60.0
 
 
-def _methods(names: list[str]) -> list[str]:
+def _methods(names: list[str]) -> tuple[list[str], set[str]]:
+    """The methods to run, in order, and those named explicitly (not only through ``all``)."""
     from attribkit.methods import get, methods
 
     out: list[str] = []
+    named: set[str] = set()
     for m in names:
         if m.lower() == "all":
             out += [n for n in methods() if n not in out]
@@ -40,9 +42,10 @@ def _methods(names: list[str]) -> list[str]:
             name = get(m).name
         except Exception as err:
             raise UsageError(one_line(err)) from err
+        named.add(name)
         if name not in out:
             out.append(name)
-    return out
+    return out, named
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -114,7 +117,7 @@ class _Run:
         self.loaded = loaded
         self.out = pathlib.Path(args.out) if args.out else None
         self.results: list[dict[str, Any]] = []
-        self.sections: list[tuple[Item, str, list[tuple[dict[str, Any], Any, Any]]]] = []
+        self.sections: list[Any] = []
         self.progress = not args.quiet and not args.json and sys.stderr.isatty()
         self.colour = sys.stdout.isatty() and not args.json
 
@@ -125,7 +128,7 @@ class _Run:
     def item(self, item: Item, plans: list[Plan]) -> None:
         target = self.args.target
         try:
-            _cls, pred = predict(self.loaded, item)
+            _cls, pred, tops = predict(self.loaded, item)
         except Exception as err:
             shape = tuple(item.x.shape) if item.x is not None else "?"
             raise RuntimeError(f"{self.loaded.name} cannot run on {item.source[:60]!r} (input "
@@ -137,7 +140,7 @@ class _Run:
             rec, pic, res = self._one(item, p, target)
             self.results.append(rec)
             shown.append((rec, pic, res))
-        self.sections.append((item, pred, shown))
+        self.sections.append((item, pred, tops, shown))
 
     def _one(self, item: Item, p: Plan, target: int | None
              ) -> tuple[dict[str, Any], Any, Outcome | None]:
@@ -203,7 +206,7 @@ class _Run:
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     _check_args(args)
-    methods = _methods(args.method)
+    methods, named = _methods(args.method)
     extra = parse_set(args.set or [])
     check_flags(methods, args, extra)
     run_: _Run | None = None
@@ -231,7 +234,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     for item, item_plans in plans:
         run_.item(item, item_plans)
     report = run_.report()
-    bad = [r for r in run_.results if r["status"] != "ok"]
+    # a failure, or a refusal of a method asked for by name (`-m all` skips what cannot run)
+    bad = [r for r in run_.results
+           if r["status"] == "failed" or (r["status"] == "refused" and r["method"] in named)]
     if args.json:
         print(json.dumps({"model": args.model, "results": run_.results,
                           "report": str(report) if report else None,
@@ -242,6 +247,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         if bad:
             print(f"attribkit: {len(bad)} of {len(run_.results)} results failed or were "
                   "refused (listed above)", file=sys.stderr)
+        elif len(refused := [r for r in run_.results if r["status"] == "refused"]):
+            print(f"attribkit: {len(refused)} methods of `-m all` do not apply to this model "
+                  "(refused above)", file=sys.stderr)
     return 1 if bad else 0
 
 

@@ -33,8 +33,9 @@ class Outcome:
     names: Sequence[str] | None = None
 
 
-def predict(loaded: Loaded, item: Item) -> tuple[int | None, str]:
-    """The predicted class (``None`` for single-output models) and a line describing it."""
+def predict(loaded: Loaded, item: Item) -> tuple[int | None, str, list[tuple[str, float]]]:
+    """The predicted class (``None`` for single-output models), a line describing it, and the
+    top classes as ``(name, score)``."""
     with torch.no_grad():
         if loaded.kind == "text":
             out = loaded.model(item.x, item.extra["mask"])
@@ -44,12 +45,12 @@ def predict(loaded: Loaded, item: Item) -> tuple[int | None, str]:
             out = loaded.model(x)
     out = out.detach().double()
     if out.dim() < 2 or out.shape[-1] == 1:
-        return None, f"output {float(out.flatten()[0]):.4g}"
+        return None, f"output {float(out.flatten()[0]):.4g}", []
     probs = out[0] if loaded.kind == "image" else out[0].softmax(-1)
     top = probs.topk(min(3, probs.numel()))
-    parts = [f"{_label(loaded, int(i))} {float(p):.3f}"
-             for p, i in zip(top.values, top.indices, strict=True)]
-    return int(top.indices[0]), "predicted " + ", ".join(parts)
+    tops = [(_label(loaded, int(i)), float(p)) for p, i in zip(top.values, top.indices,
+                                                                 strict=True)]
+    return int(top.indices[0]), "predicted " + ", ".join(f"{n} {p:.3f}" for n, p in tops), tops
 
 
 def _label(loaded: Loaded, c: int) -> str:
