@@ -47,6 +47,7 @@ def _global_views(rep: Any, loaded: Loaded, sections: Sequence[Section]) -> None
 def write_report(path: pathlib.Path, model: str, loaded: Loaded,
                  sections: Sequence[Section]) -> pathlib.Path:
     """Write ``report.html`` for all inputs and methods; return its path."""
+    from attribkit.methods import get
     from attribkit.report import Report
     from attribkit.viz import explanation_grid, tokens_html
 
@@ -57,7 +58,9 @@ def write_report(path: pathlib.Path, model: str, loaded: Loaded,
         maps: dict[str, Any] = {}
         for rec, _, res in shown:
             if res is not None and res.attribution.values.dim() == 4:
-                maps[rec["method"]] = res.attribution
+                # the grid titles an Attribution with its gap: only where completeness is claimed
+                maps[rec["method"]] = res.attribution if get(rec["method"]).complete \
+                    else res.attribution.values
             elif rec["status"] != "ok":
                 maps[rec["method"]] = f"{rec['status']}: {rec['error']}"
         if item.image is not None and any(not isinstance(v, str) for v in maps.values()):
