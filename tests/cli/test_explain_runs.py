@@ -236,3 +236,18 @@ def test_text_first_run_says_why_it_waits(capsys: pytest.CaptureFixture[str],
     code, _, err = _run(capsys, "explain", "minilm-sentiment", "good")
     assert code == 130 and calls == [True]
     assert "training the sentiment head once" in err and "cached in" in err
+
+
+def test_csv_report_has_global_views(capsys: pytest.CaptureFixture[str],
+                                     tmp_path: pathlib.Path) -> None:
+    tabular = pytest.importorskip("attribkit.zoo.tabular")
+    data = tabular.breast_cancer_data()
+    csv = tmp_path / "rows.csv"
+    csv.write_text("\n".join(",".join(f"{v:.6g}" for v in r)
+                             for r in data.unstandardise(data.X_test[:3]).tolist()))
+    code, _, err = _run(capsys, "explain", "breast-cancer-mlp", str(csv), "-m", "ig",
+                        "--steps", "4", "-o", str(tmp_path / "o"), "-q")
+    assert code == 0, err
+    page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert "integrated_gradients: all 3 rows" in page
+    assert len(sorted((tmp_path / "o").glob("rows_row*_integrated_gradients.png"))) == 3
