@@ -67,6 +67,8 @@ group_ids = patch_group_ids((1, 8, 8), (4, 4))
 #: (page, old, new): the only edits made before an example runs, each to a cheaper setting.
 CHEAP: list[tuple[str, str, str]] = [
     ("README.md", "attribkit demo --out out", "attribkit demo --task toy --out out"),
+    ("README.md", "cat.jpg -m ig -m grad_cam -m lrp -o out/",
+     "cat.jpg -m ig -m grad_cam -m lrp --steps 8 -o out/"),
     ("cli.md", "photos/ -m ig -m grad_cam -m occlusion -o out/",
      "photos/ -m ig -m grad_cam -m occlusion --window 56 --stride 56 -o out/"),
     ("evaluation.md", 'axioms.audit(out="docs/axioms.md")',
