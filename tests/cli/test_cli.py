@@ -81,7 +81,7 @@ def test_explain_csv_row_json_matches_closed_form(
                           "--steps", "8", "--json", "--out", str(tmp_path / "o"))
     assert code == 0, err
     doc = json.loads(out)
-    assert set(doc) == {"model", "results", "report"}
+    assert set(doc) == {"model", "results", "report", "exit_code"}
     (r,) = doc["results"]
     assert {"input", "method", "target", "output", "baseline_output", "sum", "gap",
             "relative_gap", "top_features", "files", "summary"} <= set(r)
@@ -148,7 +148,8 @@ def test_wrong_kind_of_input(capsys: pytest.CaptureFixture[str],
     code, _, err = _run(capsys, "explain", path, str(tmp_path / "nope.png"))
     assert code == 1 and "input file not found" in err
     code, _, err = _run(capsys, "explain", path, "1,2,3")  # 3 numbers for a 4-input model
-    assert code == 1 and "integrated_gradients failed" in err
+    assert code == 1 and "cannot run on '1,2,3' (input shape (1, 3))" in err
+    assert "size mismatch" in err and len(err.strip().splitlines()) == 1
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
     code, _, err = _run(capsys, "explain", path, str(bad))
@@ -230,11 +231,12 @@ def test_explain_efficientnet_zoo_model(capsys: pytest.CaptureFixture[str],
     (r,) = json.loads(out)["results"]
     assert r["method"] == "saliency" and isinstance(r["target_name"], str)
     assert 0 < r["output"] <= 1 and len(r["top_features"]) == 3
-    assert len(r["top_features"][0]["index"]) == 3  # (channel, row, column)
+    assert len(r["top_features"][0]["box"]) == 4  # a region: left, top, right, bottom
     png = np.asarray(Image.open(r["files"][0]))
     assert png.shape == (224, 224, 3)
+    assert pathlib.Path(r["files"][0]).name == "cat_saliency.png"
     code, _, err = _run(capsys, "explain", "efficientnet-lite0", "a sentence, not an image")
-    assert code == 1 and "explains image files" in err
+    assert code == 1 and "explains image files or folders" in err
 
 
 def test_explain_torch_export_archive(capsys: pytest.CaptureFixture[str],

@@ -67,6 +67,10 @@ group_ids = patch_group_ids((1, 8, 8), (4, 4))
 #: (page, old, new): the only edits made before an example runs, each to a cheaper setting.
 CHEAP: list[tuple[str, str, str]] = [
     ("README.md", "attribkit demo --out out", "attribkit demo --task toy --out out"),
+    ("README.md", "cat.jpg -m ig -m grad_cam -m lrp -o out/",
+     "cat.jpg -m ig -m grad_cam -m lrp --steps 8 -o out/"),
+    ("cli.md", "photos/ -m ig -m grad_cam -m occlusion -o out/",
+     "photos/ -m ig -m grad_cam -m occlusion --window 56 --stride 56 -o out/"),
     ("evaluation.md", 'axioms.audit(out="docs/axioms.md")',
      'axioms.audit(["saliency"], out="docs/axioms.md")'),
 ]
@@ -101,6 +105,15 @@ def _workspace(tmp: pathlib.Path) -> None:
 
     photo = vision.sample_photos(["chelsea"])["chelsea"]
     Image.fromarray(vision.deprocess(photo)).save(tmp / "cat.jpg")
+    (tmp / "photos").mkdir()
+    Image.fromarray(vision.deprocess(photo)).save(tmp / "photos" / "chelsea.png")
+    from attribkit.zoo import tabular
+
+    data = tabular.breast_cancer_data()
+    rows = data.unstandardise(data.X_test[:2]).tolist()
+    (tmp / "patients.csv").write_text(
+        ",".join(n.replace(" ", "_") for n in data.feature_names) + "\n"
+        + "\n".join(",".join(f"{v:.6g}" for v in r) for r in rows) + "\n")
     pkg = tmp / "my_pkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")

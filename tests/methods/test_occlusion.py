@@ -124,3 +124,20 @@ def test_registry_metadata():
     assert not info.complete and info.family == "perturbation" and info.needs_baseline
     assert "completeness" not in info.axioms
     assert not attribkit.methods()["prediction_difference"].complete
+
+
+def test_int_window_on_an_image_is_a_square_patch(make_cnn, rng):
+    """window=2 on (N, 3, H, W) covers a 2 x 2 patch of every channel, as (2, 2) does."""
+    model = make_cnn()
+    x = torch.randn(1, 3, 8, 8, generator=rng, dtype=torch.float64)
+    gh, gw = window_grid((3, 8, 8), 2)[1:]
+    assert gh.shape == (4, 8) and gw.shape == (4, 8)
+    a = occlusion(model, x, target=2, window=2, stride=2)
+    b = occlusion(model, x, target=2, window=(2, 2))
+    torch.testing.assert_close(a.values, b.values, rtol=0, atol=0)
+    assert a.extras["window_drops"].shape == (1, 1, 4, 4)
+    # the drop of the top-left window, computed by hand
+    occ = x.clone()
+    occ[:, :, :2, :2] = 0.0
+    drop = model(x)[0, 2] - model(occ)[0, 2]
+    torch.testing.assert_close(a.values[0, :, :2, :2], drop.expand(3, 2, 2), rtol=0, atol=1e-12)

@@ -4,13 +4,15 @@ One module per command (``explain``, ``methods``, ``demo``, ``audit``, ...), eac
 ``register(sub)`` that adds its sub-parser; this module assembles them and maps outcomes to exit
 codes: 0 success; 2 bad usage (an unknown command, option, method or model name, or an option
 value that cannot be right); 1 a failure while running (a file that is missing or does not load,
-an input that does not fit the model, a method that fails), with a one-line reason on stderr.
+an input that does not fit the model, a method that fails); 130 interrupted (Ctrl-C). The reason
+is one line on stderr; with ``--json`` it is also one object ``{"error", "exit_code"}`` on stdout.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import sys
 from collections.abc import Sequence
 
@@ -33,10 +35,20 @@ def _parser() -> Parser:
     return p
 
 
+def _fail(message: str, code: int, as_json: bool) -> int:
+    """One line on stderr; with ``--json`` also one JSON object on stdout."""
+    print(message, file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": message.removeprefix("attribkit: "), "exit_code": code}))
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
     try:
+        parser = _parser()
         args = parser.parse_args(argv)
         if args.version:
             from attribkit import __version__
@@ -52,14 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help
         return int(e.code) if isinstance(e.code, int) else 0
     except UsageError as err:
-        print(f"attribkit: usage error: {err}", file=sys.stderr)
-        return 2
+        return _fail(f"attribkit: usage error: {err}", 2, as_json)
     except KeyboardInterrupt:
-        print("attribkit: interrupted", file=sys.stderr)
-        return 1
+        return _fail("attribkit: interrupted", 130, as_json)
     except Exception as err:
-        print(f"attribkit: error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return _fail(f"attribkit: error: {one_line(err)}", 1, as_json)
 
 
 if __name__ == "__main__":  # pragma: no cover

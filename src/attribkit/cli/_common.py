@@ -21,9 +21,17 @@ class Parser(argparse.ArgumentParser):
 
 
 def one_line(err: BaseException) -> str:
-    """The first line of an exception's message, or its type name when it has none."""
-    text = str(err)
-    return text.splitlines()[0] if text else type(err).__name__
+    """The first line of an exception's message, or its type name when it has none.
+
+    A TorchScript interpreter error starts with a generic line and ends with the real reason
+    (``RuntimeError: mat1 and mat2 shapes cannot be multiplied ...``): that last line is used.
+    """
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    if not lines:
+        return type(err).__name__
+    if lines[0].startswith("The following operation failed in the TorchScript") and len(lines) > 1:
+        return lines[-1]
+    return lines[0]
 
 
 def num(x: Any) -> float | None:

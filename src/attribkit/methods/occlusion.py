@@ -51,10 +51,13 @@ def window_grid(shape: Sequence[int], window: int | Sequence[int] | None = None,
     shape
         The shape of one example (without the batch axis).
     window
-        The window on the trailing axes (an int: the last axis only; a tuple of ``k`` sizes: the
-        last ``k`` axes); the other axes are covered whole. ``None``: one feature.
+        The window on the trailing axes; the other axes are covered whole. A tuple of ``k``
+        sizes covers the last ``k`` axes. An int covers the two spatial axes of an image (an
+        example of shape ``(C, H, W)``: ``w`` means a ``w x w`` patch over all channels) and the
+        last axis of any other shape. ``None``: one feature.
     stride
-        The step on the same axes as ``window`` (default: the window, non-overlapping).
+        The step on the same axes as ``window`` (default: the window, non-overlapping; an int
+        is the same step on each of the window's axes).
 
     Returns
     -------
@@ -66,6 +69,8 @@ def window_grid(shape: Sequence[int], window: int | Sequence[int] | None = None,
     """
     shape = tuple(int(s) for s in shape)
     win = _tuple(window, "window") or (1,) * len(shape)
+    if len(shape) == 3 and isinstance(window, int) and not isinstance(window, bool):
+        win = (int(window), int(window))  # an image (C, H, W): a square over H and W
     if len(win) > len(shape):
         raise InputError(f"window {win} has more axes than one example of shape {shape}.")
     step = _tuple(stride, "stride") or win
@@ -193,7 +198,9 @@ def occlusion(
         tensor shaped like the inputs.
     window
         The window on the trailing axes (``(8, 8)`` on ``(N, 3, H, W)`` images covers all
-        channels of an 8 x 8 patch); ``None``: one feature at a time (Occlusion-1).
+        channels of an 8 x 8 patch; so does ``8``, since an int on ``(C, H, W)`` examples is a
+        square over the two spatial axes, and the last axis on other shapes); ``None``: one
+        feature at a time (Occlusion-1).
     stride
         The window's step (default: the window size).
     fill
@@ -263,7 +270,8 @@ def prediction_difference(
     baseline
         Not used (the background takes its place); must be ``None``.
     window
-        The window on the trailing axes; ``None``: one feature at a time.
+        The window on the trailing axes, as for :func:`occlusion` (an int on ``(C, H, W)``
+        examples is a square over H and W); ``None``: one feature at a time.
     stride
         The window's step (default: the window size).
     batch_size

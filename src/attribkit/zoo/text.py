@@ -63,6 +63,7 @@ __all__ = [
     "load_encoder",
     "load_sentiment_classifier",
     "sentiment_data",
+    "sentiment_head_cached",
     "tokens_of",
     "train_sentiment_head",
     "word_scores",
@@ -198,7 +199,7 @@ def _sentence_embedding(encoder: nn.Module, input_ids: Tensor, attention_mask: T
 
 
 def embed(texts: Sequence[str], batch_size: int = 64, max_length: int = MAX_LENGTH,
-          encoder: nn.Module | None = None) -> np.ndarray[Any, Any]:
+          encoder: nn.Module | None = None, progress: bool = False) -> np.ndarray[Any, Any]:
     """L2-normalised mean-pooled MiniLM embeddings of many texts, without gradients.
 
     Texts are batched by length so that little padding is computed.
@@ -213,22 +214,28 @@ def embed(texts: Sequence[str], batch_size: int = 64, max_length: int = MAX_LENG
         Tokens per text at most.
     encoder : torch.nn.Module, optional
         The encoder to use (default: a fresh :func:`load_encoder`).
+    progress : bool
+        Show a progress bar over the texts.
 
     Returns
     -------
     numpy.ndarray
         ``(len(texts), 384)`` float32.
     """
+    from attribkit.core.progress import progress_bar
+
     enc = encoder if encoder is not None else load_encoder()
     tok = _tokenizer()
     lengths = [len(tok.tokenize(t)) for t in texts]
     order = np.argsort(lengths, kind="stable")
     out = np.zeros((len(texts), _EMBED_DIM), dtype=np.float32)
-    with torch.no_grad():
+    with torch.no_grad(), progress_bar(len(texts), "embedding texts", progress,
+                                       unit="text") as bar:
         for s in range(0, len(texts), batch_size):
             idx = order[s:s + batch_size]
             ids, mask = encode([texts[i] for i in idx], max_length=max_length)
             out[idx] = _sentence_embedding(enc, ids, mask).float().numpy()
+            bar.update(len(idx))
     return out
 
 
@@ -424,8 +431,24 @@ def _head_path(n_train: int, n_test: int, seed: int) -> pathlib.Path:
     return cache_dir("text") / f"sentiment_head_v{HEAD_VERSION}_n{n_train}_t{n_test}_s{seed}.pt"
 
 
+def sentiment_head_cached(n_train: int = 3000, n_test: int = 1000, seed: int = 0) -> bool:
+    """Whether :func:`train_sentiment_head` with these settings will read the cache (no training).
+
+    Parameters
+    ----------
+    n_train, n_test, seed : int
+        As for :func:`train_sentiment_head`.
+
+    Returns
+    -------
+    bool
+        True when the trained head is in the cache directory.
+    """
+    return _head_path(n_train, n_test, seed).is_file()
+
+
 def train_sentiment_head(n_train: int = 3000, n_test: int = 1000, seed: int = 0, c: float = 1.0,
-                         cache: bool = True) -> SentimentHead:
+                         cache: bool = True, progress: bool = False) -> SentimentHead:
     """Train (or load from the cache) the logistic-regression sentiment head.
 
     Embedding the tweets dominates the cost: about 300 tweets cost some seconds on one CPU core,
@@ -443,6 +466,8 @@ def train_sentiment_head(n_train: int = 3000, n_test: int = 1000, seed: int = 0,
         Inverse L2 regularisation strength of the logistic regression.
     cache : bool
         Read and write the head in the cache directory.
+    progress : bool
+        Show a progress bar while the tweets are embedded (when the head is trained).
 
     Returns
     -------
@@ -462,8 +487,8 @@ def train_sentiment_head(n_train: int = 3000, n_test: int = 1000, seed: int = 0,
         raise ImportError(f"the sentiment head needs scikit-learn; {_EXTRA_HINT}.") from err
     data = sentiment_data(n_train, n_test, seed)
     encoder = load_encoder()
-    x_tr = embed(data.train_texts, encoder=encoder).astype(np.float64)
-    x_te = embed(data.test_texts, encoder=encoder).astype(np.float64)
+    x_tr = embed(data.train_texts, encoder=encoder, progress=progress).astype(np.float64)
+    x_te = embed(data.test_texts, encoder=encoder, progress=progress).astype(np.float64)
     # Standardise for the solver, then fold the scaling back into the weights.
     mu, sd = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-8
     clf = LogisticRegression(C=c, max_iter=2000)
@@ -484,7 +509,8 @@ def train_sentiment_head(n_train: int = 3000, n_test: int = 1000, seed: int = 0,
 
 
 def load_sentiment_classifier(n_train: int = 3000, n_test: int = 1000, seed: int = 0,
-                              dtype: torch.dtype = torch.float32) -> SentimentClassifier:
+                              dtype: torch.dtype = torch.float32,
+                              progress: bool = False) -> SentimentClassifier:
     """The sentiment classifier with the (cached or freshly trained) head, in eval mode.
 
     Parameters
@@ -497,13 +523,15 @@ def load_sentiment_classifier(n_train: int = 3000, n_test: int = 1000, seed: int
         Split seed of the head.
     dtype : torch.dtype
         Parameter dtype (float64 for precise completeness checks).
+    progress : bool
+        Show a progress bar if the head has to be trained (the first call only).
 
     Returns
     -------
     SentimentClassifier
         A fresh model; ``model.head_info`` holds the :class:`SentimentHead`.
     """
-    head = train_sentiment_head(n_train, n_test, seed)
+    head = train_sentiment_head(n_train, n_test, seed, progress=progress)
     model = SentimentClassifier(load_encoder(), head.weight, head.bias).to(dtype).eval()
     model.head_info = head
     return model

@@ -141,7 +141,8 @@ class SoftmaxModel(nn.Module):
     """Wraps a classifier so that its forward returns softmax probabilities.
 
     Explaining ``SoftmaxModel(model)`` with an ``int`` target explains the probability of that
-    class, the score the seed paper attributes.
+    class, the score the seed paper attributes. The softmax is an ``nn.Softmax`` sub-module, so
+    the propagation methods (LRP, DeepLIFT, guided backprop) accept the wrapped model.
 
     Parameters
     ----------
@@ -152,11 +153,12 @@ class SoftmaxModel(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.softmax = nn.Softmax(dim=-1)  # a module, so propagation rules (LRP, DeepLIFT) see it
 
     def forward(self, x: Tensor) -> Tensor:
         """The ``(N, C)`` class probabilities of ``x``."""
-        out: Tensor = self.model(x)
-        return out.softmax(dim=-1)
+        out: Tensor = self.softmax(self.model(x))
+        return out
 
 
 def probability_of(class_index: int) -> Callable[[Tensor], Tensor]:
