@@ -29,7 +29,8 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 #: Pages whose examples load a real model from the wheels (marked slow).
-SLOW = {"README.md", "zoo-vision.md", "zoo-text.md", "zoo-chem.md", "zoo-tabular.md", "cli.md"}
+SLOW = {"README.md", "zoo-vision.md", "zoo-text.md", "zoo-chem.md", "zoo-tabular.md", "cli.md",
+        "runs.md", "serve.md"}
 
 #: Names a page's Python examples use without defining them: code run before the page's blocks.
 SETUPS: dict[str, str] = {
@@ -106,7 +107,10 @@ def _workspace(tmp: pathlib.Path) -> None:
     photo = vision.sample_photos(["chelsea"])["chelsea"]
     Image.fromarray(vision.deprocess(photo)).save(tmp / "cat.jpg")
     (tmp / "photos").mkdir()
-    Image.fromarray(vision.deprocess(photo)).save(tmp / "photos" / "chelsea.png")
+    for name, image in vision.sample_photos(["chelsea", "coffee", "astronaut", "rocket"]).items():
+        Image.fromarray(vision.deprocess(image)).save(tmp / "photos" / f"{name}.png")
+    (tmp / "sentences.txt").write_text("a wonderful, warm film\nthe plot was a mess\n")
+    (tmp / "rows.csv").write_text("1.0,2.5,0.3\n-0.5,0.1,2.0\n")
     from attribkit.zoo import tabular
 
     data = tabular.breast_cancer_data()
@@ -139,6 +143,14 @@ def _captured() -> Iterator[io.StringIO]:
 def _matches(expected: list[str], printed: str) -> bool:
     pattern = ".*".join(re.escape(part) for part in "\n".join(expected).split("..."))
     return re.search(pattern, printed, re.S) is not None
+
+
+def _is_shell(lang: str, code: str) -> bool:
+    """A ``bash`` block, or an unmarked block holding ``attribkit`` commands."""
+    if lang == "bash":
+        return True
+    return lang == "" and any(ln.lstrip("$ ").startswith("attribkit ")
+                              for ln in code.splitlines())
 
 
 def _run_shell(page: str, code: str, line: int) -> None:
@@ -174,7 +186,7 @@ def _run_shell(page: str, code: str, line: int) -> None:
 def _params() -> list[object]:
     out = []
     for page in PAGES:
-        if any(lang in ("python", "bash", "") for lang, _, _ in _blocks(page)):
+        if any(lang == "python" or _is_shell(lang, code) for lang, code, _ in _blocks(page)):
             marks = [pytest.mark.slow] if page.name in SLOW else []
             out.append(pytest.param(page, id=page.name, marks=marks))
     return out
@@ -185,6 +197,10 @@ def test_page_examples_run(page: pathlib.Path, tmp_path: pathlib.Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    # `attribkit serve` builds the app over the store, then would serve forever: serve nothing.
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
     namespace: dict[str, object] = {"__name__": f"example_{page.stem}"}
     if page.name in SETUPS:
         exec(SETUPS[page.name], namespace)
@@ -194,7 +210,7 @@ def test_page_examples_run(page: pathlib.Path, tmp_path: pathlib.Path,
         if lang == "python":
             with _captured():
                 exec(compile(code, f"{page.name}:{line}", "exec"), namespace)
-        elif lang in ("bash", ""):
+        elif _is_shell(lang, code):
             if not shell_ready:
                 _workspace(tmp_path)
                 shell_ready = True

@@ -117,14 +117,15 @@ def test_a_feature_with_no_effect_gets_nothing():
         torch.testing.assert_close(res.values.sum(), res.delta[0])
 
 
-def test_a_piecewise_constant_model_shares_by_the_steps():
-    # no gradient anywhere, yet F jumps: the rises are shared in proportion to |dz|
+def test_a_score_cut_from_the_graph_is_refused():
+    # no gradient anywhere (the comparison leaves the autograd graph), yet F jumps: like every
+    # gradient method, IDGI refuses instead of sharing the rise by a rule of its own (issue 13)
     def step(z):
         return (z.sum(dim=1, keepdim=True) > 1.0).to(z.dtype)
 
     x = torch.tensor([[1.5, 0.5]], dtype=torch.float64)
-    res = attribkit.idgi(step, x, target=0, steps=4)
-    torch.testing.assert_close(res.values[0], torch.tensor([0.75, 0.25], dtype=torch.float64))
+    with pytest.raises(InputError, match="does not depend on the inputs"):
+        attribkit.idgi(step, x, target=0, steps=4)
 
 
 def test_refuses_other_paths_and_their_options(make_mlp, rng):
