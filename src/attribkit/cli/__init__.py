@@ -19,7 +19,7 @@ from attribkit.cli._common import Parser, UsageError, one_line
 __all__ = ["COMMANDS", "UsageError", "main"]
 
 #: The command modules under ``attribkit.cli``, in the order ``--help`` lists them.
-COMMANDS = ("explain", "methods", "demo", "audit")
+COMMANDS = ("explain", "methods", "demo", "audit", "generation")
 
 
 def _parser() -> Parser:

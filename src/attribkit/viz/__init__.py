@@ -18,6 +18,7 @@ from attribkit.viz._common import (
 )
 from attribkit.viz.compare import comparison_grid
 from attribkit.viz.curves import evaluation_curves, saturation_curves
+from attribkit.viz.generation import generation_heatmap, generation_html
 from attribkit.viz.image import (
     attribution_map,
     heatmap,
@@ -38,6 +39,8 @@ __all__ = [
     "evaluation_curves",
     "feature_bars",
     "figure_to_png",
+    "generation_heatmap",
+    "generation_html",
     "heatmap",
     "image_array",
     "interior_frames",

@@ -113,8 +113,8 @@ class LMConfig:
 
 DEFAULT_CONFIG = LMConfig()
 """The model of the demo and of ``docs/zoo-language.md``."""
-TINY_CONFIG = LMConfig(vocab_size=500, embed=16, hidden=24, epochs=1, max_train_tokens=12_000,
-                       batch=16)
+TINY_CONFIG = LMConfig(vocab_size=500, embed=32, hidden=32, epochs=1, max_train_tokens=16_000,
+                       batch=32, lr=1e-2)
 """A model that trains in seconds (for tests)."""
 
 
