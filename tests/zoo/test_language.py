@@ -79,7 +79,7 @@ def test_saturation_starts_near_zero_for_in_vocabulary_words(
 
 
 def test_figure_9_table_on_a_fixed_sentence(lm: language.TrainedLanguageModel) -> None:
-    words = "i just want to say thank you so much for".split()
+    words = ["i", "just", "want", "to", "say", "thank", "you", "so", "much", "for"]
     sec = language.Section(ids=lm.corpus.ids(words), next_id=int(lm.corpus.ids(["the"])[0]),
                            words=tuple(words), next_word="the")
     table = word_table(lm, sec)
@@ -92,4 +92,5 @@ def test_figure_9_table_on_a_fixed_sentence(lm: language.TrainedLanguageModel) -
         table.prediction - table.baseline_score) + 1e-12
     assert table.caption().startswith("Prediction for the: ")
     md = table.to_markdown()
-    assert md.startswith("| Sentence") and md.count("\n| ") == 2 and "total integrated gradient" in md
+    assert md.startswith("| Sentence") and md.count("\n| ") == 2
+    assert "total integrated gradient" in md

@@ -31,7 +31,7 @@ one two three four five six seven eight nine ten first last next more most less 
 not no yes very so too also only just still again here there now when where why how what who
 paris france london england berlin germany rome italy capital language french english german
 water food bread milk tea coffee book story word name music song game time year week home
-. , ! ? ' " -""".split())
+. , ! ? ' " -""".split())  # noqa: SIM905 - a word list reads best as text
 
 
 def tiny_tokenizer(vocab_size: int = 256) -> Any:
