@@ -59,6 +59,9 @@ from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
 # isort: split
 from attribkit import report, viz  # pictures and the HTML report (issue 7)
 
+# isort: split
+from attribkit.sequences import GenerationAttribution, explain_generation  # generation (issue 19)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -69,6 +72,7 @@ __all__ = [
     "Black",
     "Blurred",
     "Constant",
+    "GenerationAttribution",
     "InputError",
     "InteriorGradients",
     "ModelOutputError",
@@ -89,6 +93,7 @@ __all__ = [
     "evaluate",
     "expected_gradients",
     "explain",
+    "explain_generation",
     "grad_cam",
     "gradient_x_input",
     "guided_backprop",
