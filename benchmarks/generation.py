@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one repeat, smaller model")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed runs of each first")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     vocab, hidden, layers = (2000, 128, 2) if args.quick else (8000, 256, 4)
@@ -68,18 +69,24 @@ def main() -> None:
     def theirs() -> object:
         return _captum(model, tok, prompt, target, steps)
 
-    a = ours()
-    b = theirs()
+    for _ in range(args.warmup):
+        ours()
+        theirs()
     ta, tb = [], []
+    a: object = None
+    b: object = None
     for _ in range(repeats):
-        for fn, times in ((ours, ta), (theirs, tb)):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        a = ours()
+        ta.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        b = theirs()
+        tb.append(time.perf_counter() - t)
     ratio = statistics.median(y / x for x, y in zip(ta, tb, strict=True))
     res = a
     assert hasattr(res, "matrix") and hasattr(res, "relative_gap")
-    diff = float((res.matrix - b).abs().max())  # type: ignore[operator]
+    assert isinstance(b, torch.Tensor)
+    diff = float((res.matrix - b).abs().max())
     scale = float(res.matrix.abs().max())
     rg = res.relative_gap
     gap = float(rg.max()) if rg is not None else float("nan")
@@ -92,7 +99,7 @@ noisy** (1-minute load average {load:.1f} when the run ended); torch {torch.__ve
 vocabulary {vocab} ({n_params / 1e6:.1f} M parameters, random initialisation). Prompt
 {n_prompt} tokens, continuation {n_new} tokens (teacher forcing), Gauss-Legendre, {steps} steps,
 all steps in one batch in both libraries, baseline: token 0 at every prompt position (Captum's
-default). Medians over {repeats} alternating run(s) after one warm-up run each.
+default). Medians over {repeats} alternating run(s) after {args.warmup} warm-up run(s) each.
 
 | | attribkit `explain_generation` | Captum `LLMGradientAttribution` + `LayerIntegratedGradients` |
 |---|---|---|

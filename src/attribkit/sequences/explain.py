@@ -40,7 +40,7 @@ def _canonical(method: str) -> str:
 
 
 def _encode(tokenizer: Any, text: str, special: bool) -> Tensor:
-    ids = tokenizer(text, add_special_tokens=special, return_tensors="pt")["input_ids"][0]
+    ids: Tensor = tokenizer(text, add_special_tokens=special, return_tensors="pt")["input_ids"][0]
     return ids.to(torch.long)
 
 

@@ -44,7 +44,7 @@ def aggregate(values: Tensor, how: str) -> Tensor:
     if how == "sum":
         return values.sum(dim=-1)
     if how == "l2":
-        return values.norm(dim=-1)
+        return torch.linalg.vector_norm(values, dim=-1)
     if how == "abs_sum":
         return values.abs().sum(dim=-1)
     raise InputError(f"unknown aggregate {how!r}; choose one of {AGGREGATES}.")

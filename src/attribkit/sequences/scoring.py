@@ -171,10 +171,8 @@ def build_scorer(model: Any, guard: ModelGuard, prompt_ids: Tensor,
     if target_ids.numel() == 0:
         raise InputError("there is nothing to explain: the target has no tokens.")
     enc_dec = is_encoder_decoder(model)
-    if enc_dec:
-        embedding = model.get_encoder().get_input_embeddings()
-    else:
-        embedding = model.get_input_embeddings()
+    hf: Any = model
+    embedding = (hf.get_encoder() if enc_dec else hf).get_input_embeddings()
     if not isinstance(embedding, nn.Module):
         raise UnsupportedModelError("the model has no input embedding module.")
     scorer = Scorer(model=model, guard=guard, encoder_decoder=enc_dec, embedding=embedding,
