@@ -69,6 +69,9 @@ def main() -> None:
     def theirs() -> object:
         return _captum(model, tok, prompt, target, steps)
 
+    # a cheap warm-up of both code paths (2 steps), so that neither pays first-call costs
+    explain_generation(model, tok, prompt, target, baseline=0, steps=2, batch_size=2)
+    _captum(model, tok, prompt, target, 2)
     for _ in range(args.warmup):
         ours()
         theirs()
@@ -99,7 +102,9 @@ noisy** (1-minute load average {load:.1f} when the run ended); torch {torch.__ve
 vocabulary {vocab} ({n_params / 1e6:.1f} M parameters, random initialisation). Prompt
 {n_prompt} tokens, continuation {n_new} tokens (teacher forcing), Gauss-Legendre, {steps} steps,
 all steps in one batch in both libraries, baseline: token 0 at every prompt position (Captum's
-default). Medians over {repeats} alternating run(s) after {args.warmup} warm-up run(s) each.
+default). Medians over {repeats} alternating run(s) after {args.warmup} full warm-up run(s)
+each (and one 2-step warm-up of each). attribkit chose the loop of backward passes here (the
+problem is above its limit for the vectorised backward).
 
 | | attribkit `explain_generation` | Captum `LLMGradientAttribution` + `LayerIntegratedGradients` |
 |---|---|---|

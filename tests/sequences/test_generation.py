@@ -183,3 +183,13 @@ def test_model_left_as_given_and_errors(tok, gpt2):
     assert hook_state(model) == before
     assert [(m.training) for m in model.modules()] == flags
     assert [p.requires_grad for p in model.parameters()] == grads
+
+
+def test_loop_and_vectorised_backward_agree(tok, gpt2, monkeypatch):
+    from attribkit.sequences import methods
+
+    batched = explain_generation(gpt2, tok, PROMPT, TARGET, steps=8, batch_size=3)
+    monkeypatch.setattr(methods, "BATCHED_BACKWARD_LIMIT", 0)
+    looped = explain_generation(gpt2, tok, PROMPT, TARGET, steps=8, batch_size=3)
+    torch.testing.assert_close(batched.matrix, looped.matrix, rtol=1e-10, atol=1e-13)
+    assert batched.model_calls == looped.model_calls == 1 + 3  # ends, then 3 chunks of rows

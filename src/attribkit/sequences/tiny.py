@@ -61,8 +61,9 @@ def tiny_tokenizer(vocab_size: int = 256) -> Any:
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
                                                  pre_tokenizers.Punctuation()])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                   bos_token="[BOS]", eos_token="[EOS]")
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", bos_token="[BOS]",
+        eos_token="[EOS]")
 
 
 def tiny_model(name: str = "tiny-gpt2", *, vocab_size: int = 256, hidden: int = 32,
@@ -118,7 +119,7 @@ def tiny_model(name: str = "tiny-gpt2", *, vocab_size: int = 256, hidden: int = 
             num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads // 2,
             max_position_embeddings=256, bos_token_id=bos, eos_token_id=eos, pad_token_id=pad))
     else:
-        model = T5ForConditionalGeneration(T5Config(
+        model = T5ForConditionalGeneration(T5Config(  # type: ignore[call-arg]
             vocab_size=vocab_size, d_model=hidden, d_kv=hidden // heads, d_ff=2 * hidden,
             num_layers=layers, num_decoder_layers=layers, num_heads=heads, dropout_rate=0.0,
             pad_token_id=pad, eos_token_id=eos, decoder_start_token_id=pad))

@@ -372,7 +372,7 @@ def _epochs(model: LSTMLanguageModel, data: Tensor, opt: torch.optim.Optimizer,
                 loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                                    y.reshape(-1))
                 opt.zero_grad()
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 nn.utils.clip_grad_norm_(model.parameters(), config.clip)
                 opt.step()
                 bar.update(1)
