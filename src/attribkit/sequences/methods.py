@@ -5,10 +5,11 @@ of prompt embeddings (teacher forcing: see :mod:`attribkit.sequences.scoring`), 
 work is shared by every generated token:
 
 * gradient methods (Integrated Gradients, saliency, gradient x input): the path points of IG are
-  rows of one batch; after one forward pass of a chunk of rows, the ``T`` gradients come from
-  one vectorised backward pass (``is_grads_batched``), each weighted by its quadrature weight,
-  so a chunk's ``T`` weighted gradient sums cost one call. Where a model's operations cannot be
-  vectorised, a loop of ``T`` backward passes through the same graph is used instead.
+  rows of one batch; after one forward pass of a chunk of rows, the ``T`` quadrature-weighted
+  gradient sums come from one vectorised backward pass (``is_grads_batched``) on small problems
+  (``T * rows * Lp * D <= BATCHED_BACKWARD_LIMIT``), and from a loop of ``T`` backward passes
+  through the same retained graph on larger ones or where an operation has no batching rule
+  (see ``docs/benchmarks-generation.md`` for what each costs).
 * perturbation methods (occlusion, Shapley values): each coalition of prompt tokens is one row;
   every row scores all ``T`` tokens at once.
 """
