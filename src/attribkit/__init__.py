@@ -70,6 +70,9 @@ from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
 # isort: split
 from attribkit import report, viz  # pictures and the HTML report (issue 7)
 
+# isort: split
+from attribkit.sequences import GenerationAttribution, explain_generation  # generation (issue 19)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -80,6 +83,7 @@ __all__ = [
     "Black",
     "Blurred",
     "Constant",
+    "GenerationAttribution",
     "InputError",
     "InteriorGradients",
     "ModelCallError",
@@ -102,6 +106,7 @@ __all__ = [
     "evaluate",
     "expected_gradients",
     "explain",
+    "explain_generation",
     "grad_cam",
     "gradient_x_input",
     "guided_backprop",

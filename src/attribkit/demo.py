@@ -26,7 +26,7 @@ from attribkit.core.errors import InputError
 
 __all__ = ["TASKS", "DemoResult", "VisionSetup", "run_demo"]
 
-TASKS = ("vision", "text", "tabular", "chem", "toy")
+TASKS = ("vision", "text", "tabular", "chem", "toy", "language")
 
 
 @dataclass
@@ -566,6 +566,10 @@ def run_demo(out: str | pathlib.Path = "out", *, task: str = "vision", quiet: bo
         result = _text_task(outdir, quiet)
     elif task == "tabular":
         result = _tabular_task(outdir, quiet)
+    elif task == "language":  # seed 003 section 3.2 and explain_generation (demo_language.py)
+        from attribkit.demo_language import language_task
+
+        result = language_task(outdir, quiet)
     else:
         result = _chem_task(outdir, quiet)
     if summary:

@@ -21,7 +21,7 @@ from attribkit.cli._common import Parser, UsageError, one_line
 __all__ = ["COMMANDS", "UsageError", "main"]
 
 #: The command modules under ``attribkit.cli``, in the order ``--help`` lists them.
-COMMANDS = ("explain", "methods", "demo", "audit", "run", "report", "serve")
+COMMANDS = ("explain", "methods", "demo", "audit", "run", "report", "serve", "generation")
 
 
 def _parser() -> Parser:

@@ -29,7 +29,8 @@ def register(sub: Any) -> None:
                                    "AOPC. Writes OUT/report.html and prints a summary.")
     d.add_argument("--out", "-o", default="out", help="output folder (default: out)")
     d.add_argument("--task", default="vision",
-                   help="vision (default), toy (tiny CNN, seconds), text, tabular, chem")
+                   help="vision (default), toy (tiny CNN, seconds), text, tabular, chem, "
+                        "language (LSTM LM, seed 003 section 3.2)")
     d.add_argument("--photos", type=int, default=3, help="photos explained (vision; default 3)")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     d.set_defaults(func=_cmd_demo)

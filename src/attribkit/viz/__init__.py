@@ -19,6 +19,7 @@ from attribkit.viz._common import (
 from attribkit.viz.batch_features import region_values, token_values
 from attribkit.viz.compare import comparison_grid
 from attribkit.viz.curves import evaluation_curves, saturation_curves
+from attribkit.viz.generation import generation_heatmap, generation_html
 from attribkit.viz.global_views import dependence_plot, mean_abs_bars, summary_plot
 from attribkit.viz.grid import explanation_grid
 from attribkit.viz.image import (
@@ -48,6 +49,8 @@ __all__ = [
     "explanation_grid",
     "feature_bars",
     "figure_to_png",
+    "generation_heatmap",
+    "generation_html",
     "heatmap",
     "image_array",
     "interior_frames",

@@ -1,0 +1,110 @@
+"""``attribkit explain-generation MODEL "prompt" [--target "continuation"]``.
+
+MODEL is a local Hugging Face checkpoint folder (loaded with ``from_pretrained(path)``, offline)
+or a tiny random built-in model for demos: ``tiny-gpt2``, ``tiny-llama``, ``tiny-t5``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+from typing import Any
+
+from attribkit.cli._common import UsageError
+
+__all__ = ["register"]
+
+
+def _load(name: str) -> tuple[Any, Any]:
+    from attribkit.sequences.tiny import TINY_MODELS, tiny_model, tiny_tokenizer
+
+    if name in TINY_MODELS:
+        return tiny_model(name), tiny_tokenizer()
+    path = pathlib.Path(name)
+    if not path.is_dir():
+        raise UsageError(f"MODEL {name!r} is neither a checkpoint folder nor one of "
+                         f"{', '.join(TINY_MODELS)}")
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSeq2SeqLM,
+        AutoTokenizer,
+    )
+
+    cfg = AutoConfig.from_pretrained(path, local_files_only=True)
+    auto = AutoModelForSeq2SeqLM if cfg.is_encoder_decoder else AutoModelForCausalLM
+    model = auto.from_pretrained(path, local_files_only=True).eval()
+    return model, AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+
+def _baseline(text: str | None) -> Any:
+    if text is None:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    from attribkit.sequences import GENERATION_METHODS, explain_generation
+
+    if args.steps < 1 or args.max_new_tokens < 1:
+        raise UsageError("--steps and --max-new-tokens must be positive integers")
+    method = args.method.lower().replace("-", "_")
+    if method not in (*GENERATION_METHODS, "ig"):
+        raise UsageError(f"unknown method {args.method!r}; choose one of "
+                         f"{', '.join(GENERATION_METHODS)}")
+    model, tok = _load(args.model)
+    res = explain_generation(model, tok, args.prompt, args.target, method=method,
+                             max_new_tokens=args.max_new_tokens, steps=args.steps,
+                             baseline=_baseline(args.baseline), progress=not args.quiet)
+    if args.json:
+        print(json.dumps(res.to_dict()))
+    else:
+        print(res.to_text())
+        print(res.completeness())
+    if args.out:
+        from attribkit.report import Report
+        from attribkit.viz import generation_heatmap, generation_html
+
+        out = pathlib.Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        fig = generation_heatmap(res)
+        fig.savefig(out / "generation.png", dpi=110)
+        (out / "generation.json").write_text(json.dumps(res.to_dict(), indent=1))
+        rep = Report(f"attribkit explain-generation {args.model}")
+        rep.text(f"Prompt: {args.prompt!r}. Each row attributes the log-probability of one "
+                 "generated token (given the tokens before it) to the prompt's tokens.")
+        rep.text(res.completeness())
+        rep.image(fig, "generated x prompt")
+        rep.raw(generation_html(res))
+        rep.save(out / "report.html")
+        if not args.quiet:
+            print(f"wrote {out / 'report.html'}, {out / 'generation.png'}, "
+                  f"{out / 'generation.json'}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add this command to the ``attribkit`` sub-parsers."""
+    p = sub.add_parser("explain-generation",
+                       help="attribute each generated token of a language model to the prompt",
+                       description="Rows: generated (or given) tokens, each explained by its "
+                                   "log-probability given its prefix; columns: prompt tokens.")
+    p.add_argument("model", help="a local Hugging Face checkpoint folder, or tiny-gpt2 / "
+                                 "tiny-llama / tiny-t5 (random, built in code)")
+    p.add_argument("prompt", help="the prompt (source sentence for encoder-decoders)")
+    p.add_argument("--target", "-t", default=None,
+                   help="the continuation to explain (default: the model's greedy generation)")
+    p.add_argument("--method", "-m", default="integrated_gradients",
+                   help="integrated_gradients (default), saliency, gradient_x_input, "
+                        "occlusion, shapley")
+    p.add_argument("--steps", type=int, default=50, help="IG steps (default 50)")
+    p.add_argument("--max-new-tokens", type=int, default=10,
+                   help="tokens to generate without --target (default 10)")
+    p.add_argument("--baseline", default=None,
+                   help="zeros (default), a token id, or a special token name: pad, unk, eos")
+    p.add_argument("--out", "-o", default=None,
+                   help="folder for report.html, generation.png and generation.json")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd)

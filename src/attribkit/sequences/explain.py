@@ -1,0 +1,257 @@
+"""``explain_generation``: attribute each generated token of a Hugging Face model to the prompt."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from attribkit.core.errors import InputError, UnsupportedModelError
+from attribkit.core.guard import ModelGuard, warn_if_training
+from attribkit.sequences.methods import (
+    AGGREGATES,
+    aggregate,
+    gradient_matrix,
+    integrated_matrix,
+    perturbation_matrix,
+)
+from attribkit.sequences.result import GenerationAttribution
+from attribkit.sequences.scoring import Scorer, build_scorer, is_encoder_decoder
+
+__all__ = ["GENERATION_METHODS", "explain_generation"]
+
+#: Methods of :func:`explain_generation` (aliases: ``ig``, ``gradient``, ``grad_x_input``).
+GENERATION_METHODS = ("integrated_gradients", "saliency", "gradient_x_input", "occlusion",
+                      "shapley")
+_ALIASES = {"ig": "integrated_gradients", "gradient": "saliency", "gradients": "saliency",
+            "grad_x_input": "gradient_x_input", "gxi": "gradient_x_input",
+            "shapley_values": "shapley", "occlusion_1": "occlusion"}
+
+
+def _canonical(method: str) -> str:
+    key = method.lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in GENERATION_METHODS:
+        raise InputError(f"unknown generation method {method!r}; choose one of "
+                         f"{', '.join(GENERATION_METHODS)}.")
+    return key
+
+
+def _encode(tokenizer: Any, text: str, special: bool) -> Tensor:
+    ids: Tensor = tokenizer(text, add_special_tokens=special, return_tensors="pt")["input_ids"][0]
+    return ids.to(torch.long)
+
+
+def _target_ids(model: Any, tokenizer: Any, prompt_ids: Tensor, target: Any,
+                max_new_tokens: int) -> Tensor:
+    if isinstance(target, str):
+        ids = _encode(tokenizer, target, special=False)
+    elif isinstance(target, Tensor | list | tuple):
+        ids = torch.as_tensor(target, dtype=torch.long).reshape(-1)
+    elif target is None:
+        if max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
+        with torch.no_grad():
+            out = model.generate(prompt_ids[None], attention_mask=torch.ones_like(
+                prompt_ids[None]), max_new_tokens=max_new_tokens, do_sample=False)
+        ids = out[0, 1:] if is_encoder_decoder(model) else out[0, prompt_ids.shape[0]:]
+    else:
+        raise InputError("target must be None (generate), a string or a sequence of token ids.")
+    if ids.numel() == 0:
+        raise InputError("the target has no tokens: give a non-empty continuation or let the "
+                         "model generate (target=None).")
+    return ids
+
+
+def _special_ids(tokenizer: Any) -> set[int]:
+    return {int(i) for i in (getattr(tokenizer, "all_special_ids", None) or [])}
+
+
+def _baseline(scorer: Scorer, tokenizer: Any, baseline: Any, keep_special: bool) -> Tensor:
+    """Baseline prompt embeddings ``(Lp, D)``: zeros, or one token's embedding at each position.
+
+    With ``keep_special`` the prompt's special tokens (BOS, EOS, ...) keep their own embeddings:
+    they are context, not features, and get zero attribution from IG.
+    """
+    x = scorer.prompt_embeds
+    if baseline is None or (isinstance(baseline, str) and baseline in ("zeros", "zero")):
+        base = torch.zeros_like(x)
+    elif isinstance(baseline, Tensor) and baseline.is_floating_point():
+        if baseline.shape != x.shape:
+            raise InputError(f"baseline embeddings must be {tuple(x.shape)}, got "
+                             f"{tuple(baseline.shape)}.")
+        return baseline.to(x.dtype)
+    else:
+        tok_id = _baseline_token(tokenizer, baseline)
+        base = scorer.embed_ids(torch.full_like(scorer.prompt_ids, tok_id)).to(x.dtype)
+    if keep_special:
+        special = torch.tensor([int(i) in _special_ids(tokenizer)
+                                for i in scorer.prompt_ids.tolist()], dtype=torch.bool)
+        base = torch.where(special[:, None], x, base)
+    return base
+
+
+def _baseline_token(tokenizer: Any, baseline: Any) -> int:
+    if isinstance(baseline, int) and not isinstance(baseline, bool):
+        return baseline
+    if isinstance(baseline, str):
+        for attr in (f"{baseline}_token_id", baseline):
+            tid = getattr(tokenizer, attr, None) if attr.endswith("_id") else None
+            if tid is not None:
+                return int(tid)
+        tid = tokenizer.convert_tokens_to_ids(baseline)
+        unk = getattr(tokenizer, "unk_token_id", None)
+        if tid is not None and (tid != unk or baseline == getattr(tokenizer, "unk_token", None)):
+            return int(tid)
+    raise InputError(f"baseline {baseline!r} is neither 'zeros', a token id, a special-token "
+                     "name ('pad', 'unk', 'eos', 'bos') nor a token of the vocabulary.")
+
+
+def _groups(groups: Sequence[Sequence[int]] | None, lp: int) -> list[list[int]]:
+    if groups is None:
+        return [[j] for j in range(lp)]
+    out = [sorted({int(j) for j in g}) for g in groups]
+    seen: set[int] = set()
+    for g in out:
+        if not g or any(j < 0 or j >= lp for j in g) or seen & set(g):
+            raise InputError(f"groups must be non-empty, disjoint lists of prompt positions in "
+                             f"0..{lp - 1}; got {groups!r}.")
+        seen |= set(g)
+    return out
+
+
+def explain_generation(
+    model: Any,
+    tokenizer: Any,
+    prompt: str,
+    target: str | Sequence[int] | Tensor | None = None,
+    *,
+    method: str = "integrated_gradients",
+    max_new_tokens: int = 20,
+    baseline: Any = None,
+    keep_special: bool = True,
+    steps: int = 50,
+    rule: str = "gauss_legendre",
+    aggregate_by: str | None = None,
+    groups: Sequence[Sequence[int]] | None = None,
+    samples: int = 64,
+    max_exact: int = 10,
+    seed: int = 0,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> GenerationAttribution:
+    """Attribute each generated token's log-probability to the prompt's tokens.
+
+    Row ``t`` of the result explains ``log p(y_t | prompt, y_<t)`` (teacher forcing: the
+    tokens before ``y_t`` are the generated or given ones, held fixed); column ``j`` is prompt
+    token ``j`` (for an encoder-decoder: the encoder's input token ``j``).
+
+    Parameters
+    ----------
+    model
+        A Hugging Face causal LM (GPT-2, Llama, ...) or encoder-decoder (T5, Marian, ...) with its
+        language-model head, e.g. ``AutoModelForCausalLM.from_pretrained(path)``. Left exactly
+        as given (training flags, ``requires_grad``, hooks).
+    tokenizer
+        Its tokenizer.
+    prompt
+        The prompt (the source sentence for a translation model).
+    target
+        The continuation to explain: a string (tokenised without special tokens), token ids, or
+        ``None`` to explain the model's own greedy generation of ``max_new_tokens`` tokens.
+    method
+        ``"integrated_gradients"`` (``"ig"``), ``"saliency"``, ``"gradient_x_input"``,
+        ``"occlusion"`` or ``"shapley"``.
+    max_new_tokens
+        Tokens to generate when ``target`` is ``None``.
+    baseline
+        The prompt's counterfactual: ``None`` / ``"zeros"`` (all-zero embeddings), a token id,
+        a special-token name (``"pad"``, ``"unk"``, ``"eos"``, ``"bos"``) or a token, whose
+        embedding replaces every prompt token; or a float tensor ``(Lp, D)`` of embeddings. Used
+        by IG, occlusion and Shapley.
+    keep_special
+        Keep the prompt's special tokens (BOS, ...) at their own embeddings in the baseline.
+    steps, rule
+        IG's quadrature (see :mod:`attribkit.core.paths`).
+    aggregate_by
+        Reduction of the embedding axis for gradient methods: ``"sum"`` (default for IG and
+        gradient x input, keeps completeness), ``"l2"`` (default for saliency) or ``"abs_sum"``.
+    groups
+        For occlusion and Shapley: lists of prompt positions that act as one player (default
+        each token). The matrix then has one column per group.
+    samples
+        Permutations for Shapley values when there are more than ``max_exact`` groups.
+    max_exact
+        Up to this many groups, Shapley values are exact (all ``2^G`` coalitions).
+    seed
+        Seed of the permutations.
+    batch_size
+        Rows (path points or coalitions) per forward pass.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    GenerationAttribution
+        The ``(T, P)`` matrix, the log-probabilities, completeness gaps (IG) and token labels.
+    """
+    name = _canonical(method)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError("prompt must be a non-empty string.")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}.")
+    if not hasattr(model, "generate") or not hasattr(model, "get_input_embeddings"):
+        raise UnsupportedModelError("explain_generation needs a Hugging Face model with a "
+                                    "language-model head (AutoModelForCausalLM or "
+                                    "AutoModelForSeq2SeqLM).")
+    how = aggregate_by or ("l2" if name == "saliency" else "sum")
+    if how not in AGGREGATES:
+        raise InputError(f"unknown aggregate_by {how!r}; choose one of {AGGREGATES}.")
+    warn_if_training(model)
+    prompt_ids = _encode(tokenizer, prompt, special=True)
+    with ModelGuard(model) as guard:
+        target_ids = _target_ids(model, tokenizer, prompt_ids, target, max_new_tokens)
+        scorer = build_scorer(model, guard, prompt_ids, target_ids)
+        labels = tuple(tokenizer.convert_ids_to_tokens(prompt_ids.tolist()))
+        params: dict[str, Any] = {"aggregate_by": how}
+        values: Tensor | None = None
+        f_b: Tensor | None = None
+        extras: dict[str, Any] = {}
+        if name == "integrated_gradients":
+            base = _baseline(scorer, tokenizer, baseline, keep_special)
+            values, f_x, f_b = integrated_matrix(scorer, base, steps=steps, rule=rule,
+                                                 batch_size=batch_size, progress=progress)
+            matrix = aggregate(values, how)
+            params.update(steps=steps, rule=rule, baseline=_describe(baseline))
+        elif name in ("saliency", "gradient_x_input"):
+            values, f_x = gradient_matrix(scorer, times_input=name == "gradient_x_input")
+            matrix = aggregate(values, how)
+        else:
+            base = _baseline(scorer, tokenizer, baseline, keep_special)
+            grp = _groups(groups, scorer.n_prompt)
+            matrix, f_x, f_b, extras = perturbation_matrix(
+                scorer, base, grp, method=name, batch_size=batch_size, progress=progress,
+                samples=samples, seed=seed, max_exact=max_exact)
+            if groups is not None:
+                labels = tuple(" ".join(labels[j] for j in g) for g in grp)
+            params.update(baseline=_describe(baseline), groups=len(grp))
+            if name == "shapley":
+                params.update(exact=extras["exact"], samples=extras["permutations"], seed=seed)
+        extras["rows"] = scorer.rows
+        return GenerationAttribution(
+            method=name, prompt_tokens=labels,
+            generated_tokens=tuple(tokenizer.convert_ids_to_tokens(target_ids.tolist())),
+            matrix=matrix.detach(), logprobs=f_x.detach(),
+            baseline_logprobs=None if f_b is None else f_b.detach(),
+            values=None if values is None else values.detach(), prompt_ids=prompt_ids,
+            generated_ids=target_ids, params=params, model_calls=scorer.calls, extras=extras)
+
+
+def _describe(baseline: Any) -> str:
+    if baseline is None:
+        return "zeros"
+    if isinstance(baseline, Tensor):
+        return "embeddings"
+    return str(baseline)

@@ -1,0 +1,225 @@
+"""The attribution methods of :func:`attribkit.explain_generation`, on a :class:`Scorer`.
+
+Every method evaluates all ``T`` generated tokens' log-probabilities in one forward pass per row
+of prompt embeddings (teacher forcing: see :mod:`attribkit.sequences.scoring`), so the prompt's
+work is shared by every generated token:
+
+* gradient methods (Integrated Gradients, saliency, gradient x input): the path points of IG are
+  rows of one batch; after one forward pass of a chunk of rows, the ``T`` quadrature-weighted
+  gradient sums come from one vectorised backward pass (``is_grads_batched``) on small problems
+  (``T * rows * Lp * D <= BATCHED_BACKWARD_LIMIT``), and from a loop of ``T`` backward passes
+  through the same retained graph on larger ones or where an operation has no batching rule
+  (see ``docs/benchmarks-generation.md`` for what each costs).
+* perturbation methods (occlusion, Shapley values): each coalition of prompt tokens is one row;
+  every row scores all ``T`` tokens at once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from attribkit.core import coalitions, paths
+from attribkit.core.errors import InputError, NonFiniteError
+from attribkit.core.progress import progress_bar
+from attribkit.sequences.scoring import Scorer
+
+__all__ = ["AGGREGATES", "gradient_matrix", "integrated_matrix", "perturbation_matrix"]
+
+#: How gradient methods reduce the embedding axis to one score per token.
+AGGREGATES = ("sum", "l2", "abs_sum")
+
+
+def _check(t: Tensor, what: str) -> None:
+    if not bool(torch.isfinite(t).all()):
+        raise NonFiniteError(f"{what} contain NaN or inf; try a float64 model "
+                             "(model.double()) or another baseline.")
+
+
+def aggregate(values: Tensor, how: str) -> Tensor:
+    """Reduce ``(T, Lp, D)`` to ``(T, Lp)``: signed sum, L2 norm or sum of absolute values."""
+    if how == "sum":
+        return values.sum(dim=-1)
+    if how == "l2":
+        norm: Tensor = torch.linalg.vector_norm(values, dim=-1)
+        return norm
+    if how == "abs_sum":
+        return values.abs().sum(dim=-1)
+    raise InputError(f"unknown aggregate {how!r}; choose one of {AGGREGATES}.")
+
+
+#: Largest ``T * rows * Lp * D`` for the vectorised backward: beyond it, the vectorised pass
+#: carries ``T`` copies of every activation's gradient and was measured slower than a loop of
+#: ``T`` backward passes (5 M-parameter GPT-2, 50 rows, T = 20: 300 s against Captum's 178 s).
+BATCHED_BACKWARD_LIMIT = 1 << 22
+
+
+def _batched_fits(sc: Tensor, x: Tensor) -> bool:
+    return int(sc.shape[1]) * x.numel() <= BATCHED_BACKWARD_LIMIT
+
+
+def _weighted_grads(scorer: Scorer, x: Tensor, weight: Tensor,
+                    state: dict[str, bool]) -> tuple[Tensor, Tensor]:
+    """Scores ``(b, T)`` and ``sum_rows weight * grad F_t`` ``(T, Lp, D)`` for rows ``x``."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        sc = scorer(x)
+        t = sc.shape[1]
+        w = weight.to(sc.dtype)
+        if state.get("batched", _batched_fits(sc, x)):
+            eye = torch.eye(t, dtype=sc.dtype, device=sc.device)
+            cot = eye[:, None, :] * w[None, :, None]          # (T, b, T)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    (g,) = torch.autograd.grad(sc, x, cot, is_grads_batched=True,
+                                               retain_graph=True)
+                _check(sc, "the log-probabilities")
+                return sc.detach(), g.sum(dim=1)
+            except (RuntimeError, NotImplementedError):
+                state["batched"] = False  # some operation has no batching rule: loop instead
+        rows = [torch.autograd.grad(sc[:, j], x, w, retain_graph=j < t - 1)[0].sum(dim=0)
+                for j in range(t)]
+    _check(sc, "the log-probabilities")
+    return sc.detach(), torch.stack(rows)
+
+
+def _gradient_sum(scorer: Scorer, make: Callable[[slice], Tensor], weights: Tensor,
+                  batch_size: int, progress: bool, desc: str) -> tuple[Tensor, Tensor]:
+    m = int(weights.shape[0])
+    state: dict[str, bool] = {}
+    total: Tensor | None = None
+    scores = []
+    with progress_bar(m, desc, progress) as bar:
+        for s in range(0, m, batch_size):
+            sl = slice(s, min(m, s + batch_size))
+            sc, g = _weighted_grads(scorer, make(sl), weights[sl], state)
+            total = g if total is None else total + g
+            scores.append(sc)
+            bar.update(sl.stop - sl.start)
+    assert total is not None
+    _check(total, "the gradients")
+    return torch.cat(scores), total
+
+
+def integrated_matrix(scorer: Scorer, baseline: Tensor, *, steps: int, rule: str,
+                      batch_size: int, progress: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Integrated Gradients of every target at the prompt embeddings.
+
+    Returns
+    -------
+    values
+        ``(T, Lp, D)`` ``(x - x') * sum_k w_k grad F_t(x' + alpha_k (x - x'))``.
+    f_x, f_b
+        ``(T,)`` the targets at the input and at the baseline.
+    """
+    x = scorer.prompt_embeds.to(baseline.dtype)
+    alpha, w = paths.nodes(rule, steps)
+    a = torch.as_tensor(alpha, dtype=x.dtype)
+    wt = torch.as_tensor(w, dtype=x.dtype)
+    diff = x - baseline
+
+    def make(sl: slice) -> Tensor:
+        return baseline + a[sl, None, None] * diff
+
+    with torch.no_grad():
+        ends = scorer(torch.stack([x, baseline]))
+    _check(ends, "the log-probabilities")
+    _, sums = _gradient_sum(scorer, make, wt, batch_size, progress,
+                            "integrated gradients (all generated tokens)")
+    return diff * sums, ends[0], ends[1]
+
+
+def gradient_matrix(scorer: Scorer, times_input: bool) -> tuple[Tensor, Tensor]:
+    """Gradients ``(T, Lp, D)`` of every target at the prompt embeddings (times them if asked)."""
+    x = scorer.prompt_embeds
+    sc, g = _weighted_grads(scorer, x[None], x.new_ones(1), {})
+    return (g * x if times_input else g), sc[0]
+
+
+def _values(scorer: Scorer, make: Callable[[slice], Tensor], m: int, batch_size: int,
+            progress: bool, desc: str) -> Tensor:
+    out = []
+    with torch.no_grad(), progress_bar(m, desc, progress) as bar:
+        for s in range(0, m, batch_size):
+            sl = slice(s, min(m, s + batch_size))
+            out.append(scorer(make(sl)))
+            bar.update(sl.stop - sl.start)
+    res = torch.cat(out)
+    _check(res, "the log-probabilities")
+    return res
+
+
+def _member_rows(x: Tensor, baseline: Tensor, groups: Sequence[Sequence[int]],
+                 masks: Tensor) -> Tensor:
+    """Rows with the prompt tokens of the groups in each mask ``(b, G)`` at the input."""
+    lp = x.shape[0]
+    keep = torch.zeros(masks.shape[0], lp, dtype=torch.bool)
+    for gi, members in enumerate(groups):
+        keep[:, list(members)] |= masks[:, gi:gi + 1]
+    grouped = torch.zeros(lp, dtype=torch.bool)
+    for members in groups:
+        grouped[list(members)] = True
+    keep |= ~grouped  # tokens in no group keep the input's value
+    return torch.where(keep[:, :, None], x, baseline)
+
+
+def perturbation_matrix(scorer: Scorer, baseline: Tensor, groups: Sequence[Sequence[int]], *,
+                        method: str, batch_size: int, progress: bool, samples: int,
+                        seed: int, max_exact: int) -> tuple[Tensor, Tensor, Tensor, dict[str, Any]]:
+    """Occlusion or Shapley values of token groups for every target.
+
+    Returns
+    -------
+    matrix
+        ``(T, G)``.
+    f_x, f_b
+        ``(T,)`` all groups at the input / at the baseline.
+    info
+        ``{"exact": bool, "permutations": int}`` for Shapley.
+    """
+    x = scorer.prompt_embeds.to(baseline.dtype)
+    g = len(groups)
+    ends = _values(scorer, lambda sl: torch.stack([x, baseline])[sl], 2, 2, False, "ends")
+    f_x, f_b = ends[0], ends[1]
+    if method == "occlusion":
+        masks = ~torch.eye(g, dtype=torch.bool)
+        vals = _values(scorer, lambda sl: _member_rows(x, baseline, groups, masks[sl]), g,
+                       batch_size, progress, "occlusion")
+        return (f_x[None] - vals).T, f_x, f_b, {}
+    if g <= max_exact:
+        n = 1 << g
+        bits = torch.arange(g)
+
+        def coalition(sl: slice) -> Tensor:
+            ids = torch.arange(sl.start, sl.stop)
+            return _member_rows(x, baseline, groups, ((ids[:, None] >> bits) & 1).bool())
+
+        v = _values(scorer, coalition, n, batch_size, progress, "shapley (all coalitions)")
+        phi = coalitions.shapley_from_dividends(coalitions.moebius(v.T.contiguous()))
+        return phi, f_x, f_b, {"exact": True, "permutations": 0}
+    if samples < 1:
+        raise InputError(f"samples must be at least 1, got {samples}.")
+    gen = torch.Generator().manual_seed(seed)
+    perms = torch.stack([torch.randperm(g, generator=gen) for _ in range(samples)])
+    # row (p, k): the first k players of permutation p are present (k = 0 .. G)
+    steps = torch.arange(g + 1)
+
+    def prefix(sl: slice) -> Tensor:
+        ids = torch.arange(sl.start, sl.stop)
+        p, k = ids // (g + 1), ids % (g + 1)
+        rank = torch.empty_like(perms)
+        rank.scatter_(1, perms, steps[:g].expand(samples, g))
+        return _member_rows(x, baseline, groups, rank[p] < k[:, None])
+
+    v = _values(scorer, prefix, samples * (g + 1), batch_size, progress,
+                "shapley (permutations)").reshape(samples, g + 1, -1)
+    marg = v[:, 1:] - v[:, :-1]                                  # (S, G, T) by position
+    phi = torch.zeros(g, v.shape[-1], dtype=v.dtype)
+    for s in range(samples):
+        phi.index_add_(0, perms[s], marg[s])
+    return (phi / samples).T, f_x, f_b, {"exact": False, "permutations": samples}
