@@ -204,14 +204,11 @@ def test_page_examples_run(page: pathlib.Path, tmp_path: pathlib.Path,
     namespace: dict[str, object] = {"__name__": f"example_{page.stem}"}
     if page.name in SETUPS:
         exec(SETUPS[page.name], namespace)
-    shell_ready = False
+    _workspace(tmp_path)
     for lang, code, line in _blocks(page):
         code = _cheap(page.name, code)
         if lang == "python":
             with _captured():
                 exec(compile(code, f"{page.name}:{line}", "exec"), namespace)
         elif _is_shell(lang, code):
-            if not shell_ready:
-                _workspace(tmp_path)
-                shell_ready = True
             _run_shell(page.name, code, line)

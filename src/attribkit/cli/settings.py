@@ -211,6 +211,11 @@ def plan(method: str, loaded: Loaded, item: Item, args: argparse.Namespace,
         p.refused = (f"{info.name} needs an nn.Module (it hooks layers); {loaded.name} is a "
                      "model file called as a plain function; give module:callable instead")
         return p
+    rank = item.x.dim() - 1 if item.x is not None else 1  # texts, molecules: flat features
+    if rank < info.example_rank:
+        shape = "(C, H, W) images" if info.example_rank >= 3 else "(C, L) sequences or images"
+        p.refused = f"{info.name} works on {shape}; a {loaded.kind} input is not one"
+        return p
     user: dict[str, Any] = {}
     for flag, key in FLAGS.items():
         value = getattr(args, flag, None)

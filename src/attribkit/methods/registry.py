@@ -51,6 +51,9 @@ class MethodInfo:
         Other names :func:`explain` accepts.
     summary
         One line for listings.
+    example_rank
+        The fewest axes one example must have (2 for ``(C, L)`` sequences, 3 for ``(C, H, W)``
+        images; 0: any shape). Callers such as the CLI refuse other inputs before any work.
     """
 
     name: str
@@ -64,6 +67,7 @@ class MethodInfo:
     aliases: tuple[str, ...] = ()
     summary: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    example_rank: int = 0
 
 
 _REGISTRY: dict[str, MethodInfo] = {}
@@ -85,6 +89,7 @@ def register(
     stochastic: bool = False,
     aliases: tuple[str, ...] = (),
     summary: str = "",
+    example_rank: int = 0,
 ) -> Callable[[F], F]:
     """Register an attribution method under ``name`` (a decorator). See :class:`MethodInfo`."""
     if family not in FAMILIES:
@@ -101,7 +106,8 @@ def register(
         info = MethodInfo(name=key, fn=fn, family=family, needs_baseline=needs_baseline,
                           complete=complete, axioms=frozenset(axioms), needs_module=needs_module,
                           stochastic=stochastic, aliases=tuple(_key(a) for a in aliases),
-                          summary=summary or (doc[0] if doc else ""))
+                          summary=summary or (doc[0] if doc else ""),
+                          example_rank=example_rank)
         _REGISTRY[key] = info
         for a in info.aliases:
             _ALIASES[a] = key

@@ -126,6 +126,7 @@ def blur_walk(p: Problem, sigmas: list[float], grad_step: float, *,
     complete=True,
     axioms={"completeness", "sensitivity_b", "implementation_invariance", "linearity"},
     summary="Blur IG: gradients integrated along a path of decreasing Gaussian blur.",
+    example_rank=2,
 )
 def blur_ig(
     model: Callable[..., Tensor],

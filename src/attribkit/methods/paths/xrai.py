@@ -136,6 +136,7 @@ def _base(model: Callable[..., Tensor], inputs: Tensor, base: str | Attribution 
     complete=False,
     axioms=set(),
     summary="XRAI: over-segmented regions ranked greedily by the base attribution they gain.",
+    example_rank=3,
 )
 def xrai(
     model: Callable[..., Tensor],
