@@ -58,6 +58,20 @@ BASELINE = "<baseline>"
 LAST_CONV = "<last conv layer>"
 
 
+#: What auditing a real prediction costs (issue 21: 16 patch players on a 224 px photo did not
+#: finish in 15 minutes).
+COST_NOTE = (
+    "**What it costs.** A game of n players needs all 2^n coalition values, one forward pass "
+    "each: on EfficientNet-Lite0 at 224 px one float32 forward pass cost 45 ms per photo on the "
+    "2-core CPU (measured for the CLI's cost estimate, batches of 8), so 16 patch players "
+    "(65,536 passes) take about 50 minutes, 12 players (4,096) about 3 minutes and 10 players "
+    "(1,024) about 45 seconds; `Game`'s default float64 copy of the model costs more per pass "
+    "(`precision=\"model\"` keeps float32 where only the low orders matter). Audit a photo with 10 to 12 players (`attribkit.core.coalitions."
+    "patch_group_ids` with a larger window); for more players use sampled Shapley values "
+    "(`shapley_values(..., mode=\"sampling\")`), which estimate the values without the "
+    "dividends.")
+
+
 @dataclass(frozen=True)
 class Row:
     """A method as the table shows it: a label, the registered name and its options."""
@@ -579,6 +593,8 @@ def render_markdown(result: UnificationResult, *, command: str = (
         "```", "",
         "For a `attribkit.toys.Polynomial` the shares of every effect are measured exactly; for "
         "any other model the attribution is set against the Harsanyi dividends (see above).",
+        "",
+        COST_NOTE,
         "",
     ]
     lines += ["## The suite", "", "| function | kind | input | tolerance |", "|---|---|---|---|"]
