@@ -66,7 +66,8 @@ COST_NOTE = (
     "2-core CPU (measured for the CLI's cost estimate, batches of 8), so 16 patch players "
     "(65,536 passes) take about 50 minutes, 12 players (4,096) about 3 minutes and 10 players "
     "(1,024) about 45 seconds; `Game`'s default float64 copy of the model costs more per pass "
-    "(`precision=\"model\"` keeps float32 where only the low orders matter). Audit a photo with 10 to 12 players (`attribkit.core.coalitions."
+    "(`precision=\"model\"` keeps float32 where only the low orders matter). Audit a photo "
+    "with 10 to 12 players (`attribkit.core.coalitions."
     "patch_group_ids` with a larger window); for more players use sampled Shapley values "
     "(`shapley_values(..., mode=\"sampling\")`), which estimate the values without the "
     "dividends.")
