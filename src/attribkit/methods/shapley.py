@@ -205,7 +205,7 @@ def shapley_values(
     if not isinstance(n_samples, int) or n_samples < 2:
         raise InputError(f"n_samples must be an int >= 2 (one antithetic pair), got {n_samples!r}.")
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
-                 progress=progress, forward_args=forward_args) as p:
+                 progress=progress, forward_args=forward_args, black_box=True) as p:
         ids, n = check_group_ids(groups, p.inputs)
         if mode == "exact" and n > MAX_EXACT_PLAYERS:
             raise InputError(
