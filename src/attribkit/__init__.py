@@ -54,6 +54,10 @@ from attribkit.methods.shapley import shapley_values
 from attribkit.methods.smoothing import smooth, smoothgrad, smoothgrad_squared, vargrad
 
 # isort: split
+from attribkit.core.blackbox import black_box  # black-box models, LIME, KernelSHAP (issue 18)
+from attribkit.methods.agnostic import kernel_shap, lime
+
+# isort: split
 from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
 
 # isort: split
@@ -81,6 +85,7 @@ __all__ = [
     "__version__",
     "all_classes",
     "axioms",
+    "black_box",
     "classes",
     "deconvnet",
     "deep_taylor",
@@ -94,6 +99,8 @@ __all__ = [
     "guided_backprop",
     "integrated_gradients",
     "interior_gradients",
+    "kernel_shap",
+    "lime",
     "lrp",
     "methods",
     "occlusion",

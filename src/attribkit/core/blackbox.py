@@ -5,10 +5,12 @@ only needs forward passes, so it explains models without gradients: a scikit-lea
 ``predict_proba``, a gradient-boosted ensemble, a NumPy function. :class:`BlackBox` presents such
 a callable to the engine as a tensor-to-tensor function evaluated without gradients:
 
-* ``numpy=None`` (the default when a method wraps a plain callable) decides at the first call:
-  the function gets the tensor batch; if it returns a tensor it is used as it is (a torch
+* a method of a scikit-learn-like estimator (``clf.predict_proba``) always gets NumPy arrays;
+* ``numpy=None`` (the default when a method wraps another plain callable) decides at the first
+  call: the function gets the tensor batch; if it returns a tensor it is used as it is (a torch
   function), if it returns an array (NumPy, a list) the output is converted, and if the call with
-  a tensor raises, the batch is passed again as a NumPy array;
+  a tensor raises, the batch is passed again as a NumPy array. A NumPy function that happens to
+  accept tensors would get tensors: wrap it with :func:`black_box` to be sure it gets arrays;
 * ``numpy=True`` always passes NumPy arrays (``float64`` stays ``float64``);
 * outputs are converted to the inputs' dtype and device; integer outputs (class labels from
   ``predict``) are refused with a hint to pass ``predict_proba``.
@@ -148,7 +150,8 @@ def admit(model: object, inputs: object, *, black_box: bool,
         inputs = torch.from_numpy(np.ascontiguousarray(inputs))
     if isinstance(model, nn.Module):
         return model, inputs
-    wrapped = model if isinstance(model, BlackBox) else BlackBox(model, numpy=None)
+    wrapped = model if isinstance(model, BlackBox) else BlackBox(
+        model, numpy=True if is_black_box(model) else None)
     if layer is not None:
         raise UnsupportedModelError(f"{_name(wrapped)} is a black box: it has no layers to "
                                     "attribute at; drop layer=.")
