@@ -138,7 +138,9 @@ def _distances(s: Tensor, distance: str, space: str, x: Tensor, b: Tensor, ids: 
     family="perturbation",
     needs_baseline=True,
     complete=False,
-    axioms={"sensitivity_b"},
+    # ridge is linear in the scores (same seed, same samples); a dummy or a symmetric pair gets
+    # spurious, unequal coefficients from the samples' chance correlations (the audit measures it)
+    axioms={"sensitivity_a", "implementation_invariance", "linearity"},
     stochastic=True,
     summary="LIME: coefficients of a kernel-weighted linear surrogate fitted to random "
             "perturbations (black-box models welcome).",
