@@ -55,11 +55,12 @@ class BlackBox:
 
     def __init__(self, fn: Callable[..., Any], *, numpy: bool | None = None) -> None:
         if isinstance(fn, BlackBox):
-            fn, numpy = fn.fn, fn.numpy if numpy is None else numpy
+            numpy = fn.mode if numpy is None else numpy
+            fn = fn.function
         if not callable(fn):
             raise UnsupportedModelError(_not_callable(fn))
-        self.fn = fn
-        self.numpy = numpy
+        self.fn: Callable[..., Any] = fn
+        self.numpy: bool | None = numpy
         self.calls = 0
         self.rows = 0
 
@@ -70,7 +71,7 @@ class BlackBox:
         if self.numpy is None:
             try:
                 out = self.fn(x, *extra)
-            except Exception as tensor_err:  # noqa: BLE001 - retried with NumPy, then re-raised
+            except Exception as tensor_err:
                 try:
                     out = self.fn(*_to_numpy(x, *extra))
                 except Exception:
@@ -83,6 +84,16 @@ class BlackBox:
         else:
             out = self.fn(x, *extra)
         return _to_tensor(out, x)
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        """The wrapped callable."""
+        return self.fn
+
+    @property
+    def mode(self) -> bool | None:
+        """``True``: NumPy calls, ``False``: tensor calls, ``None``: not decided yet."""
+        return self.numpy
 
     def __repr__(self) -> str:
         mode = {None: "auto", True: "numpy", False: "tensor"}[self.numpy]
@@ -116,8 +127,8 @@ def is_black_box(model: object) -> bool:
     return owner in _NO_GRADIENT_PACKAGES
 
 
-def admit(model: object, inputs: object, *, black_box: bool,
-          layer: object = None) -> tuple[Callable[..., Tensor], Tensor | object]:
+def admit(model: Any, inputs: Any, *, black_box: bool,
+          layer: object = None) -> tuple[Callable[..., Tensor], Any]:
     """The model and inputs a method works with (the engine's black-box hook).
 
     Parameters
@@ -181,7 +192,7 @@ def _to_tensor(out: Any, like: Tensor) -> Tensor:
         return out
     try:
         arr = np.asarray(out)
-    except Exception as err:  # noqa: BLE001 - reported as a model-output error
+    except Exception as err:
         raise ModelOutputError(f"the black-box model returned {type(out).__name__}, which is not "
                                "an array of scores.") from err
     if arr.dtype.kind not in "fc":

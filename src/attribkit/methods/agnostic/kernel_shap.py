@@ -118,7 +118,7 @@ def solve_kernel_regression(z: Tensor, w: Tensor, y: Tensor, v0: Tensor, v1: Ten
     kkt[..., :n, n] = 1.0
     kkt[..., n, :n] = 1.0
     full = torch.cat([rhs, (v1 - v0).expand(rhs.shape[:-1])[..., None]], -1)
-    sol = torch.linalg.lstsq(kkt, full.transpose(-1, -2), driver="gelsd").solution
+    sol: Tensor = torch.linalg.lstsq(kkt, full.transpose(-1, -2), driver="gelsd").solution
     sol = sol.transpose(-1, -2)[..., :n]
     return sol + ((v1 - v0) - sol.sum(-1))[..., None] / n
 
