@@ -110,9 +110,17 @@ def solve_kernel_regression(z: Tensor, w: Tensor, y: Tensor, v0: Tensor, v1: Ten
         ``(E, n)``, or ``(B, E, n)`` for ``B`` weight vectors; ``sum phi = v1 - v0`` exactly.
     """
     zf = z.to(torch.float64)
-    a = torch.einsum("...m,mi,mj->...ij", w, zf, zf)  # (n, n) or (B, n, n)
-    rhs = torch.einsum("...m,em,mi->...ei", w, y - v0[:, None], zf)  # (E, n) or (B, E, n)
-    n = z.shape[1]
+    m, n = zf.shape
+    e = y.shape[0]
+    # the weighted normal equations as two matrix products over the coalitions, so that many
+    # weight vectors (bootstrap resamples) cost one GEMM each: A = W (z z^T), b = W (y z)
+    outer = (zf[:, :, None] * zf[:, None, :]).reshape(m, n * n)
+    yz = ((y - v0[:, None]).T[:, :, None] * zf[:, None, :]).reshape(m, e * n)
+    w2 = w.reshape(-1, m)
+    a = (w2 @ outer).reshape(-1, n, n)
+    rhs = (w2 @ yz).reshape(-1, e, n)
+    if w.dim() == 1:
+        a, rhs = a[0], rhs[0]
     kkt = torch.zeros((*a.shape[:-2], n + 1, n + 1), dtype=torch.float64)
     kkt[..., :n, :n] = a
     kkt[..., :n, n] = 1.0
