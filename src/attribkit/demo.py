@@ -26,7 +26,7 @@ from attribkit.core.errors import InputError
 
 __all__ = ["TASKS", "DemoResult", "VisionSetup", "run_demo"]
 
-TASKS = ("vision", "text", "tabular", "chem", "toy")
+TASKS = ("vision", "text", "tabular", "chem", "toy", "gbm")
 
 
 @dataclass
@@ -531,7 +531,8 @@ def run_demo(out: str | pathlib.Path = "out", *, task: str = "vision", quiet: bo
         Output folder (created).
     task : str, default "vision"
         ``"vision"`` (EfficientNet-Lite0), ``"toy"`` (a tiny CNN, seconds; for tests), or
-        ``"text"`` / ``"tabular"`` / ``"chem"`` where those zoo models are installed.
+        ``"text"`` / ``"tabular"`` / ``"chem"`` where those zoo models are installed, or
+        ``"gbm"`` (gradient-boosted trees explained as a black box; scikit-learn).
     quiet : bool, default False
         No progress bars or step messages.
     photos : int, default 3
@@ -555,6 +556,10 @@ def run_demo(out: str | pathlib.Path = "out", *, task: str = "vision", quiet: bo
         result = _text_task(outdir, quiet)
     elif task == "tabular":
         result = _tabular_task(outdir, quiet)
+    elif task == "gbm":  # a black box: gradient-boosted trees (attribkit.demo_gbm)
+        from attribkit.demo_gbm import run_gbm_task
+
+        result = run_gbm_task(outdir, quiet)
     else:
         result = _chem_task(outdir, quiet)
     if summary:

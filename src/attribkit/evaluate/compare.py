@@ -178,7 +178,8 @@ def compare(
     if region is None and ({"localisation", "pointing", "relevance_mass", "relevance_rank"}
                            & set(measures)):
         raise InputError("the localisation measures need region= (a box, boxes or a mask).")
-    with prepare(model, inputs, target=target, needs_baseline=False, batch_size=1) as p:
+    with prepare(model, inputs, target=target, needs_baseline=False, batch_size=1,
+                 black_box=True) as p:
         fixed = p.target.indices if p.target.indices is not None else target
         n_features = int(feature_groups(p.inputs, groups).max()) + 1
     kk = k or max(1, n_features // 500)
