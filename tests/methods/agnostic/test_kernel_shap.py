@@ -81,12 +81,17 @@ def test_budget_efficiency_seed_and_convergence() -> None:
 
 
 def test_coalitions_enumerate_small_sizes_first() -> None:
-    z, w, fixed = kernel_coalitions(10, 100, torch.Generator().manual_seed(0))
+    z, w, fixed, draws = kernel_coalitions(10, 100, torch.Generator().manual_seed(0))
     sizes = z.sum(1)
     assert fixed == 20 and set(sizes[:fixed].tolist()) == {1, 9}
     assert bool(((sizes[fixed:] >= 2) & (sizes[fixed:] <= 8)).all())
     assert torch.equal(z[fixed::2], ~z[fixed + 1::2])  # antithetic pairs
     assert float(w.sum()) == pytest.approx(1.0)
+    # distinct pairs; a pair drawn twice weighs twice as much
+    assert torch.unique(z, dim=0).shape[0] == z.shape[0]
+    counts = torch.bincount(draws)
+    assert int(counts.sum()) == draws.shape[0] and z.shape[0] == fixed + 2 * counts.shape[0]
+    torch.testing.assert_close(w[fixed::2] / w[fixed::2].min(), counts.double() / counts.min())
 
 
 def test_sklearn_predict_proba_is_a_model() -> None:

@@ -42,21 +42,25 @@ _BOOTSTRAP = 64
 
 
 def kernel_coalitions(n: int, budget: int, generator: torch.Generator
-                      ) -> tuple[Tensor, Tensor, int]:
+                      ) -> tuple[Tensor, Tensor, int, Tensor]:
     """Coalitions ``(M, n)`` (``0 < |S| < n``) and their regression weights ``(M,)``.
 
-    Returns the coalitions, the weights (summing to 1), and how many leading rows were
-    enumerated (the rest are drawn in complementary pairs, each pair in consecutive rows).
+    Returns the coalitions, the weights (summing to 1), how many leading rows were enumerated,
+    and for every draw behind the rest the index of its pair among the drawn pairs (``(D,)``;
+    pair ``j`` is rows ``n_fixed + 2 j`` and ``n_fixed + 2 j + 1``, a coalition and its
+    complement). A pair drawn again costs no model evaluation: it adds to its weight (as SHAP
+    does), so the budget buys distinct coalitions.
     """
     sizes = list(range(1, n))
     mass = {s: (n - 1) / (s * (n - s)) for s in sizes}
     total = sum(mass.values())
+    none = torch.zeros(0, dtype=torch.long)
     if budget >= (1 << n) - 2:
         rows = [[(c >> i) & 1 for i in range(n)] for c in range(1, (1 << n) - 1)]
         z = torch.tensor(rows, dtype=torch.bool)
         size = z.sum(1)
         w = torch.tensor([mass[int(s)] / math.comb(n, int(s)) for s in size], dtype=torch.float64)
-        return z, w / total, int(z.shape[0])
+        return z, w / total, int(z.shape[0]), none
     blocks, weights = [], []
     left, remaining = budget, dict(mass)
     lo, hi = 1, n - 1
@@ -80,18 +84,40 @@ def kernel_coalitions(n: int, budget: int, generator: torch.Generator
     w_fixed = torch.tensor(weights, dtype=torch.float64)
     pairs = left // 2
     if pairs < 1 or not remaining:
-        return z_fixed, w_fixed / w_fixed.sum(), n_fixed
-    rest = sorted(remaining)
-    p = torch.tensor([remaining[s] for s in rest], dtype=torch.float64)
-    pick = torch.multinomial(p / p.sum(), pairs, replacement=True, generator=generator)
-    size = torch.tensor(rest)[pick]
-    rank = torch.argsort(torch.rand((pairs, n), generator=generator), dim=1)
-    first = rank < size[:, None]
-    drawn = torch.stack([first, ~first], dim=1).reshape(2 * pairs, n)
-    w_drawn = torch.full((2 * pairs,), sum(remaining.values()) / (2 * pairs), dtype=torch.float64)
+        return z_fixed, w_fixed / w_fixed.sum(), n_fixed, none
+    kept, draws = _draw_pairs(n, pairs, remaining, generator)
+    counts = torch.bincount(draws, minlength=kept.shape[0]).to(torch.float64)
+    drawn = torch.stack([kept, ~kept], dim=1).reshape(-1, n)
+    w_drawn = counts.repeat_interleave(2) * (sum(remaining.values()) / (2 * counts.sum()))
     z = torch.cat([z_fixed, drawn])
     w = torch.cat([w_fixed, w_drawn])
-    return z, w / total, n_fixed
+    return z, w / total, n_fixed, draws
+
+
+def _draw_pairs(n: int, pairs: int, remaining: dict[int, float],
+                generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Up to ``pairs`` distinct complementary pairs drawn by size from the remaining kernel
+    mass: ``(P, n)`` one member of each, and the pair index of every draw up to the last new
+    one."""
+    rest = sorted(remaining)
+    p = torch.tensor([remaining[s] for s in rest], dtype=torch.float64)
+    n_draw = 4 * pairs
+    size = torch.tensor(rest)[torch.multinomial(p / p.sum(), n_draw, replacement=True,
+                                                generator=generator)]
+    rank = torch.argsort(torch.rand((n_draw, n), generator=generator), dim=1)
+    first = rank < size[:, None]
+    canon = torch.where(first[:, :1], first, ~first)  # the member that holds player 0
+    uniq, inverse = torch.unique(canon, dim=0, return_inverse=True)
+    pos = torch.full((uniq.shape[0],), n_draw, dtype=torch.long)
+    pos.scatter_reduce_(0, inverse, torch.arange(n_draw), reduce="amin")
+    order = torch.argsort(pos)[:pairs]  # the first `pairs` distinct pairs, in drawing order
+    cutoff = int(pos[order[-1]]) + 1
+    new_id = torch.full((uniq.shape[0],), -1, dtype=torch.long)
+    new_id[order] = torch.arange(order.shape[0])
+    draws = new_id[inverse[:cutoff]]
+    # keep the drawn member (not the canonical one) for the first draw of each pair
+    kept = first[pos[order]]
+    return kept, draws
 
 
 def solve_kernel_regression(z: Tensor, w: Tensor, y: Tensor, v0: Tensor, v1: Tensor) -> Tensor:
@@ -205,9 +231,9 @@ def kernel_shap(
         if n == 1:
             z = torch.zeros((0, 1), dtype=torch.bool)
             w = torch.zeros(0, dtype=torch.float64)
-            n_fixed = 0
+            n_fixed, draws = 0, torch.zeros(0, dtype=torch.long)
         else:
-            z, w, n_fixed = kernel_coalitions(n, budget, gen)
+            z, w, n_fixed, draws = kernel_coalitions(n, budget, gen)
         ends = torch.stack([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)])
         coal = torch.cat([ends, z]).to(ids.device)
         v = sample_values(p, ids, n, coal, forward_rows(p, batch_size), "kernel shap")
@@ -220,7 +246,7 @@ def kernel_shap(
             stderr = torch.zeros_like(phi)
         else:
             phi = solve_kernel_regression(z, w, y, v0, v1)
-            stderr = _bootstrap_stderr(z, w, y, v0, v1, n_fixed, gen)
+            stderr = _bootstrap_stderr(z, w, y, v0, v1, n_fixed, draws, gen)
         phi, stderr = phi.reshape(*lead, n), stderr.reshape(*lead, n)
         dev = p.inputs.device
         values = spread_to_features(phi.to(dev), ids, tuple(p.inputs.shape)).to(p.inputs.dtype)
@@ -237,16 +263,18 @@ def kernel_shap(
 
 
 def _bootstrap_stderr(z: Tensor, w: Tensor, y: Tensor, v0: Tensor, v1: Tensor, n_fixed: int,
-                      gen: torch.Generator) -> Tensor:
-    """Standard deviation of the solution over bootstrap resamples of the drawn pairs."""
-    m = z.shape[0]
+                      draws: Tensor, gen: torch.Generator) -> Tensor:
+    """Standard deviation of the solution over bootstrap resamples of the draws (each draw is a
+    pair; a resample reweights the pairs by how often it picked them)."""
+    m, d = z.shape[0], int(draws.shape[0])
     pairs = (m - n_fixed) // 2
-    if pairs < 2:
+    if pairs < 2 or d < 2:
         return torch.zeros((y.shape[0], z.shape[1]), dtype=torch.float64)
-    pick = torch.randint(0, pairs, (_BOOTSTRAP, pairs), generator=gen)
+    pick = draws[torch.randint(0, d, (_BOOTSTRAP, d), generator=gen)]
     counts = torch.zeros((_BOOTSTRAP, pairs), dtype=torch.float64)
     counts.scatter_add_(1, pick, torch.ones_like(pick, dtype=torch.float64))
+    drawn_mass = float(w[n_fixed:].sum())
     wb = w.expand(_BOOTSTRAP, m).clone()
-    wb[:, n_fixed:] = w[n_fixed:] * counts.repeat_interleave(2, dim=1)
+    wb[:, n_fixed:] = counts.repeat_interleave(2, dim=1) * (drawn_mass / (2 * d))
     phis = solve_kernel_regression(z, wb, y, v0, v1)  # (B, E, n)
     return phis.std(dim=0, unbiased=True)
