@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -111,7 +112,8 @@ def _attribute(name: str, model: Callable[..., Tensor], inputs: Tensor, target: 
         return random_attribution(inputs, int(options.get("seed", 0)))
     info = get(name)
     opts = dict(options)
-    if info.needs_baseline and "baseline" not in opts:
+    takes_baseline = "baseline" in inspect.signature(info.fn).parameters
+    if info.needs_baseline and takes_baseline and "baseline" not in opts:
         opts["baseline"] = baseline
     if info.stochastic:
         opts.setdefault("seed", 0)
