@@ -99,7 +99,7 @@ def table(rows: list[dict[str, Any]], seeds: int, examples: int) -> str:
         "per example (coalitions + the empty and the full one).",
         "",
         "| players | budget | evals | attribkit RMSE | SHAP RMSE (default l1) | SHAP RMSE "
-        "(l1 off) | attribkit s | SHAP s | SHAP / attribkit time |",
+        "(l1 off) | attribkit s | SHAP s (l1 off) | SHAP / attribkit time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

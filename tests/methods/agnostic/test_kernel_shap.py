@@ -105,3 +105,21 @@ def test_sklearn_predict_proba_is_a_model() -> None:
     torch.testing.assert_close(ks.values, exact.values, rtol=0, atol=1e-12)
     with pytest.raises(attribkit.UnsupportedModelError, match="black-box"):
         attribkit.saliency(clf.predict_proba, torch.tensor(data[:2]))
+
+
+@pytest.mark.parametrize("method", ["kernel_shap", "lime"])
+def test_module_left_as_given_after_success_and_failure(method: str) -> None:
+    from attribkit.core.guard import hook_state
+
+    net = torch.nn.Sequential(torch.nn.Linear(10, 4), torch.nn.Dropout(0.1),
+                              torch.nn.Linear(4, 2)).double()
+    net.eval()
+    net[0].weight.requires_grad_(False)
+    before = (hook_state(net), [p.requires_grad for p in net.parameters()],
+              [m.training for m in net.modules()])
+    attribkit.explain(net, X, method, n_samples=50)
+    with pytest.raises(attribkit.TargetError):
+        attribkit.explain(net, X, method, n_samples=50, target=7)
+    after = (hook_state(net), [p.requires_grad for p in net.parameters()],
+             [m.training for m in net.modules()])
+    assert before == after
