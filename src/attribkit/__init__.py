@@ -56,6 +56,8 @@ from attribkit.methods.shapley import shapley_values
 from attribkit.methods.smoothing import smooth, smoothgrad, smoothgrad_squared, vargrad
 
 # isort: split
+from attribkit.core.blackbox import black_box  # black-box models, LIME, KernelSHAP (issue 18)
+from attribkit.methods.agnostic import kernel_shap, lime
 from attribkit.methods.paths import (  # the path-method frontier (issue 17)
     blur_ig,
     guided_grad_cam,
@@ -97,6 +99,7 @@ __all__ = [
     "__version__",
     "all_classes",
     "axioms",
+    "black_box",
     "blur_ig",
     "classes",
     "deconvnet",
@@ -115,6 +118,8 @@ __all__ = [
     "idgi",
     "integrated_gradients",
     "interior_gradients",
+    "kernel_shap",
+    "lime",
     "load",
     "lrp",
     "methods",

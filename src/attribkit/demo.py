@@ -26,7 +26,7 @@ from attribkit.core.errors import InputError
 
 __all__ = ["TASKS", "DemoResult", "VisionSetup", "run_demo"]
 
-TASKS = ("vision", "text", "tabular", "chem", "toy", "language")
+TASKS = ("vision", "text", "tabular", "chem", "toy", "language", "gbm")
 
 
 @dataclass
@@ -542,7 +542,8 @@ def run_demo(out: str | pathlib.Path = "out", *, task: str = "vision", quiet: bo
         Output folder (created).
     task : str, default "vision"
         ``"vision"`` (EfficientNet-Lite0), ``"toy"`` (a tiny CNN, seconds; for tests), or
-        ``"text"`` / ``"tabular"`` / ``"chem"`` where those zoo models are installed.
+        ``"text"`` / ``"tabular"`` / ``"chem"`` where those zoo models are installed, or
+        ``"gbm"`` (gradient-boosted trees explained as a black box; scikit-learn).
     quiet : bool, default False
         No progress bars or step messages.
     photos : int, default 3
@@ -570,6 +571,10 @@ def run_demo(out: str | pathlib.Path = "out", *, task: str = "vision", quiet: bo
         from attribkit.demo_language import language_task
 
         result = language_task(outdir, quiet)
+    elif task == "gbm":  # a black box: gradient-boosted trees (attribkit.demo_gbm)
+        from attribkit.demo_gbm import run_gbm_task
+
+        result = run_gbm_task(outdir, quiet)
     else:
         result = _chem_task(outdir, quiet)
     if summary:

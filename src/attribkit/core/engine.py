@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.baselines import resolve_baseline
+from attribkit.core.blackbox import admit
 from attribkit.core.checks import as_tensor, count
 from attribkit.core.errors import (
     InputError,
@@ -340,6 +341,7 @@ def prepare(
     forward_args: Sequence[Tensor] | None = None,
     allow_multi_target: bool = True,
     channels_last: bool = False,
+    black_box: bool = False,
 ) -> Iterator[Problem]:
     """Validate everything once and yield a :class:`Problem`; the model is restored on exit.
 
@@ -374,9 +376,14 @@ def prepare(
         Evaluate image batches ``(B, C, H, W)`` in the channels-last memory layout (and the
         model's 4-D weights with them, restored on exit): often faster for convolutions on CPUs.
         The values are the same up to floating-point rounding.
+    black_box
+        Whether the method uses forward passes only: then any callable (a NumPy function, a
+        scikit-learn ``predict_proba``) is a model and NumPy inputs are accepted
+        (:mod:`attribkit.core.blackbox`); otherwise a known black box is refused up front.
     """
     if layer is not None and not isinstance(layer, nn.Module):
         raise InputError("layer must be an nn.Module inside the model.")
+    model, inputs = admit(model, inputs, black_box=black_box, layer=layer)
     raw = validate_inputs(inputs, layer, model)
     fargs = tuple(as_tensor(a, "forward_args").detach() if not isinstance(a, Tensor)
                   and hasattr(a, "shape") else a for a in (forward_args or ()))

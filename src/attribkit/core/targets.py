@@ -120,6 +120,11 @@ def _check_scores(scores: Tensor, n: int) -> Tensor:
 
 def check_output(output: object) -> Tensor:
     """Check that a model returned a floating tensor; return it."""
+    if not isinstance(output, Tensor) and type(output).__module__.split(".")[0] == "numpy":
+        raise ModelOutputError(
+            "the model returned a NumPy array: it is a black box (no gradients). Gradient "
+            "methods need a torch model; use a perturbation method (occlusion, shapley_values, "
+            "prediction_difference, lime, kernel_shap).")
     if not isinstance(output, Tensor):
         raise ModelOutputError(
             f"the model returned {type(output).__name__}, not a tensor. Wrap it so that it returns "

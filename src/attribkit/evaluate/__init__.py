@@ -7,6 +7,7 @@ See ``docs/evaluation.md`` for the measures and their sources.
 from __future__ import annotations
 
 from attribkit.evaluate._features import feature_groups, spearman
+from attribkit.evaluate._metric import MetricResult
 from attribkit.evaluate.ablation import (
     PerturbationCurve,
     ablation_curve,
@@ -15,6 +16,12 @@ from attribkit.evaluate.ablation import (
     insertion_curve,
 )
 from attribkit.evaluate.compare import MEASURES, Comparison, compare, random_attribution
+from attribkit.evaluate.complexity import complexity, sparseness
+from attribkit.evaluate.faithfulness import (
+    faithfulness_correlation,
+    pixel_flipping,
+    region_perturbation,
+)
 from attribkit.evaluate.localisation import (
     Localisation,
     localisation,
@@ -28,29 +35,44 @@ from attribkit.evaluate.randomisation import (
     parameter_layers,
     randomise_layers,
 )
+from attribkit.evaluate.relevance import relevance_mass_accuracy, relevance_rank_accuracy
+from attribkit.evaluate.road import noisy_linear_imputation, road
+from attribkit.evaluate.robustness import infidelity, max_sensitivity
 from attribkit.evaluate.saturation import SaturationCurves, saturation_curves
 
 __all__ = [
     "MEASURES",
     "Comparison",
     "Localisation",
+    "MetricResult",
     "PerturbationCurve",
     "RandomisationResult",
     "SaturationCurves",
     "ablation_curve",
     "aopc",
     "compare",
+    "complexity",
     "deletion_curve",
+    "faithfulness_correlation",
     "feature_groups",
+    "infidelity",
     "insertion_curve",
     "localisation",
     "mass_inside",
+    "max_sensitivity",
     "model_randomisation",
+    "noisy_linear_imputation",
     "parameter_layers",
+    "pixel_flipping",
     "pointing_game",
     "random_attribution",
     "randomise_layers",
     "region_mask",
+    "region_perturbation",
+    "relevance_mass_accuracy",
+    "relevance_rank_accuracy",
+    "road",
     "saturation_curves",
+    "sparseness",
     "spearman",
 ]

@@ -121,7 +121,8 @@ def _curve(
     values = attribution_values(attributions, inputs)
     target = default_target(attributions, target)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
-                 progress=progress, forward_args=forward_args, allow_multi_target=False) as p:
+                 progress=progress, forward_args=forward_args, allow_multi_target=False,
+                 black_box=True) as p:
         gid = feature_groups(p.inputs, groups)
         ranks = group_ranks(group_importance(values, gid, sign)).gather(1, gid)
         n_groups = int(gid.max()) + 1

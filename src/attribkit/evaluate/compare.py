@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +20,7 @@ from attribkit.core.summary import summary_repr
 from attribkit.evaluate._features import feature_groups
 from attribkit.evaluate.ablation import ablation_curve, deletion_curve, insertion_curve
 from attribkit.evaluate.localisation import Box, mass_inside, pointing_game
+from attribkit.evaluate.metrics import METRICS, MetricContext
 from attribkit.methods.registry import get
 
 __all__ = ["MEASURES", "Comparison", "compare", "random_attribution"]
@@ -33,6 +35,7 @@ MEASURES: dict[str, tuple[str, bool]] = {
     "pointing": ("pointing-game hit rate", True),
     "seconds": ("wall time of the attribution", False),
 }
+MEASURES.update({k: (m.description, m.higher_is_better) for k, m in METRICS.items()})
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,8 @@ def _attribute(name: str, model: Callable[..., Tensor], inputs: Tensor, target: 
         return random_attribution(inputs, int(options.get("seed", 0)))
     info = get(name)
     opts = dict(options)
-    if info.needs_baseline and "baseline" not in opts:
+    takes_baseline = "baseline" in inspect.signature(info.fn).parameters
+    if info.needs_baseline and takes_baseline and "baseline" not in opts:
         opts["baseline"] = baseline
     if info.stochastic:
         opts.setdefault("seed", 0)
@@ -136,6 +140,8 @@ def compare(
     sign: str = DEFAULT_SIGN,
     batch_size: int | None = None,
     progress: bool = False,
+    seed: int = 0,
+    metric_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Comparison:
     """Attribute with each method and score every attribution on every measure.
 
@@ -170,13 +176,20 @@ def compare(
         Points per model call.
     progress
         Show progress bars.
+    seed
+        Seed of the stochastic measures (faithfulness correlation, ROAD, infidelity, ...).
+    metric_options
+        Per-measure options of the metric families, e.g. ``{"road": {"percentages": [20, 50]}}``
+        (see :mod:`attribkit.evaluate.metrics` for the defaults a comparison uses).
     """
     unknown = [m for m in measures if m not in MEASURES]
     if unknown:
         raise InputError(f"unknown measures {unknown}; choose from {sorted(MEASURES)}.")
-    if region is None and ({"localisation", "pointing"} & set(measures)):
+    if region is None and ({"localisation", "pointing", "relevance_mass", "relevance_rank"}
+                           & set(measures)):
         raise InputError("the localisation measures need region= (a box, boxes or a mask).")
-    with prepare(model, inputs, target=target, needs_baseline=False, batch_size=1) as p:
+    with prepare(model, inputs, target=target, needs_baseline=False, batch_size=1,
+                 black_box=True) as p:
         fixed = p.target.indices if p.target.indices is not None else target
         n_features = int(feature_groups(p.inputs, groups).max()) + 1
     kk = k or max(1, n_features // 500)
@@ -201,6 +214,12 @@ def compare(
             continue
         curves[name] = {}
         for measure in measures:
+            if measure in METRICS:
+                ctx = MetricContext(model, inputs, attr, fixed, baseline, name,
+                                    (method_options or {}).get(name, {}), n_steps, region, seed,
+                                    batch_size, progress, metric_options or {})
+                values[(name, measure)] = METRICS[measure].score(ctx).to(torch.float64).cpu()
+                continue
             v = _measure(measure, model, inputs, attr, seconds, region, kk, n_steps, common,
                          curves[name])
             values[(name, measure)] = v

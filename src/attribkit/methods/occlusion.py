@@ -223,7 +223,7 @@ def occlusion(
             raise InputError("give either fill= or baseline=, not both.")
         baseline = float(fill)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
-                 progress=progress, forward_args=forward_args) as p:
+                 progress=progress, forward_args=forward_args, black_box=True) as p:
         grids = window_grid(p.inputs.shape[1:], window, stride)
         drops = _occluded_drops(p, grids, None, _rows(p, batch_size))
         values = _spread(drops, grids)
@@ -291,7 +291,7 @@ def prediction_difference(
         raise InputError("prediction_difference takes its fill values from background=, not "
                          "from a baseline.")
     with prepare(model, inputs, target=target, needs_baseline=False, batch_size=batch_size,
-                 progress=progress, forward_args=forward_args) as p:
+                 progress=progress, forward_args=forward_args, black_box=True) as p:
         bg = _check_background(background, p.inputs)
         grids = window_grid(p.inputs.shape[1:], window, stride)
         drops = _occluded_drops(p, grids, bg, _rows(p, batch_size))

@@ -205,7 +205,7 @@ def shapley_values(
         raise InputError(f"mode must be 'auto', 'exact' or 'sampling', got {mode!r}.")
     n_samples = count(n_samples, "n_samples (at least one antithetic pair)", minimum=2)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
-                 progress=progress, forward_args=forward_args) as p:
+                 progress=progress, forward_args=forward_args, black_box=True) as p:
         ids, n = check_group_ids(groups, p.inputs)
         if mode == "exact" and n > MAX_EXACT_PLAYERS:
             raise InputError(
