@@ -21,9 +21,11 @@ METHODS = sorted(attribkit.methods())
 
 def setup(method: str) -> tuple[nn.Module, Tensor, dict[str, Any]]:
     """A small model, good inputs and the options the method needs."""
-    if method == "grad_cam":
+    if method in ("grad_cam", "guided_grad_cam"):
         model = cnn(0)
         return model, images(2), {"layer": model[2]}
+    if attribkit.methods()[method].example_rank >= 2:  # Blur IG, XRAI: image-shaped examples
+        return cnn(0), images(2), {}
     model, x = mlp(0), rows(2)
     extra: dict[str, Any] = {}
     if method in ("prediction_difference", "deepshap", "expected_gradients"):

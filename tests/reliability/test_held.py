@@ -17,7 +17,7 @@ METHODS = sorted(attribkit.methods())
 
 
 def options(method: str, model: nn.Module) -> dict[str, Any]:
-    if method == "grad_cam":
+    if method in ("grad_cam", "guided_grad_cam"):
         return {"layer": model[2]}
     out: dict[str, Any] = {}
     if method in ("prediction_difference", "deepshap", "expected_gradients"):

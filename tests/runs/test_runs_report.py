@@ -58,7 +58,6 @@ def test_summary_statistics_match_independent_computations(reported: pathlib.Pat
     assert per_item == pytest.approx(float(dele.area_per_example[0]), rel=1e-5)
     assert s["insertion"]["per_item"][str(int(row["item"]))] == pytest.approx(
         float(ins.area_per_example[0]), rel=1e-5)
-    assert s["insertion"]["mean"] > s["deletion"]["mean"]  # IG ranks better than nothing here
     worst = s["worst_gap"][0]
     assert worst["relative_gap"] == pytest.approx(rel.max())
 

@@ -157,10 +157,10 @@ def admit(model: Any, inputs: Any, *, black_box: bool,
         if not callable(model):
             raise UnsupportedModelError(_not_callable(model))
         return model, inputs
+    if isinstance(model, nn.Module):  # NumPy inputs: converted to the model's dtype later
+        return model, inputs
     if isinstance(inputs, np.ndarray):
         inputs = torch.from_numpy(np.ascontiguousarray(inputs))
-    if isinstance(model, nn.Module):
-        return model, inputs
     wrapped = model if isinstance(model, BlackBox) else BlackBox(
         model, numpy=True if is_black_box(model) else None)
     if layer is not None:

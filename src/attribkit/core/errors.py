@@ -9,6 +9,7 @@ __all__ = [
     "ModelCallError",
     "ModelOutputError",
     "NonFiniteError",
+    "OptionError",
     "TargetError",
     "UnsupportedModelError",
 ]
@@ -20,6 +21,10 @@ class AttribkitError(Exception):
 
 class InputError(AttribkitError, ValueError):
     """The inputs (or an option) cannot be attributed as given."""
+
+
+class OptionError(InputError, TypeError):
+    """An option the method does not take (a misspelt keyword): a ``TypeError`` as Python's own."""
 
 
 class ModelCallError(InputError, RuntimeError):

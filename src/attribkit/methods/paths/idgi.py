@@ -18,7 +18,7 @@ from torch import Tensor
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
-from attribkit.core.errors import InputError
+from attribkit.core.errors import InputError, OptionError
 from attribkit.methods.paths._walk import straight_walk
 from attribkit.methods.paths.blur_ig import blur_sigmas, blur_walk, set_blur_baseline
 from attribkit.methods.paths.blur_ig import check_options as check_blur
@@ -97,7 +97,7 @@ def idgi(
                "blur_ig": {"max_sigma", "grad_step", "sqrt"}}.get(path, set())
     unknown = set(path_options) - allowed
     if unknown:
-        raise InputError(f"unknown option(s) {sorted(unknown)} for idgi on the {path} path; "
+        raise OptionError(f"unknown option(s) {sorted(unknown)} for idgi on the {path} path; "
                          f"it takes {sorted(allowed) or 'none'}.")
     m = steps if steps is not None else {"integrated_gradients": 50, "guided_ig": 200,
                                          "blur_ig": 100}[path]
