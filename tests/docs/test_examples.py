@@ -65,6 +65,12 @@ group_ids = patch_group_ids((1, 8, 8), (4, 4))
 """,
 }
 
+#: Files a page's examples must write (in the folder they run in).
+WRITES: dict[str, set[str]] = {
+    "visualisation.md": {"grid.png", "beeswarm.png", "dose.png", "batch.html"},
+    "saving.md": {"ig.safetensors"},
+}
+
 #: (page, old, new): the only edits made before an example runs, each to a cheaper setting.
 CHEAP: list[tuple[str, str, str]] = [
     ("README.md", "attribkit demo --out out", "attribkit demo --task toy --out out"),
@@ -212,3 +218,5 @@ def test_page_examples_run(page: pathlib.Path, tmp_path: pathlib.Path,
                 exec(compile(code, f"{page.name}:{line}", "exec"), namespace)
         elif _is_shell(lang, code):
             _run_shell(page.name, code, line)
+    written = {f.name for f in tmp_path.iterdir()}
+    assert WRITES.get(page.name, set()) <= written, f"{page.name}: examples wrote {written}"
