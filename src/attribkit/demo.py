@@ -51,6 +51,8 @@ class VisionSetup:
     """The same function built only from modules (for propagation rules), where it differs."""
     channels_last: bool = False
     """Run IG in the channels-last layout (faster for EfficientNet on CPUs; see benchmarks)."""
+    experiments: bool = False
+    """Add the papers' experiments of the vision task (:mod:`attribkit.experiments`)."""
 
 
 @dataclass
@@ -105,7 +107,7 @@ def _vision_setup(n_photos: int) -> VisionSetup:
                        module_model=nn.Sequential(net, nn.Softmax(dim=-1)), photos=photos,
                        baseline_value=vision.BLACK,
                        class_name=vision.class_name, to_image=vision.deprocess,
-                       saturation_photos=sat, channels_last=True,
+                       saturation_photos=sat, channels_last=True, experiments=True,
                        title="attribkit demo: EfficientNet-Lite0 on ImageNet photos")
 
 
@@ -386,6 +388,12 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
         for i, row in enumerate(rows):  # each photo's own AOPC (the mean is in the report)
             row["AOPC IG"] = float(per_photo["integrated gradients"][i])
             row["AOPC grad"] = float(per_photo["gradient at the image"][i])
+    if setup.experiments:  # the papers' experiments (attribkit.experiments), demo budget
+        stages.start("experiments")
+        _log("[+] the papers' experiments", quiet)
+        from attribkit.experiments import add_to_report
+
+        result.notes.extend(add_to_report(rep, "vision", setup, quick=True, progress=progress))
     rep.heading("Per photo")
     for i, n in enumerate(names):
         results = {m: {"AOPC": float(v[i])} for m, v in per_photo.items()}
@@ -513,6 +521,9 @@ def _chem_task(out: pathlib.Path, quiet: bool) -> DemoResult:
         result.rows.append({"smiles": smi, "sum": float(expl.total),
                             "gap": float(expl.total) - float(getattr(expl, "delta", math.nan)),
                             "pearson vs exact": float(r)})
+    from attribkit.experiments import add_to_report  # the papers' chemistry experiments
+
+    result.notes.extend(add_to_report(rep, "chem", None, quick=True, progress=not quiet))
     result.seconds = time.perf_counter() - t0
     rep.save(result.report)
     return result
