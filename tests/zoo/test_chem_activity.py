@@ -137,6 +137,28 @@ def test_dead_features_on_a_toy() -> None:
         chem_findings.dead_features(np.zeros((2, 3)), np.zeros((2, 3), dtype=bool))
 
 
+def test_twin_atoms_hand_count() -> None:
+    # Propanol C0-C1-C2-O3: C1 and C2 look alike (CH2, two single bonds) but C2 holds the O;
+    # isobutane: the three methyls look alike and are symmetric. So 4 look-alike pairs, 3
+    # symmetric, and the other one (C1, C2) tells the networks apart.
+    smiles = ["CCCO", "CC(C)C"]
+    linear = _Linear(torch.linspace(0.5, 1.5, FA, dtype=torch.float64),
+                     torch.linspace(-1.0, -0.2, FP, dtype=torch.float64)).double()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        deep = chem_activity.ActivityModel(chem.GraphConvNet(n_layers=2)).double().eval()
+    # The linear toy gives an atom w . a_i whatever its neighbours: C1 and C2 are identical.
+    flat = chem_findings.twin_atoms([chem.explain_molecule(linear, s, steps=4) for s in smiles],
+                                    smiles)
+    assert (flat.lookalike, flat.symmetric, flat.identical) == (4, 3, 1)
+    # Two graph convolutions see that C2 is bonded to O: different attributions.
+    conv = chem_findings.twin_atoms([chem.explain_molecule(deep, s, steps=16) for s in smiles],
+                                    smiles)
+    assert (conv.lookalike, conv.symmetric, conv.identical) == (4, 3, 0)
+    with pytest.raises(InputError, match="twin_atoms"):
+        chem_findings.twin_atoms([], smiles)
+
+
 def test_saturation_summary_closed_forms() -> None:
     a = np.linspace(0, 1, 51)
     lin = chem_findings.saturation_summary(a, a[None] * 2.0, np.full((1, 51), 2.0))
@@ -198,4 +220,5 @@ def test_real_classifier_and_quick_experiment() -> None:
     assert abs(f.split.total - f.split.delta) < 2e-2 * f.split.n_molecules
     assert 0.0 < f.saturation.alpha_90 <= 1.0 and f.saturation.n_molecules == 8
     assert len(f.drawings) == 3 and f.figure.axes
+    assert f.twins["trained classifier, 2 layers"].lookalike > 0
     assert "| bonded pairs |" in experiment.markdown(f)

@@ -207,7 +207,10 @@ class TrainedClassifier:
     n_train, n_test, epochs, seed : int
         How it was trained and measured.
     seconds : float
-        Training time (0 when loaded from the cache).
+        Training time in seconds, measured when it was trained (also when loaded from the
+        cache; NaN for weights cached without it).
+    cached : bool
+        Whether the weights came from the cache.
     """
 
     model: ActivityModel
@@ -220,6 +223,7 @@ class TrainedClassifier:
     epochs: int
     seed: int
     seconds: float
+    cached: bool = False
 
 
 def _logits(net: GraphConvNet, feats: tuple[MolFeatures, ...], batch_size: int = 64
@@ -315,11 +319,12 @@ def train_activity_model(epochs: int = 25, seed: int = 0, n_train: int | None = 
                 model=ActivityModel(net).eval(), train_accuracy=q["train_accuracy"],
                 test_accuracy=q["test_accuracy"], test_auc=q["test_auc"],
                 test_active_rate=q["test_active_rate"], n_train=int(q["n_train"]),
-                n_test=int(q["n_test"]), epochs=epochs, seed=seed, seconds=0.0)
+                n_test=int(q["n_test"]), epochs=epochs, seed=seed,
+                seconds=q.get("seconds", float("nan")), cached=True)
     train = load_activity("train", seed, n_train)
     test = load_activity("test", seed)
     start = time.perf_counter()
-    seconds = 0.0
+    seconds = float("nan")
     trained = not (use_cache and path.is_file())
     if trained:
         rate = float(np.clip(train.labels.mean(), 0.05, 0.95))
@@ -335,7 +340,7 @@ def train_activity_model(epochs: int = 25, seed: int = 0, n_train: int | None = 
                "test_accuracy": float(np.mean((te > 0) == (test.labels > 0.5))),
                "test_auc": roc_auc(te, test.labels),
                "test_active_rate": float(test.labels.mean()),
-               "n_train": float(len(train)), "n_test": float(len(test))}
+               "n_train": float(len(train)), "n_test": float(len(test)), "seconds": seconds}
     if use_cache:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save({"state": state, "quality": quality}, tmp)
@@ -344,7 +349,7 @@ def train_activity_model(epochs: int = 25, seed: int = 0, n_train: int | None = 
         model=ActivityModel(net).eval(), train_accuracy=quality["train_accuracy"],
         test_accuracy=quality["test_accuracy"], test_auc=quality["test_auc"],
         test_active_rate=quality["test_active_rate"], n_train=len(train), n_test=len(test),
-        epochs=epochs, seed=seed, seconds=seconds)
+        epochs=epochs, seed=seed, seconds=seconds, cached=not trained)
 
 
 def load_activity_model(seed: int = 0) -> ActivityModel:

@@ -11,6 +11,8 @@
   absolute attribution, and a dead feature is one dead on at least ``most`` of the molecules
   where it is present. Columns never present get exactly zero from any method that multiplies
   by ``x - x'`` with a zero counterfactual; they are listed apart.
+* :func:`twin_atoms`: the paper's "W1N2" anomaly: atoms of the same type with the same bonds
+  that get exactly the same attribution although their neighbourhoods differ (not symmetric).
 * :func:`saturation_path`: the score ``F(alpha x)`` and the sum of the feature gradients along
   the scaling path (Figure 13 a and b), and :func:`saturation_summary` its numbers.
 """
@@ -34,11 +36,13 @@ __all__ = [
     "DeadFeature",
     "PairSplit",
     "SaturationSummary",
+    "TwinAtoms",
     "dead_features",
     "feature_columns",
     "pair_split",
     "saturation_path",
     "saturation_summary",
+    "twin_atoms",
 ]
 
 
@@ -294,3 +298,74 @@ def saturation_summary(alphas: np.ndarray[Any, Any], scores: np.ndarray[Any, Any
         if ok.any() else math.nan,
         grad_ratio=float(np.median(g[ok, -1] / rise_ok)) if ok.any() else math.nan,
         n_molecules=int(ok.sum()))
+
+
+@dataclasses.dataclass(frozen=True)
+class TwinAtoms:
+    """Pairs of look-alike atoms (same atom features, same number of bonds of each type).
+
+    Attributes
+    ----------
+    lookalike : int
+        Such pairs of atoms within a molecule, summed over molecules.
+    symmetric : int
+        Of those, pairs that RDKit ranks symmetry-equivalent (equal attribution is right).
+    identical : int
+        Of the NON-symmetric look-alikes, pairs whose atom-feature attributions are equal within
+        ``rel_tol`` of the molecule's largest: the anomaly the paper found in W1N2.
+    """
+
+    lookalike: int
+    symmetric: int
+    identical: int
+
+
+def twin_atoms(attributions: Sequence[MoleculeAttribution], smiles: Sequence[str],
+               rel_tol: float = 1e-9) -> TwinAtoms:
+    """Count look-alike atoms and those of them given identical attributions without symmetry.
+
+    Parameters
+    ----------
+    attributions : sequence of MoleculeAttribution
+        One per molecule; ``atoms`` (the atom features' attribution) is compared.
+    smiles : sequence of str
+        The molecules, parsed in the atom order the attributions use.
+    rel_tol : float
+        Two attributions are identical when they differ by at most ``rel_tol`` times the
+        molecule's largest absolute atom attribution.
+
+    Returns
+    -------
+    TwinAtoms
+        The counts, summed over molecules.
+    """
+    from rdkit import Chem as _rd
+
+    from attribkit.zoo.chem_features import featurize, mol_from_smiles
+
+    rd: Any = _rd
+    if len(attributions) != len(smiles):
+        raise InputError(f"twin_atoms(): {len(attributions)} attributions for {len(smiles)} "
+                         "molecules.")
+    look = sym = same = 0
+    n_bond = len([n for n in PAIR_FEATURES if n.startswith("bond=")])
+    for expl, smi in zip(attributions, smiles, strict=True):
+        mol = mol_from_smiles(smi)
+        f = featurize(mol)
+        if expl.atoms.shape[0] != f.n_atoms:
+            raise InputError(f"twin_atoms(): {expl.atoms.shape[0]} atom attributions for "
+                             f"{smi!r} ({f.n_atoms} atoms).")
+        ranks = list(rd.CanonicalRankAtoms(mol, breakTies=False))
+        key = torch.cat([f.atoms, f.pairs[..., :n_bond].sum(dim=1)], dim=1)  # + bonds per type
+        a = expl.atoms.double()
+        scale = float(a.abs().max()) or 1.0
+        for i in range(f.n_atoms):
+            for j in range(i + 1, f.n_atoms):
+                if not torch.equal(key[i], key[j]):
+                    continue
+                look += 1
+                if ranks[i] == ranks[j]:
+                    sym += 1
+                elif abs(float(a[i] - a[j])) <= rel_tol * scale:
+                    same += 1
+    return TwinAtoms(lookalike=look, symmetric=sym, identical=same)
