@@ -187,7 +187,8 @@ def _pct(v: float) -> str:
 
 def _tables(f: ActivityFindings) -> list[tuple[str, list[str], list[list[Any]]]]:
     q = f.quality
-    qual = [[k, f"{v:.3f}" if v < 2 else f"{v:.0f}"] for k, v in q.items()]
+    qual = [[k, "not recorded" if np.isnan(v) else f"{v:.3f}" if v < 2 else f"{v:.0f}"]
+            for k, v in q.items()]
     sd, ss = f.split.shares("delta"), f.split.shares("score")
     split = [[part, _pct(sd[key]), _pct(ss[key]), _pct(f.split_median[key])]
              for part, key in (("atom features", "atoms"), ("bonded pairs", "bonded_pairs"),
