@@ -6,7 +6,8 @@ the paper's counterfactual (all atom and pair features scaled to zero) gives:
 
 * the split of the attribution between atom features, bonded pairs and non-bonded pairs
   (the paper: bonded pairs 46 %, other pairs -3 % of the prediction score);
-* dead features: feature columns present in a molecule yet given no attribution;
+* dead features: feature columns present in a molecule yet given no attribution, and the
+  paper's W1N2 check (look-alike atoms given identical attributions) on one and two layers;
 * saturation (Figure 13): ``F(alpha x)`` and the sum of the feature gradients along alpha.
 
 ``python -m attribkit.experiments.chem_activity`` runs the full protocol (all 200 held-out
