@@ -222,3 +222,11 @@ def test_real_classifier_and_quick_experiment() -> None:
     assert len(f.drawings) == 3 and f.figure.axes
     assert f.twins["trained classifier, 2 layers"].lookalike > 0
     assert "| bonded pairs |" in experiment.markdown(f)
+
+
+def test_experiment_is_registered_for_the_chem_demo() -> None:
+    from attribkit.experiments import experiments
+
+    info = experiments("chem")["chem_activity"]
+    assert info.task == "chem" and "seed 003" in info.title
+    assert "chem_activity" not in experiments("vision")
