@@ -8,7 +8,9 @@ imports none of them, so it works without any extra installed:
 * ``attribkit.zoo.tabular`` (extra ``tabular``): an MLP on scikit-learn's breast-cancer data, with
   column groups for Shapley values.
 * ``attribkit.zoo.text`` (extra ``text``): a MiniLM sentiment classifier.
-* ``attribkit.zoo.chem`` (extra ``chem``): RDKit featurisation and a small graph network.
+* ``attribkit.zoo.chem`` (extra ``chem``): RDKit featurisation and a small graph network;
+  ``chem_activity`` (an activity classifier on CHEMBL2321810) and ``chem_findings`` (seed 003
+  section 3.1's measurements: pair split, dead features, look-alike atoms, saturation).
 
 Submodules are loaded on first attribute access (``attribkit.zoo.vision``) or by a plain
 ``import attribkit.zoo.vision``.
