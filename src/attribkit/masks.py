@@ -49,7 +49,9 @@ def grid(shape: Sequence[int], cell: int | Sequence[int]) -> Tensor:
     shape = tuple(int(s) for s in shape)
     if not shape or any(s < 1 for s in shape):
         raise InputError(f"grid needs the shape of one example, got {shape}.")
-    if isinstance(cell, int) and not isinstance(cell, bool):
+    if isinstance(cell, bool):
+        raise InputError(f"grid cell must be a positive int or a tuple of them, got {cell!r}.")
+    if isinstance(cell, int):
         win: tuple[int, ...] = (int(cell),) * min(2, len(shape))
     else:
         win = tuple(int(c) for c in cell)
