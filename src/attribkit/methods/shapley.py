@@ -208,7 +208,8 @@ def shapley_values(
                 f"{MAX_EXACT_PLAYERS}. Use mode='sampling' (or 'auto'), or fewer, larger groups.")
         use_exact = mode == "exact" or (mode == "auto" and n <= AUTO_EXACT_PLAYERS) or n == 1
         rows = _forward_rows(p, batch_size)
-        params: dict[str, Any] = {"mode": "exact" if use_exact else "sampling", "players": n}
+        params: dict[str, Any] = {"mode": "exact" if use_exact else "sampling", "players": n,
+                                  "feature_mask": mask is not None}
         extras: dict[str, Any] = {}
         if use_exact:
             phi, dividends, empty = _exact(p, ids, n, rows)

@@ -256,7 +256,8 @@ def kernel_shap(
         dev = p.inputs.device
         values = spread_to_features(phi.to(dev), ids, tuple(p.inputs.shape)).to(p.inputs.dtype)
         exact = n == 1 or n_fixed == (1 << n) - 2
-        params = {"players": n, "n_samples": int(z.shape[0]), "exact": exact, "seed": seed,
+        params = {"players": n, "feature_mask": mask is not None, "n_samples": int(z.shape[0]),
+                  "exact": exact, "seed": seed,
                   "enumerated": n_fixed, "forward_evaluations": p.forward_evaluations}
         extras = {"players": phi, "stderr": stderr, "coalitions": z, "weights": w,
                   "group_ids": ids.reshape(p.inputs.shape),

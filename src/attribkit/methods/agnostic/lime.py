@@ -263,7 +263,8 @@ def lime(
         r2 = weighted_r2(yy, pred, ww)
         beta = beta.reshape(*lead, n)
         values = group_to_features(beta, ids, p.inputs.shape).to(p.inputs.dtype)
-        params = {"n_samples": int(s.shape[1]), "players": n, "distance": distance,
+        params = {"n_samples": int(s.shape[1]), "players": n, "feature_mask": mask is not None,
+                  "distance": distance,
                   "space": space, "kernel_width": float(width), "surrogate": surrogate,
                   "alpha": float(alpha), "sampler": "given" if samples is not None else sampler,
                   "seed": seed, "forward_evaluations": p.forward_evaluations}
