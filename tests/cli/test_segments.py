@@ -60,7 +60,7 @@ def test_slic_segments_in_the_report(capsys: pytest.CaptureFixture[str], tmp_pat
                                      files: tuple[str, pathlib.Path, np.ndarray]) -> None:
     cnn, img, _ = files
     out_dir = tmp_path / "out"
-    code, out, err = _run(capsys, "explain", cnn, str(img), "-m", "occlusion", "-m", "shapley",
+    code, _, err = _run(capsys, "explain", cnn, str(img), "-m", "occlusion", "-m", "shapley",
                           "--segments", "slic:6", "--samples", "4", "--out", str(out_dir), "-q")
     assert code == 0, err
     page = (out_dir / "report.html").read_text()
