@@ -83,3 +83,24 @@ def test_feature_mask_is_groups():
     torch.testing.assert_close(a.scores, b.scores)
     with pytest.raises(attribkit.InputError, match="does not broadcast"):
         deletion_curve(model, x, attr, feature_mask=torch.zeros(3, 3, dtype=torch.long))
+
+
+def test_region_perturbation_with_a_grid_mask_is_the_square_regions():
+    """A grid mask of the patch size gives the square regions that are tested against Quantus;
+    a per-image mask matches the hand loop's drops."""
+    g = torch.Generator().manual_seed(1)
+    model = _tiny(2)
+    x = torch.randn(2, 2, 4, 4, generator=g, dtype=torch.float64)
+    attr = torch.randn(2, 2, 4, 4, generator=g, dtype=torch.float64)
+    ev = attribkit.evaluate
+    square = ev.region_perturbation(model, x, attr, target=2, patch_size=2, regions_evaluation=3)
+    masked = ev.region_perturbation(model, x, attr, target=2, regions_evaluation=3,
+                                    feature_mask=attribkit.masks.grid((1, 4, 4), 2))
+    torch.testing.assert_close(masked.curve, square.curve)
+    mask = torch.stack([attribkit.masks.grid((1, 4, 4), (4, 1)), attribkit.masks.grid((1, 4, 4),
+                                                                                      (1, 4))])
+    got = ev.region_perturbation(model, x, attr, target=2, regions_evaluation=4,
+                                 feature_mask=mask)
+    zero = torch.zeros_like(x)
+    hand = _hand_curve(model, x, zero, attr, mask, [0, 1, 2, 3, 4], 2, False, "all")
+    torch.testing.assert_close(got.curve, hand[:, :1] - hand[:, 1:])
