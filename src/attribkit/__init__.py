@@ -70,6 +70,9 @@ from attribkit.methods.paths import (  # the path-method frontier (issue 17)
 from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
 
 # isort: split
+from attribkit import masks  # feature masks: grids, superpixels, labels (issue 17)
+
+# isort: split
 from attribkit import report, viz  # pictures and the HTML report (issue 7)
 
 # isort: split
@@ -122,6 +125,7 @@ __all__ = [
     "lime",
     "load",
     "lrp",
+    "masks",
     "methods",
     "occlusion",
     "prediction_difference",

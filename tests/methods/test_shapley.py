@@ -244,7 +244,7 @@ def test_errors(make_mlp):
         shapley_values(model, x, mode="exact")
     with pytest.raises(InputError, match="mode must be"):
         shapley_values(model, x, mode="fast")
-    with pytest.raises(InputError, match="group ids of shape"):
+    with pytest.raises(InputError, match="does not broadcast to the inputs"):
         shapley_values(model, x, groups=torch.zeros(3, dtype=torch.long))
     with pytest.raises(InputError, match="integer"):
         shapley_values(model, x, groups=torch.zeros(MAX_EXACT_PLAYERS + 1))

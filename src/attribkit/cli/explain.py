@@ -292,6 +292,10 @@ def register(sub: Any) -> None:
                    help="layer name for Grad-CAM / layer attribution (layer=); default: the "
                         "last convolution for Grad-CAM")
     g.add_argument("--seed", type=int, default=None, help="random seed (seed=)")
+    g.add_argument("--segments", default=None,
+                   help="feature groups for occlusion, Shapley, KernelSHAP, LIME "
+                        "(feature_mask=): slic[:N], felzenszwalb[:SCALE], grid:N or a .npy/.pt "
+                        "file of integer ids")
     g.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="any other method option, checked against the method's signature; "
                         "VALUE is read as int, float, true/false, JSON or text (repeatable)")

@@ -44,6 +44,22 @@ def _global_views(rep: Any, loaded: Loaded, sections: Sequence[Section]) -> None
         rep.global_views(values, features, names, dependence=top)
 
 
+def _segments(rep: Any, item: Item, shown: Sequence[Shown]) -> None:
+    """The feature mask of the methods that used one (``--segments``), once per input."""
+    from attribkit.viz import segment_boundaries
+
+    users = [rec["method"] for rec, _, res in shown if res is not None
+             and res.attribution.params.get("feature_mask")]
+    if item.image is None or not users:
+        return
+    res = next(r for rec, _, r in shown if rec["method"] == users[0])
+    assert res is not None
+    ids = res.attribution.extras["group_ids"]
+    n = int(res.attribution.params.get("groups", res.attribution.params.get("players", 0)))
+    rep.image(segment_boundaries(item.image, ids), f"the {n} segments (feature mask) used by "
+              f"{', '.join(users)}")
+
+
 def write_report(path: pathlib.Path, model: str, loaded: Loaded,
                  sections: Sequence[Section]) -> pathlib.Path:
     """Write ``report.html`` for all inputs and methods; return its path."""
@@ -63,6 +79,7 @@ def write_report(path: pathlib.Path, model: str, loaded: Loaded,
                     else res.attribution.values
             elif rec["status"] != "ok":
                 maps[rec["method"]] = f"{rec['status']}: {rec['error']}"
+        _segments(rep, item, shown)
         if item.image is not None and any(not isinstance(v, str) for v in maps.values()):
             fig = explanation_grid(item.image, maps, top_classes=tops or None)
             rep.image(fig, "the input, its top classes and every method (each map with its "

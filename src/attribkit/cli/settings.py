@@ -27,7 +27,7 @@ __all__ = ["FLAGS", "Plan", "layer_of", "parse_set", "parse_value", "plan"]
 #: Named flags and the method parameter each sets.
 FLAGS = {"steps": "steps", "rule": "rule", "tolerance": "tolerance", "baseline": "baseline",
          "window": "window", "stride": "stride", "samples": "n_samples", "layer": "layer",
-         "seed": "seed"}
+         "seed": "seed", "segments": "feature_mask"}
 #: Parameters the CLI itself fills in; ``--set`` may not give them.
 _MANAGED = {"model", "inputs", "target", "progress", "forward_args", "background", "groups",
             "references", "reference"}
@@ -129,6 +129,37 @@ def takes(info: Any, params: Any) -> set[str]:
     return names
 
 
+def segments_of(spec: object, item: Item) -> Tensor:
+    """A feature mask from ``--segments`` / ``--set feature_mask=``: ``slic[:N]`` (about N
+    superpixels, default 50), ``felzenszwalb[:SCALE]`` (default 100), ``grid:N`` (N x N cells
+    on images, N elements on other inputs), or a ``.npy`` / ``.pt`` file of integer ids."""
+    from attribkit import masks
+
+    text = str(spec).strip()
+    x = item.x
+    if x is None:
+        raise UsageError("--segments needs a tensor input (an image, a table row, ...)")
+    kind, _, arg = text.partition(":")
+    try:
+        if kind in ("slic", "felzenszwalb"):
+            if x.dim() != 4:
+                raise UsageError(f"--segments {kind} works on images; use grid:N here")
+            if kind == "slic":
+                return masks.superpixels(x, "slic", n_segments=int(arg or 50))
+            return masks.superpixels(x, "felzenszwalb", scale=float(arg or 100))
+        if kind == "grid":
+            return masks.grid(tuple(x.shape[1:]), int(arg))
+        path = pathlib.Path(text).expanduser()
+        if path.suffix.lower() in (".npy", ".pt"):
+            from attribkit.cli.inputs import read_tensor_input
+
+            return masks.check(read_tensor_input(path), tuple(x.shape))
+    except (ValueError, FileNotFoundError) as err:  # InputError is a ValueError
+        raise UsageError(f"--segments {text!r}: {err}") from err
+    raise UsageError(f"--segments takes slic[:N], felzenszwalb[:SCALE], grid:N or a .npy/.pt "
+                     f"file of integer ids, got {text!r}")
+
+
 def _defaults(loaded: Loaded, item: Item, params: Any, user: dict[str, Any]) -> dict[str, Any]:
     """Cheap, sensible options for the input kind, where the user gave none."""
     x = item.x
@@ -142,16 +173,18 @@ def _defaults(loaded: Loaded, item: Item, params: Any, user: dict[str, Any]) -> 
         for name in ("background", "reference", "references"):
             if name in params:
                 opts[name] = black
-        if "window" in params:
+        if "window" in params and "feature_mask" not in user:
             opts["window"], opts["stride"] = (16, 16), (8, 8)
     elif loaded.kind == "tabular":
         data = loaded.extra["data"]
         if "background" in params:
             opts["background"] = data.X_train[:64]
-    elif x is not None and x.dim() == 4 and "window" in params:
+    elif x is not None and x.dim() == 4 and "window" in params and "feature_mask" not in user:
         side = max(1, min(x.shape[-2:]) // 14)
         opts["window"], opts["stride"] = (side, side), (max(1, side // 2),) * 2
-    if "groups" in params and x is not None and loaded.kind == "molecule":
+    if "feature_mask" in user:
+        pass  # the user's segments are the players
+    elif "groups" in params and x is not None and loaded.kind == "molecule":
         from attribkit.zoo import chem
 
         opts["groups"] = chem.player_groups(len(item.extra["atoms"]))  # atoms and atom pairs
@@ -227,10 +260,12 @@ def plan(method: str, loaded: Loaded, item: Item, args: argparse.Namespace,
             value = _baseline(value, loaded)
         elif flag == "layer":
             value = layer_of(loaded.model, value)
+        elif flag == "segments":
+            value = segments_of(value, item)
         user[key] = value
     for key, value in extra.items():
         if key in params:
-            user[key] = value
+            user[key] = segments_of(value, item) if key == "feature_mask" else value
     if loaded.kind == "text":
         if "layer" not in params:
             p.refused = (f"{info.name} cannot attribute at the word-embedding layer (it has no "

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
+from attribkit.core.masks import resolve_mask
 from attribkit.core.signs import DEFAULT_SIGN, apply_sign, check_sign, reduce_sign
 
 __all__ = ["attribution_values", "default_target", "feature_groups", "group_importance",
@@ -47,9 +48,11 @@ def feature_groups(inputs: Tensor, groups: Tensor | None = None) -> Tensor:
         ``(N, ...)`` inputs.
     groups
         ``None``: for images ``(N, C, H, W)`` one group per pixel (its channels together),
-        otherwise one group per element. Or integer ids that broadcast to the inputs after
-        left-padding: ``(H, W)`` patches shared by all images, ``(N, 1, H, W)`` per image
-        (superpixels), ``(L,)`` / ``(N, L, 1)`` tokens, ``(N, A)`` atoms...
+        otherwise one group per element. Or a feature mask (:mod:`attribkit.masks`): integer
+        ids that broadcast to the inputs: ``(H, W)`` patches shared by all images,
+        ``(N, 1, H, W)`` per image (superpixels), ``(L,)`` / ``(N, L, 1)`` tokens, ``(N, A)``
+        atoms...; any ids (renumbered ``0 .. n - 1`` in increasing order); negative ids mark
+        elements that are never removed (``-1`` in the result).
     """
     n = inputs.shape[0]
     if groups is None:
@@ -60,21 +63,8 @@ def feature_groups(inputs: Tensor, groups: Tensor | None = None) -> Tensor:
             ids = torch.arange(inputs[0].numel(), device=inputs.device)
             ids = ids.reshape(1, *inputs.shape[1:])
         return ids.expand_as(inputs).reshape(n, -1)
-    g = torch.as_tensor(groups, device=inputs.device)
-    if g.is_floating_point() or g.dtype == torch.bool:
-        raise InputError("groups must be integer ids (a LongTensor), one per feature.")
-    if g.dim() == 2 and inputs.dim() == 4 and g.shape == inputs.shape[2:]:
-        g = g[None, None]
-    try:
-        g = g.reshape(*([1] * (inputs.dim() - g.dim())), *g.shape).expand_as(inputs)
-    except RuntimeError as err:
-        raise InputError(
-            f"groups {tuple(g.shape)} do not broadcast to the inputs {tuple(inputs.shape)}; give "
-            "(H, W) or (N, 1, H, W) for images, or a shape that broadcasts after left-padding."
-        ) from err
-    _, inverse = torch.unique(g, return_inverse=True)
-    out: Tensor = inverse.reshape(n, -1)
-    return out
+    ids, _, _ = resolve_mask(groups, inputs)  # validated, broadcast, numbered 0 .. n - 1
+    return ids
 
 
 def group_importance(values: Tensor, groups: Tensor, sign: str = DEFAULT_SIGN) -> Tensor:
@@ -85,7 +75,7 @@ def group_importance(values: Tensor, groups: Tensor, sign: str = DEFAULT_SIGN) -
     values
         ``(N, ...)`` attributions.
     groups
-        ``(N, D)`` ids from :func:`feature_groups`.
+        ``(N, D)`` ids from :func:`feature_groups` (``-1``: in no group).
     sign
         ``"absolute"``: ``sum |a|`` over each group (pixel importance of seed 003, eq. 1);
         ``"all"``: the signed sum; ``"positive"`` / ``"negative"``: its positive / negative part
@@ -95,11 +85,13 @@ def group_importance(values: Tensor, groups: Tensor, sign: str = DEFAULT_SIGN) -
     v = values.reshape(values.shape[0], -1)
     v = v.abs() if sign == "absolute" else v
     n_groups = int(groups.max()) + 1
-    imp = torch.zeros((v.shape[0], n_groups), dtype=v.dtype, device=v.device)
-    imp.scatter_add_(1, groups, v)
+    col = torch.where(groups < 0, torch.full_like(groups, n_groups), groups)  # -1: no group
+    imp = torch.zeros((v.shape[0], n_groups + 1), dtype=v.dtype, device=v.device)
+    imp.scatter_add_(1, col, v)
+    size = torch.zeros_like(imp).scatter_add_(1, col, torch.ones_like(v))
+    imp, size = imp[:, :n_groups], size[:, :n_groups]
     if sign in ("positive", "negative"):
         imp = apply_sign(imp, sign)
-    size = torch.zeros_like(imp).scatter_add_(1, groups, torch.ones_like(v))
     return torch.where(size > 0, imp, torch.full_like(imp, -torch.inf))
 
 

@@ -19,6 +19,7 @@ from torch import Tensor
 from attribkit.core.attribution import Attribution
 from attribkit.core.checks import count
 from attribkit.core.engine import Problem, prepare
+from attribkit.core.masks import pick_mask
 from attribkit.core.signs import DEFAULT_SIGN, resolve_sign
 from attribkit.core.summary import summary_repr
 from attribkit.evaluate._features import (
@@ -124,7 +125,9 @@ def _curve(
                  progress=progress, forward_args=forward_args, allow_multi_target=False,
                  black_box=True) as p:
         gid = feature_groups(p.inputs, groups)
-        ranks = group_ranks(group_importance(values, gid, sign)).gather(1, gid)
+        ranks = group_ranks(group_importance(values, gid, sign))
+        never = torch.full_like(gid, torch.iinfo(torch.long).max)  # elements in no group
+        ranks = torch.where(gid < 0, never, ranks.gather(1, gid.clamp_min(0)))
         n_groups = int(gid.max()) + 1
         counts = counts_of(n_groups)
         scores = _scores(p, ranks, counts, insert=kind == "insertion", desc=kind)
@@ -162,6 +165,7 @@ def ablation_curve(
     steps: int = 50,
     target: Any = None,
     baseline: Any = None,
+    feature_mask: Tensor | None = None,
     groups: Tensor | None = None,
     sign: str = DEFAULT_SIGN,
     absolute: bool | None = None,
@@ -189,8 +193,14 @@ def ablation_curve(
     baseline
         What removed features are set to (see :mod:`attribkit.core.baselines`); the seed uses a
         black image. Default zeros.
+    feature_mask
+        Integer group ids (a feature mask, :mod:`attribkit.masks`: patches, superpixels, tokens)
+        that broadcast to the inputs: whole groups are removed together, ranked by the group's
+        summed attribution under ``sign``; ``k`` then counts groups. Default: pixels (all
+        channels of a pixel together) for images, elements otherwise. See
+        :func:`attribkit.evaluate.feature_groups`.
     groups
-        Feature groups (see :func:`attribkit.evaluate.feature_groups`); default pixels.
+        The older name of ``feature_mask``.
     sign
         How features are ranked: ``"absolute"`` by ``sum |a|`` over each group (seed 003,
         eq. 1), ``"all"`` by the signed sum (evidence for the class first; better for patches,
@@ -217,8 +227,8 @@ def ablation_curve(
 
     sign = resolve_sign(sign, absolute, where="ablation_curve")
     return _curve("ablation", model, inputs, attributions, counts_of, target=target,
-                  baseline=baseline, groups=groups, sign=sign, batch_size=batch_size,
-                  progress=progress, forward_args=forward_args)
+                  baseline=baseline, groups=pick_mask(feature_mask, groups), sign=sign,
+                  batch_size=batch_size, progress=progress, forward_args=forward_args)
 
 
 def aopc(
@@ -248,6 +258,7 @@ def deletion_curve(
     steps: int = 50,
     target: Any = None,
     baseline: Any = None,
+    feature_mask: Tensor | None = None,
     groups: Tensor | None = None,
     sign: str = DEFAULT_SIGN,
     absolute: bool | None = None,
@@ -260,7 +271,8 @@ def deletion_curve(
 
     Parameters
     ----------
-    model, inputs, attributions, target, baseline, groups, batch_size, progress, forward_args
+    model, inputs, attributions, target, baseline, feature_mask, groups, batch_size, progress,
+    forward_args
         As for :func:`ablation_curve`.
     steps
         Number of steps from none to all features.
@@ -272,8 +284,8 @@ def deletion_curve(
     """
     sign = resolve_sign(sign, absolute, where="deletion_curve")
     return _curve("deletion", model, inputs, attributions, _even(steps), target=target,
-                  baseline=baseline, groups=groups, sign=sign, batch_size=batch_size,
-                  progress=progress, forward_args=forward_args)
+                  baseline=baseline, groups=pick_mask(feature_mask, groups), sign=sign,
+                  batch_size=batch_size, progress=progress, forward_args=forward_args)
 
 
 def insertion_curve(
@@ -284,6 +296,7 @@ def insertion_curve(
     steps: int = 50,
     target: Any = None,
     baseline: Any = None,
+    feature_mask: Tensor | None = None,
     groups: Tensor | None = None,
     sign: str = DEFAULT_SIGN,
     absolute: bool | None = None,
@@ -296,7 +309,8 @@ def insertion_curve(
 
     Parameters
     ----------
-    model, inputs, attributions, target, baseline, groups, batch_size, progress, forward_args
+    model, inputs, attributions, target, baseline, feature_mask, groups, batch_size, progress,
+    forward_args
         As for :func:`ablation_curve`.
     steps
         Number of steps from none to all features.
@@ -307,5 +321,5 @@ def insertion_curve(
     """
     sign = resolve_sign(sign, absolute, where="insertion_curve")
     return _curve("insertion", model, inputs, attributions, _even(steps), target=target,
-                  baseline=baseline, groups=groups, sign=sign, batch_size=batch_size,
-                  progress=progress, forward_args=forward_args)
+                  baseline=baseline, groups=pick_mask(feature_mask, groups), sign=sign,
+                  batch_size=batch_size, progress=progress, forward_args=forward_args)

@@ -15,6 +15,7 @@ from torch import Tensor
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
 from attribkit.core.errors import AttribkitError, InputError
+from attribkit.core.masks import pick_mask
 from attribkit.core.signs import DEFAULT_SIGN, check_sign
 from attribkit.core.summary import summary_repr
 from attribkit.evaluate._features import feature_groups
@@ -133,6 +134,7 @@ def compare(
     target: Any = None,
     baseline: Any = None,
     region: Tensor | Box | Sequence[Box] | None = None,
+    feature_mask: Tensor | None = None,
     groups: Tensor | None = None,
     k: int | None = None,
     steps: int | None = None,
@@ -161,8 +163,11 @@ def compare(
         The baseline of the methods that use one, and of the perturbations.
     region
         Where the evidence is (a box, boxes or a mask) for the localisation measures.
+    feature_mask
+        Integer group ids for the perturbation curves (:mod:`attribkit.masks`; default pixels /
+        elements): whole groups are removed together.
     groups
-        Feature groups for the perturbation curves (default pixels / elements).
+        The older name of ``feature_mask``.
     k
         Features ablated per AOPC step (default ``max(1, features // 500)``: 100 pixels at 224^2).
     steps
@@ -182,6 +187,7 @@ def compare(
         Per-measure options of the metric families, e.g. ``{"road": {"percentages": [20, 50]}}``
         (see :mod:`attribkit.evaluate.metrics` for the defaults a comparison uses).
     """
+    groups = pick_mask(feature_mask, groups)
     unknown = [m for m in measures if m not in MEASURES]
     if unknown:
         raise InputError(f"unknown measures {unknown}; choose from {sorted(MEASURES)}.")

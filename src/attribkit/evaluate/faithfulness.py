@@ -25,6 +25,7 @@ from torch import Tensor
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
+from attribkit.core.masks import resolve_mask
 from attribkit.evaluate._features import default_target
 from attribkit.evaluate._metric import (
     MetricResult,
@@ -205,6 +206,7 @@ def region_perturbation(
     regions_evaluation: int = 100,
     order: str = "morf",
     seed: int = 0,
+    feature_mask: Tensor | None = None,
     batch_size: int | None = None,
     progress: bool = False,
 ) -> MetricResult:
@@ -216,20 +218,31 @@ def region_perturbation(
     for ``regions_evaluation`` steps. ``curve`` is ``(N, S)`` the score drop ``F(x) - F(x_s)``
     after each step; ``scores`` its mean over the steps (AOPC). ``order="lerf"`` removes the
     least relevant first (then lower is better); ``"random"`` is the reference.
+    ``feature_mask`` (integer ids that broadcast to the inputs, :mod:`attribkit.masks`: e.g.
+    superpixels) replaces the square regions with its groups, on any input shape; elements
+    with a negative id are never removed.
     """
     x = as_inputs(inputs)
-    if x.dim() != 4:
-        raise InputError(f"region perturbation needs images (N, C, H, W), got {tuple(x.shape)}.")
+    if x.dim() != 4 and feature_mask is None:
+        raise InputError(f"region perturbation needs images (N, C, H, W), got {tuple(x.shape)}; "
+                         "give feature_mask= for other inputs.")
     a = broadcast_values(attributions, x)
-    n, c, h, w = x.shape
-    rows_, cols_ = torch.arange(h) // patch_size, torch.arange(w) // patch_size
-    n_w = -(-w // patch_size)
-    region = (rows_[:, None] * n_w + cols_[None, :]).to(x.device)
-    n_regions = int(region.max()) + 1
-    ids = region.expand(n, c, h, w).reshape(n, -1)
-    sums = torch.zeros((n, n_regions), dtype=torch.float64, device=x.device)
-    sums.scatter_add_(1, ids, a.reshape(n, -1))
-    rank = _ranks(sums, order, seed).gather(1, ids)
+    n = x.shape[0]
+    if feature_mask is None:
+        h, w = x.shape[2:]
+        rows_, cols_ = torch.arange(h) // patch_size, torch.arange(w) // patch_size
+        n_w = -(-w // patch_size)
+        region = (rows_[:, None] * n_w + cols_[None, :]).to(x.device)
+        n_regions = int(region.max()) + 1
+        ids = region.expand(x.shape).reshape(n, -1)
+    else:
+        ids, n_regions, _ = resolve_mask(feature_mask, x)
+    col = torch.where(ids < 0, torch.full_like(ids, n_regions), ids)  # -1: in no region
+    sums = torch.zeros((n, n_regions + 1), dtype=torch.float64, device=x.device)
+    sums.scatter_add_(1, col, a.reshape(n, -1).to(torch.float64))
+    ranked = torch.cat([_ranks(sums[:, :n_regions], order, seed),
+                        torch.full((n, 1), torch.iinfo(torch.long).max, device=x.device)], 1)
+    rank = ranked.gather(1, col)
     steps = min(regions_evaluation, n_regions)
     scores, fx = _curve_scores(model, x, rank, torch.arange(1, steps + 1),
                                default_target(attributions, target), baseline, batch_size,
@@ -237,4 +250,5 @@ def region_perturbation(
     drops = fx[:, None] - scores
     return MetricResult("region_perturbation", drops.mean(1).cpu(), order != "lerf",
                         curve=drops.cpu(), params={"patch_size": patch_size, "steps": steps,
-                                                   "order": order, "seed": seed})
+                                                   "order": order, "seed": seed,
+                                                   "feature_mask": feature_mask is not None})

@@ -24,6 +24,8 @@ from torch import Tensor
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import BaselineError, InputError
+from attribkit.core.masks import group_to_features, resolve_mask
+from attribkit.methods._masked import group_drops
 from attribkit.methods.registry import register
 
 __all__ = ["occlusion", "prediction_difference", "window_grid"]
@@ -178,6 +180,7 @@ def occlusion(
     baseline: Any = None,
     window: int | Sequence[int] | None = None,
     stride: int | Sequence[int] | None = None,
+    feature_mask: Tensor | None = None,
     fill: float | None = None,
     batch_size: int | None = None,
     progress: bool = False,
@@ -203,6 +206,12 @@ def occlusion(
         feature at a time (Occlusion-1).
     stride
         The window's step (default: the window size).
+    feature_mask
+        Integer group ids instead of a window (feature ablation, as Captum's FeatureAblation):
+        shaped like one example, like the inputs, or broadcasting to them (``(1, H, W)``:
+        superpixels over all channels; see :mod:`attribkit.masks`). Each group is set to the
+        baseline as a whole and its drop goes to every one of its features; negative ids are
+        never occluded (value 0).
     fill
         Shorthand for a constant ``baseline``.
     batch_size
@@ -216,14 +225,19 @@ def occlusion(
     -------
     Attribution
         Each feature's mean drop over the windows that cover it; ``extras["window_drops"]``
-        ``(N, [K,] P_1, ..., P_d)`` the drop of every window position.
+        ``(N, [K,] P_1, ..., P_d)`` the drop of every window position. With ``feature_mask``:
+        each feature's group drop; ``extras["group_drops"]`` ``(N, [K,] n)``,
+        ``extras["group_ids"]`` and ``extras["group_labels"]`` (the user's id of each group).
     """
     if fill is not None:
         if baseline is not None:
             raise InputError("give either fill= or baseline=, not both.")
         baseline = float(fill)
+    _one_of(window, stride, feature_mask)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, black_box=True) as p:
+        if feature_mask is not None:
+            return _ablate(p, feature_mask, None, batch_size, "occlusion")
         grids = window_grid(p.inputs.shape[1:], window, stride)
         drops = _occluded_drops(p, grids, None, _rows(p, batch_size))
         values = _spread(drops, grids)
@@ -250,6 +264,7 @@ def prediction_difference(
     baseline: Any = None,
     window: int | Sequence[int] | None = None,
     stride: int | Sequence[int] | None = None,
+    feature_mask: Tensor | None = None,
     batch_size: int | None = None,
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
@@ -274,6 +289,9 @@ def prediction_difference(
         examples is a square over H and W); ``None``: one feature at a time.
     stride
         The window's step (default: the window size).
+    feature_mask
+        Integer group ids instead of a window, as for :func:`occlusion`: each group is filled
+        with each background sample as a whole.
     batch_size
         Rows per model call; ``None`` chooses it from the model's memory use.
     progress
@@ -290,9 +308,12 @@ def prediction_difference(
     if baseline is not None:
         raise InputError("prediction_difference takes its fill values from background=, not "
                          "from a baseline.")
+    _one_of(window, stride, feature_mask)
     with prepare(model, inputs, target=target, needs_baseline=False, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, black_box=True) as p:
         bg = _check_background(background, p.inputs)
+        if feature_mask is not None:
+            return _ablate(p, feature_mask, bg, batch_size, "prediction_difference")
         grids = window_grid(p.inputs.shape[1:], window, stride)
         drops = _occluded_drops(p, grids, bg, _rows(p, batch_size))
         values = _spread(drops, grids)
@@ -321,3 +342,24 @@ def _check_background(background: object, inputs: Tensor) -> Tensor:
     if not torch.isfinite(background).all():
         raise BaselineError("the background contains NaN or inf values.")
     return background.detach().to(inputs.device)
+
+
+def _one_of(window: object, stride: object, feature_mask: object) -> None:
+    if feature_mask is not None and (window is not None or stride is not None):
+        raise InputError("give either a window (and stride) or a feature_mask, not both: the "
+                         "mask's groups replace the sliding window.")
+
+
+def _ablate(p: Problem, feature_mask: Any, fills: Tensor | None, batch_size: int | None,
+            method: str) -> Attribution:
+    """Occlusion of the groups of ``feature_mask``: every feature gets its group's drop."""
+    ids, n, labels = resolve_mask(feature_mask, p.inputs)
+    drops = group_drops(p, ids, n, fills, _rows(p, batch_size))
+    values = group_to_features(drops, ids, tuple(p.inputs.shape))
+    params: dict[str, Any] = {"feature_mask": True, "groups": n,
+                              "forward_evaluations": p.forward_evaluations}
+    if fills is not None:
+        params["background_size"] = int(fills.shape[0])
+    extras = {"group_drops": drops, "group_ids": ids.reshape(p.inputs.shape),
+              "group_labels": labels}
+    return p.result(values, method, params, extras=extras)

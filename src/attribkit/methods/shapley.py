@@ -29,13 +29,13 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.checks import count
 from attribkit.core.coalitions import (
     MAX_EXACT_PLAYERS,
-    check_group_ids,
     coalition_values,
     moebius,
     shapley_from_dividends,
 )
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
+from attribkit.core.masks import group_to_features, pick_mask, resolve_mask
 from attribkit.methods.registry import register
 
 __all__ = ["AUTO_EXACT_PLAYERS", "shapley_values", "spread_to_features"]
@@ -64,17 +64,7 @@ def spread_to_features(phi: Tensor, ids: Tensor, shape: Sequence[int]) -> Tensor
     Tensor
         ``(N, ...)`` (or ``(N, K, ...)``) values that sum to the players' values per example.
     """
-    n_ex, n = phi.shape[0], phi.shape[-1]
-    col = torch.where(ids < 0, torch.full_like(ids, n), ids)
-    counts = torch.zeros((n_ex, n + 1), dtype=phi.dtype, device=phi.device)
-    counts.scatter_add_(1, col, torch.ones_like(col, dtype=phi.dtype))
-    per = phi / counts[:, :n].clamp_min(1).reshape(n_ex, *([1] * (phi.dim() - 2)), n)
-    per = torch.cat([per, torch.zeros_like(per[..., :1])], dim=-1)
-    if phi.dim() == 3:
-        idx = col[:, None, :].expand(-1, phi.shape[1], -1)
-        out = per.gather(-1, idx)
-        return out.reshape(n_ex, phi.shape[1], *shape[1:])
-    return per.gather(-1, col).reshape(tuple(shape))
+    return group_to_features(phi, ids, shape, split=True)
 
 
 def _forward_rows(p: Problem, batch_size: int | None) -> int:
@@ -149,6 +139,7 @@ def shapley_values(
     *,
     target: Any = None,
     baseline: Any = None,
+    feature_mask: Tensor | None = None,
     groups: Tensor | None = None,
     mode: str = "auto",
     n_samples: int = 256,
@@ -170,11 +161,14 @@ def shapley_values(
     baseline
         The value of an absent player's features: ``None`` (zeros), a number, a name, a Baseline
         or a tensor.
+    feature_mask
+        Integer player id of each feature, shaped like one example, like the inputs, or any
+        shape that broadcasts to them (grids and superpixels: :mod:`attribkit.masks`; tokens,
+        atoms: any labelling); ids need not be contiguous (players are numbered in increasing
+        id order, ``extras["group_labels"]``); negative ids mark features that always keep the
+        input's value. ``None``: every feature is a player.
     groups
-        Integer player id of each feature, shaped like one example or like the inputs (patches:
-        :func:`attribkit.core.coalitions.patch_group_ids`; tokens, atoms, superpixels: any
-        labelling); ids ``0 .. n - 1``, negative ids mark features that always keep the input's
-        value. ``None``: every feature is a player.
+        The older name of ``feature_mask``.
     mode
         ``"exact"`` (all ``2^n`` coalitions; at most
         :data:`~attribkit.core.coalitions.MAX_EXACT_PLAYERS` players), ``"sampling"``
@@ -204,16 +198,18 @@ def shapley_values(
     if mode not in ("auto", "exact", "sampling"):
         raise InputError(f"mode must be 'auto', 'exact' or 'sampling', got {mode!r}.")
     n_samples = count(n_samples, "n_samples (at least one antithetic pair)", minimum=2)
+    mask = pick_mask(feature_mask, groups)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, black_box=True) as p:
-        ids, n = check_group_ids(groups, p.inputs)
+        ids, n, labels = resolve_mask(mask, p.inputs)
         if mode == "exact" and n > MAX_EXACT_PLAYERS:
             raise InputError(
                 f"exact Shapley values enumerate 2^n coalitions; {n} players exceed the limit of "
                 f"{MAX_EXACT_PLAYERS}. Use mode='sampling' (or 'auto'), or fewer, larger groups.")
         use_exact = mode == "exact" or (mode == "auto" and n <= AUTO_EXACT_PLAYERS) or n == 1
         rows = _forward_rows(p, batch_size)
-        params: dict[str, Any] = {"mode": "exact" if use_exact else "sampling", "players": n}
+        params: dict[str, Any] = {"mode": "exact" if use_exact else "sampling", "players": n,
+                                  "feature_mask": mask is not None}
         extras: dict[str, Any] = {}
         if use_exact:
             phi, dividends, empty = _exact(p, ids, n, rows)
@@ -224,6 +220,7 @@ def shapley_values(
             params.update(n_samples=2 * max(1, n_samples // 2), seed=seed)
         extras["players"] = phi
         extras["group_ids"] = ids.reshape(p.inputs.shape)
+        extras["group_labels"] = labels
         params.update(forward_evaluations=p.forward_evaluations)
         values = spread_to_features(phi, ids, tuple(p.inputs.shape))
         if bool((ids < 0).any()):  # the empty coalition keeps the non-players' input values

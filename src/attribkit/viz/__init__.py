@@ -32,6 +32,7 @@ from attribkit.viz.image import (
 from attribkit.viz.interior import interior_frames, interior_gif, interior_strip
 from attribkit.viz.molecule import molecule_image
 from attribkit.viz.panels import CMAPS, STYLES, attribution_figure, draw_attribution, map_scale
+from attribkit.viz.segments import segment_boundaries
 from attribkit.viz.tabular import feature_bars
 from attribkit.viz.text import token_colors, tokens_ansi, tokens_html
 
@@ -66,6 +67,7 @@ __all__ = [
     "region_values",
     "saturation_curves",
     "scale_intensity",
+    "segment_boundaries",
     "summary_plot",
     "to_pil",
     "token_colors",

@@ -29,9 +29,9 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
-from attribkit.core.coalitions import check_group_ids
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
+from attribkit.core.masks import pick_mask, resolve_mask
 from attribkit.methods.agnostic._common import forward_rows, sample_values
 from attribkit.methods.registry import register
 from attribkit.methods.shapley import spread_to_features
@@ -177,6 +177,7 @@ def kernel_shap(
     *,
     target: Any = None,
     baseline: Any = None,
+    feature_mask: Tensor | None = None,
     groups: Tensor | None = None,
     n_samples: int | None = None,
     seed: int = 0,
@@ -198,9 +199,12 @@ def kernel_shap(
     baseline
         The value of an absent player's features: ``None`` (zeros), a number, a name, a
         Baseline or a tensor.
+    feature_mask
+        Integer player id of each feature, shaped like one example, like the inputs, or
+        broadcasting to them (:mod:`attribkit.masks`); ids need not be contiguous; negative ids
+        always keep the input's value. ``None``: every feature is a player.
     groups
-        Integer player id of each feature, shaped like one example or like the inputs; negative
-        ids always keep the input's value. ``None``: every feature is a player.
+        The older name of ``feature_mask``.
     n_samples
         Coalitions evaluated per example besides the empty and the full one (default
         ``2 n + 2048``, as SHAP); ``2^n - 2`` or more enumerates them all (exact).
@@ -221,9 +225,10 @@ def kernel_shap(
         (bootstrap over the drawn pairs; 0 when all coalitions were enumerated), ``coalitions``
         and ``weights``; ``params["exact"]`` whether every coalition was used.
     """
+    mask = pick_mask(feature_mask, groups)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, black_box=True) as p:
-        ids, n = check_group_ids(groups, p.inputs)
+        ids, n, labels = resolve_mask(mask, p.inputs)
         budget = 2 * n + 2048 if n_samples is None else n_samples
         if not isinstance(budget, int) or budget < 1:
             raise InputError(f"n_samples must be a positive int, got {n_samples!r}.")
@@ -251,10 +256,12 @@ def kernel_shap(
         dev = p.inputs.device
         values = spread_to_features(phi.to(dev), ids, tuple(p.inputs.shape)).to(p.inputs.dtype)
         exact = n == 1 or n_fixed == (1 << n) - 2
-        params = {"players": n, "n_samples": int(z.shape[0]), "exact": exact, "seed": seed,
+        params = {"players": n, "feature_mask": mask is not None, "n_samples": int(z.shape[0]),
+                  "exact": exact, "seed": seed,
                   "enumerated": n_fixed, "forward_evaluations": p.forward_evaluations}
         extras = {"players": phi, "stderr": stderr, "coalitions": z, "weights": w,
-                  "group_ids": ids.reshape(p.inputs.shape)}
+                  "group_ids": ids.reshape(p.inputs.shape),
+                  "group_labels": labels}
         if bool((ids < 0).any()):  # the empty coalition keeps the non-players' input values
             assert p.baseline is not None
             p.baseline = torch.where(ids.reshape(p.inputs.shape) < 0, p.inputs, p.baseline)

@@ -21,9 +21,9 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
-from attribkit.core.coalitions import check_group_ids
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
+from attribkit.core.masks import group_to_features, pick_mask, resolve_mask
 from attribkit.methods.agnostic._common import (
     check_samples,
     forward_rows,
@@ -151,6 +151,7 @@ def lime(
     *,
     target: Any = None,
     baseline: Any = None,
+    feature_mask: Tensor | None = None,
     groups: Tensor | None = None,
     n_samples: int = 1000,
     distance: str = "cosine",
@@ -179,10 +180,13 @@ def lime(
     baseline
         The value of an absent feature: ``None`` (zeros), a number, a name, a Baseline or a
         tensor (the training mean for tabular data, a blurred image...).
-    groups
+    feature_mask
         Integer id of each feature's interpretable feature (superpixels, tokens, columns), shaped
-        like one example or like the inputs; negative ids are always present. ``None``: every
-        feature is an interpretable feature.
+        like one example, like the inputs, or broadcasting to them (:mod:`attribkit.masks`); ids
+        need not be contiguous; negative ids are always present. ``None``: every feature is an
+        interpretable feature.
+    groups
+        The older name of ``feature_mask``.
     n_samples
         Perturbations per example (the first is the input itself unless ``samples`` is given).
     distance
@@ -231,9 +235,10 @@ def lime(
         raise InputError(f"n_samples must be an int >= 2, got {n_samples!r}.")
     if alpha < 0:
         raise InputError(f"alpha must be >= 0, got {alpha!r}.")
+    mask = pick_mask(feature_mask, groups)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, black_box=True) as p:
-        ids, n = check_group_ids(groups, p.inputs)
+        ids, n, labels = resolve_mask(mask, p.inputs)
         if samples is None:
             gen = torch.Generator().manual_seed(seed)
             s = draw_samples(p.n, n_samples, n, sampler=sampler, generator=gen).to(ids.device)
@@ -257,22 +262,14 @@ def lime(
         pred = b0[:, None] + (z @ beta[..., None])[..., 0]
         r2 = weighted_r2(yy, pred, ww)
         beta = beta.reshape(*lead, n)
-        values = _broadcast(beta, ids, p.inputs.shape).to(p.inputs.dtype)
-        params = {"n_samples": int(s.shape[1]), "players": n, "distance": distance,
+        values = group_to_features(beta, ids, p.inputs.shape).to(p.inputs.dtype)
+        params = {"n_samples": int(s.shape[1]), "players": n, "feature_mask": mask is not None,
+                  "distance": distance,
                   "space": space, "kernel_width": float(width), "surrogate": surrogate,
                   "alpha": float(alpha), "sampler": "given" if samples is not None else sampler,
                   "seed": seed, "forward_evaluations": p.forward_evaluations}
         extras = {"players": beta, "intercept": b0.reshape(lead), "r2": r2.reshape(lead),
-                  "samples": s, "weights": w, "group_ids": ids.reshape(p.inputs.shape)}
+                  "samples": s, "weights": w, "group_ids": ids.reshape(p.inputs.shape),
+                  "group_labels": labels}
         return p.result(values, "lime", params, extras=extras)
 
-
-def _broadcast(beta: Tensor, ids: Tensor, shape: Sequence[int]) -> Tensor:
-    """Each feature gets its interpretable feature's coefficient (non-players 0)."""
-    n_ex, n = beta.shape[0], beta.shape[-1]
-    col = torch.where(ids < 0, torch.full_like(ids, n), ids)
-    padded = torch.cat([beta, torch.zeros_like(beta[..., :1])], dim=-1)
-    if beta.dim() == 3:
-        idx = col[:, None, :].expand(-1, beta.shape[1], -1)
-        return padded.gather(-1, idx).reshape(n_ex, beta.shape[1], *shape[1:])
-    return padded.gather(-1, col).reshape(tuple(shape))
