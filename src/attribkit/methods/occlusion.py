@@ -24,6 +24,7 @@ from torch import Tensor
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import BaselineError, InputError
+from attribkit.core.multi import several_inputs
 from attribkit.methods.registry import register
 
 __all__ = ["occlusion", "prediction_difference", "window_grid"]
@@ -170,6 +171,7 @@ def _rows(p: Problem, batch_size: int | None) -> int:
             "symmetry"},
     summary="Occlusion: the drop of the score when a sliding window is replaced by the baseline.",
 )
+@several_inputs()
 def occlusion(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -241,6 +243,7 @@ def occlusion(
     axioms={"sensitivity_b", "implementation_invariance", "linearity"},
     summary="Prediction Difference: occlusion averaged over fill values from a background set.",
 )
+@several_inputs()
 def prediction_difference(
     model: Callable[..., Tensor],
     inputs: Tensor,
