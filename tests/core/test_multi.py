@@ -189,3 +189,18 @@ def test_the_supported_methods_are_listed():
     assert {"integrated_gradients", "saliency", "gradient_x_input", "occlusion",
             "shapley_values", "expected_gradients", "deeplift",
             "prediction_difference"} <= set(SEVERAL_INPUTS)
+
+
+def test_smoothgrad_equals_a_hand_built_flat_problem_and_needs_stdev(net):
+    x = _data(n=2, seed=12)
+
+    def flat_model(z: Tensor) -> Tensor:
+        return net(z[:, :18].reshape(-1, 2, 3, 3), z[:, 18:])
+
+    z = torch.cat([x[0].reshape(2, -1), x[1]], dim=1)
+    for fn in (attribkit.smoothgrad, attribkit.vargrad):
+        ours = fn(net, x, target=1, stdev=0.2, n_samples=6, seed=4)
+        ref = fn(flat_model, z, target=1, stdev=0.2, n_samples=6, seed=4)
+        _close(ours.values, (ref.values[:, :18].reshape(2, 2, 3, 3), ref.values[:, 18:]), atol=0)
+    with pytest.raises(attribkit.InputError, match=r"give stdev="):
+        attribkit.smoothgrad(net, x, target=1)
