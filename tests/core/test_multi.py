@@ -204,3 +204,14 @@ def test_smoothgrad_equals_a_hand_built_flat_problem_and_needs_stdev(net):
         _close(ours.values, (ref.values[:, :18].reshape(2, 2, 3, 3), ref.values[:, 18:]), atol=0)
     with pytest.raises(attribkit.InputError, match=r"give stdev="):
         attribkit.smoothgrad(net, x, target=1)
+
+
+def test_deletion_on_the_flat_problem_runs_from_f_x_to_f_baseline(net):
+    x, b = _data(seed=13), _data(seed=14)
+    attr = attribkit.integrated_gradients(net, x, baseline=b, target=TARGET, steps=8)
+    curve = attribkit.evaluate.deletion_curve(attr.flat_model(net), attr.flat.inputs, attr.flat,
+                                              baseline=attr.flat.baselines, steps=4)
+    sel = torch.arange(3)
+    ends = (net(*x)[sel, TARGET].detach(), net(*b)[sel, TARGET].detach())
+    torch.testing.assert_close(curve.scores[:, 0], ends[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(curve.scores[:, -1], ends[1], rtol=0, atol=1e-12)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -12,7 +12,7 @@ from torch import Tensor
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
-from attribkit.core.multi import Layout
+from attribkit.core.multi import FlatModel, Layout
 
 __all__ = ["INPUT_SHAPES", "MultiAttribution"]
 
@@ -39,6 +39,11 @@ class MultiAttribution:
         ids, standard errors) refer to that flat layout.
     layout
         Where each input lies in the flat tensor.
+
+    Evaluations that remove features across all inputs run on the flat problem::
+
+        evaluate.deletion_curve(result.flat_model(model), result.flat.inputs, result.flat,
+                                baseline=result.flat.baselines)
     """
 
     flat: Attribution
@@ -156,6 +161,10 @@ class MultiAttribution:
     def relative_gap(self) -> Tensor | None:
         """``|gap| / |F(x) - F(x')|`` per example."""
         return self.flat.relative_gap
+
+    def flat_model(self, model: Callable[..., Tensor]) -> FlatModel:
+        """``model`` as a model of the flat ``(N, D)`` inputs (for evaluations on ``flat``)."""
+        return FlatModel(model, self.layout)
 
     def for_target(self, k: int) -> MultiAttribution:
         """The ``k``-th of several targets as a single-target result."""
