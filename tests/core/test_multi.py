@@ -215,3 +215,24 @@ def test_deletion_on_the_flat_problem_runs_from_f_x_to_f_baseline(net):
     ends = (net(*x)[sel, TARGET].detach(), net(*b)[sel, TARGET].detach())
     torch.testing.assert_close(curve.scores[:, 0], ends[0], rtol=0, atol=1e-12)
     torch.testing.assert_close(curve.scores[:, -1], ends[1], rtol=0, atol=1e-12)
+
+
+def test_prediction_difference_background_per_input(net):
+    x, bg = _data(n=2, seed=15), _data(n=3, seed=16)
+
+    def flat_model(z: Tensor) -> Tensor:
+        return net(z[:, :18].reshape(-1, 2, 3, 3), z[:, 18:])
+
+    def flat(t: tuple[Tensor, Tensor]) -> Tensor:
+        return torch.cat([t[0].reshape(len(t[0]), -1), t[1]], dim=1)
+
+    ours = attribkit.prediction_difference(net, x, background=bg, target=0)
+    ref = attribkit.prediction_difference(flat_model, flat(x), background=flat(bg), target=0)
+    _close(ours.values, (ref.values[:, :18].reshape(2, 2, 3, 3), ref.values[:, 18:]), atol=0)
+    # the hand loop for one feature: F(x) - mean_b F(x with that feature := b's)
+    img = x[0][:1].repeat(3, 1, 1, 1)
+    img[:, 1, 2, 0] = bg[0][:, 1, 2, 0]
+    drop = net(x[0][:1], x[1][:1])[0, 0] - net(img, x[1][:1].repeat(3, 1))[:, 0].mean()
+    torch.testing.assert_close(ours.values[0][0, 1, 2, 0], drop.detach(), rtol=0, atol=1e-12)
+    with pytest.raises(attribkit.InputError, match=r"background of input 1 of 2 has 2 samples"):
+        attribkit.prediction_difference(net, x, background=(bg[0], bg[1][:2]), target=0)
