@@ -277,9 +277,21 @@ def several_inputs(*, samples: tuple[str, ...] = ("background",)) -> Callable[[F
                 return fn(model, inputs, *args, **options)
             return run_flat(fn, model, inputs, samples, *args, **options)
 
+        wrapper.__doc__ = (fn.__doc__ or "").rstrip() + _NOTE
         return cast(F, wrapper)
 
     return deco
+
+
+_NOTE = """
+
+    Notes
+    -----
+    A model with several inputs takes a tuple of tensors as ``inputs`` (and tuples of
+    baselines, sample sets or masks, one per input); the result is then a
+    :class:`~attribkit.core.multi_result.MultiAttribution` with one attribution per input. See
+    :mod:`attribkit.core.multi`.
+"""
 
 
 def run_flat(fn: Callable[..., Any], model: Callable[..., Tensor], inputs: Sequence[Any],
