@@ -183,6 +183,9 @@ def test_save_and_load_round_trip(net, tmp_path):
     _close(back.values, ours.values, atol=0)
     _close(back.inputs, x, atol=0)
     assert back.layout == ours.layout
+    arrays = back.to(torch.float32).numpy()
+    assert [a.dtype.name for a in arrays] == ["float32", "float32"]
+    assert arrays[1].shape == (3, 4)
 
 
 def test_the_supported_methods_are_listed():

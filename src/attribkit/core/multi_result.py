@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
@@ -169,6 +171,14 @@ class MultiAttribution:
     def for_target(self, k: int) -> MultiAttribution:
         """The ``k``-th of several targets as a single-target result."""
         return MultiAttribution(flat=self.flat.for_target(k), layout=self.layout)
+
+    def numpy(self) -> tuple[np.ndarray, ...]:
+        """Each input's attributions as a NumPy array (detached, on the CPU)."""
+        return tuple(v.detach().cpu().numpy() for v in self.values)
+
+    def to(self, dtype: torch.dtype) -> MultiAttribution:
+        """A copy with floating tensors converted to ``dtype``."""
+        return MultiAttribution(flat=self.flat.to(dtype), layout=self.layout)
 
     def save(self, path: str | os.PathLike[str]) -> pathlib.Path:
         """Write the flat result (with the inputs' shapes in ``params``) to ``path``.
