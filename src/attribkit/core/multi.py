@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.core.baselines import resolve_baseline
+from attribkit.core.blackbox import BlackBox, is_black_box
 from attribkit.core.checks import as_tensor
 from attribkit.core.errors import AttribkitError, InputError
 from attribkit.core.validate import model_float_dtype
@@ -297,12 +298,11 @@ _NOTE = """
 def run_flat(fn: Callable[..., Any], model: Callable[..., Tensor], inputs: Sequence[Any],
              samples: tuple[str, ...], *args: Any, **options: Any) -> Any:
     """Run ``fn`` on the flat problem of several inputs and split its result per input."""
-    from attribkit.core.blackbox import BlackBox, is_black_box
-    from attribkit.core.multi_result import MultiAttribution
+    from attribkit.core.multi_result import MultiAttribution  # it imports this module
 
     for key, why in _ONE_TENSOR_KEYS.items():
         if options.get(key) is not None:
-            extra = " use feature_mask= (a tuple of masks) to group features." if (
+            extra = " Use feature_mask= (a tuple of masks) to group features." if (
                 key != "layer") else ""
             raise InputError(f"{key}= {why}; it is not supported with several inputs.{extra}")
     if isinstance(model, BlackBox) or is_black_box(model):
@@ -313,7 +313,7 @@ def run_flat(fn: Callable[..., Any], model: Callable[..., Tensor], inputs: Seque
     layout, parts, flat = flatten_inputs(inputs, model_float_dtype(model))
     opts = dict(options)
     for key in samples:
-        if isinstance(opts.get(key), (tuple, list, Tensor)):
+        if opts.get(key) is not None:
             opts[key] = flat_samples(opts[key], parts, layout, key)
     if "baseline" not in samples and opts.get("baseline") is not None:
         opts["baseline"] = flat_baseline(opts["baseline"], parts, layout)
