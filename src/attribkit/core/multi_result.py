@@ -28,9 +28,9 @@ class MultiAttribution:
 
     ``values``, ``inputs`` and ``baselines`` are tuples with one tensor per input, each shaped
     like its input (``(N, K, *s_j)`` with several targets), as Captum returns them.
-    ``result[j]`` is input ``j``'s own :class:`Attribution` (for pictures and evaluations of
-    that input); it carries no ``output`` / ``baseline_output`` because completeness holds only
-    over all inputs together: ``result.total()`` sums every input's attributions and
+    ``result[j]`` is input ``j``'s own :class:`Attribution` (for pictures of that input); it
+    carries no ``output`` / ``baseline_output`` because completeness holds only over all
+    inputs together: ``result.total()`` sums every input's attributions and
     ``result.gap`` compares that sum with ``F(x) - F(x')``.
 
     Attributes
