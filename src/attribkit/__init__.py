@@ -67,6 +67,9 @@ from attribkit.methods.paths import (  # the path-method frontier (issue 17)
 )
 
 # isort: split
+from attribkit.core.multi_result import MultiAttribution  # models with several inputs (issue 17)
+
+# isort: split
 from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
 
 # isort: split
@@ -93,6 +96,7 @@ __all__ = [
     "InteriorGradients",
     "ModelCallError",
     "ModelOutputError",
+    "MultiAttribution",
     "MultiTarget",
     "NonFiniteError",
     "TargetError",

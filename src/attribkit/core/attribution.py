@@ -175,7 +175,8 @@ class Attribution:
         def conv(t: Tensor | None) -> Tensor | None:
             return None if t is None or not t.is_floating_point() else t.to(dtype)
 
-        return replace(self, values=self.values.to(dtype), inputs=conv(self.inputs) or self.inputs,
+        inputs = self.inputs.to(dtype) if self.inputs.is_floating_point() else self.inputs
+        return replace(self, values=self.values.to(dtype), inputs=inputs,
                        baselines=conv(self.baselines), output=conv(self.output),
                        baseline_output=conv(self.baseline_output))
 

@@ -33,6 +33,7 @@ from attribkit.core.guard import (
     this_thread,
     warn_if_training,
 )
+from attribkit.core.multi import refuse_several
 from attribkit.core.progress import progress_bar
 from attribkit.core.targets import ResolvedTarget, check_output, check_rows, resolve_target
 from attribkit.core.validate import (
@@ -383,6 +384,7 @@ def prepare(
     """
     if layer is not None and not isinstance(layer, nn.Module):
         raise InputError("layer must be an nn.Module inside the model.")
+    refuse_several(inputs)  # a tuple reaches here only in a method without several inputs
     model, inputs = admit(model, inputs, black_box=black_box, layer=layer)
     raw = validate_inputs(inputs, layer, model)
     fargs = tuple(as_tensor(a, "forward_args").detach() if not isinstance(a, Tensor)

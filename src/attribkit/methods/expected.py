@@ -22,6 +22,7 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.checks import count
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import BaselineError, InputError
+from attribkit.core.multi import several_inputs
 from attribkit.core.progress import progress_bar
 from attribkit.methods.registry import register
 
@@ -97,6 +98,7 @@ def _moments(p: Problem, bg: Tensor, idx: Tensor, alpha: Tensor) -> tuple[Tensor
     summary="Expected Gradients: Integrated Gradients averaged over baselines from a background "
             "set, with random path positions; complete in expectation only.",
 )
+@several_inputs(samples=("background", "baseline"))
 def expected_gradients(
     model: Callable[..., Tensor],
     inputs: Tensor,

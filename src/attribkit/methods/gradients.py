@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
+from attribkit.core.multi import several_inputs
 from attribkit.methods.registry import register
 
 __all__ = ["gradient_x_input", "saliency"]
@@ -41,6 +42,7 @@ def _like_values(p: Problem, t: Tensor) -> Tensor:
     axioms={"sensitivity_b", "implementation_invariance", "linearity", "symmetry"},
     summary="Saliency: the gradient of the target score with respect to the inputs.",
 )
+@several_inputs()
 def saliency(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -98,6 +100,7 @@ def saliency(
     axioms={"sensitivity_b", "implementation_invariance", "linearity", "symmetry"},
     summary="Gradient x Input: each input times the gradient of the target score.",
 )
+@several_inputs()
 def gradient_x_input(
     model: Callable[..., Tensor],
     inputs: Tensor,

@@ -20,6 +20,7 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.checks import count
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
+from attribkit.core.multi import several_inputs
 from attribkit.core.summary import summary_repr
 from attribkit.methods.registry import AXIOMS, register
 
@@ -227,6 +228,7 @@ def _rel_gap(values: Tensor, delta: Tensor, multi: bool) -> Tensor:
     axioms=AXIOMS,
     summary="Integrated Gradients: gradients integrated along the straight path from a baseline.",
 )
+@several_inputs()
 def integrated_gradients(
     model: Callable[..., Tensor],
     inputs: Tensor,

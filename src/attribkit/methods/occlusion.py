@@ -25,6 +25,7 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import BaselineError, InputError
 from attribkit.core.masks import group_to_features, resolve_mask
+from attribkit.core.multi import several_inputs
 from attribkit.methods._masked import group_drops
 from attribkit.methods.registry import register
 
@@ -172,6 +173,7 @@ def _rows(p: Problem, batch_size: int | None) -> int:
             "symmetry"},
     summary="Occlusion: the drop of the score when a sliding window is replaced by the baseline.",
 )
+@several_inputs()
 def occlusion(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -255,6 +257,7 @@ def occlusion(
     axioms={"sensitivity_b", "implementation_invariance", "linearity"},
     summary="Prediction Difference: occlusion averaged over fill values from a background set.",
 )
+@several_inputs()
 def prediction_difference(
     model: Callable[..., Tensor],
     inputs: Tensor,

@@ -36,6 +36,7 @@ from attribkit.core.coalitions import (
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
 from attribkit.core.masks import group_to_features, pick_mask, resolve_mask
+from attribkit.core.multi import several_inputs
 from attribkit.methods.registry import register
 
 __all__ = ["AUTO_EXACT_PLAYERS", "shapley_values", "spread_to_features"]
@@ -133,6 +134,7 @@ def _sampling(p: Problem, ids: Tensor, n: int, n_samples: int, seed: int,
     summary="Shapley values of features or groups: exact (all coalitions + Moebius) or "
             "antithetic permutation sampling.",
 )
+@several_inputs()
 def shapley_values(
     model: Callable[..., Tensor],
     inputs: Tensor,

@@ -26,6 +26,7 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.checks import count
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError, TargetError
+from attribkit.core.multi import FlatModel, several_inputs
 from attribkit.core.targets import MultiTarget
 from attribkit.methods.registry import get, register
 
@@ -178,6 +179,9 @@ def _registered(kind: str) -> Callable[..., Attribution]:
             layer: nn.Module | None = None, forward_args: Sequence[Tensor] | None = None,
             options: Mapping[str, Any] | None = None) -> Attribution:
         opts = dict(options or {})
+        if stdev is None and isinstance(model, FlatModel):
+            raise InputError("with several inputs give stdev= (one noise level for all): "
+                             "noise_level= would take the range over inputs of different scales.")
         if layer is not None:
             opts["layer"] = layer
         return smooth(method, model, inputs, target=target, baseline=baseline, kind=kind,
@@ -234,7 +238,7 @@ smoothgrad.__doc__ = _DOC.format(title="SmoothGrad: the mean of a gradient metho
 smoothgrad = register(
     "smoothgrad", aliases=("smooth_grad", "noise_tunnel"), family="gradient",
     needs_baseline=False, complete=False, axioms=_AXIOMS_MEAN, stochastic=True,
-)(smoothgrad)
+)(several_inputs()(smoothgrad))
 
 smoothgrad_squared = _registered("smoothgrad_sq")
 smoothgrad_squared.__name__ = smoothgrad_squared.__qualname__ = "smoothgrad_squared"
@@ -243,7 +247,7 @@ smoothgrad_squared.__doc__ = _DOC.format(title="SmoothGrad-squared: the mean of 
 smoothgrad_squared = register(
     "smoothgrad_squared", aliases=("smoothgrad_sq", "smoothgrad2"), family="gradient",
     needs_baseline=False, complete=False, axioms=_AXIOMS_SQ, stochastic=True,
-)(smoothgrad_squared)
+)(several_inputs()(smoothgrad_squared))
 
 vargrad = _registered("vargrad")
 vargrad.__name__ = vargrad.__qualname__ = "vargrad"
@@ -252,4 +256,4 @@ vargrad.__doc__ = _DOC.format(title="VarGrad: the variance of a gradient method 
 vargrad = register(
     "vargrad", aliases=("var_grad",), family="gradient",
     needs_baseline=False, complete=False, axioms=_AXIOMS_SQ, stochastic=True,
-)(vargrad)
+)(several_inputs()(vargrad))

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
 from attribkit.core.errors import BaselineError, InputError, UnsupportedModelError
+from attribkit.core.multi import several_inputs
 from attribkit.methods.propagation.canonizers import LINEAR_TYPES, units
 from attribkit.methods.propagation.composites import (
     ACTIVATIONS,
@@ -277,6 +278,7 @@ def _plan(model: nn.Module, rule: str, method: str, maxpool: str = "single") -> 
     needs_module=True,
     summary="DeepLIFT: multipliers of differences from a reference (Rescale or RevealCancel).",
 )
+@several_inputs()
 def deeplift(
     model: nn.Module,
     inputs: Tensor,
