@@ -1,7 +1,9 @@
 import torch
 from captum.attr import FeatureAblation
+from tests.core.test_multi import TARGET, ImageAndMeta, _close, _data
+
 import attribkit
-from tests.core.test_multi import ImageAndMeta, _data, _close, TARGET
+
 
 def test_occlusion_with_a_tuple_of_feature_masks_matches_captum():
     net = ImageAndMeta().double().eval()
