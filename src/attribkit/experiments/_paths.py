@@ -176,6 +176,9 @@ def path_activity(net: nn.Module, inputs: Tensor, *, baseline: float | Tensor,
     l2: dict[str, Tensor] = {}
     cos: dict[str, Tensor] = {}
     for name, parts in captured.items():
+        if not parts:
+            raise InputError(f"layer {name!r} never ran in the network's forward pass; give "
+                             "modules of the network itself.")
         act = torch.cat(parts).reshape(inputs.shape[0], a.numel(), -1)
         end = act[:, -1:]
         l2[name] = (act - end).norm(dim=2) / end.norm(dim=2).clamp_min(1e-300)

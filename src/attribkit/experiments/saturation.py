@@ -29,10 +29,11 @@ from attribkit.experiments._paths import (
 )
 
 __all__ = ["FIG3_ALPHAS", "SaturationStudy", "add_to_report", "layer_table", "magnitude_table",
-           "main", "saturation_section", "study", "summary_table"]
+           "main", "markdown_table", "saturation_section", "study", "summary_table"]
 
 #: The alphas of Figure 3 of seed 003.
 FIG3_ALPHAS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
+_QUICK_GRAD_ALPHAS = (0.02, 0.04, 0.1, 0.2, 0.6, 1.0)
 #: Where the layer table reads the distances (Figure 12 states alpha > 0.6 for mixed5b).
 _READ_AT = (0.2, 0.6)
 
@@ -127,6 +128,11 @@ def _settles(alphas: Tensor, curves: Tensor, below: float) -> Tensor:
     return alphas[(last + 1).clamp(max=alphas.numel() - 1)]
 
 
+def _median(t: Tensor) -> float:
+    """The median (the mean of the middle two for an even count), ignoring nan."""
+    return float(torch.nanquantile(t.to(torch.float64).flatten(), 0.5))
+
+
 def summary_table(s: SaturationStudy) -> tuple[list[str], list[list[Any]]]:
     """Per photo: class, softmax score and logit at black and at the image, and the alpha at
     which each curve first reaches 90 % of its rise (Figure 2a and 2b)."""
@@ -148,9 +154,9 @@ def layer_table(s: SaturationStudy) -> tuple[list[str], list[list[Any]]]:
     for name in a.l2:
         l2, cos = a.l2[name], a.cosine[name]
         row: list[Any] = [name]
-        row += [float(_at(a.alphas, l2, v).median()) for v in _READ_AT]
-        row += [float(_at(a.alphas, cos, v).median()) for v in _READ_AT]
-        row.append(float(_settles(a.alphas, cos, 0.01).median()))
+        row += [_median(_at(a.alphas, l2, v)) for v in _READ_AT]
+        row += [_median(_at(a.alphas, cos, v)) for v in _READ_AT]
+        row.append(_median(_settles(a.alphas, cos, 0.01)))
         rows.append(row)
     return (["layer", "rel. L2 at α=0.2", "rel. L2 at α=0.6", "cosine at α=0.2",
              "cosine at α=0.6", "α from which cosine < 0.01"], rows)
@@ -165,7 +171,7 @@ def magnitude_table(s: SaturationStudy) -> tuple[list[str], list[list[Any]]]:
     for j, al in enumerate(s.grad_alphas):
         row: list[Any] = [float(al)]
         for m, r in zip((s.magnitude, s.logit_magnitude), ratios, strict=True):
-            row += [float(m[:, j].mean()), float(r[:, j].median()),
+            row += [float(m[:, j].mean()), _median(r[:, j]),
                     f"{float(r[:, j].min()):.3g} to {float(r[:, j].max()):.3g}"]
         rows.append(row)
     return (["α", "softmax: mean |∂F/∂x|", "ratio to α = 1 (median)", "range",
@@ -177,10 +183,10 @@ def _reading(s: SaturationStudy) -> str:
     l90 = reach_alpha(a.alphas, a.logit)
     p90 = reach_alpha(a.alphas, a.probability)
     small = s.grad_alphas <= 0.1
-    peak = [float((m[:, small].amax(dim=1) / m[:, -1].clamp_min(1e-300)).median())
+    peak = [_median(m[:, small].amax(dim=1) / m[:, -1].clamp_min(1e-300))
             for m in (s.magnitude, s.logit_magnitude)]
-    return (f"Median α at 90 % of the rise: softmax {float(p90.nanmedian()):.2f}, logit "
-            f"{float(l90.nanmedian()):.2f} ({len(s.names)} photos). The largest mean |gradient| "
+    return (f"Median α at 90 % of the rise: softmax {_median(p90):.2f}, logit "
+            f"{_median(l90):.2f} ({len(s.names)} photos). The largest mean |gradient| "
             f"at α <= 0.1 is {peak[0]:.3g} times its value at α = 1 for the softmax score and "
             f"{peak[1]:.3g} times for the logit (median over {s.magnitude.shape[0]} photos).")
 
@@ -196,9 +202,10 @@ def saturation_section(rep: Any, setup: Any, *, quick: bool, progress: bool) -> 
     """Add Figures 2 (a, b), 12 and 3's trend with their tables to a demo report."""
     net, baseline, name = _setup_parts(setup)
     photos = dict(setup.photos) if quick else dict(setup.saturation_photos)
-    alphas = torch.linspace(0.0, 1.0, 11 if quick else 26, dtype=torch.float64)
+    alphas = torch.linspace(0.0, 1.0, 11 if quick else 21, dtype=torch.float64)
     alphas = alphas.to(next(iter(photos.values())).dtype)
     s = study(net, photos, baseline=baseline, class_name=name, alphas=alphas,
+              grad_alphas=_QUICK_GRAD_ALPHAS if quick else FIG3_ALPHAS,
               grad_photos=1 if quick else None, progress=progress)
     add_to_report(rep, s)
     return []
@@ -228,7 +235,8 @@ def add_to_report(rep: Any, s: SaturationStudy) -> None:
     rep.table(*magnitude_table(s))
 
 
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table; floats to 3 significant digits."""
     def cell(v: Any) -> str:
         return f"{v:.3g}" if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -251,10 +259,10 @@ def write_page(s: SaturationStudy, path: str | pathlib.Path, *, note: str = "") 
     from attribkit.core.pages import write_section
 
     title = "# Saturation, interior gradients and a misclassification (seed 003)"
-    write_section(path, "saturation-curves", _markdown(*summary_table(s)) + "\n\n" + _reading(s)
-                  + (f"\n\n{note}" if note else ""), title=title)
-    write_section(path, "saturation-layers", _markdown(*layer_table(s)), title=title)
-    return write_section(path, "saturation-gradients", _markdown(*magnitude_table(s)),
+    write_section(path, "saturation-curves", markdown_table(*summary_table(s)) + "\n\n"
+                  + _reading(s) + (f"\n\n{note}" if note else ""), title=title)
+    write_section(path, "saturation-layers", markdown_table(*layer_table(s)), title=title)
+    return write_section(path, "saturation-gradients", markdown_table(*magnitude_table(s)),
                          title=title)
 
 
@@ -273,9 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     net = vision.load_efficientnet_lite0()
     photos = vision.sample_photos(list(vision.PHOTOS))
     s = study(net, photos, baseline=vision.BLACK, class_name=vision.class_name,
-              alphas=torch.linspace(0.0, 1.0, 26), progress=True)
+              alphas=torch.linspace(0.0, 1.0, 21), progress=True)
     dt = time.perf_counter() - t0
-    write_page(s, args.out, note=f"Full run: {len(photos)} photos, 26 alphas, 10 gradient "
+    write_page(s, args.out, note=f"Full run: {len(photos)} photos, 21 alphas, 10 gradient "
                f"alphas, EfficientNet-Lite0 float32, {dt:.0f} s on 2 shared CPU cores.")
     if args.report:
         from attribkit.report import Report
