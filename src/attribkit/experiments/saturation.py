@@ -174,8 +174,8 @@ def magnitude_table(s: SaturationStudy) -> tuple[list[str], list[list[Any]]]:
             row += [float(m[:, j].mean()), _median(r[:, j]),
                     f"{float(r[:, j].min()):.3g} to {float(r[:, j].max()):.3g}"]
         rows.append(row)
-    return (["α", "softmax: mean |∂F/∂x|", "ratio to α = 1 (median)", "range",
-             "logit: mean |∂z/∂x|", "ratio to α = 1 (median)", "range"], rows)
+    return (["α", "softmax: mean abs. gradient", "ratio to α = 1 (median)", "range",
+             "logit: mean abs. gradient", "ratio to α = 1 (median)", "range"], rows)
 
 
 def _reading(s: SaturationStudy) -> str:
