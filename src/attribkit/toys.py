@@ -7,6 +7,11 @@
   ``ReLU(ReLU(x1) + ReLU(x2) - 1.5)`` (the second wherever ``ReLU(x2) - ReLU(x1) <= 40``), on which
   guided backprop and DeconvNet give the attributions of seed 003's Figure 14 at ``x = (1, 1)``:
   ``(1, 1)`` against ``(1.25, 0.75)``, while Integrated Gradients gives ``(0.25, 0.25)`` on both.
+* :func:`clip_network` and :func:`two_relu_network`: ``min(ReLU(x1 + x2), 6)`` as one ReLU6 unit
+  and as ``ReLU(x1 + x2) - ReLU(x1 + x2 - 6)``. Where the sum passes 6, LRP-epsilon passes the
+  relevance ``6`` through the saturated ReLU6 unit to the inputs but cancels it between the two
+  ReLUs (``x1 + x2 - (x1 + x2) = 0``): an implementation-invariance counterexample for LRP that
+  does not depend on its stabiliser.
 * :class:`OneMinusReLU`: ``F(x) = 1 - ReLU(1 - x)``, where gradients break Sensitivity(a).
 * :class:`Polynomial`: ``F(x) = sum_t c_t prod_i x_i^{kappa_ti}``, whose Taylor terms and
   Harsanyi dividends are known exactly (``x1^2 x2`` is ``Polynomial([[2, 1]])``).
@@ -19,8 +24,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["OneMinusReLU", "Polynomial", "detour_network", "f_network", "g_network",
-           "sum_network"]
+__all__ = ["OneMinusReLU", "Polynomial", "clip_network", "detour_network", "f_network",
+           "g_network", "sum_network", "two_relu_network"]
 
 
 def _relu_net(layers: Sequence[tuple[list[list[float]], list[float]]],
@@ -63,6 +68,25 @@ def detour_network(dtype: torch.dtype = torch.float64, shift: float = 10.0) -> n
     return _relu_net([([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0]),
                       ([[1.0, 0.0], [0.0, 1.0], [0.25, -0.25]], [0.0, 0.0, shift]),
                       ([[1.25, 0.75, -1.0]], [-1.5 + shift])], dtype)
+
+
+def clip_network(dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """``min(ReLU(x1 + x2), 6)``: one Linear layer and a ``ReLU6``; output ``(N, 1)``."""
+    lin = _relu_net([([[1.0, 1.0]], [0.0])], dtype)[0]
+    return nn.Sequential(lin, nn.ReLU6())
+
+
+def two_relu_network(dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """The function of :func:`clip_network` as ``ReLU(x1 + x2) - ReLU(x1 + x2 - 6)``.
+
+    At ``x1 + x2 = s > 6`` LRP-epsilon gives the two hidden units the relevances ``s`` and
+    ``-(s - 6)`` (their contributions to the output ``6``), and each sends ``x_i / s`` and
+    ``x_i / (s - 6)`` of its relevance to input ``i``: ``x_i - x_i = 0``, Gradient x Input. The
+    ReLU6 form passes the relevance ``6`` through its saturated unit: ``6 x_i / s``.
+    """
+    hidden = _relu_net([([[1.0, 1.0], [1.0, 1.0]], [0.0, -6.0])], dtype)
+    out = _relu_net([([[1.0, -1.0]], [0.0])], dtype)[0]
+    return nn.Sequential(*hidden, out)
 
 
 class OneMinusReLU(nn.Module):

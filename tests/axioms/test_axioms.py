@@ -34,9 +34,9 @@ EXPECT: dict[tuple[str, str], bool] = {
     ("linearity", "occlusion"): True,
     ("symmetry", "integrated_gradients"): True,
 }
-# LRP-epsilon with a vanishing epsilon is Gradient x Input on ReLU networks (invariant); the
-# literature's LRP uses a real stabiliser.
-OPTIONS: dict[str, dict[str, float]] = {"lrp": {"epsilon": 0.1}}
+# Default options for every method: LRP-epsilon (epsilon = 1e-6) fails implementation invariance
+# on the ReLU6 pair, not through its stabiliser (test_lrp_invariance_fails_beyond_its_epsilon).
+OPTIONS: dict[str, dict[str, float]] = {}
 
 CASES = [k for k in EXPECT if k[1] in methods()]
 
@@ -123,6 +123,19 @@ def test_implementation_invariance_numbers_and_refusal() -> None:
     ok = axioms.check_implementation_invariance("saliency", f_network(), g_network(),
                                                 torch.tensor([[2.5, 0.3]], dtype=torch.float64))
     assert ok.passed is True
+
+
+def test_lrp_invariance_fails_beyond_its_epsilon() -> None:
+    rep = axioms.check_implementation_invariance("lrp")
+    assert rep.tolerance == 1e-4
+    by_case = {c.case.split(" (")[0]: c for c in rep.cases}
+    # f, g and Figure 14 pairs: LRP-epsilon is Gradient x Input up to epsilon / |z| ~ 1e-6
+    for name in ("f, g networks", "Figure 14 pair"):
+        assert 1e-8 < by_case[name].value < 1e-5 and by_case[name].passed is True
+    # ReLU6 pair at x = (4.5, 3.1): A = (4.5, 3.1) * 6 / 7.6 against (0, 0); scale |dF| = 6
+    clip = by_case["ReLU6 pair"]
+    assert clip.passed is False
+    assert abs(clip.value - 4.5 / 7.6) < 1e-5
 
 
 def test_linearity_value() -> None:

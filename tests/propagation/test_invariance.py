@@ -77,3 +77,31 @@ def test_figure_14_guided_backprop_and_deconvnet_are_not() -> None:
     # DeepLIFT-Rescale agrees on this pair: k does not change between baseline and input.
     for net in (plain, detour):
         torch.testing.assert_close(deeplift(net, x, target=0).values, quarter)
+
+
+def test_relu6_pair_lrp_epsilon_is_not() -> None:
+    """min(ReLU(x1 + x2), 6) as one ReLU6 unit and as ReLU(s) - ReLU(s - 6), at x = (4.5, 3.1),
+    s = 7.6, F = 6. Worked by hand (epsilon -> 0):
+    ReLU6 form: relevance 6 passes the saturated unit, z = 7.6: R_i = x_i * 6 / 7.6.
+    Two-ReLU form: hidden relevances 7.6 and -1.6 (their terms of 6); R_i = x_i * 7.6 / 7.6 +
+    x_i * (-1.6) / 1.6 = 0, Gradient x Input (the gradient is 0 beyond the clip)."""
+    x = torch.tensor([[4.5, 3.1]], dtype=torch.float64)
+    clip, two = toys.clip_network(), toys.two_relu_network()
+    g = torch.Generator().manual_seed(1)
+    pts = torch.rand(300, 2, generator=g, dtype=torch.float64) * 12 - 3
+    torch.testing.assert_close(clip(pts), two(pts), rtol=0, atol=1e-12)
+    a_clip = lrp(clip, x, target=0).values
+    a_two = lrp(two, x, target=0).values
+    # epsilon = 1e-6 moves each layer's relevance by about epsilon / |z| (z = 7.6, 1.6)
+    torch.testing.assert_close(a_clip, x * 6 / 7.6, rtol=0, atol=1e-5)
+    torch.testing.assert_close(a_two, torch.zeros_like(x), rtol=0, atol=1e-5)
+    # the two-ReLU form is Gradient x Input; the ReLU6 form equals DeepLIFT-Rescale there
+    from attribkit import gradient_x_input
+    torch.testing.assert_close(a_two, gradient_x_input(two, x, target=0).values, rtol=0,
+                               atol=1e-5)
+    torch.testing.assert_close(a_clip, deeplift(clip, x, target=0).values, rtol=0, atol=1e-5)
+    # guided backprop: zero through the saturated ReLU6; through the two ReLUs the -1 signal
+    # into ReLU(s - 6) is clipped, leaving the +1 of ReLU(s): (1, 1)
+    from attribkit.methods.propagation import guided_backprop
+    torch.testing.assert_close(guided_backprop(clip, x, target=0).values, torch.zeros_like(x))
+    torch.testing.assert_close(guided_backprop(two, x, target=0).values, torch.ones_like(x))
