@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from attribkit.core import memo
 from attribkit.core.attribution import Attribution
 from attribkit.core.baselines import resolve_baseline
 from attribkit.core.blackbox import admit
@@ -419,10 +420,21 @@ def prepare(
                 problem.baseline = _layer_baseline(problem, baseline)
                 problem.baseline_output = problem.scores(problem.baseline, ex, desc="baseline")
                 problem.forward_evaluations -= problem.n
-            if not random_model:
+            # probes whose outcome depends on the model and the shapes only: once per model
+            # (attribkit.core.memo; an edited model is probed again)
+            now = memo.stamp(model)
+            shape = (tuple(raw.shape[1:]), raw.dtype, str(raw.device), id(layer),
+                     tuple((tuple(a.shape[1:]), a.dtype) for a in fargs))
+            if not random_model and not memo.recall(model, ("rows independent", shape), now):
                 check_independent_rows(problem, out)
+                memo.remember(model, ("rows independent", shape), now, True)
             if batch_size is None:
-                problem.batch_size = _estimate_rows(problem, memory_budget or DEFAULT_MEMORY_BUDGET)
+                budget = memory_budget or DEFAULT_MEMORY_BUDGET
+                rows = memo.recall(model, ("rows per chunk", shape, budget), now)
+                if rows is None:
+                    rows = _estimate_rows(problem, budget)
+                    memo.remember(model, ("rows per chunk", shape, budget), now, rows)
+                problem.batch_size = rows
         problem.channels_last = channels_last
         if channels_last:
             guard.use_channels_last()
