@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attribkit.core import memo
+from attribkit.core import compiled, memo
 from attribkit.core.attribution import Attribution
 from attribkit.core.baselines import resolve_baseline
 from attribkit.core.blackbox import admit
@@ -77,6 +77,7 @@ class Problem:
     output: Tensor | None = None
     baseline_output: Tensor | None = None
     channels_last: bool = False
+    compiled: Callable[..., Any] | None = None
     gradient_evaluations: int = 0
     forward_evaluations: int = 0
     _ex_all: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
@@ -99,6 +100,8 @@ class Problem:
         if self.channels_last and points.dim() == 4:
             points = points.contiguous(memory_format=torch.channels_last)
         if self.layer is None:
+            if self.compiled is not None:
+                return self._call_compiled(points, extra)
             return check_rows(check_output(self.model(points, *extra)), points.shape[0])
         raw = self.raw_inputs[example]
         calls = [0]
@@ -121,6 +124,20 @@ class Problem:
             return check_rows(check_output(self.model(raw, *extra)), points.shape[0])
         finally:
             handle.remove()
+
+    def _call_compiled(self, points: Tensor, extra: tuple[Tensor, ...]) -> Tensor:
+        """The compiled model on a chunk padded to ``batch_size`` rows (one static shape)."""
+        m = int(points.shape[0])
+        rows = max(m, self.batch_size)
+        assert self.compiled is not None
+        try:
+            out = self.compiled(compiled.pad_rows(points, rows),
+                                *(compiled.pad_rows(a, rows) for a in extra))
+        except Exception as e:  # compilation failed: once per model, then the plain model
+            self.compiled = None
+            compiled.report_failure(self.model, e)
+            return check_rows(check_output(self.model(points, *extra)), m)
+        return check_rows(check_output(out), rows)[:m]
 
     def chunks(self, m: int, desc: str) -> Iterator[slice]:
         """Slices of ``m`` rows in steps of ``batch_size``, advancing a progress bar."""
@@ -343,6 +360,7 @@ def prepare(
     allow_multi_target: bool = True,
     channels_last: bool = False,
     black_box: bool = False,
+    compile: bool = False,
 ) -> Iterator[Problem]:
     """Validate everything once and yield a :class:`Problem`; the model is restored on exit.
 
@@ -377,6 +395,10 @@ def prepare(
         Evaluate image batches ``(B, C, H, W)`` in the channels-last memory layout (and the
         model's 4-D weights with them, restored on exit): often faster for convolutions on CPUs.
         The values are the same up to floating-point rounding.
+    compile
+        Evaluate the path batches with ``torch.compile`` of the model (kept per model across
+        calls; :mod:`attribkit.core.compiled`), falling back to the model with one warning where
+        compilation fails.
     black_box
         Whether the method uses forward passes only: then any callable (a NumPy function, a
         scikit-learn ``predict_proba``) is a model and NumPy inputs are accepted
@@ -438,6 +460,8 @@ def prepare(
         problem.channels_last = channels_last
         if channels_last:
             guard.use_channels_last()
+        if compile:
+            problem.compiled = compiled.compiled_model(model, layer)
         yield problem
 
 

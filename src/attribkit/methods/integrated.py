@@ -52,6 +52,7 @@ def integrated_gradients(
     layer: nn.Module | None = None,
     forward_args: Sequence[Tensor] | None = None,
     channels_last: bool = False,
+    compile: bool = False,
 ) -> Attribution:
     """Integrated Gradients along the straight path from ``baseline`` to ``inputs``.
 
@@ -104,6 +105,11 @@ def integrated_gradients(
     channels_last
         Evaluate image batches in the channels-last memory layout (often faster for CNNs on
         CPUs; the model is restored on exit).
+    compile
+        Evaluate the path batches with ``torch.compile`` of the model: the compilation (tens
+        of seconds to minutes) is paid once per model and chunk shape and kept across calls;
+        where it fails, one warning and the model runs as given. Worth it only when many
+        gradients follow (many photos, tight tolerances): see docs/benchmarks.md.
 
     Returns
     -------
@@ -125,7 +131,8 @@ def integrated_gradients(
         raise InputError("completeness_tolerance refines a tolerance run: give tolerance= too.")
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  memory_budget=memory_budget, progress=progress, layer=layer,
-                 forward_args=forward_args, channels_last=channels_last) as p:
+                 forward_args=forward_args, channels_last=channels_last,
+                 compile=compile) as p:
         params: dict[str, Any] = {"rule": rule}
         estimate = None
         if tolerance is not None:
