@@ -103,3 +103,18 @@ def test_correlation_model_recovers_constructed_errors(rho: float, r: float) -> 
     err = panel_errors(c_l.norm().reshape(1, 1), c_m.norm().reshape(1, 1), cos.reshape(1, 1),
                        conservative=False)
     assert float(err) == pytest.approx(1.0, rel=0.06)
+
+
+def test_several_examples_share_full_chunks() -> None:
+    """Path points of different examples share chunks: every round's chunks are full but one."""
+    net = _relu_net(0)
+    x = torch.randn(5, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    seen: list[int] = []
+    handle = net.register_forward_pre_hook(lambda _m, a: seen.append(int(a[0].shape[0])))
+    a = attribkit.integrated_gradients(net, x, tolerance=0.01, batch_size=16)
+    handle.remove()
+    points = seen[3:]  # after the input, the baseline and the independence probe
+    assert sum(points) == sum(a.params["steps_used"])
+    # the first round (9 panel edges of 5 examples: 45 points) in 3 calls, not 5 or more
+    assert points[:3] == [16, 16, 13], points
+    assert max(points) == 16
