@@ -29,7 +29,7 @@ class Centring(nn.Module):
 
 
 @case("silent errors", "a model edited between two calls so that it starts mixing rows (a flag "
-      "set, a parameter replaced, a hook added) after a first call that passed the checks",
+      "set, a hook added, forward replaced) after a first call that passed the checks",
       "the checks are remembered per model with a fingerprint of its modules, flags, hooks and "
       "tensors (version counters included): the edited model is probed again and refused")
 @pytest.mark.parametrize("edit", ["flag", "hook", "forward"])
