@@ -52,9 +52,16 @@ def fingerprint(model: nn.Module) -> tuple[Any, ...]:
                 if t is None:
                     parts.append((name, None))
                 else:
-                    parts.append((name, id(t), t.data_ptr(), t._version, tuple(t.shape),
+                    parts.append((name, id(t), _address(t), t._version, tuple(t.shape),
                                   t.dtype))
     return tuple(parts)
+
+
+def _address(t: Any) -> int:
+    try:
+        return int(t.data_ptr())
+    except RuntimeError:  # no storage (a sparse or functional tensor): identity and version only
+        return -1
 
 
 def stamp(model: object) -> tuple[Any, ...] | None:
