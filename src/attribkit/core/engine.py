@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from attribkit.core import compiled, memo
 from attribkit.core.attribution import Attribution
 from attribkit.core.baselines import resolve_baseline
 from attribkit.core.blackbox import admit
@@ -77,6 +78,7 @@ class Problem:
     output: Tensor | None = None
     baseline_output: Tensor | None = None
     channels_last: bool = False
+    compiled: Callable[..., Any] | None = None
     gradient_evaluations: int = 0
     forward_evaluations: int = 0
     _ex_all: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
@@ -99,6 +101,8 @@ class Problem:
         if self.channels_last and points.dim() == 4:
             points = points.contiguous(memory_format=torch.channels_last)
         if self.layer is None:
+            if self.compiled is not None:
+                return self._call_compiled(points, extra)
             return check_rows(check_output(self.model(points, *extra)), points.shape[0])
         raw = self.raw_inputs[example]
         calls = [0]
@@ -121,6 +125,20 @@ class Problem:
             return check_rows(check_output(self.model(raw, *extra)), points.shape[0])
         finally:
             handle.remove()
+
+    def _call_compiled(self, points: Tensor, extra: tuple[Tensor, ...]) -> Tensor:
+        """The compiled model on a chunk padded to ``batch_size`` rows (one static shape)."""
+        m = int(points.shape[0])
+        rows = max(m, self.batch_size)
+        assert self.compiled is not None
+        try:
+            out = self.compiled(compiled.pad_rows(points, rows),
+                                *(compiled.pad_rows(a, rows) for a in extra))
+        except Exception as e:  # compilation failed: once per model, then the plain model
+            self.compiled = None
+            compiled.report_failure(self.model, e)
+            return check_rows(check_output(self.model(points, *extra)), m)
+        return check_rows(check_output(out), rows)[:m]
 
     def chunks(self, m: int, desc: str) -> Iterator[slice]:
         """Slices of ``m`` rows in steps of ``batch_size``, advancing a progress bar."""
@@ -343,6 +361,7 @@ def prepare(
     allow_multi_target: bool = True,
     channels_last: bool = False,
     black_box: bool = False,
+    compile: bool = False,
 ) -> Iterator[Problem]:
     """Validate everything once and yield a :class:`Problem`; the model is restored on exit.
 
@@ -377,6 +396,10 @@ def prepare(
         Evaluate image batches ``(B, C, H, W)`` in the channels-last memory layout (and the
         model's 4-D weights with them, restored on exit): often faster for convolutions on CPUs.
         The values are the same up to floating-point rounding.
+    compile
+        Evaluate the path batches with ``torch.compile`` of the model (kept per model across
+        calls; :mod:`attribkit.core.compiled`), falling back to the model with one warning where
+        compilation fails.
     black_box
         Whether the method uses forward passes only: then any callable (a NumPy function, a
         scikit-learn ``predict_proba``) is a model and NumPy inputs are accepted
@@ -421,13 +444,26 @@ def prepare(
                 problem.baseline = _layer_baseline(problem, baseline)
                 problem.baseline_output = problem.scores(problem.baseline, ex, desc="baseline")
                 problem.forward_evaluations -= problem.n
-            if not random_model:
+            # probes whose outcome depends on the model and the shapes only: once per model
+            # (attribkit.core.memo; an edited model is probed again)
+            now = memo.stamp(model)
+            shape = (tuple(raw.shape[1:]), raw.dtype, str(raw.device), id(layer),
+                     tuple((tuple(a.shape[1:]), a.dtype) for a in fargs))
+            if not random_model and not memo.recall(model, ("rows independent", shape), now):
                 check_independent_rows(problem, out)
+                memo.remember(model, ("rows independent", shape), now, True)
             if batch_size is None:
-                problem.batch_size = _estimate_rows(problem, memory_budget or DEFAULT_MEMORY_BUDGET)
+                budget = memory_budget or DEFAULT_MEMORY_BUDGET
+                rows = memo.recall(model, ("rows per chunk", shape, budget), now)
+                if rows is None:
+                    rows = _estimate_rows(problem, budget)
+                    memo.remember(model, ("rows per chunk", shape, budget), now, rows)
+                problem.batch_size = rows
         problem.channels_last = channels_last
         if channels_last:
             guard.use_channels_last()
+        if compile:
+            problem.compiled = compiled.compiled_model(model, layer)
         yield problem
 
 
