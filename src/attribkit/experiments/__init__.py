@@ -22,6 +22,8 @@ __all__ = ["EXPERIMENTS", "ExperimentInfo", "add_to_report", "experiment", "expe
 
 #: Modules holding registered experiments, imported on first use (one line per experiment).
 _MODULES: tuple[str, ...] = (
+    "localisation",
+    "aopc_photos",
 )
 
 Section = Callable[..., list[str]]
