@@ -153,7 +153,7 @@ def photo_rows(model: Callable[..., Tensor], *, photos: Sequence[str] | None = N
     masks = torch.stack([im.mask for im in images])
     with torch.no_grad():
         probs = model(x)
-    target = torch.tensor([max(im.classes, key=lambda c, i=i: float(probs[i, c]))
+    target = torch.tensor([im.classes[int(probs[i, list(im.classes)].argmax())]
                            for i, im in enumerate(images)])
     rows = score_boxes(model, x, masks, target, baseline_value=vision.BLACK,
                        names=[im.name for im in images], steps=steps, progress=progress,
