@@ -25,6 +25,8 @@ _MODULES: tuple[str, ...] = (
     "saturation",
     "misclassification",
     "chem_activity",
+    "localisation",
+    "aopc_photos",
 )
 
 Section = Callable[..., list[str]]

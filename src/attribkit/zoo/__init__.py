@@ -11,6 +11,9 @@ imports none of them, so it works without any extra installed:
 * ``attribkit.zoo.chem`` (extra ``chem``): RDKit featurisation and a small graph network;
   ``chem_activity`` (an activity classifier on CHEMBL2321810) and ``chem_findings`` (seed 003
   section 3.1's measurements: pair split, dead features, look-alike atoms, saturation).
+* ``attribkit.zoo.photo_boxes`` (extra ``vision``): hand-drawn object boxes of the sample photos,
+  and crops / mirrors of them with their boxes moved exactly.
+* ``attribkit.zoo.digits`` (extra ``digits``): a trained MNIST CNN and MNIST digits with ink boxes.
 
 Submodules are loaded on first attribute access (``attribkit.zoo.vision``) or by a plain
 ``import attribkit.zoo.vision``.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["chem", "tabular", "text", "vision"]
+__all__ = ["chem", "digits", "photo_boxes", "tabular", "text", "vision"]
 
 _SUBMODULES = frozenset(__all__)
 
