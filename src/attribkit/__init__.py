@@ -67,6 +67,10 @@ from attribkit.methods.paths import (  # the path-method frontier (issue 17)
 )
 
 # isort: split
+from attribkit.core.neurons import Neuron, neuron  # layer and neuron attribution (issue 17)
+from attribkit.methods.layers import layer_conductance, neuron_conductance
+
+# isort: split
 from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
 
 # isort: split
@@ -91,6 +95,7 @@ __all__ = [
     "ModelCallError",
     "ModelOutputError",
     "MultiTarget",
+    "Neuron",
     "NonFiniteError",
     "TargetError",
     "UniformNoise",
@@ -119,10 +124,13 @@ __all__ = [
     "integrated_gradients",
     "interior_gradients",
     "kernel_shap",
+    "layer_conductance",
     "lime",
     "load",
     "lrp",
     "methods",
+    "neuron",
+    "neuron_conductance",
     "occlusion",
     "prediction_difference",
     "report",
