@@ -14,15 +14,16 @@ output instead of a class score. The index is
 The gradient and path methods take a neuron target through :func:`attribkit.core.engine.prepare`:
 the model is wrapped (:class:`NeuronModel`) so that it returns the unit's value, one scalar per
 example, and every method explains that scalar with its own checks (completeness then reads
-``n(x) - n(x')``). Methods that replace the backward pass (LRP, DeepLIFT, guided backprop,
-CAM) refuse it (:func:`refuse_neuron`). The user's model is only called, never changed: the hook
+``n(x) - n(x')``); so do the perturbation methods and Grad-CAM. The methods that rewrite the
+backward pass of the whole model (LRP, Deep Taylor, DeepLIFT, DeepSHAP, guided backprop,
+DeconvNet, Guided Grad-CAM) refuse it with one line naming the others (:func:`refuse_neuron`). The user's model is only called, never changed: the hook
 that reads the unit is removed after every forward pass.
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +32,7 @@ from torch import Tensor, nn
 from attribkit.core.errors import TargetError
 from attribkit.core.guard import this_thread
 
-__all__ = ["NEURON_METHODS", "Neuron", "NeuronModel", "neuron", "refuse_neuron", "wrap_neuron"]
-
-#: The methods that take a neuron target (a test keeps this list true).
-NEURON_METHODS = ("saliency", "gradient_x_input", "integrated_gradients", "smoothgrad",
-                  "smoothgrad_squared", "vargrad", "expected_gradients", "guided_ig", "blur_ig",
-                  "idgi", "occlusion", "shapley_values", "neuron_conductance")
-
+__all__ = ["Neuron", "NeuronModel", "neuron", "refuse_neuron", "wrap_neuron"]
 
 @dataclass(frozen=True, eq=False)
 class Neuron:
@@ -170,11 +165,12 @@ def wrap_neuron(model: Callable[..., Tensor], target: object) -> tuple[Callable[
     return NeuronModel(model, target), None
 
 
-def refuse_neuron(model: object, method: str) -> None:
-    """Refuse a neuron target for ``method`` (one that replaces the backward pass)."""
+def refuse_neuron(model: object, method: str, can: Sequence[str]) -> None:
+    """Refuse a neuron target for ``method`` (one that replaces the backward pass); ``can``
+    names the methods that take one."""
     if isinstance(model, (NeuronModel, Neuron)):
-        raise TargetError(f"{method} cannot explain a neuron target; use one of "
-                          f"{', '.join(NEURON_METHODS)}.")
+        raise TargetError(f"{method} cannot explain a neuron target (it rewrites the backward "
+                          f"pass of the whole model); use one of {', '.join(can)}.")
 
 
 def is_neuron_model(model: object) -> bool:
