@@ -16,8 +16,10 @@ the model is wrapped (:class:`NeuronModel`) so that it returns the unit's value,
 example, and every method explains that scalar with its own checks (completeness then reads
 ``n(x) - n(x')``); so do the perturbation methods and Grad-CAM. The methods that rewrite the
 backward pass of the whole model (LRP, Deep Taylor, DeepLIFT, DeepSHAP, guided backprop,
-DeconvNet, Guided Grad-CAM) refuse it with one line naming the others (:func:`refuse_neuron`). The user's model is only called, never changed: the hook
-that reads the unit is removed after every forward pass.
+DeconvNet, Guided Grad-CAM) refuse it with one line naming the others (:func:`refuse_neuron`).
+
+The user's model is only called, never changed: the hook that reads the unit is removed after
+every forward pass.
 """
 
 from __future__ import annotations
