@@ -432,8 +432,8 @@ def _residual_hooks(additions: list[Any], state: State, eps: float) -> list[Any]
 def neuron_methods() -> list[str]:
     """The registered methods that take a neuron target: all but the propagation family and
     Guided Grad-CAM (which multiplies by guided backprop)."""
-    return [n for n, i in methods().items()
-            if i.family != "propagation" and n != "guided_grad_cam"]
+    return sorted(n for n, i in methods().items()
+                  if i.family != "propagation" and n != "guided_grad_cam")
 
 
 def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, example: Tensor,
