@@ -139,7 +139,7 @@ def test_layer_options_refused_in_one_line(make_mlp):
     model = make_mlp()
     x = torch.zeros(1, 6, dtype=torch.float64)
     with pytest.raises(InputError, match="needs layer="):
-        attribkit.layer_conductance(model, x)
+        attribkit.layer_conductance(model, x, layer=None)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="layer_output' or 'layer_input'"):
         attribkit.integrated_gradients(model, x, layer=model[2], attribute_to="input")
     with pytest.raises(InputError, match="needs layer="):
@@ -147,6 +147,6 @@ def test_layer_options_refused_in_one_line(make_mlp):
     with pytest.raises(InputError, match="not a sub-module"):
         attribkit.layer_conductance(model, x, layer=nn.Linear(6, 8).double())
     with pytest.raises(InputError, match="needs neuron="):
-        attribkit.neuron_conductance(model, x)
+        attribkit.neuron_conductance(model, x, neuron=None)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="'mean' or 'left'"):
         attribkit.layer_conductance(model, x, layer=model[2], gradient="right")
