@@ -12,8 +12,8 @@ from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
-from attribkit.core.neurons import neuron
 from attribkit.core.errors import AttribkitError, UnsupportedModelError
+from attribkit.core.neurons import neuron
 from attribkit.core.summary import summary_repr
 from attribkit.methods.registry import get
 
