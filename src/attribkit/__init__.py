@@ -68,6 +68,8 @@ from attribkit.methods.paths import (  # the path-method frontier (issue 17)
 
 # isort: split
 from attribkit.core.multi_result import MultiAttribution  # models with several inputs (issue 17)
+from attribkit.core.neurons import Neuron, neuron  # layer and neuron attribution (issue 17)
+from attribkit.methods.layers import layer_conductance, neuron_conductance
 
 # isort: split
 from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
@@ -98,6 +100,7 @@ __all__ = [
     "ModelOutputError",
     "MultiAttribution",
     "MultiTarget",
+    "Neuron",
     "NonFiniteError",
     "TargetError",
     "UniformNoise",
@@ -126,11 +129,14 @@ __all__ = [
     "integrated_gradients",
     "interior_gradients",
     "kernel_shap",
+    "layer_conductance",
     "lime",
     "load",
     "lrp",
     "masks",
     "methods",
+    "neuron",
+    "neuron_conductance",
     "occlusion",
     "prediction_difference",
     "report",

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
+from attribkit.core.neurons import neuron
 
 __all__ = ["TASKS", "DemoResult", "VisionSetup", "run_demo"]
 
@@ -183,6 +184,11 @@ def _method_options(fn: Callable[..., Any], setup: VisionSetup, x: Tensor,
     layer = params.get("layer")
     if layer is not None and layer.default is inspect.Parameter.empty:
         opts["layer"] = _last_conv(setup.model)
+    unit = params.get("neuron")
+    if unit is not None and unit.default is inspect.Parameter.empty:  # neuron_conductance
+        conv = _last_conv(setup.model)
+        if conv is not None:
+            opts["neuron"] = neuron(conv, 0, average=True)
     if "rule" in params and "integrated" in fn.__name__:
         opts["rule"] = "adaptive"
     return opts
@@ -331,8 +337,10 @@ def _vision_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> Demo
         dt = time.perf_counter() - t
         if a.multi_target:
             a = a.for_target(0)
-        # the gap is shown only for methods that claim completeness
-        compared[name] = a if info.complete else a.values
+        # the gap is shown only for methods that claim completeness; a layer method's values
+        # live at the layer (not drawn over the photo)
+        if a.values.shape[-2:] == x0.shape[-2:]:
+            compared[name] = a if info.complete else a.values
         g, r = (a.gap, a.relative_gap) if info.complete else (None, None)
         table.append([name, info.family, ", ".join(f"{k}={v}" for k, v in opts.items()
                                                     if k in ("steps", "n_samples", "window",

@@ -24,6 +24,12 @@ def setup(method: str) -> tuple[nn.Module, Tensor, dict[str, Any]]:
     if method in ("grad_cam", "guided_grad_cam"):
         model = cnn(0)
         return model, images(2), {"layer": model[2]}
+    if method == "layer_conductance":
+        model = mlp(0)
+        return model, rows(2), {"layer": model[1]}
+    if method == "neuron_conductance":
+        model = mlp(0)
+        return model, rows(2), {"neuron": attribkit.neuron(model[1], 0)}
     if attribkit.methods()[method].example_rank >= 2:  # Blur IG, XRAI: image-shaped examples
         return cnn(0), images(2), {}
     model, x = mlp(0), rows(2)

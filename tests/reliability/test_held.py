@@ -19,6 +19,10 @@ METHODS = sorted(attribkit.methods())
 def options(method: str, model: nn.Module) -> dict[str, Any]:
     if method in ("grad_cam", "guided_grad_cam"):
         return {"layer": model[2]}
+    if method == "layer_conductance":
+        return {"layer": model[1]}
+    if method == "neuron_conductance":
+        return {"neuron": attribkit.neuron(model[1], 0, average=True)}
     out: dict[str, Any] = {}
     if method in ("prediction_difference", "deepshap", "expected_gradients"):
         out["background"] = images(3, seed=9)

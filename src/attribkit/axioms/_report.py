@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
-from attribkit.core.errors import AttribkitError
+from attribkit.core.errors import AttribkitError, UnsupportedModelError
+from attribkit.core.neurons import neuron
 from attribkit.core.summary import summary_repr
 from attribkit.methods.registry import get
 
@@ -138,7 +139,28 @@ def run_method(method: str, model: Callable[..., Tensor], inputs: Tensor, *,
         opts["background"] = ref[:1].clone()
     if info.stochastic:
         opts.setdefault("seed", 0)
+    _, needs_layer = _parameter(info.fn, "layer")
+    if needs_layer and "layer" not in opts:  # a layer method: the first hidden activation
+        opts["layer"] = _first_activation(model, method)
+    _, needs_neuron = _parameter(info.fn, "neuron")
+    if needs_neuron and "neuron" not in opts:  # through unit 0 of the first hidden activation
+        opts["neuron"] = neuron(_first_activation(model, method), 0)
     return info.fn(model, inputs, target=target, **opts)
+
+
+def _first_activation(model: Callable[..., Tensor], method: str) -> nn.Module:
+    """The first parameter-free leaf module after a parametrised one (a hidden activation)."""
+    seen_weights = False
+    if isinstance(model, nn.Module):
+        for m in model.modules():
+            if next(m.children(), None) is not None:
+                continue
+            if any(True for _ in m.parameters(recurse=False)):
+                seen_weights = True
+            elif seen_weights:
+                return m
+    raise UnsupportedModelError(f"{method} needs a layer and this case has no hidden activation "
+                                "module.")
 
 
 def _parameter(fn: Callable[..., Any], name: str) -> tuple[bool, bool]:

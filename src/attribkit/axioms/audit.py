@@ -5,12 +5,13 @@ axiom check, measured results beside what the registry declares. ``python -m att
 from __future__ import annotations
 
 import datetime
+import inspect
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from attribkit.axioms._report import AxiomReport
+from attribkit.axioms._report import AxiomReport, CaseResult
 from attribkit.axioms.completeness import check_completeness
 from attribkit.axioms.invariance import check_implementation_invariance
 from attribkit.axioms.linearity import check_linearity
@@ -183,6 +184,22 @@ class AuditTable:
         return p
 
 
+def _applies(method: str, axiom: str) -> bool:
+    """Whether ``axiom`` applies: a layer method (``layer=`` required, values at the layer's
+    units) is audited for completeness over the layer only."""
+    param = inspect.signature(get(method).fn).parameters.get("layer")
+    at_layer = param is not None and param.default is inspect.Parameter.empty
+    return axiom == "completeness" or not at_layer
+
+
+def _at_layer(method: str, axiom: str) -> AxiomReport:
+    return AxiomReport(axiom=axiom, method=method, measure="not measured", tolerance=0.0,
+                       cases=(CaseResult("every case", float("nan"), None,
+                                         "a layer method: its values are the layer's units, not "
+                                         "the input features this axiom is stated on; only "
+                                         "completeness over the layer is audited"),))
+
+
 def audit(
     methods: Sequence[str] | None = None,
     *,
@@ -220,7 +237,8 @@ def audit(
     with progress_bar(len(names), "axiom audit", progress, unit="method") as bar:
         for name in names:
             opts = (options or {}).get(name)
-            reports[name] = {a: AXIOM_CHECKS[a](name, opts) for a in chosen}
+            reports[name] = {a: AXIOM_CHECKS[a](name, opts) if _applies(name, a)
+                             else _at_layer(name, a) for a in chosen}
             bar.update(1)
     table = AuditTable(reports=reports, declared={n: get(n).axioms for n in names})
     if out is not None:

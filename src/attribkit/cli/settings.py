@@ -289,6 +289,10 @@ def plan(method: str, loaded: Loaded, item: Item, args: argparse.Namespace,
             user["layer"] = net.get_submodule(name)
     missing = [n for n, prm in params.items() if prm.kind == prm.KEYWORD_ONLY
                and prm.default is inspect.Parameter.empty and n not in user]
+    if "neuron" in missing:
+        p.refused = (f"{info.name} needs neuron=attribkit.neuron(layer, index), which the CLI "
+                     "cannot build; call it from Python")
+        return p
     if missing:
         p.refused = (f"{info.name} needs {', '.join(missing)}, which the CLI cannot choose for "
                      f"this model; give it with --set {missing[0]}=...")

@@ -10,6 +10,7 @@ non-finite values, and for several targets computes all their gradients from one
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,8 +36,15 @@ from attribkit.core.guard import (
     warn_if_training,
 )
 from attribkit.core.multi import refuse_several
+from attribkit.core.neurons import NeuronModel
 from attribkit.core.progress import progress_bar
-from attribkit.core.targets import ResolvedTarget, check_output, check_rows, resolve_target
+from attribkit.core.targets import (
+    ResolvedTarget,
+    check_output,
+    check_rows,
+    resolve_target,
+    wrap_neuron,
+)
 from attribkit.core.validate import (
     check_ids,
     check_independent_rows,
@@ -75,6 +83,7 @@ class Problem:
     raw_inputs: Tensor
     forward_args: tuple[Tensor, ...] = ()
     layer: nn.Module | None = None
+    layer_input: bool = False
     output: Tensor | None = None
     baseline_output: Tensor | None = None
     channels_last: bool = False
@@ -107,20 +116,28 @@ class Problem:
         raw = self.raw_inputs[example]
         calls = [0]
 
-        def replace(_m: nn.Module, _args: Any, out: Any) -> Tensor:
+        def replace(_m: nn.Module, _args: Any, out: Any = None) -> Any:
             calls[0] += 1
             if calls[0] > 1:
                 raise InputError("the attribution layer is called more than once per forward "
                                  "pass; choose a layer that runs once.")
+            if self.layer_input:  # a pre-hook: replace the layer's first positional input
+                out = _args[0] if _args else None
             if isinstance(out, Tensor) and out.shape != points.shape:
-                raise InputError(f"layer output {tuple(out.shape)} does not match the points "
+                raise InputError(f"layer {'input' if self.layer_input else 'output'} "
+                                 f"{tuple(out.shape)} does not match the points "
                                  f"{tuple(points.shape)} being attributed.")
             # a fresh tensor: an in-place operation after the layer (ReLU(inplace=True)) must
             # neither write into the points nor into a leaf that requires grad
+            if self.layer_input:
+                return (points.clone(), *_args[1:])
             return points.clone()
 
         # only this thread's forward passes are rewritten: another thread may use the model
-        handle = self.guard.add_handle(self.layer.register_forward_hook(this_thread(replace)))
+        hook = this_thread(replace)
+        handle = self.guard.add_handle(self.layer.register_forward_pre_hook(hook)
+                                       if self.layer_input else
+                                       self.layer.register_forward_hook(hook))
         try:
             return check_rows(check_output(self.model(raw, *extra)), points.shape[0])
         finally:
@@ -359,6 +376,7 @@ def prepare(
     layer: nn.Module | None = None,
     forward_args: Sequence[Tensor] | None = None,
     allow_multi_target: bool = True,
+    layer_input: bool = False,
     channels_last: bool = False,
     black_box: bool = False,
     compile: bool = False,
@@ -387,6 +405,8 @@ def prepare(
         Show a progress bar.
     layer
         Attribute at the output of this sub-module instead of at the inputs.
+    layer_input
+        With ``layer``: attribute at the layer's (first positional) input instead of its output.
     forward_args
         Extra per-example tensors (leading axis ``N``) passed to the model after the inputs, e.g.
         an attention mask; each row gets its example's values.
@@ -408,6 +428,10 @@ def prepare(
     if layer is not None and not isinstance(layer, nn.Module):
         raise InputError("layer must be an nn.Module inside the model.")
     refuse_several(inputs)  # a tuple reaches here only in a method without several inputs
+    if layer_input and layer is None:
+        raise InputError("attribute_to='layer_input' needs layer= (the module whose input is "
+                         "attributed).")
+    model, target = wrap_neuron(model, target)
     model, inputs = admit(model, inputs, black_box=black_box, layer=layer)
     raw = validate_inputs(inputs, layer, model)
     fargs = tuple(as_tensor(a, "forward_args").detach() if not isinstance(a, Tensor)
@@ -429,16 +453,19 @@ def prepare(
                 out = check_rows(check_output(first_call(model, raw, fargs)), raw.shape[0])
                 space = raw
             else:
-                space, out = _layer_activations(model, layer, raw, fargs, guard)
+                space, out = _layer_activations(model, layer, raw, fargs, guard, layer_input)
             _check_finite(out, "the model output")
             resolved = resolve_target(target, out)
+            if isinstance(model, NeuronModel):
+                resolved = dataclasses.replace(resolved, label=model.neuron.label)
             if resolved.multi and not allow_multi_target:
                 raise TargetError("this method explains one target at a time; pass an int, one "
                                   "index per example or a callable instead of a MultiTarget.")
             problem = Problem(model=model, inputs=space, baseline=None, target=resolved,
                               batch_size=batch_size or max(1, min(raw.shape[0], _FALLBACK_ROWS)),
                               progress=progress, guard=guard,
-                              raw_inputs=raw, forward_args=fargs, layer=layer)
+                              raw_inputs=raw, forward_args=fargs, layer=layer,
+                              layer_input=layer_input)
             problem.output = resolved.select(out, ex).detach()
             if needs_baseline:
                 problem.baseline = _layer_baseline(problem, baseline)
@@ -468,16 +495,24 @@ def prepare(
 
 
 def _layer_activations(model: Callable[..., Tensor], layer: nn.Module, raw: Tensor,
-                       fargs: tuple[Tensor, ...], guard: ModelGuard) -> tuple[Tensor, Tensor]:
+                       fargs: tuple[Tensor, ...], guard: ModelGuard,
+                       layer_input: bool = False) -> tuple[Tensor, Tensor]:
     captured: list[Tensor] = []
 
-    def grab(_m: nn.Module, _a: Any, out: Any) -> None:
+    def grab(_m: nn.Module, _a: Any, out: Any = None) -> None:
+        if layer_input:
+            out = _a[0] if _a else None
+            if not isinstance(out, Tensor):
+                raise InputError(f"layer {type(layer).__name__} takes no tensor as its first "
+                                 "positional input; attribute_to='layer_input' needs one.")
         if not isinstance(out, Tensor):
             raise InputError(f"layer {type(layer).__name__} returns {type(out).__name__}; "
                              "attribution at a layer needs a layer that returns one tensor.")
         captured.append(out.detach().clone())  # a later in-place op must not overwrite it
 
-    handle = guard.add_handle(layer.register_forward_hook(this_thread(grab)))
+    hook = this_thread(grab)
+    handle = guard.add_handle(layer.register_forward_pre_hook(hook) if layer_input
+                              else layer.register_forward_hook(hook))
     try:
         out = check_rows(check_output(first_call(model, raw, fargs)), raw.shape[0])
     finally:
@@ -503,6 +538,7 @@ def _layer_baseline(problem: Problem, baseline: Any) -> Tensor:
         if isinstance(problem.layer, nn.Embedding):
             check_ids(baseline, problem.layer, "baseline ids")
         act, _ = _layer_activations(problem.model, problem.layer, baseline.to(
-            problem.raw_inputs.device), problem.forward_args, problem.guard)
+            problem.raw_inputs.device), problem.forward_args, problem.guard,
+            problem.layer_input)
         return act
     return resolve_baseline(baseline, problem.inputs)

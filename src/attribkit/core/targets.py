@@ -7,7 +7,9 @@ A target is one of
 * a sequence or 1-D tensor of ``N`` ints: one class per example;
 * a callable from the model output ``(B, ...)`` to one scalar per row ``(B,)``;
 * a :class:`MultiTarget` (:func:`all_classes`, :func:`top_k`, :func:`classes`): several classes at
-  once, sharing the forward passes; the attribution then has a target axis after the batch axis.
+  once, sharing the forward passes; the attribution then has a target axis after the batch axis;
+* a :class:`Neuron` (:func:`neuron`): one unit (or one channel, averaged) of an inner layer's
+  output; the explained scalar is that unit's value (:mod:`attribkit.core.neurons`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import torch
 from torch import Tensor
 
 from attribkit.core.errors import ModelOutputError, TargetError
+from attribkit.core.neurons import Neuron, neuron, wrap_neuron
 
-__all__ = ["MultiTarget", "ResolvedTarget", "all_classes", "check_output", "check_rows", "classes",
-           "resolve_target", "top_k"]
+__all__ = ["MultiTarget", "Neuron", "ResolvedTarget", "all_classes", "check_output", "check_rows",
+           "classes", "neuron", "resolve_target", "top_k", "wrap_neuron"]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
+from attribkit.core.layer_space import layer_side
 from attribkit.core.multi import several_inputs
 from attribkit.methods.registry import register
 
@@ -53,6 +54,7 @@ def saliency(
     batch_size: int | None = None,
     progress: bool = False,
     layer: nn.Module | None = None,
+    attribute_to: str = "layer_output",
     forward_args: Sequence[Tensor] | None = None,
 ) -> Attribution:
     """The gradient of the target score, ``dF/dx``, signed or absolute.
@@ -75,6 +77,9 @@ def saliency(
         Show a progress bar.
     layer
         Take the gradient with respect to this sub-module's output instead of the inputs.
+    attribute_to
+        With ``layer``: ``"layer_output"`` (default) or ``"layer_input"`` (the layer's first
+        positional input; a float baseline is then given in that space, default zeros).
     forward_args
         Extra per-example tensors passed to the model after the inputs.
 
@@ -85,7 +90,8 @@ def saliency(
     """
     _no_baseline(baseline, "saliency")
     with prepare(model, inputs, target=target, needs_baseline=False, batch_size=batch_size,
-                 progress=progress, layer=layer, forward_args=forward_args) as p:
+                 progress=progress, layer=layer,
+                 layer_input=layer_side(attribute_to, layer), forward_args=forward_args) as p:
         grads = _gradients(p)
         values = grads.abs() if absolute else grads
         return p.result(values, "saliency", {"absolute": bool(absolute)})
@@ -110,6 +116,7 @@ def gradient_x_input(
     batch_size: int | None = None,
     progress: bool = False,
     layer: nn.Module | None = None,
+    attribute_to: str = "layer_output",
     forward_args: Sequence[Tensor] | None = None,
 ) -> Attribution:
     """``x_i * dF/dx_i``: the first-order Taylor term of each feature.
@@ -130,6 +137,9 @@ def gradient_x_input(
         Show a progress bar.
     layer
         Attribute at this sub-module's output (activations times gradients).
+    attribute_to
+        With ``layer``: ``"layer_output"`` (default) or ``"layer_input"`` (the layer's first
+        positional input; a float baseline is then given in that space, default zeros).
     forward_args
         Extra per-example tensors passed to the model after the inputs.
 
@@ -140,7 +150,8 @@ def gradient_x_input(
     """
     _no_baseline(baseline, "gradient_x_input")
     with prepare(model, inputs, target=target, needs_baseline=False, batch_size=batch_size,
-                 progress=progress, layer=layer, forward_args=forward_args) as p:
+                 progress=progress, layer=layer,
+                 layer_input=layer_side(attribute_to, layer), forward_args=forward_args) as p:
         values = _like_values(p, p.inputs) * _gradients(p)
         return p.result(values, "gradient_x_input", {})
 

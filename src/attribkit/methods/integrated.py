@@ -18,6 +18,7 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.checks import count
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
+from attribkit.core.layer_space import layer_side
 from attribkit.core.multi import several_inputs
 from attribkit.core.summary import summary_repr
 from attribkit.methods._ig_path import adaptive_nodes, grid, integrate, path, scale
@@ -52,6 +53,7 @@ def integrated_gradients(
     memory_budget: int | None = None,
     progress: bool = False,
     layer: nn.Module | None = None,
+    attribute_to: str = "layer_output",
     forward_args: Sequence[Tensor] | None = None,
     channels_last: bool = False,
     compile: bool = False,
@@ -102,6 +104,9 @@ def integrated_gradients(
         Show a progress bar.
     layer
         Attribute at this sub-module's output (e.g. a word-embedding layer for token ids).
+    attribute_to
+        With ``layer``: ``"layer_output"`` (default) or ``"layer_input"`` (the layer's first
+        positional input; a float baseline is then given in that space, default zeros).
     forward_args
         Extra per-example tensors passed to the model after the inputs (e.g. an attention mask).
     channels_last
@@ -133,6 +138,7 @@ def integrated_gradients(
         raise InputError("completeness_tolerance refines a tolerance run: give tolerance= too.")
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  memory_budget=memory_budget, progress=progress, layer=layer,
+                 layer_input=layer_side(attribute_to, layer),
                  forward_args=forward_args, channels_last=channels_last,
                  compile=compile) as p:
         params: dict[str, Any] = {"rule": rule}
@@ -209,13 +215,14 @@ def interior_gradients(
     batch_size: int | None = None,
     progress: bool = False,
     layer: nn.Module | None = None,
+    attribute_to: str = "layer_output",
     forward_args: Sequence[Tensor] | None = None,
 ) -> InteriorGradients:
     """Gradients of the target score at scaled inputs ``x' + alpha (x - x')``.
 
     Parameters
     ----------
-    model, inputs, target, baseline, batch_size, progress, layer, forward_args
+    model, inputs, target, baseline, batch_size, progress, layer, attribute_to, forward_args
         As for :func:`integrated_gradients` (the seed's scaled inputs ``alpha x`` are the default
         zero baseline).
     alphas
@@ -227,7 +234,8 @@ def interior_gradients(
         The gradients, the curve ``F(alpha)`` and helpers for pixel importance.
     """
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
-                 progress=progress, layer=layer, forward_args=forward_args,
+                 progress=progress, layer=layer,
+                 layer_input=layer_side(attribute_to, layer), forward_args=forward_args,
                  allow_multi_target=False) as p:
         a = (torch.linspace(0.02, 1.0, 50, dtype=p.inputs.dtype) if alphas is None
              else torch.as_tensor(alphas, dtype=p.inputs.dtype))

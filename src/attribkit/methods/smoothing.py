@@ -27,6 +27,7 @@ from attribkit.core.checks import count
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError, TargetError
 from attribkit.core.multi import FlatModel, several_inputs
+from attribkit.core.neurons import Neuron
 from attribkit.core.targets import MultiTarget
 from attribkit.methods.registry import get, register
 
@@ -42,6 +43,8 @@ def noise_sigma(inputs: Tensor, noise_level: float) -> Tensor:
 
 
 def _inner_target(p: Problem, target: Any, samples: int) -> Any:
+    if isinstance(target, Neuron):  # the same unit on every noisy copy
+        return target
     if p.target.fn is not None:
         return p.target.fn
     if p.target.indices is None:

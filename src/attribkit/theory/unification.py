@@ -507,7 +507,12 @@ def render_markdown(result: UnificationResult, *, command: str = (
         "`psi(x1) = F(2) - F(0) = 1` must reach x1 in full. A criterion holds when it holds on "
         "every function where it was decided. "
         "Tolerances: 1e-3 on polynomials, 2e-2 on ReLU networks (IG's quadrature over kinks), "
-        "5e-2 for stochastic methods.",
+        "5e-2 for stochastic methods. "
+        "Layer conductance and neuron conductance are not rows: the first allocates "
+        "`F(x) - F(x')` among a layer's units, not among the input players whose dividends are "
+        "measured here, and the second is Integrated Gradients of the model with all but one unit "
+        "of a layer held out of the backward pass (its allocation is IG's on that function; "
+        "summed over the layer's units it is IG's row).",
         "",
         "## The table",
         "",

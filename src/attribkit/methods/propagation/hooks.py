@@ -26,7 +26,9 @@ from torch import Tensor, nn
 
 from attribkit.core.engine import Problem
 from attribkit.core.errors import UnsupportedModelError
+from attribkit.core.neurons import refuse_neuron
 from attribkit.methods.propagation.rules import stabilize
+from attribkit.methods.registry import methods
 
 __all__ = ["Backward", "Call", "Plan", "State", "propagate", "require_module", "vjp"]
 
@@ -427,6 +429,13 @@ def _residual_hooks(additions: list[Any], state: State, eps: float) -> list[Any]
     return handles
 
 
+def neuron_methods() -> list[str]:
+    """The registered methods that take a neuron target: all but the propagation family and
+    Guided Grad-CAM (which multiplies by guided backprop)."""
+    return sorted(n for n, i in methods().items()
+                  if i.family != "propagation" and n != "guided_grad_cam")
+
+
 def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, example: Tensor,
               scale_by_score: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
     """The modified gradient of the target score with respect to ``rows``.
@@ -453,6 +462,7 @@ def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, exa
     relevance
         The per-row sum of what reached each hooked module's input, by module name.
     """
+    refuse_neuron(p.model, plan.method, neuron_methods())
     outs: list[Tensor] = []
     layer_sums: dict[str, list[Tensor]] = defaultdict(list)
     for sl in p.chunks(int(example.shape[0]), plan.method):
