@@ -109,7 +109,9 @@ def test_single_input_methods_refuse_tuples(name: str) -> None:
     net = _net()
     needs: dict[str, dict[str, object]] = {
         "deepshap": {"background": torch.zeros(2, 3, dtype=torch.float64)},
-        "grad_cam": {"layer": net.a}, "guided_grad_cam": {"layer": net.a}}
+        "grad_cam": {"layer": net.a}, "guided_grad_cam": {"layer": net.a},
+        "layer_conductance": {"layer": net.a},
+        "neuron_conductance": {"neuron": attribkit.neuron(net.a, 0)}}
     with pytest.raises(attribkit.InputError,
                        match=r"takes one input tensor.*integrated_gradients|got tuple"):
         attribkit.explain(net, _inputs(), method=name, **needs.get(name, {}))

@@ -474,7 +474,7 @@ def prepare(
             # probes whose outcome depends on the model and the shapes only: once per model
             # (attribkit.core.memo; an edited model is probed again)
             now = memo.stamp(model)
-            shape = (tuple(raw.shape[1:]), raw.dtype, str(raw.device), id(layer),
+            shape = (tuple(raw.shape[1:]), raw.dtype, str(raw.device), id(layer), layer_input,
                      tuple((tuple(a.shape[1:]), a.dtype) for a in fargs))
             if not random_model and not memo.recall(model, ("rows independent", shape), now):
                 check_independent_rows(problem, out)

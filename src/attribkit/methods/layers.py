@@ -35,6 +35,7 @@ from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError, TargetError
 from attribkit.core.guard import this_thread
 from attribkit.core.layer_space import layer_gradients, layer_side, layer_values
+from attribkit.core.multi import refuse_several
 from attribkit.core.neurons import Neuron, NeuronModel
 from attribkit.methods.integrated import integrated_gradients
 from attribkit.methods.registry import register
@@ -254,6 +255,7 @@ def neuron_conductance(
         Values shaped like the inputs. They do not sum to ``F(x) - F(x')`` (only the
         conductances through all units of the layer together do), so ``gap`` is not a check here.
     """
+    refuse_several(inputs)  # IG below takes tuples; the neuron path does not (yet)
     if not isinstance(neuron, Neuron):
         raise InputError("neuron_conductance needs neuron=attribkit.neuron(layer, index), the "
                          "unit the conductance flows through.")
