@@ -15,10 +15,11 @@ Regenerate the page with::
 from __future__ import annotations
 
 import argparse
+import inspect
 import pathlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -401,6 +402,14 @@ def _audit_one(info: MethodInfo, row: Row, fn: TestFunction) -> AllocationReport
                       players=fn.players)
 
 
+def _unit_method(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` requires ``layer=`` or ``neuron=``: it allocates among a layer's units (or
+    through one unit), not among the input players of these games (see the page's prose)."""
+    params = inspect.signature(fn).parameters
+    return any(k in params and params[k].default is inspect.Parameter.empty
+               for k in ("layer", "neuron"))
+
+
 def _rows(include: Sequence[str] | None) -> list[Row]:
     registered = methods()
     rows: list[Row] = []
@@ -408,8 +417,8 @@ def _rows(include: Sequence[str] | None) -> list[Row]:
     for row in PAPER_TABLE:
         rows.append(row)
         covered.add(row.method)
-    for name in registered:
-        if name not in covered:
+    for name, info in registered.items():
+        if name not in covered and not _unit_method(info.fn):
             rows.append(Row(name.replace("_", " ").capitalize(), name, {}, None))
     if include is not None:
         keep = set(include)
