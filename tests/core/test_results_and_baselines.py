@@ -6,6 +6,7 @@ import itertools
 import math
 
 import numpy as np
+import pytest
 import torch
 
 import attribkit
@@ -84,3 +85,19 @@ def test_moebius_zeta_shapley_banzhaf_against_definitions() -> None:
     assert coalitions.coalition_sizes(3).tolist() == [0, 1, 1, 2, 1, 2, 2, 3]
     assert coalitions.coalition_masks(5, 7, 3).tolist() == [[True, False, True],
                                                             [False, True, True]]
+
+
+def test_one_column_output_takes_per_example_zero_targets() -> None:
+    """A model with outputs (N, 1) and a target tensor of zeros (one per example) explains that
+    column; any other per-example index is refused with the one-line reason."""
+    import attribkit
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 1)).double()
+    x = torch.randn(4, 3, dtype=torch.float64)
+    a = attribkit.saliency(net, x, target=torch.zeros(4, dtype=torch.long))
+    b = attribkit.saliency(net, x, target=None)
+    torch.testing.assert_close(a.values, b.values, rtol=0, atol=0)
+    torch.testing.assert_close(a.values, net[0].weight.detach().expand(4, 3), rtol=0, atol=0)
+    with pytest.raises(attribkit.TargetError, match="out of range"):
+        attribkit.saliency(net, x, target=torch.tensor([0, 1, 0, 0]))

@@ -151,6 +151,21 @@ def check_rows(output: Tensor, n: int) -> Tensor:
     return output
 
 
+def _none_or_zero(target: object) -> bool:
+    """``None``, the index 0, or per-example indices that are all 0 (the one output column)."""
+    if target is None:
+        return True
+    if isinstance(target, bool):
+        return False
+    if isinstance(target, (int, np.integer)):
+        return int(target) == 0
+    if isinstance(target, (Tensor, np.ndarray)):
+        t = torch.as_tensor(target)
+        return (t.dtype != torch.bool and not t.is_floating_point() and not t.is_complex()
+                and bool((t == 0).all()))
+    return False
+
+
 def resolve_target(target: object, output: Tensor) -> ResolvedTarget:
     """Resolve ``target`` against the model ``output`` on the inputs (shape ``(N, ...)``).
 
@@ -171,8 +186,8 @@ def resolve_target(target: object, output: Tensor) -> ResolvedTarget:
     if callable(target) and not isinstance(target, (Tensor, MultiTarget)):
         _check_scores(target(output), n)
         return ResolvedTarget(None, target, getattr(target, "__name__", "callable"))
-    if output.dim() == 1 or (output.dim() == 2 and output.shape[1] == 1 and target in (None, 0)):
-        if target not in (None, 0):
+    if output.dim() == 1 or (output.dim() == 2 and output.shape[1] == 1 and _none_or_zero(target)):
+        if not _none_or_zero(target):
             raise TargetError(
                 f"the model returns one scalar per example (shape {tuple(output.shape)}), so no "
                 f"target index applies; got target={target!r}. Leave target=None."

@@ -26,7 +26,7 @@ from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import BaselineError, InputError
 from attribkit.core.masks import group_to_features, resolve_mask
 from attribkit.core.multi import several_inputs
-from attribkit.methods._masked import group_drops
+from attribkit.methods._masked import group_drops, occluded_drops
 from attribkit.methods.registry import register
 
 __all__ = ["occlusion", "prediction_difference", "window_grid"]
@@ -100,46 +100,25 @@ def window_grid(shape: Sequence[int], window: int | Sequence[int] | None = None,
 def _occluded_drops(p: Problem, grids: list[Tensor], fills: Tensor | None,
                     rows_per_call: int) -> Tensor:
     """``F(x) - F(occluded)`` per example and window, averaged over the fills: ``(N, [K,] P)``."""
-    x = p.inputs
-    dev = x.device
+    dev = p.inputs.device
     grids = [g.to(dev) for g in grids]
     sizes = [int(g.shape[0]) for g in grids]
     n_win = 1
     for s in sizes:
         n_win *= s
-    n_fill = 1 if fills is None else int(fills.shape[0])
-    per_ex = n_fill * n_win
     dims = len(grids)
 
-    def make(sl: slice) -> Tensor:
-        rows = torch.arange(sl.start, sl.stop, device=dev)
-        ex, rest = rows // per_ex, rows % per_ex
-        j, w = rest // n_win, rest % n_win
-        mask = torch.ones((rows.shape[0],) + (1,) * dims, dtype=torch.bool, device=dev)
+    def mask(ex: Tensor, w: Tensor) -> Tensor:
+        m = torch.ones((ex.shape[0],) + (1,) * dims, dtype=torch.bool, device=dev)
         for d in range(dims - 1, -1, -1):
             pos = w % sizes[d]
             w = w // sizes[d]
-            shape = [rows.shape[0]] + [1] * dims
+            shape = [ex.shape[0]] + [1] * dims
             shape[d + 1] = -1
-            mask = mask & grids[d][pos].reshape(shape)
-        if fills is None:
-            assert p.baseline is not None
-            fill = p.baseline[ex]
-        else:
-            fill = fills[j]
-        return torch.where(mask, fill, x[ex])
+            m = m & grids[d][pos].reshape(shape)
+        return m
 
-    example = torch.arange(p.n, device=dev).repeat_interleave(per_ex)
-    old = p.batch_size
-    p.batch_size = rows_per_call
-    try:
-        scores = p.scores(make, example, desc="occlusion")
-    finally:
-        p.batch_size = old
-    assert p.output is not None
-    scores = scores.reshape(p.n, n_fill, n_win, *scores.shape[1:]).mean(dim=1)
-    drops = p.output[:, None] - scores
-    return drops.movedim(1, -1)
+    return occluded_drops(p, n_win, mask, fills, rows_per_call, "occlusion")
 
 
 def _spread(drops: Tensor, grids: list[Tensor]) -> Tensor:
