@@ -267,9 +267,10 @@ def plan(method: str, loaded: Loaded, item: Item, args: argparse.Namespace,
         if key in params:
             user[key] = segments_of(value, item) if key == "feature_mask" else value
     if loaded.kind == "text":
-        if "layer" not in params:
+        if "layer" not in params or info.family == "propagation":
             p.refused = (f"{info.name} cannot attribute at the word-embedding layer (it has no "
-                         "layer= option); on texts use a gradient or path method")
+                         "layer= option, or, for a propagation rule, its layer= still needs "
+                         "float inputs); on texts use a gradient or path method")
             return p
         if "noise_level" in params:
             p.refused = (f"{info.name} adds noise to the inputs, which are token ids here; "

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
 from attribkit.core.errors import BaselineError, InputError, UnsupportedModelError
+from attribkit.core.layer_space import layer_side, layer_values
 from attribkit.core.multi import several_inputs
 from attribkit.methods.propagation.canonizers import LINEAR_TYPES, units
 from attribkit.methods.propagation.composites import (
@@ -290,6 +291,8 @@ def deeplift(
     batch_size: int | None = None,
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
+    layer: nn.Module | None = None,
+    attribute_to: str = "layer_output",
 ) -> Attribution:
     """DeepLIFT attributions ``(x - x') * m`` with multipliers ``m`` from the chosen rule.
 
@@ -318,13 +321,23 @@ def deeplift(
         Show a progress bar.
     forward_args
         Extra per-example tensors passed to the model after the inputs.
+    layer
+        Attribute to this sub-module's units instead of the inputs (Captum's LayerDeepLift):
+        ``(a(x) - a(x')) * m_a`` with ``m_a`` the multipliers that reach the layer.
+    attribute_to
+        With ``layer``: ``"layer_output"`` (default) or ``"layer_input"`` (its first positional
+        input).
 
     Returns
     -------
     Attribution
-        Values summing to ``F(x) - F(x')`` (see ``gap``).
+        Values summing to ``F(x) - F(x')`` (see ``gap``), shaped like the inputs, or like the
+        layer's activations with ``layer``.
     """
     module = require_module(model, "deeplift")
+    if layer is not None:
+        return _layer_deeplift(module, inputs, target, baseline, rule, maxpool, batch_size,
+                               progress, forward_args, layer, attribute_to)
     with prepare(module, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, allow_multi_target=False) as p:
         plan = _plan(module, rule, "deeplift", maxpool)
@@ -332,6 +345,25 @@ def deeplift(
         m, _ = propagate(p, plan, p.inputs, p.baseline, p.examples)
         return p.result((p.inputs - p.baseline) * m, "deeplift", {"rule": rule,
                                                                    "maxpool": maxpool})
+
+
+def _layer_deeplift(module: nn.Module, inputs: Tensor, target: Any, baseline: Any, rule: str,
+                    maxpool: str, batch_size: int | None, progress: bool,
+                    forward_args: Sequence[Tensor] | None, layer: nn.Module,
+                    attribute_to: str) -> Attribution:
+    side = layer_side(attribute_to, layer)
+    with prepare(module, inputs, target=target, baseline=baseline, batch_size=batch_size,
+                 progress=progress, forward_args=forward_args, allow_multi_target=False) as p:
+        plan = _plan(module, rule, "deeplift", maxpool)
+        assert p.baseline is not None
+        found: list[Tensor] = []
+        propagate(p, plan, p.inputs, p.baseline, p.examples, at_layer=(layer, side, found))
+        act = layer_values(p, layer, p.inputs, side)
+        ref = layer_values(p, layer, p.baseline, side)
+        values = (act - ref) * torch.cat(found)
+        a = p.result(values, "deeplift", {"rule": rule, "maxpool": maxpool,
+                                          "attribute_to": attribute_to})
+        return replace(a, inputs=act, baselines=ref)
 
 
 @register(

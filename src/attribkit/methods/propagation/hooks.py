@@ -437,7 +437,9 @@ def neuron_methods() -> list[str]:
 
 
 def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, example: Tensor,
-              scale_by_score: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+              scale_by_score: bool = False,
+              at_layer: tuple[nn.Module, bool, list[Tensor]] | None = None,
+              ) -> tuple[Tensor, dict[str, Tensor]]:
     """The modified gradient of the target score with respect to ``rows``.
 
     Parameters
@@ -454,6 +456,9 @@ def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, exa
         ``(M,)`` the example each row belongs to.
     scale_by_score
         Start the backward pass from the score itself (LRP) instead of 1.
+    at_layer
+        ``(layer, layer_input, found)``: also append to ``found`` the propagated values that
+        reach the layer's output (or its first positional input), one tensor per chunk.
 
     Returns
     -------
@@ -474,6 +479,9 @@ def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, exa
         handles = _protect_inplace(p, list(plan.backward), state.thread, state.stash)
         handles += [p.guard.add_handle(m.register_forward_hook(hook))
                     for m in (*plan.backward, *plan.batchnorms)]
+        reached: list[Tensor] = []
+        if at_layer is not None:
+            handles.append(_catch_at_layer(p, at_layer[0], at_layer[1], reached))
         extra: list[Any] = []
         try:
             x = rows[sl].detach().requires_grad_(True)
@@ -491,6 +499,13 @@ def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, exa
                 w = score.detach() if scale_by_score else torch.ones_like(score)
                 (g,) = torch.autograd.grad(score, x, w, allow_unused=True)
             outs.append(torch.zeros_like(x) if g is None else g.detach())
+            if at_layer is not None:
+                if len(reached) != 1:
+                    raise UnsupportedModelError(
+                        f"the layer's {'input' if at_layer[1] else 'output'} received "
+                        f"{len(reached)} backward values in one pass; choose a layer that runs "
+                        "once, on the path from the inputs to the score.")
+                at_layer[2].append(reached[0].detach())
             for k, v in state.relevance.items():
                 layer_sums[k].append(v)
         finally:
@@ -502,6 +517,27 @@ def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, exa
     full = {k: torch.cat(v) for k, v in layer_sums.items()
             if sum(int(t.shape[0]) for t in v) == example.shape[0]}
     return grads, full
+
+
+def _catch_at_layer(p: Problem, layer: nn.Module, layer_input: bool,
+                    reached: list[Tensor]) -> Any:
+    """A hook that records the propagated values arriving at ``layer``'s output (or input)."""
+    thread = threading.get_ident()
+
+    def catch(t: Tensor) -> None:
+        reached.append(t)
+
+    def on_output(_m: nn.Module, args: Any, out: Any) -> None:
+        if threading.get_ident() == thread and isinstance(out, Tensor) and out.requires_grad:
+            out.register_hook(catch)  # type: ignore[no-untyped-call]
+
+    def on_input(_m: nn.Module, args: Any) -> None:
+        a = args[0] if args else None
+        if threading.get_ident() == thread and isinstance(a, Tensor) and a.requires_grad:
+            a.register_hook(catch)  # type: ignore[no-untyped-call]
+
+    return p.guard.add_handle(layer.register_forward_pre_hook(on_input) if layer_input
+                              else layer.register_forward_hook(on_output))
 
 
 def _finite(t: Tensor, method: str) -> None:
