@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from attribkit.core.engine import Problem
 from attribkit.core.errors import UnsupportedModelError
+from attribkit.core.guard import this_thread
 from attribkit.core.neurons import refuse_neuron
 from attribkit.methods.propagation.rules import stabilize
 from attribkit.methods.registry import methods
@@ -522,22 +523,15 @@ def propagate(p: Problem, plan: Plan, rows: Tensor, ref_rows: Tensor | None, exa
 def _catch_at_layer(p: Problem, layer: nn.Module, layer_input: bool,
                     reached: list[Tensor]) -> Any:
     """A hook that records the propagated values arriving at ``layer``'s output (or input)."""
-    thread = threading.get_ident()
 
-    def catch(t: Tensor) -> None:
-        reached.append(t)
+    def catch(_m: nn.Module, args: Any, out: Any = None) -> None:
+        t = args[0] if layer_input and args else out
+        if isinstance(t, Tensor) and t.requires_grad:
+            t.register_hook(reached.append)  # type: ignore[no-untyped-call]
 
-    def on_output(_m: nn.Module, args: Any, out: Any) -> None:
-        if threading.get_ident() == thread and isinstance(out, Tensor) and out.requires_grad:
-            out.register_hook(catch)  # type: ignore[no-untyped-call]
-
-    def on_input(_m: nn.Module, args: Any) -> None:
-        a = args[0] if args else None
-        if threading.get_ident() == thread and isinstance(a, Tensor) and a.requires_grad:
-            a.register_hook(catch)  # type: ignore[no-untyped-call]
-
-    return p.guard.add_handle(layer.register_forward_pre_hook(on_input) if layer_input
-                              else layer.register_forward_hook(on_output))
+    hook = this_thread(catch)
+    return p.guard.add_handle(layer.register_forward_pre_hook(hook) if layer_input
+                              else layer.register_forward_hook(hook))
 
 
 def _finite(t: Tensor, method: str) -> None:
