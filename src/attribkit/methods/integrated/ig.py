@@ -21,8 +21,8 @@ from attribkit.core.errors import InputError
 from attribkit.core.layer_space import layer_side
 from attribkit.core.multi import several_inputs
 from attribkit.core.summary import summary_repr
-from attribkit.methods._ig_path import adaptive_nodes, grid, integrate, path, scale
-from attribkit.methods.ig_tolerance import TOLERANCE_PANELS, with_tolerance
+from attribkit.methods.integrated._path import adaptive_nodes, grid, integrate, path, scale
+from attribkit.methods.integrated.tolerance import TOLERANCE_PANELS, with_tolerance
 from attribkit.methods.registry import AXIOMS, register
 
 __all__ = ["InteriorGradients", "integrated_gradients", "interior_gradients"]
@@ -95,7 +95,7 @@ def integrated_gradients(
         With ``tolerance``: stop by an upper bound of the error (Richardson extrapolation,
         which on ReLU networks over-states the error by about 1.5x) instead of the calibrated
         estimate (by default the actual error is within about 1.2x of the estimate either way,
-        see :mod:`attribkit.methods.ig_tolerance`). Costs more gradients.
+        see :mod:`attribkit.methods.integrated.tolerance`). Costs more gradients.
     batch_size
         Rows per model call; ``None`` picks it from ``memory_budget``.
     memory_budget
