@@ -91,7 +91,7 @@ def fit(net: GraphConvNet, features: Sequence[MolFeatures], targets: np.ndarray[
                 y = torch.as_tensor(targets[idx], dtype=torch.float32)
                 value = loss(net(a, p, m), y)
                 opt.zero_grad()
-                value.backward()
+                torch.autograd.backward(value)
                 opt.step()
                 sched.step()
     finally:
