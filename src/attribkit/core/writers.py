@@ -1,0 +1,44 @@
+"""Where a result object finds the function that writes it to a file.
+
+Result objects (:mod:`attribkit.core.attribution`) know nothing of file formats, and the module
+that knows the format (:mod:`attribkit.core.saving`) imports the results. So
+:meth:`Attribution.save <attribkit.core.attribution.Attribution.save>` asks :func:`write` here,
+and :mod:`attribkit.core.saving` registers its writer with :func:`register` when it is imported
+(``attribkit.core`` imports it, so the writer is in place before any result exists).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Writer", "register", "write"]
+
+#: ``writer(result, path) -> the path written``.
+Writer = Callable[[Any, str | os.PathLike[str]], pathlib.Path]
+
+_WRITERS: dict[type, Writer] = {}
+
+
+def register(kind: type, writer: Writer) -> None:
+    """Make ``writer`` the function that saves results of class ``kind`` (and its subclasses)."""
+    _WRITERS[kind] = writer
+
+
+def write(result: object, path: str | os.PathLike[str]) -> pathlib.Path:
+    """Save ``result`` to ``path`` with the writer registered for its class.
+
+    Raises
+    ------
+    TypeError
+        When no writer is registered for the result's class (``attribkit.core.saving`` was not
+        imported: import ``attribkit`` rather than a single module of it).
+    """
+    for kind in type(result).__mro__:
+        writer = _WRITERS.get(kind)
+        if writer is not None:
+            return writer(result, path)
+    raise TypeError(f"no writer is registered for {type(result).__name__}; import attribkit "
+                    "(attribkit.core.saving registers it).")
