@@ -168,7 +168,7 @@ class Attribution:
         Every field round-trips exactly through :func:`attribkit.load`; the format is described
         in ``docs/saving.md``.
         """
-        return writers.write(self, path)
+        return writers.writer_for(self)(self, path)
 
     def to(self, dtype: torch.dtype) -> Attribution:
         """A copy with floating tensors converted to ``dtype``."""
