@@ -43,6 +43,9 @@ PARAMETERS: dict[str, str] = {
         "A callable from a batch to scores ``(B,)`` or ``(B, C)``: a torch model, or a black "
         "box (NumPy in and out, e.g. ``clf.predict_proba``)."),
     "model:measured": "A torch model or a black box (batch -> scores).",
+    "model:propagation": (
+        "An ``nn.Module`` built from the supported modules (``docs/propagation.md``, "
+        "\"Supported modules\")."),
     "inputs": "``(N, ...)`` examples.",
     "inputs:black_box": "``(N, ...)`` examples (a tensor, or a NumPy array for a black box).",
     "inputs:images": "``(N, C, H, W)`` images or ``(N, C, L)`` sequences.",

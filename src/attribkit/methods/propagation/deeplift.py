@@ -290,8 +290,8 @@ def _plan(model: nn.Module, rule: str, method: str, maxpool: str = "single") -> 
     summary="DeepLIFT: multipliers of differences from a reference (Rescale or RevealCancel).",
 )
 @several_inputs()
-@shared_parameters("inputs", "target:single", "batch_size:backward", "progress", "forward_args",
-                   rule=_RULE, maxpool=_MAXPOOL)
+@shared_parameters("model:propagation", "inputs", "target:single", "batch_size:backward",
+                   "progress", "forward_args", rule=_RULE, maxpool=_MAXPOOL)
 def deeplift(
     model: nn.Module,
     inputs: Tensor,
@@ -310,8 +310,6 @@ def deeplift(
 
     Parameters
     ----------
-    model
-        An ``nn.Module`` of supported modules (see ``docs/propagation.md``).
     baseline
         The reference ``x'``: ``None`` (zeros), a number, a name, a Baseline or a tensor.
     layer
@@ -369,7 +367,8 @@ def _layer_deeplift(module: nn.Module, inputs: Tensor, target: Any, baseline: An
     needs_module=True,
     summary="DeepSHAP: DeepLIFT averaged over a background set of references.",
 )
-@shared_parameters("inputs", "progress", "forward_args", rule=_RULE, maxpool=_MAXPOOL)
+@shared_parameters("model:propagation", "inputs", "progress", "forward_args", rule=_RULE,
+                   maxpool=_MAXPOOL)
 def deepshap(
     model: nn.Module,
     inputs: Tensor,
@@ -386,8 +385,6 @@ def deepshap(
 
     Parameters
     ----------
-    model
-        An ``nn.Module`` (see :func:`deeplift`).
     background
         ``(K, ...)`` reference rows shared by all examples (a sample of the data).
     target

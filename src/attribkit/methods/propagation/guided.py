@@ -53,11 +53,6 @@ def _run(model: nn.Module, inputs: Tensor, target: Any, batch_size: int | None, 
 
 _DOC = """
 
-    Parameters
-    ----------
-    model
-        An ``nn.Module`` of supported modules.
-
     Returns
     -------
     Attribution
@@ -88,5 +83,5 @@ guided_backprop.__doc__ = ("Guided Backpropagation: ``max(0, g) * 1[x > 0]`` at 
 deconvnet.__doc__ = ("DeconvNet: the backward signal rectified, ``max(0, g)``, at ReLU-like "
                      "units." + _DOC)
 for _method in (guided_backprop, deconvnet):
-    shared_parameters("inputs", "target:single", "batch_size:backward", "progress",
-                      "forward_args")(_method)
+    shared_parameters("model:propagation", "inputs", "target:single", "batch_size:backward",
+                      "progress", "forward_args")(_method)

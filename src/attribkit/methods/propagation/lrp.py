@@ -210,7 +210,8 @@ def lrp(
     needs_module=True,
     summary="Deep Taylor decomposition: z+ rule in hidden layers, z-box or w^2 at the input.",
 )
-@shared_parameters("inputs", "batch_size:backward", "progress", "forward_args")
+@shared_parameters("model:propagation", "inputs", "batch_size:backward", "progress",
+                   "forward_args")
 def deep_taylor(
     model: nn.Module,
     inputs: Tensor,
@@ -227,8 +228,6 @@ def deep_taylor(
 
     Parameters
     ----------
-    model
-        An ``nn.Module`` (see :func:`lrp`).
     target
         As for :func:`lrp`.
     low
