@@ -15,7 +15,9 @@ regression-adjusted Monte Carlo idea applied to interaction indices):
    ``n - t`` form one stratum; a stratum is enumerated completely when the budget it would get
    covers it (the smallest and largest sizes first), otherwise it gets a number of random
    coalitions of size ``t``, each with its complement (antithetic pairs). Budget goes to the
-   strata in proportion to ``1 + 1/(t (n - t))`` normalised (half uniform, half Shapley kernel).
+   strata in proportion to the Shapley kernel's mass ``1/(t (n - t))`` (a Neyman allocation:
+   the weights ``C(n, t) c_S(U)`` of the residual sum grow like it; a half-uniform mix was
+   measured worse at 40 players).
 2. **Surrogate.** ``g`` has all dividends up to degree ``d`` (the order, lowered until it has
    at most a third of the budget as parameters), fitted by Shapley-kernel weighted least squares
    with ``g(empty) = v(empty)`` and ``g(N) = v(N)`` (the Faithful Shapley regression, Tsai et
@@ -93,8 +95,7 @@ def _plan(n: int, budget: int) -> tuple[list[int], dict[int, int]]:
     """Which strata ``t = 1 .. n // 2`` are enumerated, and pairs for the others (even counts)."""
     strata = list(range(1, n // 2 + 1))
     cost = {t: math.comb(n, t) * (1 if 2 * t == n else 2) for t in strata}
-    share = {t: 1.0 / len(strata) + 1.0 / (t * (n - t)) / sum(
-        1.0 / (u * (n - u)) for u in strata) for t in strata}
+    share = {t: 1.0 / (t * (n - t)) for t in strata}
     left, exact = budget - 2, []
     open_ = list(strata)
     while open_:
