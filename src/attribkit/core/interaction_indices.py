@@ -279,6 +279,7 @@ def indices_from_sparse(coalitions: Sequence[Sequence[int]], dividends: Tensor, 
     if not rows:
         return dividends.new_zeros((*dividends.shape[:-1], len(targets)))
     alloc = torch.sparse_coo_tensor(torch.tensor([rows, cols]), torch.tensor(
-        vals, dtype=dividends.dtype), (len(targets), len(coalitions))).coalesce()
+        vals, dtype=dividends.dtype), (len(targets), len(coalitions)),
+        check_invariants=True).coalesce()
     out = torch.sparse.mm(alloc.to(dividends.device), flat.contiguous())  # (M, B)
     return out.T.reshape(*dividends.shape[:-1], len(targets))
