@@ -89,7 +89,8 @@ def _stii(t: int, s: int, k: int) -> Fraction:
 def _fsii(t: int, s: int, k: int) -> Fraction:
     if t <= k:
         return Fraction(int(t == s))
-    return (-1) ** (k - s) * Fraction(s, k + s) * Fraction(
+    sign = 1 if (k - s) % 2 == 0 else -1
+    return sign * Fraction(s, k + s) * Fraction(
         math.comb(k, s) * math.comb(t - 1, k), math.comb(t + k - 1, k + s))
 
 
@@ -98,7 +99,8 @@ def _bernoulli(m: int) -> tuple[Fraction, ...]:
     """Bernoulli numbers ``B_0 .. B_m`` with ``B_1 = -1/2``."""
     b = [Fraction(1)]
     for j in range(1, m + 1):
-        b.append(-sum(math.comb(j + 1, i) * b[i] for i in range(j)) / (j + 1))
+        b.append(-sum((math.comb(j + 1, i) * b[i] for i in range(j)), Fraction(0))
+                 / (j + 1))
     return tuple(b)
 
 
@@ -281,5 +283,5 @@ def indices_from_sparse(coalitions: Sequence[Sequence[int]], dividends: Tensor, 
     alloc = torch.sparse_coo_tensor(torch.tensor([rows, cols]), torch.tensor(
         vals, dtype=dividends.dtype), (len(targets), len(coalitions)),
         check_invariants=True).coalesce()
-    out = torch.sparse.mm(alloc.to(dividends.device), flat.contiguous())  # (M, B)
+    out: Tensor = torch.sparse.mm(alloc.to(dividends.device), flat.contiguous())  # (M, B)
     return out.T.reshape(*dividends.shape[:-1], len(targets))

@@ -149,7 +149,7 @@ def _fit(x: Tensor, w: Tensor, y: Tensor, gap: Tensor) -> Tensor:
     kkt[:p, p] = 1.0
     kkt[p, :p] = 1.0
     rhs = torch.cat([xw.T @ y.T, gap[None, :]], dim=0)  # (p + 1, L)
-    sol = torch.linalg.solve(kkt, rhs)
+    sol: Tensor = torch.linalg.solve(kkt, rhs)
     return sol[:p].T
 
 
