@@ -17,6 +17,7 @@ Run: ``python benchmarks/interactions.py``; writes docs/benchmarks-interactions.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import time
 import warnings
@@ -143,7 +144,7 @@ def main() -> None:
         "# Benchmark: interaction indices",
         "",
         "Written by `python benchmarks/interactions.py` (attribkit against shapiq "
-        f"{shapiq.__version__} in one process). Machine: {machine()}; load average "
+        f"{importlib.metadata.version('shapiq')} in one process). Machine: {machine()}; load average "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared with other jobs).",
         "",
         "## Exact, order 2, from all 2^n game values",
