@@ -72,6 +72,11 @@ from attribkit.core.neurons import Neuron, neuron  # layer and neuron attributio
 from attribkit.methods.layers import layer_conductance, neuron_conductance
 
 # isort: split
+from attribkit.core.interactions_result import Interactions  # interactions (issue 28)
+from attribkit.methods.hessians import IntegratedHessians, integrated_hessians
+from attribkit.methods.interactions import interactions
+
+# isort: split
 from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
 
 # isort: split
@@ -95,6 +100,8 @@ __all__ = [
     "Constant",
     "GenerationAttribution",
     "InputError",
+    "IntegratedHessians",
+    "Interactions",
     "InteriorGradients",
     "ModelCallError",
     "ModelOutputError",
@@ -127,6 +134,8 @@ __all__ = [
     "guided_ig",
     "idgi",
     "integrated_gradients",
+    "integrated_hessians",
+    "interactions",
     "interior_gradients",
     "kernel_shap",
     "layer_conductance",
