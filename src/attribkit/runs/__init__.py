@@ -203,7 +203,8 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
                 done = ledger.check(root, manifest, len(src.items), say)
         names = [e["name"] for e in entries]
         tasks = [Task(it, tuple(m for m in names if (it.item, m) not in done.pairs),
-                      it.item not in done.items) for it in src.items]
+                      it.item not in done.items or it.item in done.failed_items)
+                 for it in src.items]
         tasks = [t for t in tasks if t.methods]
         token = new_token()
 

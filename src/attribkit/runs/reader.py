@@ -118,8 +118,10 @@ class RunStore:
         df = pd.concat(frames, ignore_index=True).sort_values(
             [c for c in ("item", "method", "target") if c in frames[0].columns],
             kind="stable", ignore_index=True)
-        if sub == "items":
-            return df.drop_duplicates("item", keep="last", ignore_index=True)
+        if sub == "items":  # an item read again after it failed: the ok row is in force
+            df = df.assign(_ok=df["status"] == "ok").sort_values(["item", "_ok"], kind="stable")
+            return df.drop_duplicates("item", keep="last", ignore_index=True).drop(
+                columns="_ok")
         return current_rows(df)
 
     @property
@@ -145,7 +147,7 @@ class RunStore:
             if name is not None and name.first <= item <= name.last:
                 t = pq.read_table(f, filters=[("item", "=", item)])
                 if t.num_rows:
-                    if sub == "items" or "ok" in t.column("status").to_pylist():
+                    if "ok" in t.column("status").to_pylist():
                         return t
                     found = found or t  # a failed row; a retry may have an ok one
         if found is not None:

@@ -150,8 +150,10 @@ class RunStore:
                         self.problems.append(f"{sub}/{path.name} could not be read "
                                              f"({type(err).__name__}: {why}); it is left out.")
             if new or self.version == 0:
-                self.items = _concat(self._items, _ITEM_DEFAULTS).sort_values(
-                    "item", kind="stable").drop_duplicates("item", keep="last")
+                items = _concat(self._items, _ITEM_DEFAULTS)  # an ok row beats a failed one
+                self.items = items.assign(_ok=items["status"] == "ok").sort_values(
+                    ["item", "_ok"], kind="stable").drop_duplicates("item", keep="last").drop(
+                    columns="_ok")
                 self.items = self.items.set_index("item", drop=False)
                 self.results = current_rows(_concat(self._results, _RESULT_DEFAULTS))
                 # plain dicts per item: a page reads one item without pandas indexing
