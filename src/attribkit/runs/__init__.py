@@ -199,7 +199,7 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         if retry_failed:
             taken = ledger.retire_failed(root, manifest, done)
             if taken:
-                say(f"retrying {taken} failed row(s)")
+                say(f"retrying {taken} failed result row(s)")
                 done = ledger.check(root, manifest, len(src.items), say)
         names = [e["name"] for e in entries]
         tasks = [Task(it, tuple(m for m in names if (it.item, m) not in done.pairs),

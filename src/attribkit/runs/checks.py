@@ -76,6 +76,8 @@ def normalise_methods(methods: Sequence[MethodArg], steps: int | None = None
         for fixed in _SET_BY_RUN:
             if fixed in params:
                 raise ValueError(f"{fixed!r} is set by the run, not per method")
+        if isinstance(params.get("layer"), int) and not isinstance(params["layer"], bool):
+            params["layer"] = str(params["layer"])  # `layer=3`: a Sequential's child "3"
         if "layer" in params and not isinstance(params["layer"], str):
             raise ValueError(f"{info.name}: layer is the name of a sub-module (as in "
                              "model.named_modules()), e.g. layer=features.3")

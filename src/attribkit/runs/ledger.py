@@ -176,7 +176,8 @@ def record(root: str | pathlib.Path, manifest: dict[str, Any],
 
 def retire_failed(root: str | pathlib.Path, manifest: dict[str, Any], done: Done) -> int:
     """Take the failed rows out of the store (each shard holding some is rewritten without
-    them under a new name), so that a run computes them again; the number of rows taken out."""
+    them under a new name), so that a run computes them again; the number of result rows
+    taken out (failed items leave ``items/`` too, to be read again)."""
     base = pathlib.Path(root)
     shards = manifest.setdefault("shards", {})
     taken = 0
@@ -204,5 +205,5 @@ def retire_failed(root: str | pathlib.Path, manifest: dict[str, Any], done: Done
                 f.unlink()
             shards.pop(rel, None)
             save_manifest(base, manifest)
-            taken += int(n)
+            taken += int(n) if sub == "results" else 0
     return taken
