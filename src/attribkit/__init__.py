@@ -8,6 +8,9 @@ method in one API, with the axioms, theory and evaluations that judge them.
 
 from __future__ import annotations
 
+import attribkit.startup  # noqa: F401  (first: a quiet Ctrl-C while the command starts)
+
+# isort: split
 from attribkit.core import (
     AttribkitError,
     Attribution,
