@@ -1,7 +1,8 @@
 """attribkit.zoo.language: the LSTM language model of seed 003, section 3.2 (tiny configuration).
 
 The tiny configuration trains in seconds and is little more than a unigram model; the full
-model's numbers are in docs/zoo-language.md (produced by ``python -m attribkit.demo.language``).
+model's numbers are in docs/zoo-language.md (produced by
+``python -m attribkit.demo.language_page``).
 """
 
 from __future__ import annotations

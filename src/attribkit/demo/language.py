@@ -12,7 +12,8 @@ progress bar) the LSTM language model of :mod:`attribkit.zoo.language`, and writ
 * a token-by-token heat map of IG for a continuation of a tiny random GPT-2 (built in code), to
   show :func:`attribkit.explain_generation` and its completeness per generated token.
 
-``python -m attribkit.demo.language`` writes the measured numbers into ``docs/zoo-language.md``.
+``python -m attribkit.demo.language_page`` writes the measured numbers into
+``docs/zoo-language.md``.
 """
 
 from __future__ import annotations
@@ -158,17 +159,3 @@ def language_task(out: pathlib.Path, quiet: bool, photos: int = 3) -> DemoResult
     result.seconds = time.perf_counter() - t0
     rep.save(result.report)
     return result
-
-
-def main() -> None:
-    """Write the measured numbers into ``docs/zoo-language.md``."""
-    from attribkit.core.pages import write_section
-
-    f = language_findings(progress=True)
-    page = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "docs/zoo-language.md")
-    write_section(page, "measured", f.markdown(), title="# Zoo: the LSTM language model")
-    print(f.markdown())
-
-
-if __name__ == "__main__":
-    main()
