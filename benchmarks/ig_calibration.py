@@ -1,10 +1,10 @@
 """Calibration of ``tolerance=`` on models where the exact or a converged IG is cheap (issue 20).
 
-The calibrated estimate of :mod:`attribkit.methods.ig_tolerance` was designed on the synthetic
-ReLU6 CNNs (seeds 0-2, "design"); everything else here is held out: a GELU CNN, a small CNN
-trained on scikit-learn's digits, the chemistry zoo's graph network (TPSA), and two closed forms
-(a wide one-hidden-layer ReLU network, whose exact IG is the fraction of the path on which each
-unit is active, and ``exp(w . x)``). For each: the actual relative L2 error against the
+The calibrated estimate of :mod:`attribkit.methods.integrated.tolerance` was designed on the
+synthetic ReLU6 CNNs (seeds 0-2, "design"); everything else here is held out: a GELU CNN, a small
+CNN trained on scikit-learn's digits, the chemistry zoo's graph network (TPSA), and two closed
+forms (a wide one-hidden-layer ReLU network, whose exact IG is the fraction of the path on which
+each unit is active, and ``exp(w . x)``). For each: the actual relative L2 error against the
 reference over the estimate, for the calibrated default and for ``conservative=True``, and the
 gradients spent against the smallest fixed-step adaptive run meeting the same tolerance.
 EfficientNet-Lite0 on photos is checked in ``benchmarks/ig_accuracy.py``.
@@ -67,8 +67,8 @@ def digits_cnn() -> tuple[nn.Module, Tensor]:
 
 
 def chem() -> tuple[nn.Module, Tensor]:
-    from attribkit.zoo.chem_features import featurize, mol_from_smiles, pack
-    from attribkit.zoo.chem_model import load_property_model
+    from attribkit.zoo.chem.features import featurize, mol_from_smiles, pack
+    from attribkit.zoo.chem.properties import load_property_model
 
     model = load_property_model("tpsa")
     f = featurize(mol_from_smiles("CC(=O)Nc1ccc(O)cc1"))  # paracetamol

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 import attribkit
-from attribkit.methods.ig_tolerance import fit_correlation, panel_errors
+from attribkit.methods.integrated.tolerance import fit_correlation, panel_errors
 
 
 def _relu_net(seed: int, d: int = 50, h: int = 400) -> nn.Sequential:

@@ -16,7 +16,9 @@ from torch import Tensor, nn
 
 import attribkit
 from attribkit.core.errors import InputError
-from attribkit.zoo import chem, chem_activity, chem_findings
+from attribkit.zoo import chem
+from attribkit.zoo.chem import activity as chem_activity
+from attribkit.zoo.chem import findings as chem_findings
 
 FA, FP = chem.N_ATOM_FEATURES, chem.N_PAIR_FEATURES
 NAMES = chem.ATOM_FEATURES + chem.PAIR_FEATURES

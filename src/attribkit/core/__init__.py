@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from attribkit.core import saving  # noqa: F401 - registers the writer behind Attribution.save
 from attribkit.core.attribution import Attribution
 from attribkit.core.baselines import Baseline, Black, Blurred, Constant, UniformNoise, Zeros
 from attribkit.core.engine import Problem, prepare

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from attribkit.core import writers
+
 __all__ = ["Attribution"]
 
 _ARRAY_FIELDS = ("values", "inputs", "baselines", "target", "output", "baseline_output",
@@ -166,9 +168,7 @@ class Attribution:
         Every field round-trips exactly through :func:`attribkit.load`; the format is described
         in ``docs/saving.md``.
         """
-        from attribkit.core.saving import save
-
-        return save(self, path)
+        return writers.writer_for(self)(self, path)
 
     def to(self, dtype: torch.dtype) -> Attribution:
         """A copy with floating tensors converted to ``dtype``."""

@@ -18,7 +18,7 @@ from torch import Tensor
 from attribkit.core.errors import InputError
 
 if TYPE_CHECKING:
-    from attribkit.core.engine import Problem
+    from attribkit.core.problem import Problem
 
 __all__ = [
     "MAX_EXACT_PLAYERS",

@@ -19,7 +19,7 @@ from attribkit.core.errors import InputError, NonFiniteError
 from attribkit.core.guard import this_thread
 
 if TYPE_CHECKING:
-    from attribkit.core.engine import Problem
+    from attribkit.core.problem import Problem
 
 __all__ = ["ATTRIBUTE_TO", "layer_gradients", "layer_side", "layer_values"]
 

@@ -27,19 +27,19 @@ after the float inputs) or attribute at an embedding layer.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from attribkit.core.baselines import resolve_baseline
 from attribkit.core.blackbox import BlackBox, is_black_box
 from attribkit.core.checks import as_tensor
 from attribkit.core.errors import AttribkitError, InputError
+from attribkit.core.flat import FlatModel, Layout
+from attribkit.core.multi_result import MultiAttribution
 from attribkit.core.validate import model_float_dtype
 
 __all__ = ["SEVERAL_INPUTS", "FlatModel", "Layout", "flat_baseline", "flat_mask", "flat_samples",
@@ -53,63 +53,6 @@ SEVERAL_INPUTS: list[str] = []
 _MASK_KEYS = ("feature_mask", "groups")
 _ONE_TENSOR_KEYS = {"layer": "attributes at one layer of one model input",
                     "window": "slides over one tensor", "stride": "slides over one tensor"}
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where each of several inputs lies in the flat ``(N, D)`` tensor.
-
-    Attributes
-    ----------
-    shapes
-        The shape of one example of each input, ``s_j``.
-    """
-
-    shapes: tuple[tuple[int, ...], ...]
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        """``prod(s_j)``: the flat width of each input."""
-        return tuple(math.prod(s) for s in self.shapes)
-
-    @property
-    def width(self) -> int:
-        """``D``, the flat width of one example."""
-        return sum(self.sizes)
-
-    def flatten(self, parts: Sequence[Tensor]) -> Tensor:
-        """``(B, *s_j)`` parts -> one ``(B, D)`` tensor."""
-        return torch.cat([p.reshape(p.shape[0], -1) for p in parts], dim=1)
-
-    def split(self, flat: Tensor) -> tuple[Tensor, ...]:
-        """``(..., D)`` -> the parts ``(..., *s_j)`` (views of ``flat``)."""
-        lead = flat.shape[:-1]
-        if flat.shape[-1] != self.width:
-            raise InputError(f"a flat tensor of width {flat.shape[-1]} does not fit inputs of "
-                             f"{self.width} values per example.")
-        return tuple(t.reshape(*lead, *s) for t, s in
-                     zip(torch.split(flat, list(self.sizes), dim=-1), self.shapes, strict=True))
-
-
-class FlatModel(nn.Module):
-    """``model(*layout.split(flat), *extra)``: a model of several inputs seen as one of one.
-
-    The user's model is a sub-module, so the engine's guard records and restores it (flags,
-    ``requires_grad``, hooks) as it would the model itself. A model that is no ``nn.Module`` (a
-    torch function) is kept as a plain attribute.
-    """
-
-    def __init__(self, model: Callable[..., Tensor], layout: Layout) -> None:
-        super().__init__()
-        if isinstance(model, nn.Module):
-            self.model = model
-        else:
-            self.__dict__["model"] = model
-        self.layout = layout
-
-    def forward(self, flat: Tensor, *extra: Tensor) -> Tensor:
-        """Split ``flat`` ``(B, D)`` into the inputs and call the model."""
-        return cast(Tensor, self.model(*self.layout.split(flat), *extra))
 
 
 def _part(j: int, k: int) -> str:
@@ -298,8 +241,6 @@ _NOTE = """
 def run_flat(fn: Callable[..., Any], model: Callable[..., Tensor], inputs: Sequence[Any],
              samples: tuple[str, ...], *args: Any, **options: Any) -> Any:
     """Run ``fn`` on the flat problem of several inputs and split its result per input."""
-    from attribkit.core.multi_result import MultiAttribution  # it imports this module
-
     for key, why in _ONE_TENSOR_KEYS.items():
         if options.get(key) is not None:
             extra = " Use feature_mask= (a tuple of masks) to group features." if (

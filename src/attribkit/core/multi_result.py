@@ -14,7 +14,7 @@ from torch import Tensor
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
-from attribkit.core.multi import FlatModel, Layout
+from attribkit.core.flat import FlatModel, Layout
 
 __all__ = ["INPUT_SHAPES", "MultiAttribution"]
 

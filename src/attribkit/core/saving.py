@@ -4,6 +4,9 @@ The file is an ordinary `safetensors <https://github.com/huggingface/safetensors
 tensors are stored by name, and one metadata entry ``"attribkit"`` holds a JSON document with
 every other field. Loading parses a length-prefixed JSON header and copies raw bytes; nothing in
 the file is ever executed. The format is described in ``docs/saving.md``.
+
+:meth:`Attribution.save <attribkit.core.attribution.Attribution.save>` reaches :func:`save`
+through :mod:`attribkit.core.writers`, where this module registers it on import.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from attribkit.core import writers
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
 
@@ -143,6 +147,9 @@ def save(attribution: Attribution, path: str | os.PathLike[str]) -> pathlib.Path
     save_file(enc.tensors, str(tmp), metadata={_META_KEY: json.dumps(doc, allow_nan=False)})
     os.replace(tmp, p)
     return p
+
+
+writers.register(Attribution, save)  # Attribution.save writes through this module
 
 
 def _header(p: pathlib.Path) -> None:

@@ -4,15 +4,15 @@
   with ``layer=``); token ids inside the embedding's range;
 * :func:`check_model`: the model's device and dtype match the inputs (``meta`` refused);
 * :func:`first_call`: the first forward pass, whose raw errors become a :class:`ModelCallError`
-  that names the shape and the likely fix (a missing batch axis, ids out of range);
-* :func:`check_independent_rows`: a 2-row probe that a row's output does not change with its
-  batch-mates (``y - y.mean(0)``, batch statistics).
+  that names the shape and the likely fix (a missing batch axis, ids out of range).
+
+The probes that run the model on the prepared problem are in :mod:`attribkit.core.probes`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -20,11 +20,7 @@ from torch import Tensor, nn
 from attribkit.core.checks import as_tensor
 from attribkit.core.errors import AttribkitError, InputError, ModelCallError, NonFiniteError
 
-if TYPE_CHECKING:
-    from attribkit.core.engine import Problem
-
-__all__ = ["check_ids", "check_independent_rows", "check_model", "first_call",
-           "model_float_dtype", "validate_inputs"]
+__all__ = ["check_ids", "check_model", "first_call", "model_float_dtype", "validate_inputs"]
 
 
 def model_float_dtype(model: object) -> torch.dtype | None:
@@ -108,37 +104,3 @@ def first_call(model: Callable[..., Tensor], raw: Tensor, fargs: tuple[Tensor, .
                     "inputs.unsqueeze(0).")
         raise ModelCallError(f"the model failed on inputs of shape {tuple(raw.shape)} "
                              f"({raw.dtype}): {type(e).__name__}: {first}.{hint}") from e
-
-
-def check_independent_rows(problem: Problem, out: Tensor) -> None:
-    """Raise when row 0's output changes with its batch-mates (one 2-row forward pass).
-
-    Row 0 is evaluated next to another point (its baseline, or half of itself) and compared
-    with its output in the full batch: a model that mixes rows (``y - y.mean(0)``, batch
-    statistics) gives a different value, and attributions of it would mix examples silently.
-    """
-    x0 = problem.inputs[:1]
-    if problem.baseline is not None and not torch.equal(problem.baseline[:1], x0):
-        other = problem.baseline[:1]
-    else:
-        other = 0.5 * x0 if bool((x0 != 0).any()) else x0 + 1.0
-    ex = torch.zeros(2, dtype=torch.long, device=x0.device)
-    try:
-        with torch.no_grad():
-            probe = problem.call(torch.cat([x0, other.to(x0.dtype)]), ex)
-    except AttribkitError:
-        raise
-    except Exception:  # the probe point is outside what the model accepts: no verdict
-        return
-    a, b = out[0].detach(), probe[0].detach()
-    if a.shape != b.shape or not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-        return
-    scale = float(torch.maximum(a.abs().max(), b.abs().max())) if a.numel() else 0.0
-    diff = float((a - b).abs().max()) if a.numel() else 0.0
-    if diff > 1e-3 * scale + 1e-6:
-        raise InputError(
-            f"the model's output for one example changes with the other rows of its batch (row "
-            f"0 differs by {diff:.3g} between two batches): attributions evaluate many points "
-            "per batch and would mix them silently. Make the model treat rows independently "
-            "(no mean or normalisation over the batch axis, no BatchNorm in training mode, no "
-            "randomness).")

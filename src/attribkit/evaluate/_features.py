@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.errors import InputError
 from attribkit.core.masks import resolve_mask
 from attribkit.core.signs import DEFAULT_SIGN, apply_sign, check_sign, reduce_sign
@@ -39,13 +40,12 @@ def default_target(attributions: Attribution | Tensor, target: Any) -> Any:
     return None
 
 
+@shared_parameters("inputs")
 def feature_groups(inputs: Tensor, groups: Tensor | None = None) -> Tensor:
     """A group id for every input element, ``(N, D)`` with ``D`` elements per example.
 
     Parameters
     ----------
-    inputs
-        ``(N, ...)`` inputs.
     groups
         ``None``: for images ``(N, C, H, W)`` one group per pixel (its channels together),
         otherwise one group per element. Or a feature mask (:mod:`attribkit.masks`): integer

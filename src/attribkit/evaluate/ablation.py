@@ -241,33 +241,40 @@ def aopc(
     return ablation_curve(model, inputs, attributions, **options).aopc
 
 
-def _even(steps: int) -> Callable[[int], Tensor]:
-    steps = count(steps, "steps")
+def _even_curve(kind: str) -> Callable[..., PerturbationCurve]:
+    """Deletion or insertion: all features perturbed in ``steps`` equal steps, in rank order."""
 
-    def counts_of(n_groups: int) -> Tensor:
-        return torch.round(torch.linspace(0, n_groups, steps + 1)).to(torch.long)
+    def curve(
+        model: Callable[..., Tensor],
+        inputs: Tensor,
+        attributions: Attribution | Tensor,
+        *,
+        steps: int = 50,
+        target: Any = None,
+        baseline: Any = None,
+        feature_mask: Tensor | None = None,
+        groups: Tensor | None = None,
+        sign: str = DEFAULT_SIGN,
+        absolute: bool | None = None,
+        batch_size: int | None = None,
+        progress: bool = False,
+        forward_args: Sequence[Tensor] | None = None,
+    ) -> PerturbationCurve:
+        sign = resolve_sign(sign, absolute, where=f"{kind}_curve")
+        steps = count(steps, "steps")
 
-    return counts_of
+        def counts_of(n_groups: int) -> Tensor:
+            return torch.round(torch.linspace(0, n_groups, steps + 1)).to(torch.long)
+
+        return _curve(kind, model, inputs, attributions, counts_of, target=target,
+                      baseline=baseline, groups=pick_mask(feature_mask, groups), sign=sign,
+                      batch_size=batch_size, progress=progress, forward_args=forward_args)
+
+    curve.__name__ = curve.__qualname__ = f"{kind}_curve"
+    return curve
 
 
-def deletion_curve(
-    model: Callable[..., Tensor],
-    inputs: Tensor,
-    attributions: Attribution | Tensor,
-    *,
-    steps: int = 50,
-    target: Any = None,
-    baseline: Any = None,
-    feature_mask: Tensor | None = None,
-    groups: Tensor | None = None,
-    sign: str = DEFAULT_SIGN,
-    absolute: bool | None = None,
-    batch_size: int | None = None,
-    progress: bool = False,
-    forward_args: Sequence[Tensor] | None = None,
-) -> PerturbationCurve:
-    """Deletion (Petsiuk et al. 2018): remove all features in ``steps`` equal steps, most
-    important first; a faithful attribution makes the score fall fast (small ``.area``).
+_EVEN_DOC = """{title}
 
     Parameters
     ----------
@@ -278,48 +285,26 @@ def deletion_curve(
         Number of steps from none to all features.
     sign
         How features are ranked (see :func:`ablation_curve`; default ``"absolute"``, pass
-        ``"all"`` to remove the evidence for the class first).
+        ``"all"`` to {first} the evidence for the class first).
     absolute
         Deprecated: ``True`` is ``sign="absolute"``, ``False`` is ``sign="all"``.
+
+    Returns
+    -------
+    PerturbationCurve
+        Scores after each step; ``.area`` is the mean score along the curve.
     """
-    sign = resolve_sign(sign, absolute, where="deletion_curve")
-    return _curve("deletion", model, inputs, attributions, _even(steps), target=target,
-                  baseline=baseline, groups=pick_mask(feature_mask, groups), sign=sign,
-                  batch_size=batch_size, progress=progress, forward_args=forward_args)
 
+deletion_curve = _even_curve("deletion")
+deletion_curve.__doc__ = _EVEN_DOC.format(
+    title="Deletion (Petsiuk et al. 2018): remove all features in ``steps`` equal steps, most\n"
+          "    important first; a faithful attribution makes the score fall fast (small "
+          "``.area``).",
+    first="remove")
 
-def insertion_curve(
-    model: Callable[..., Tensor],
-    inputs: Tensor,
-    attributions: Attribution | Tensor,
-    *,
-    steps: int = 50,
-    target: Any = None,
-    baseline: Any = None,
-    feature_mask: Tensor | None = None,
-    groups: Tensor | None = None,
-    sign: str = DEFAULT_SIGN,
-    absolute: bool | None = None,
-    batch_size: int | None = None,
-    progress: bool = False,
-    forward_args: Sequence[Tensor] | None = None,
-) -> PerturbationCurve:
-    """Insertion (Petsiuk et al. 2018): start from the baseline and reveal the features, most
-    important first; a faithful attribution makes the score rise fast (large ``.area``).
-
-    Parameters
-    ----------
-    model, inputs, attributions, target, baseline, feature_mask, groups, batch_size, progress,
-    forward_args
-        As for :func:`ablation_curve`.
-    steps
-        Number of steps from none to all features.
-    sign
-        How features are ranked (see :func:`ablation_curve`).
-    absolute
-        Deprecated: ``True`` is ``sign="absolute"``, ``False`` is ``sign="all"``.
-    """
-    sign = resolve_sign(sign, absolute, where="insertion_curve")
-    return _curve("insertion", model, inputs, attributions, _even(steps), target=target,
-                  baseline=baseline, groups=pick_mask(feature_mask, groups), sign=sign,
-                  batch_size=batch_size, progress=progress, forward_args=forward_args)
+insertion_curve = _even_curve("insertion")
+insertion_curve.__doc__ = _EVEN_DOC.format(
+    title="Insertion (Petsiuk et al. 2018): start from the baseline and reveal the features, "
+          "most\n    important first; a faithful attribution makes the score rise fast (large "
+          "``.area``).",
+    first="reveal")

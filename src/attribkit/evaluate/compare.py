@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import AttribkitError, InputError
 from attribkit.core.masks import pick_mask
@@ -125,6 +126,7 @@ def _attribute(name: str, model: Callable[..., Tensor], inputs: Tensor, target: 
     return info.fn(model, inputs, target=target, **opts)
 
 
+@shared_parameters("model", "inputs", "groups", "batch_size:points")
 def compare(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -149,10 +151,6 @@ def compare(
 
     Parameters
     ----------
-    model
-        A callable from a batch to ``(N,)`` or ``(N, C)`` outputs.
-    inputs
-        ``(N, ...)`` inputs.
     methods
         Registered method names, plus ``"random"`` (uniform random attributions).
     measures
@@ -166,8 +164,6 @@ def compare(
     feature_mask
         Integer group ids for the perturbation curves (:mod:`attribkit.masks`; default pixels /
         elements): whole groups are removed together.
-    groups
-        The older name of ``feature_mask``.
     k
         Features ablated per AOPC step (default ``max(1, features // 500)``: 100 pixels at 224^2).
     steps
@@ -177,8 +173,6 @@ def compare(
     sign
         How attributions are ranked and reduced by the curves and localisation measures (see
         :func:`attribkit.evaluate.ablation_curve`; ``"all"`` is not defined for localisation).
-    batch_size
-        Points per model call.
     progress
         Show progress bars.
     seed

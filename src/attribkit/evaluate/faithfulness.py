@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
 from attribkit.core.masks import resolve_mask
@@ -38,6 +39,8 @@ from attribkit.evaluate._metric import (
 __all__ = ["faithfulness_correlation", "pixel_flipping", "region_perturbation"]
 
 
+@shared_parameters("model:measured", "inputs", "attributions:measured", "target:measured", "seed",
+                   "batch_size:rows", "progress")
 def faithfulness_correlation(
     model: Callable[..., Any],
     inputs: Tensor,
@@ -56,14 +59,6 @@ def faithfulness_correlation(
 
     Parameters
     ----------
-    model
-        A torch model or a black box (batch -> scores).
-    inputs
-        ``(N, ...)`` inputs.
-    attributions
-        An Attribution or values that broadcast to the inputs.
-    target
-        The explained class (default: the attribution's, else the predicted class).
     baseline
         The value removed features take (``None``: zeros; Quantus's ``perturb_baseline``).
     subset_size
@@ -73,12 +68,6 @@ def faithfulness_correlation(
     subsets
         Inject the subsets instead of drawing them: ``(N, n_runs, subset_size)`` flat feature
         indices.
-    seed
-        Seed of the local random generator.
-    batch_size
-        Rows per model call.
-    progress
-        Show a progress bar.
     """
     x = as_inputs(inputs)
     a = broadcast_values(attributions, x).reshape(x.shape[0], -1)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.errors import InputError
 from attribkit.core.progress import progress_bar
 from attribkit.core.signs import DEFAULT_SIGN, apply_sign, resolve_sign
@@ -74,6 +75,7 @@ def parameter_layers(model: nn.Module) -> list[str]:
             if any(True for _ in m.parameters(recurse=False))]
 
 
+@shared_parameters("seed:reinit")
 def randomise_layers(model: nn.Module, names: Sequence[str], seed: int = 0) -> nn.Module:
     """A deep copy of ``model`` with the parameters of ``names`` re-initialised.
 
@@ -86,8 +88,6 @@ def randomise_layers(model: nn.Module, names: Sequence[str], seed: int = 0) -> n
         The model; it is not changed.
     names
         Sub-module names (see :func:`parameter_layers`).
-    seed
-        Seed of the re-initialisation.
     """
     clone = copy.deepcopy(model)
     for i, name in enumerate(names):
@@ -104,6 +104,7 @@ def randomise_layers(model: nn.Module, names: Sequence[str], seed: int = 0) -> n
     return clone
 
 
+@shared_parameters("inputs", "seed:reinit")
 def model_randomisation(
     model: nn.Module,
     inputs: Tensor,
@@ -124,8 +125,6 @@ def model_randomisation(
     ----------
     model
         An ``nn.Module``; randomisation happens on deep copies.
-    inputs
-        ``(N, ...)`` inputs.
     method
         A registered method name or a function ``(model, inputs, **options) -> Attribution``.
     mode
@@ -135,8 +134,6 @@ def model_randomisation(
     target
         The explained class; default the predicted class of the original model, kept fixed for
         the randomised models.
-    seed
-        Seed of the re-initialisation.
     sign
         ``"absolute"``: correlate magnitudes (as Adebayo et al.'s main figures); ``"all"``: the
         signed attributions; ``"positive"`` / ``"negative"``: one part only.

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
 from attribkit.evaluate._features import default_target
@@ -80,6 +81,7 @@ def noisy_linear_imputation(image: Tensor, removed: Tensor, noise: float = 0.01,
     return torch.from_numpy(out.reshape(c, h, w)).to(image.dtype).to(image.device)
 
 
+@shared_parameters("batch_size:rows", "progress")
 def road(
     model: Callable[..., Any],
     inputs: Tensor,
@@ -114,10 +116,6 @@ def road(
         ``"morf"`` (most relevant first; lower is better) or ``"lerf"`` (higher is better).
     seed
         Seed of the imputation noise.
-    batch_size
-        Rows per model call.
-    progress
-        Show a progress bar.
 
     Returns
     -------

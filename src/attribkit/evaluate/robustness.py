@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
 from attribkit.evaluate._features import default_target
@@ -42,6 +43,8 @@ def _perturbations(given: Tensor | None, x: Tensor, n: int, draw: Callable[..., 
     return given.to(x.dtype).to(x.device)
 
 
+@shared_parameters("model:measured", "inputs", "attributions:measured", "target:measured", "seed",
+                   "batch_size:rows", "progress")
 def infidelity(
     model: Callable[..., Any],
     inputs: Tensor,
@@ -60,14 +63,6 @@ def infidelity(
 
     Parameters
     ----------
-    model
-        A torch model or a black box.
-    inputs
-        ``(N, ...)`` inputs.
-    attributions
-        An Attribution or values that broadcast to the inputs.
-    target
-        The explained class (default: the attribution's, else the predicted class).
     n_perturb
         Perturbations per example.
     noise_std
@@ -76,12 +71,6 @@ def infidelity(
         Inject ``I`` instead: ``(N, R, ...)``; the model sees ``x - I``.
     normalize
         Rescale the attribution by the optimal ``beta`` first.
-    seed
-        Seed of the local random generator.
-    batch_size
-        Rows per model call.
-    progress
-        Show a progress bar.
     """
     x = as_inputs(inputs)
     a = broadcast_values(attributions, x)
@@ -112,6 +101,7 @@ def infidelity(
                                 "seed": seed})
 
 
+@shared_parameters("inputs")
 def max_sensitivity(
     explain: str | Callable[[Tensor, Tensor | None], Attribution | Tensor],
     model: Callable[..., Any],
@@ -137,8 +127,6 @@ def max_sensitivity(
         A registered method name, or ``fn(inputs, target) -> Attribution | Tensor``.
     model
         The model the method explains.
-    inputs
-        ``(N, ...)`` inputs.
     target
         The explained class (default: the predicted class at ``x``).
     radius

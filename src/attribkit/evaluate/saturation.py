@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
 from attribkit.core.summary import summary_repr
@@ -88,6 +89,7 @@ def _saturation_point(alphas: Tensor, scores: Tensor, tolerance: float) -> Tenso
     return torch.where(rise[:, 0] != 0, point, torch.full_like(point, float("nan")))
 
 
+@shared_parameters("model", "inputs", "batch_size:points", "progress")
 def saturation_curves(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -105,10 +107,6 @@ def saturation_curves(
 
     Parameters
     ----------
-    model
-        A callable from a batch to ``(N,)`` or ``(N, C)`` outputs.
-    inputs
-        ``(N, ...)`` inputs.
     target
         The explained class (default the predicted class at the inputs, fixed along the path).
     baseline
@@ -120,10 +118,6 @@ def saturation_curves(
     gradients
         Also compute the mean absolute gradient at each alpha (one backward pass per point, via
         :func:`attribkit.interior_gradients`); otherwise forward passes only.
-    batch_size
-        Points per model call.
-    progress
-        Show a progress bar.
     forward_args
         Extra per-example tensors for the model.
     """

@@ -1,6 +1,6 @@
 """Seed 003 section 3.1 on an activity classifier: atoms and pairs, dead features, saturation.
 
-The classifier is :func:`attribkit.zoo.chem_activity.train_activity_model` (CHEMBL2321810 from
+The classifier is :func:`attribkit.zoo.chem.activity.train_activity_model` (CHEMBL2321810 from
 RDKit's contrib data, active when pIC50 >= 6.5). On held-out molecules Integrated Gradients with
 the paper's counterfactual (all atom and pair features scaled to zero) gives:
 
@@ -126,8 +126,9 @@ def run(quick: bool = True, progress: bool = False, seed: int = 0) -> ActivityFi
 
 
 def _run(quick: bool, progress: bool, seed: int, start: float) -> ActivityFindings:
-    from attribkit.zoo import chem_activity, chem_findings
-    from attribkit.zoo.chem_model import GraphConvNet
+    from attribkit.zoo.chem import activity as chem_activity
+    from attribkit.zoo.chem import findings as chem_findings
+    from attribkit.zoo.chem.model import GraphConvNet
 
     clf = chem_activity.train_activity_model(seed=seed)
     model = clf.model

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError, UnsupportedModelError
 from attribkit.methods.registry import register
@@ -67,6 +68,7 @@ def resolve_layer(model: object, layer: nn.Module | str) -> nn.Module:
     needs_module=True,
     summary="Grad-CAM: feature maps weighted by their averaged gradients, up-sampled.",
 )
+@shared_parameters("target", "baseline:unused", "batch_size", "progress", "forward_args")
 def grad_cam(
     model: nn.Module,
     inputs: Tensor,
@@ -91,21 +93,11 @@ def grad_cam(
     layer
         The convolutional layer (a module or a dotted name); its output must be ``(N, C', h, w)``
         (or ``(N, C', l)``) and it must run once per forward pass.
-    target
-        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
-    baseline
-        Not used; must be ``None``.
     relu
         Keep only the positive part of the map (as in the paper).
     upsample
         Up-sample the map to the input's size (bilinear, or linear for sequences); else keep the
         layer's resolution.
-    batch_size
-        Rows per model call; ``None`` chooses it from the model's memory use.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.checks import count
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import BaselineError, InputError
 from attribkit.core.multi import several_inputs
@@ -99,6 +100,7 @@ def _moments(p: Problem, bg: Tensor, idx: Tensor, alpha: Tensor) -> tuple[Tensor
             "set, with random path positions; complete in expectation only.",
 )
 @several_inputs(samples=("background", "baseline"))
+@shared_parameters("model", "inputs", "target", "batch_size", "progress", "forward_args")
 def expected_gradients(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -116,26 +118,14 @@ def expected_gradients(
 
     Parameters
     ----------
-    model
-        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
-    inputs
-        ``(N, ...)`` examples.
     background
         ``(B, ...)`` reference samples (e.g. training data), each shaped like one example.
-    target
-        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
     baseline
         Another way to give the background (a ``(B, ...)`` tensor); use one of the two.
     n_samples
         Draws (gradient evaluations) per example.
     seed
         Seed of the local generator for the background rows and path positions.
-    batch_size
-        Rows per model call; ``None`` chooses it from the model's memory use.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------

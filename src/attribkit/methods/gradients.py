@@ -15,6 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
 from attribkit.core.layer_space import layer_side
@@ -44,6 +45,8 @@ def _like_values(p: Problem, t: Tensor) -> Tensor:
     summary="Saliency: the gradient of the target score with respect to the inputs.",
 )
 @several_inputs()
+@shared_parameters("model", "inputs", "target", "baseline:unused", "batch_size", "progress",
+                   "attribute_to", "forward_args")
 def saliency(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -61,27 +64,10 @@ def saliency(
 
     Parameters
     ----------
-    model
-        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
-    inputs
-        ``(N, ...)`` examples.
-    target
-        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
-    baseline
-        Not used (accepted for the common signature); must be ``None``.
     absolute
         Return ``|dF/dx|`` (the saliency map of Simonyan et al.) instead of the signed gradient.
-    batch_size
-        Rows per model call; ``None`` chooses it from the model's memory use.
-    progress
-        Show a progress bar.
     layer
         Take the gradient with respect to this sub-module's output instead of the inputs.
-    attribute_to
-        With ``layer``: ``"layer_output"`` (default) or ``"layer_input"`` (the layer's first
-        positional input; a float baseline is then given in that space, default zeros).
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------
@@ -107,6 +93,8 @@ def saliency(
     summary="Gradient x Input: each input times the gradient of the target score.",
 )
 @several_inputs()
+@shared_parameters("model", "inputs", "target", "baseline:unused", "batch_size", "progress",
+                   "layer:output", "attribute_to", "forward_args")
 def gradient_x_input(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -120,28 +108,6 @@ def gradient_x_input(
     forward_args: Sequence[Tensor] | None = None,
 ) -> Attribution:
     """``x_i * dF/dx_i``: the first-order Taylor term of each feature.
-
-    Parameters
-    ----------
-    model
-        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
-    inputs
-        ``(N, ...)`` examples.
-    target
-        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
-    baseline
-        Not used (accepted for the common signature); must be ``None``.
-    batch_size
-        Rows per model call; ``None`` chooses it from the model's memory use.
-    progress
-        Show a progress bar.
-    layer
-        Attribute at this sub-module's output (activations times gradients).
-    attribute_to
-        With ``layer``: ``"layer_output"`` (default) or ``"layer_input"`` (the layer's first
-        positional input; a float baseline is then given in that space, default zeros).
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from attribkit.core import paths
 from attribkit.core.attribution import Attribution
 from attribkit.core.checks import count
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError, TargetError
 from attribkit.core.guard import this_thread
@@ -93,6 +94,7 @@ def _conductance(p: Problem, layer: nn.Module, alphas: Tensor, gradient: str,
     summary="Layer conductance: each unit of a layer's share of F(x) - F(x') along the input "
             "path (needs layer=).",
 )
+@shared_parameters("inputs", "batch_size:rows", "progress", "forward_args")
 def layer_conductance(
     model: nn.Module,
     inputs: Tensor,
@@ -114,8 +116,6 @@ def layer_conductance(
     ----------
     model
         An ``nn.Module`` from a batch ``(B, ...)`` to ``(B,)`` or ``(B, C)``.
-    inputs
-        ``(N, ...)`` examples.
     layer
         The sub-module whose units are attributed (required).
     target
@@ -133,12 +133,6 @@ def layer_conductance(
         (the gradient at the cell's start; Captum's sum).
     attribute_to
         ``"layer_output"`` or ``"layer_input"`` (the layer's first positional input).
-    batch_size
-        Rows per model call.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------
@@ -216,6 +210,7 @@ class _ThroughNeuron(nn.Module):
     summary="Neuron conductance: each input feature's conductance through one neuron "
             "(needs neuron=).",
 )
+@shared_parameters("inputs")
 def neuron_conductance(
     model: nn.Module,
     inputs: Tensor,
@@ -235,8 +230,6 @@ def neuron_conductance(
     ----------
     model
         An ``nn.Module``.
-    inputs
-        ``(N, ...)`` examples.
     neuron
         The neuron (:func:`attribkit.neuron`) the conductance flows through (required).
     target

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import BaselineError, InputError
 from attribkit.core.masks import group_to_features, resolve_mask
@@ -153,6 +154,7 @@ def _rows(p: Problem, batch_size: int | None) -> int:
     summary="Occlusion: the drop of the score when a sliding window is replaced by the baseline.",
 )
 @several_inputs()
+@shared_parameters("model", "inputs", "target", "batch_size", "progress", "forward_args")
 def occlusion(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -171,12 +173,6 @@ def occlusion(
 
     Parameters
     ----------
-    model
-        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
-    inputs
-        ``(N, ...)`` examples.
-    target
-        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
     baseline
         What fills an occluded window: ``None`` (zeros), a number, a name, a Baseline or a
         tensor shaped like the inputs.
@@ -195,12 +191,6 @@ def occlusion(
         never occluded (value 0).
     fill
         Shorthand for a constant ``baseline``.
-    batch_size
-        Rows per model call; ``None`` chooses it from the model's memory use.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------
@@ -237,6 +227,7 @@ def occlusion(
     summary="Prediction Difference: occlusion averaged over fill values from a background set.",
 )
 @several_inputs()
+@shared_parameters("model", "inputs", "target", "batch_size", "progress", "forward_args")
 def prediction_difference(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -255,15 +246,9 @@ def prediction_difference(
 
     Parameters
     ----------
-    model
-        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
-    inputs
-        ``(N, ...)`` examples.
     background
         ``(B, ...)`` samples shaped like one example each (e.g. training data); every window is
         filled with each of them in turn and the drops are averaged.
-    target
-        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
     baseline
         Not used (the background takes its place); must be ``None``.
     window
@@ -274,12 +259,6 @@ def prediction_difference(
     feature_mask
         Integer group ids instead of a window, as for :func:`occlusion`: each group is filled
         with each background sample as a whole.
-    batch_size
-        Rows per model call; ``None`` chooses it from the model's memory use.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------

@@ -33,6 +33,7 @@ from attribkit.core.coalitions import (
     moebius,
     shapley_from_dividends,
 )
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
 from attribkit.core.masks import group_to_features, pick_mask, resolve_mask
@@ -135,6 +136,8 @@ def _sampling(p: Problem, ids: Tensor, n: int, n_samples: int, seed: int,
             "antithetic permutation sampling.",
 )
 @several_inputs()
+@shared_parameters("model", "inputs", "target", "baseline:absent", "groups", "batch_size",
+                   "progress", "forward_args")
 def shapley_values(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -154,23 +157,12 @@ def shapley_values(
 
     Parameters
     ----------
-    model
-        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
-    inputs
-        ``(N, ...)`` examples.
-    target
-        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
-    baseline
-        The value of an absent player's features: ``None`` (zeros), a number, a name, a Baseline
-        or a tensor.
     feature_mask
         Integer player id of each feature, shaped like one example, like the inputs, or any
         shape that broadcasts to them (grids and superpixels: :mod:`attribkit.masks`; tokens,
         atoms: any labelling); ids need not be contiguous (players are numbered in increasing
         id order, ``extras["group_labels"]``); negative ids mark features that always keep the
         input's value. ``None``: every feature is a player.
-    groups
-        The older name of ``feature_mask``.
     mode
         ``"exact"`` (all ``2^n`` coalitions; at most
         :data:`~attribkit.core.coalitions.MAX_EXACT_PLAYERS` players), ``"sampling"``
@@ -180,12 +172,6 @@ def shapley_values(
         ``n - 1`` model evaluations per example.
     seed
         Seed of the local random generator (sampling mode).
-    batch_size
-        Rows per model call; ``None`` chooses it from the model's memory use.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------

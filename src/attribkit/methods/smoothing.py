@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.checks import count
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError, TargetError
 from attribkit.core.multi import FlatModel, several_inputs
@@ -79,6 +80,7 @@ def _combine(values: Tensor, kind: str) -> tuple[Tensor, Tensor]:
     return out, stderr
 
 
+@shared_parameters("model", "inputs", "batch_size", "progress")
 def smooth(
     method: str | Callable[..., Attribution],
     model: Callable[..., Tensor],
@@ -103,10 +105,6 @@ def smooth(
     method
         A registered method name (``"saliency"``, ``"gradient_x_input"``,
         ``"integrated_gradients"``, ...) or a function with the common signature.
-    model
-        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
-    inputs
-        ``(N, ...)`` examples.
     target
         Resolved once on the clean inputs (``None``: the predicted class) and kept for every noisy
         copy; of the MultiTargets, ``all_classes()`` and ``classes([...])``.
@@ -122,10 +120,6 @@ def smooth(
         Noisy copies per example.
     seed
         Seed of the local generator that draws the noise.
-    batch_size
-        Rows per model call; ``None`` chooses it from the model's memory use.
-    progress
-        Show a progress bar.
     forward_args
         Extra per-example tensors passed to the model after the inputs (repeated per copy).
     options
@@ -199,10 +193,6 @@ _DOC = """{title}
 
     Parameters
     ----------
-    model
-        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
-    inputs
-        ``(N, ...)`` examples.
     target
         Resolved on the clean inputs and kept for every noisy copy.
     baseline
@@ -217,14 +207,8 @@ _DOC = """{title}
         Noisy copies per example.
     seed
         Seed of the local generator that draws the noise.
-    batch_size
-        Rows per model call.
-    progress
-        Show a progress bar.
     layer
         Passed to ``method``.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
     options
         Further options for ``method``.
 
@@ -234,6 +218,8 @@ _DOC = """{title}
         See :func:`smooth`.
     """
 
+_document = shared_parameters("model", "inputs", "batch_size:rows", "progress", "forward_args")
+
 smoothgrad = _registered("smoothgrad")
 smoothgrad.__name__ = smoothgrad.__qualname__ = "smoothgrad"
 smoothgrad.__doc__ = _DOC.format(title="SmoothGrad: the mean of a gradient method over noisy "
@@ -241,7 +227,7 @@ smoothgrad.__doc__ = _DOC.format(title="SmoothGrad: the mean of a gradient metho
 smoothgrad = register(
     "smoothgrad", aliases=("smooth_grad", "noise_tunnel"), family="gradient",
     needs_baseline=False, complete=False, axioms=_AXIOMS_MEAN, stochastic=True,
-)(several_inputs()(smoothgrad))
+)(several_inputs()(_document(smoothgrad)))
 
 smoothgrad_squared = _registered("smoothgrad_sq")
 smoothgrad_squared.__name__ = smoothgrad_squared.__qualname__ = "smoothgrad_squared"
@@ -250,7 +236,7 @@ smoothgrad_squared.__doc__ = _DOC.format(title="SmoothGrad-squared: the mean of 
 smoothgrad_squared = register(
     "smoothgrad_squared", aliases=("smoothgrad_sq", "smoothgrad2"), family="gradient",
     needs_baseline=False, complete=False, axioms=_AXIOMS_SQ, stochastic=True,
-)(several_inputs()(smoothgrad_squared))
+)(several_inputs()(_document(smoothgrad_squared)))
 
 vargrad = _registered("vargrad")
 vargrad.__name__ = vargrad.__qualname__ = "vargrad"
@@ -259,4 +245,4 @@ vargrad.__doc__ = _DOC.format(title="VarGrad: the variance of a gradient method 
 vargrad = register(
     "vargrad", aliases=("var_grad",), family="gradient",
     needs_baseline=False, complete=False, axioms=_AXIOMS_SQ, stochastic=True,
-)(several_inputs()(vargrad))
+)(several_inputs()(_document(vargrad)))

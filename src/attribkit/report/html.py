@@ -179,13 +179,13 @@ class Report:
             What the columns are, for the reading (``"regions"``, ``"tokens"``).
         """
         from attribkit.viz.global_views import (
-            _matrix,
+            as_matrix,
             dependence_plot,
             mean_abs_bars,
             summary_plot,
         )
 
-        v = _matrix(values)
+        v = as_matrix(values)
         with np.errstate(invalid="ignore"):
             mean_abs = np.nan_to_num(np.nanmean(np.abs(v), axis=0), nan=-1.0)
         labels = list(names) if names is not None else [f"feature {i}" for i in range(v.shape[1])]

@@ -26,9 +26,10 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from attribkit.serve import routes_data, routes_live
+from attribkit.serve.explorer import Explorer
 from attribkit.serve.live import JobRunner, LiveModel
 from attribkit.serve.store import RunStore
-from attribkit.serve.table import ItemTable
 
 __all__ = ["CSP", "Explorer", "create_app"]
 
@@ -36,16 +37,6 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
-
-
-class Explorer:
-    """What the routes share: the store, its table, the live runner and the limits."""
-
-    def __init__(self, store: RunStore, runner: JobRunner | None, max_upload: int) -> None:
-        self.store = store
-        self.table = ItemTable(store)
-        self.runner = runner
-        self.max_upload = max_upload
 
 
 SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()),
@@ -123,8 +114,6 @@ def create_app(store: str | pathlib.Path | RunStore, *, model: LiveModel | None 
     fastapi.FastAPI
         The application (serve it with uvicorn).
     """
-    from attribkit.serve import routes_data, routes_live
-
     st = store if isinstance(store, RunStore) else RunStore(store)
     limit = int(max_pixels or Image.MAX_IMAGE_PIXELS or 89_478_485)
     runner = JobRunner(st, model, limit) if model is not None else None

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, Response
 
 from attribkit.serve import render
-from attribkit.serve.app import Explorer
+from attribkit.serve.explorer import Explorer
 from attribkit.serve.store import finite
 from attribkit.serve.table import SPECIAL, gap_histograms
 

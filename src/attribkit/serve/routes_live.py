@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
-from attribkit.serve.app import Explorer
+from attribkit.serve.explorer import Explorer
 from attribkit.serve.live import UploadError
 
 __all__ = ["register"]

@@ -7,12 +7,14 @@
   the residual.
 * :func:`allocation_report`: how does a method allocate the interactions of this prediction?
   (REFERENCE.md section 4, the three criteria), with :func:`audit_polynomial`,
-  :func:`audit_game` and :func:`audit_blocks` behind it.
+  :func:`audit_game` and :func:`audit_blocks` behind it; the reports and verdicts are defined in
+  :mod:`attribkit.theory.criteria`, Table 1's rules in :mod:`attribkit.theory.rules`.
 * :func:`first_order_audit`, :func:`relevance_audit`, :func:`audit_background`
   (:mod:`attribkit.theory.frames`): the criteria in a method's own frame (first-order terms at
   the input, the relevance of ``F(x)``, the average over a background set).
-* :mod:`attribkit.theory.unification`: the audit of every registered method, rendered as
-  ``docs/unification.md`` (``python -m attribkit.theory.unification --out docs/unification.md``).
+* :mod:`attribkit.theory.unification`: the audit of every registered method
+  (:mod:`attribkit.theory.suite`), rendered as ``docs/unification.md``
+  (``python -m attribkit.theory.unification --out docs/unification.md``).
 """
 
 from __future__ import annotations

@@ -21,13 +21,15 @@ dividends of the game of players; the method's attribution is compared with the 
 Table 1 computed from the dividends (the closest rule is named), completeness decides criterion 3,
 and features with no effect at all (dummies) decide criterion 2; criterion 1 needs Taylor terms
 and is left undecided there.
+
+The criteria, effects and reports are defined in :mod:`attribkit.theory.criteria` and Table 1's
+rules in :mod:`attribkit.theory.rules`; their names are importable from here too.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -35,10 +37,23 @@ from torch import Tensor, nn
 
 from attribkit.core import coalitions as co
 from attribkit.core.errors import InputError
-from attribkit.core.summary import summary_repr
 from attribkit.methods.registry import MethodInfo, get
+from attribkit.theory.criteria import (
+    CRITERIA,
+    AllocationReport,
+    CriterionVerdict,
+    EffectAllocation,
+    decide_criteria,
+)
 from attribkit.theory.games import Game, players_of
-from attribkit.theory.taylor import TaylorDecomposition, polynomial_terms
+from attribkit.theory.rules import (
+    RULES,
+    dividend_rule,
+    implied_weight,
+    rule_allocation,
+    rule_distance,
+)
+from attribkit.theory.taylor import polynomial_terms
 from attribkit.toys import Polynomial
 
 __all__ = [
@@ -55,168 +70,6 @@ __all__ = [
     "rule_allocation",
     "run_method",
 ]
-
-#: The three criteria of REFERENCE.md section 4, in order.
-CRITERIA = ("low_approximation_error", "no_unrelated_allocation", "complete_allocation")
-
-#: Table 1 allocation rules that can be computed from effects: name -> description.
-RULES = {
-    "shapley": "J(S) / |S| to each member (Shapley value, DeepSHAP)",
-    "integrated_gradients": "kappa_i / |kappa| of each Taylor term (IG, DeepLIFT Rescale)",
-    "occlusion": "every effect whole to every member (Occlusion-1)",
-    "gradient_x_input": "kappa_i times each Taylor term at a zero baseline (x . grad F(x))",
-    "banzhaf": "J(S) / 2^(|S| - 1) to each member (Banzhaf value)",
-}
-
-
-@dataclass(frozen=True)
-class EffectAllocation:
-    """How one effect (``psi(j)`` or ``J(S)``) is shared among the features.
-
-    Attributes
-    ----------
-    players
-        The effect's support ``S`` (one feature for an independent effect).
-    effect
-        Its value ``J(S)``.
-    shares
-        What each of the ``n`` features receives from it.
-    measured
-        ``True`` when the shares were measured (method run on this effect alone); ``False`` when
-        implied by the closest Table 1 rule.
-    """
-
-    players: tuple[int, ...]
-    effect: float
-    shares: tuple[float, ...]
-    measured: bool = True
-
-    @property
-    def order(self) -> int:
-        """``|S|``."""
-        return len(self.players)
-
-    @property
-    def weights(self) -> tuple[float, ...]:
-        """``w_{i,S} = share_i / J(S)`` (zeros if the effect is zero)."""
-        if self.effect == 0.0:
-            return tuple(0.0 for _ in self.shares)
-        return tuple(s / self.effect for s in self.shares)
-
-    @property
-    def inside(self) -> float:
-        """``sum_{i in S} w_{i,S}``: how much of the effect reaches its members."""
-        w = self.weights
-        return sum(w[i] for i in self.players)
-
-    @property
-    def outside(self) -> float:
-        """``max_{i not in S} |w_{i,S}|``: the largest share given to an unrelated feature."""
-        w = self.weights
-        rest = [abs(v) for i, v in enumerate(w) if i not in self.players]
-        return max(rest) if rest else 0.0
-
-    @property
-    def total(self) -> float:
-        """``sum_i w_{i,S}``: 1 for a complete allocation."""
-        return sum(self.weights)
-
-
-@dataclass(frozen=True)
-class CriterionVerdict:
-    """One criterion decided on one model (``holds is None``: could not be decided)."""
-
-    criterion: str
-    holds: bool | None
-    worst: float
-    evidence: str
-
-
-@dataclass(frozen=True)
-class AllocationReport:
-    """How ``method`` allocated the effects of one prediction: weights, criteria, evidence.
-
-    Attributes
-    ----------
-    method
-        The registered method name (with options, if any, in ``options``).
-    options
-        Options passed to the method.
-    source
-        ``"taylor"`` (measured per effect) or ``"harsanyi"`` (from the game's dividends).
-    attribution
-        The method's attribution of the whole model, one value per feature (or player).
-    output_change
-        ``F(x) - F(b)``.
-    effects
-        Every effect and its shares.
-    criteria
-        The three :class:`CriterionVerdict` in the order of :data:`CRITERIA`.
-    rule_distances
-        Relative L2 distance between the attribution and each Table 1 rule (see :data:`RULES`).
-    additivity_error
-        ``max_i |a_i - sum_S share_{i,S}| / scale`` (measured reports; 0 for implied shares).
-    tolerance
-        The relative tolerance used for the verdicts.
-    notes
-        Free-form remarks (e.g. why a criterion is undecided).
-    """
-
-    method: str
-    options: dict[str, Any]
-    source: str
-    attribution: tuple[float, ...]
-    output_change: float
-    effects: tuple[EffectAllocation, ...]
-    criteria: tuple[CriterionVerdict, ...]
-    rule_distances: dict[str, float]
-    additivity_error: float
-    tolerance: float
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    __repr__ = summary_repr
-
-    def _headline(self) -> list[str]:
-        return ["verdicts=" + "/".join(f"{c.criterion}:{c.holds}" for c in self.criteria)]
-
-    @property
-    def closest_rule(self) -> str | None:
-        """The Table 1 rule nearest the attribution (``None`` if none was computed)."""
-        if not self.rule_distances:
-            return None
-        return min(self.rule_distances, key=lambda k: self.rule_distances[k])
-
-    def verdict(self, criterion: str) -> CriterionVerdict:
-        """The verdict on ``criterion`` (one of :data:`CRITERIA`)."""
-        for v in self.criteria:
-            if v.criterion == criterion:
-                return v
-        raise KeyError(criterion)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (for plots and reports): effects, weights, verdicts, rules."""
-        return {
-            "method": self.method,
-            "options": {k: (v if isinstance(v, (int, float, str, bool)) or v is None
-                            else repr(v)) for k, v in self.options.items()},
-            "source": self.source,
-            "attribution": list(self.attribution),
-            "output_change": self.output_change,
-            "effects": [{"players": list(e.players), "effect": e.effect,
-                         "shares": list(e.shares), "weights": list(e.weights),
-                         "measured": e.measured} for e in self.effects],
-            "criteria": [{"criterion": v.criterion, "holds": v.holds, "worst": v.worst,
-                          "evidence": v.evidence} for v in self.criteria],
-            "rule_distances": dict(self.rule_distances),
-            "closest_rule": self.closest_rule,
-            "additivity_error": self.additivity_error,
-            "tolerance": self.tolerance,
-            "notes": list(self.notes),
-        }
-
-    def weight_matrix(self) -> Tensor:
-        """``(n_effects, n)`` allocation weights, rows in the order of :attr:`effects`."""
-        return torch.tensor([e.weights for e in self.effects], dtype=torch.float64)
 
 
 class ShiftedPolynomial(nn.Module):
@@ -283,70 +136,6 @@ def _accepted(fn: Callable[..., Any]) -> set[str] | None:
     return {p.name for p in params}
 
 
-def rule_allocation(rule: str, decomposition: TaylorDecomposition) -> Tensor:
-    """The attribution Table 1's ``rule`` (a key of :data:`RULES`) gives from Taylor terms."""
-    n = decomposition.n_features
-    out = torch.zeros(n, dtype=torch.float64)
-    for t in decomposition.terms:
-        sup = t.support
-        for i in sup:
-            if rule == "shapley":
-                out[i] += t.value / len(sup)
-            elif rule == "integrated_gradients":
-                out[i] += t.value * t.kappa[i] / t.degree
-            elif rule == "occlusion":
-                out[i] += t.value
-            elif rule == "gradient_x_input":
-                out[i] += t.value * t.kappa[i]
-            elif rule == "banzhaf":
-                out[i] += t.value / 2 ** (len(sup) - 1)
-            else:
-                raise InputError(f"unknown rule {rule!r}; use one of {sorted(RULES)}.")
-    return out
-
-
-def _dividend_rule(rule: str, div: Tensor) -> Tensor | None:
-    if rule == "shapley":
-        return co.shapley_from_dividends(div)
-    if rule == "banzhaf":
-        return co.banzhaf_from_dividends(div)
-    if rule == "occlusion":
-        n = co.n_players_of(div)
-        return torch.stack([div.view(-1, 2, 1 << i)[:, 1, :].sum() for i in range(n)])
-    return None  # the Taylor refinements are not visible in dividends
-
-
-def _distance(a: Tensor, r: Tensor) -> float:
-    den = max(float(r.norm()), float(a.norm()), 1e-12)
-    return float((a - r).norm()) / den
-
-
-def _verdicts(effects: Sequence[EffectAllocation], tol: float) -> tuple[CriterionVerdict, ...]:
-    """Decide the three criteria from measured per-effect shares."""
-    live = [e for e in effects if abs(e.effect) > 1e-12]
-    if not live:
-        return tuple(CriterionVerdict(c, None, 0.0, "no non-zero effect") for c in CRITERIA)
-
-    def name(e: EffectAllocation) -> str:
-        return ("psi" if e.order == 1 else "J") + "(" + ", ".join(f"x{i + 1}" for i in
-                                                                   e.players) + ")"
-
-    cov = min(live, key=lambda e: e.inside)
-    out = max(live, key=lambda e: e.outside)
-    com = max(live, key=lambda e: abs(e.total - 1.0))
-    c1 = CriterionVerdict(
-        CRITERIA[0], cov.inside >= 1.0 - tol, 1.0 - cov.inside,
-        f"least covered effect {name(cov)} = {cov.effect:.4g}: its members receive "
-        f"{cov.inside:.4g} of it")
-    c2 = CriterionVerdict(
-        CRITERIA[1], out.outside <= tol, out.outside,
-        f"largest share to a non-member: {out.outside:.4g} of {name(out)} = {out.effect:.4g}")
-    c3 = CriterionVerdict(
-        CRITERIA[2], abs(com.total - 1.0) <= tol, abs(com.total - 1.0),
-        f"shares of {name(com)} = {com.effect:.4g} add up to {com.total:.4g} of it")
-    return (c1, c2, c3)
-
-
 def audit_polynomial(method: str | MethodInfo, model: Polynomial, inputs: Tensor,
                      baseline: Tensor | None = None, *, options: dict[str, Any] | None = None,
                      tolerance: float = 1e-3) -> AllocationReport:
@@ -397,14 +186,14 @@ def audit_polynomial(method: str | MethodInfo, model: Polynomial, inputs: Tensor
         else torch.zeros(n, dtype=torch.float64)
     scale = max(float(a.abs().max()), abs(dec.output - dec.baseline_output), 1e-12)
     additivity = float((a - summed).abs().max()) / scale
-    dist = {r: _distance(a, rule_allocation(r, dec)) for r in RULES}
+    dist = {r: rule_distance(a, rule_allocation(r, dec)) for r in RULES}
     notes = []
     if additivity > tolerance:
         notes.append(f"the attribution of the whole model differs from the sum of the effect "
                      f"shares by {additivity:.3g} (relative): the method is not additive here")
     return AllocationReport(info.name, dict(options or {}), "taylor", tuple(a.tolist()),
                             dec.output - dec.baseline_output, tuple(effects),
-                            _verdicts(effects, tolerance), dist, additivity, tolerance,
+                            decide_criteria(effects, tolerance), dist, additivity, tolerance,
                             tuple(notes))
 
 
@@ -460,9 +249,9 @@ def audit_game(method: str | MethodInfo, model: Callable[..., Tensor], inputs: T
     change = game.output - game.baseline_output
     dist = {}
     for r in RULES:
-        ref = _dividend_rule(r, div)
+        ref = dividend_rule(r, div)
         if ref is not None:
-            dist[r] = _distance(a, ref)
+            dist[r] = rule_distance(a, ref)
     scale = max(float(div[1:].abs().sum()), abs(change), float(a.abs().max()), 1e-12)
     # criterion 2: players in no non-zero dividend
     memb = co.coalition_masks(0, 1 << n, n)
@@ -496,7 +285,7 @@ def audit_game(method: str | MethodInfo, model: Callable[..., Tensor], inputs: T
         if m == 0 or abs(float(div[m])) <= 1e-12 * scale:
             continue
         s = players_of(m)
-        w = _implied_weights(rule, len(s))
+        w = implied_weight(rule, len(s))
         shares = [w if i in s else 0.0 for i in range(n)]
         effects.append(EffectAllocation(s, float(div[m]), tuple(v * float(div[m])
                                                                 for v in shares), False))
@@ -569,14 +358,6 @@ def audit_blocks(method: str | MethodInfo, model: Callable[..., Tensor],
                             tuple(effects), (c1, c2, c3), {}, 0.0, tolerance,
                             ("effects listed are the blocks; shares are the method's attribution "
                              "of each block alone",))
-
-
-def _implied_weights(rule: str, order: int) -> float:
-    if rule == "occlusion":
-        return 1.0
-    if rule == "banzhaf":
-        return float(0.5 ** (order - 1))
-    return 1.0 / order
 
 
 def allocation_report(model: Callable[..., Tensor], inputs: Tensor, method: str, *,

@@ -36,14 +36,13 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.methods.registry import MethodInfo, get
-from attribkit.theory.allocation import (
+from attribkit.theory.allocation import audit_polynomial, run_method
+from attribkit.theory.criteria import (
     CRITERIA,
     AllocationReport,
     CriterionVerdict,
     EffectAllocation,
-    _verdicts,
-    audit_polynomial,
-    run_method,
+    decide_criteria,
 )
 from attribkit.theory.games import Game
 
@@ -167,7 +166,7 @@ def first_order_audit(method: str | MethodInfo, model: nn.Module, inputs: Tensor
     additivity = float((a - summed).abs().max()) / scale
     # terms below 1e-3 of the scale are not judged: LRP's epsilon dominates their shares
     judged = [e for e in effects if abs(e.effect) > 1e-3 * scale] or effects
-    c1, c2, c3 = _verdicts(judged, tolerance)
+    c1, c2, c3 = decide_criteria(judged, tolerance)
     rem = (fx - f0) - float(phi.sum())
     if layer is not None:
         # each position must receive its own first-order term: the map against phi, position
@@ -319,7 +318,7 @@ def audit_background(method: str | MethodInfo, model: nn.Module, inputs: Tensor,
                 v, s = acc.get(e.players, (0.0, torch.zeros(len(e.shares), dtype=torch.float64)))
                 acc[e.players] = (v + e.effect / k, s + torch.tensor(e.shares) / k)
         effects = [EffectAllocation(p, v, tuple(s.tolist())) for p, (v, s) in sorted(acc.items())]
-        crit = _verdicts(effects, tolerance)
+        crit = decide_criteria(effects, tolerance)
         summed = torch.stack([torch.tensor(e.shares) for e in effects]).sum(0)
         add = float((full - summed).abs().max()) / scale
         c3 = crit[2]

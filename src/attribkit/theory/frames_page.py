@@ -1,6 +1,6 @@
 """Table 2 in both frames, and the background-set audit, as sections of ``docs/unification.md``.
 
-The baseline-frame verdicts come from :func:`attribkit.theory.unification.run_unification`; this
+The baseline-frame verdicts come from :func:`attribkit.theory.suite.run_unification`; this
 module adds each row's own frame (:mod:`attribkit.theory.frames`), the toys that decide it, and
 the explanation of every difference that remains, with the measured function that shows it.
 """
@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from attribkit.methods.registry import get, methods
 from attribkit.theory.allocation import AllocationReport, CriterionVerdict, audit_blocks
+from attribkit.theory.examples import relu_net, sparse_poly
 from attribkit.theory.frames import (
     FIRST_ORDER,
     OWN_FRAME,
@@ -25,13 +26,8 @@ from attribkit.theory.frames import (
     first_order_audit,
     relevance_audit,
 )
-from attribkit.theory.unification import (
-    PAPER_TABLE,
-    Row,
-    UnificationResult,
-    _relu_net,
-    _sparse_poly,
-)
+from attribkit.theory.paper_table import PAPER_TABLE, Row
+from attribkit.theory.suite import UnificationResult
 from attribkit.toys import Polynomial
 
 __all__ = [
@@ -142,7 +138,7 @@ def _last_conv(net: nn.Module) -> nn.Module:
 
 
 def _poly_cases() -> list[tuple[str, nn.Module, Tensor]]:
-    exps, coefs = _sparse_poly(0)
+    exps, coefs = sparse_poly(0)
     return [
         ("x1^2 x2 at (1, 1)", Polynomial([[2, 1]]), torch.tensor([[1.0, 1.0]],
                                                                  dtype=torch.float64)),
@@ -159,9 +155,9 @@ def _net_cases() -> list[tuple[str, nn.Sequential, Tensor]]:
     out = []
     for seed in (0, 1):
         x = _seeded((1, 5), 200 + seed)
-        out.append((f"ReLU network {seed} with biases (x5 dummy)", _positive_at(_relu_net(seed), x),
+        out.append((f"ReLU network {seed} with biases (x5 dummy)", _positive_at(relu_net(seed), x),
                     x))
-        nb = zero_bias(_relu_net(seed))
+        nb = zero_bias(relu_net(seed))
         assert isinstance(nb, nn.Sequential)
         out.append((f"bias-free ReLU network {seed} (x5 dummy)", _positive_at(nb, x), x))
     return out
@@ -257,7 +253,7 @@ def background_rows() -> list[tuple[str, nn.Module, Tensor, Tensor]]:
     cases = []
     for i, (name, model, x) in enumerate(_poly_cases()[:3]):
         cases.append((name, model, x, 0.5 * _seeded((3, x.shape[1]), 600 + i)))
-    net = _relu_net(0)
+    net = relu_net(0)
     x = _seeded((1, 5), 200)
     cases.append(("ReLU network 0 (x5 dummy)", net, x, _seeded((3, 5), 700)))
     sat = relevance_toys()[2][1]

@@ -23,12 +23,17 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
 from attribkit.viz._common import Array
 
-__all__ = ["dependence_plot", "mean_abs_bars", "summary_plot"]
+__all__ = ["as_matrix", "dependence_plot", "mean_abs_bars", "summary_plot"]
 
 _FEATURE_CMAP = "coolwarm"
 
 
-def _matrix(values: Any, name: str = "values") -> Array:
+def as_matrix(values: Any, name: str = "values") -> Array:
+    """Attributions (an :class:`Attribution`, a tensor, an array) as float64 ``(N, F)``.
+
+    One example ``(features,)`` becomes one row; anything else that is not 2-D raises an
+    :class:`InputError` naming ``name``.
+    """
     if isinstance(values, Attribution):
         values = values.values
     if isinstance(values, torch.Tensor):
@@ -114,9 +119,9 @@ def summary_plot(values: Any, features: Any = None, names: Sequence[str] | None 
     matplotlib.figure.Figure
         One axes with a colour bar "feature value" (low to high) when ``features`` is given.
     """
-    v = _matrix(values)
+    v = as_matrix(values)
     labels = _names(names, v.shape[1])
-    f = None if features is None else _matrix(features, "features")
+    f = None if features is None else as_matrix(features, "features")
     if f is not None and f.shape != v.shape:
         raise InputError(f"features {f.shape} must match the attributions {v.shape}.")
     order = _order(v, top)
@@ -171,7 +176,7 @@ def mean_abs_bars(values: Any, names: Sequence[str] | None = None, *, top: int |
     matplotlib.figure.Figure
         Horizontal bars labelled with their values.
     """
-    v = _matrix(values)
+    v = as_matrix(values)
     labels = _names(names, v.shape[1])
     order = _order(v, top)
     with np.errstate(invalid="ignore"):
@@ -227,7 +232,7 @@ def dependence_plot(values: Any, features: Any, feature: int | str,
     matplotlib.figure.Figure
         A scatter of ``(x_j, a_j)`` with a colour bar for ``color_by``.
     """
-    v, f = _matrix(values), _matrix(features, "features")
+    v, f = as_matrix(values), as_matrix(features, "features")
     if f.shape != v.shape:
         raise InputError(f"features {f.shape} must match the attributions {v.shape}.")
     labels = _names(names, v.shape[1])

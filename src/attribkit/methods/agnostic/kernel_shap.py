@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
 from attribkit.core.masks import pick_mask, resolve_mask
@@ -171,6 +172,8 @@ def solve_kernel_regression(z: Tensor, w: Tensor, y: Tensor, v0: Tensor, v1: Ten
     summary="KernelSHAP: Shapley values from a Shapley-kernel weighted regression with paired "
             "sampling, efficiency exact, bootstrap standard errors (black-box models welcome).",
 )
+@shared_parameters("model:black_box", "inputs:black_box", "target", "baseline:absent", "groups",
+                   "seed", "progress", "forward_args")
 def kernel_shap(
     model: Callable[..., Any],
     inputs: Tensor,
@@ -189,33 +192,15 @@ def kernel_shap(
 
     Parameters
     ----------
-    model
-        A callable from a batch to scores ``(B,)`` or ``(B, C)``: a torch model, or a black box
-        (NumPy in and out, e.g. ``clf.predict_proba``).
-    inputs
-        ``(N, ...)`` examples (a tensor, or a NumPy array for a black box).
-    target
-        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
-    baseline
-        The value of an absent player's features: ``None`` (zeros), a number, a name, a
-        Baseline or a tensor.
     feature_mask
         Integer player id of each feature, shaped like one example, like the inputs, or
         broadcasting to them (:mod:`attribkit.masks`); ids need not be contiguous; negative ids
         always keep the input's value. ``None``: every feature is a player.
-    groups
-        The older name of ``feature_mask``.
     n_samples
         Coalitions evaluated per example besides the empty and the full one (default
         ``2 n + 2048``, as SHAP); ``2^n - 2`` or more enumerates them all (exact).
-    seed
-        Seed of the local random generator.
     batch_size
         Rows per model call; ``None`` chooses it.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------

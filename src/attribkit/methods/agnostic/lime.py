@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
 from attribkit.core.masks import group_to_features, pick_mask, resolve_mask
@@ -145,6 +146,8 @@ def _distances(s: Tensor, distance: str, space: str, x: Tensor, b: Tensor, ids: 
     summary="LIME: coefficients of a kernel-weighted linear surrogate fitted to random "
             "perturbations (black-box models welcome).",
 )
+@shared_parameters("model:black_box", "inputs:black_box", "target", "groups", "seed", "progress",
+                   "forward_args")
 def lime(
     model: Callable[..., Any],
     inputs: Tensor,
@@ -170,13 +173,6 @@ def lime(
 
     Parameters
     ----------
-    model
-        A callable from a batch to scores ``(B,)`` or ``(B, C)``: a torch model, or a black box
-        (NumPy in and out, e.g. ``clf.predict_proba``).
-    inputs
-        ``(N, ...)`` examples (a tensor, or a NumPy array for a black box).
-    target
-        ``None`` (predicted class), an int, one index per example, a callable, or a MultiTarget.
     baseline
         The value of an absent feature: ``None`` (zeros), a number, a name, a Baseline or a
         tensor (the training mean for tabular data, a blurred image...).
@@ -185,8 +181,6 @@ def lime(
         like one example, like the inputs, or broadcasting to them (:mod:`attribkit.masks`); ids
         need not be contiguous; negative ids are always present. ``None``: every feature is an
         interpretable feature.
-    groups
-        The older name of ``feature_mask``.
     n_samples
         Perturbations per example (the first is the input itself unless ``samples`` is given).
     distance
@@ -208,14 +202,8 @@ def lime(
     samples
         Inject the binary perturbations instead of drawing them: ``(M, n)`` shared or
         ``(N, M, n)`` (0/1 or bool).
-    seed
-        Seed of the local random generator.
     batch_size
         Rows per model call; ``None`` chooses it.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
 from attribkit.methods.paths._blur import blur
@@ -128,6 +129,7 @@ def blur_walk(p: Problem, sigmas: list[float], grad_step: float, *,
     summary="Blur IG: gradients integrated along a path of decreasing Gaussian blur.",
     example_rank=2,
 )
+@shared_parameters("inputs:images", "target:single", "batch_size:rows", "progress", "forward_args")
 def blur_ig(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -148,10 +150,6 @@ def blur_ig(
     ----------
     model
         A callable from a batch ``(B, C, H, W)`` (or ``(B, C, L)``) to ``(B,)`` or ``(B, K)``.
-    inputs
-        ``(N, C, H, W)`` images or ``(N, C, L)`` sequences.
-    target
-        ``None`` (predicted class), an int, one index per example, or a callable.
     baseline
         Not used (the baseline is the maximally blurred input); must be ``None``.
     steps
@@ -163,12 +161,6 @@ def blur_ig(
     sqrt
         Space the widths as ``sqrt(i max_sigma / m)`` (the path then starts at
         ``sqrt(max_sigma)``).
-    batch_size
-        Rows per model call.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.errors import InputError
 from attribkit.methods.cam import grad_cam
 from attribkit.methods.propagation.guided import guided_backprop
@@ -36,6 +37,8 @@ _MODES = {"bilinear": "bilinear", "nearest": "nearest"}
     needs_module=True,
     summary="Guided Grad-CAM: guided backpropagation times the up-sampled Grad-CAM map.",
 )
+@shared_parameters("inputs:images", "target:single", "baseline:unused", "batch_size:rows",
+                   "progress", "forward_args")
 def guided_grad_cam(
     model: nn.Module,
     inputs: Tensor,
@@ -54,23 +57,11 @@ def guided_grad_cam(
     ----------
     model
         An ``nn.Module`` from images ``(B, C, H, W)`` (or sequences ``(B, C, L)``) to outputs.
-    inputs
-        ``(N, C, H, W)`` images or ``(N, C, L)`` sequences.
     layer
         The convolutional layer of Grad-CAM (a module or a dotted name).
-    target
-        ``None`` (predicted class), an int, one index per example, or a callable.
-    baseline
-        Not used; must be ``None``.
     interpolation
         How the map is up-sampled: ``"bilinear"`` (the paper; linear for sequences) or
         ``"nearest"`` (Captum's ``GuidedGradCam``).
-    batch_size
-        Rows per model call.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------

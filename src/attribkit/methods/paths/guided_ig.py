@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
 from attribkit.core.progress import progress_bar
@@ -138,6 +139,7 @@ def _advance(x: Tensor, g: Tensor, xin: Tensor, xb: Tensor, diff: Tensor, x_min:
     summary="Guided IG: an adaptive path that moves the features with the smallest "
             "|gradient| first.",
 )
+@shared_parameters("model", "target:single", "forward_args")
 def guided_ig(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -155,12 +157,8 @@ def guided_ig(
 
     Parameters
     ----------
-    model
-        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
     inputs
         ``(N, ...)`` examples; all advance along their paths together.
-    target
-        ``None`` (predicted class), an int, one index per example, or a callable.
     baseline
         ``None`` (zeros), a number, a name (``"black"``, ...), a Baseline or a tensor.
     steps
@@ -175,8 +173,6 @@ def guided_ig(
         Rows per model call (the examples of one step are evaluated together).
     progress
         Show a progress bar over the steps.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------

@@ -17,6 +17,7 @@ from typing import Any
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError, OptionError
 from attribkit.methods.paths._walk import straight_walk
@@ -41,6 +42,7 @@ PATHS = ("integrated_gradients", "guided_ig", "blur_ig")
     axioms={"completeness", "sensitivity_a", "sensitivity_b", "implementation_invariance"},
     summary="IDGI: each path step's rise of F shared by the squared gradient (exactly complete).",
 )
+@shared_parameters("model", "target:single", "batch_size:rows", "progress", "forward_args")
 def idgi(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -58,12 +60,8 @@ def idgi(
 
     Parameters
     ----------
-    model
-        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
     inputs
         ``(N, ...)`` examples (``(N, C, H, W)`` or ``(N, C, L)`` for the blur path).
-    target
-        ``None`` (predicted class), an int, one index per example, or a callable.
     baseline
         The straight and guided paths' start (``None``: zeros); the blur path starts at the
         blurred input and takes none.
@@ -72,12 +70,6 @@ def idgi(
     steps
         Steps of the path (one gradient each per example); default 50 for IG and the path
         method's own default otherwise (200 for Guided IG, 100 for Blur IG).
-    batch_size
-        Rows per model call.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
     **path_options
         The path's own options: ``fraction``, ``max_dist`` (Guided IG); ``max_sigma``,
         ``grad_step``, ``sqrt`` (Blur IG).

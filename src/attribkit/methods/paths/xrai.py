@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.errors import InputError
 from attribkit.methods.paths._segments import felzenszwalb_masks
 from attribkit.methods.registry import get, register
@@ -138,6 +139,7 @@ def _base(model: Callable[..., Tensor], inputs: Tensor, base: str | Attribution 
     summary="XRAI: over-segmented regions ranked greedily by the base attribution they gain.",
     example_rank=3,
 )
+@shared_parameters("target:single")
 def xrai(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -162,8 +164,6 @@ def xrai(
     inputs
         ``(N, C, H, W)`` images (segmented in the model's own normalisation: only the value
         range's shape matters).
-    target
-        ``None`` (predicted class), an int, one index per example, or a callable.
     baseline
         The base method's baseline; ``None`` with IG: IG averaged over a black and a white
         image (each example's minimum and maximum value), as in the paper.

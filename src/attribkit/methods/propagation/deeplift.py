@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import BaselineError, InputError, UnsupportedModelError
 from attribkit.core.layer_space import layer_side, layer_values
@@ -54,6 +55,15 @@ __all__ = ["TOLERANCE", "deeplift", "deepshap", "gradient_plan"]
 #: Below this ``|delta x|`` the multiplier falls back to the gradient.
 TOLERANCE = 1e-10
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+#: The docstring entries of the two methods' ``rule`` and ``maxpool``.
+_RULE = "``\"rescale\"`` or ``\"reveal_cancel\"``."
+_MAXPOOL = (
+    "``\"single\"`` (default; Captum's rule): a window's ``delta y`` goes to the winner at ``x`` "
+    "when the output rose and to the winner at ``x'`` when it fell; that winner moved by at "
+    "least ``|delta y|``, so the multiplier is bounded by the gradient and the window always "
+    "sums to ``delta y``. ``\"shared\"``: one multiplier ``delta y / (delta x_a + delta x_b)`` "
+    "for both winners, which credits both but explodes when the denominator nears 0 (and loses "
+    "``delta y`` where it vanishes). See ``docs/propagation.md``.")
 
 
 def _ref(call: Call) -> tuple[Tensor, Tensor]:
@@ -280,6 +290,8 @@ def _plan(model: nn.Module, rule: str, method: str, maxpool: str = "single") -> 
     summary="DeepLIFT: multipliers of differences from a reference (Rescale or RevealCancel).",
 )
 @several_inputs()
+@shared_parameters("model:propagation", "inputs", "target:single", "batch_size:backward",
+                   "progress", "forward_args", rule=_RULE, maxpool=_MAXPOOL)
 def deeplift(
     model: nn.Module,
     inputs: Tensor,
@@ -298,29 +310,8 @@ def deeplift(
 
     Parameters
     ----------
-    model
-        An ``nn.Module`` of supported modules (see ``docs/propagation.md``).
-    inputs
-        ``(N, ...)`` examples.
-    target
-        ``None`` (predicted class), an int, one index per example, or a callable.
     baseline
         The reference ``x'``: ``None`` (zeros), a number, a name, a Baseline or a tensor.
-    rule
-        ``"rescale"`` or ``"reveal_cancel"``.
-    maxpool
-        ``"single"`` (default; Captum's rule): a window's ``delta y`` goes to the winner at
-        ``x`` when the output rose and to the winner at ``x'`` when it fell; that winner moved
-        by at least ``|delta y|``, so the multiplier is bounded by the gradient and the window
-        always sums to ``delta y``. ``"shared"``: one multiplier ``delta y / (delta x_a +
-        delta x_b)`` for both winners, which credits both but explodes when the denominator
-        nears 0 (and loses ``delta y`` where it vanishes). See ``docs/propagation.md``.
-    batch_size
-        Rows per backward pass.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
     layer
         Attribute to this sub-module's units instead of the inputs (Captum's LayerDeepLift):
         ``(a(x) - a(x')) * m_a`` with ``m_a`` the multipliers that reach the layer.
@@ -376,6 +367,8 @@ def _layer_deeplift(module: nn.Module, inputs: Tensor, target: Any, baseline: An
     needs_module=True,
     summary="DeepSHAP: DeepLIFT averaged over a background set of references.",
 )
+@shared_parameters("model:propagation", "inputs", "progress", "forward_args", rule=_RULE,
+                   maxpool=_MAXPOOL)
 def deepshap(
     model: nn.Module,
     inputs: Tensor,
@@ -392,29 +385,12 @@ def deepshap(
 
     Parameters
     ----------
-    model
-        An ``nn.Module`` (see :func:`deeplift`).
-    inputs
-        ``(N, ...)`` examples.
     background
         ``(K, ...)`` reference rows shared by all examples (a sample of the data).
     target
         As for :func:`deeplift`.
-    rule
-        ``"rescale"`` or ``"reveal_cancel"``.
-    maxpool
-        ``"single"`` (default; Captum's rule): a window's ``delta y`` goes to the winner at
-        ``x`` when the output rose and to the winner at ``x'`` when it fell; that winner moved
-        by at least ``|delta y|``, so the multiplier is bounded by the gradient and the window
-        always sums to ``delta y``. ``"shared"``: one multiplier ``delta y / (delta x_a +
-        delta x_b)`` for both winners, which credits both but explodes when the denominator
-        nears 0 (and loses ``delta y`` where it vanishes). See ``docs/propagation.md``.
     batch_size
         Rows (example, reference pairs) per backward pass.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------

@@ -17,6 +17,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.methods.propagation.deeplift import gradient_plan
 from attribkit.methods.propagation.hooks import Call, State, propagate, require_module, vjp
@@ -52,21 +53,6 @@ def _run(model: nn.Module, inputs: Tensor, target: Any, batch_size: int | None, 
 
 _DOC = """
 
-    Parameters
-    ----------
-    model
-        An ``nn.Module`` of supported modules.
-    inputs
-        ``(N, ...)`` examples.
-    target
-        ``None`` (predicted class), an int, one index per example, or a callable.
-    batch_size
-        Rows per backward pass.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
-
     Returns
     -------
     Attribution
@@ -96,3 +82,6 @@ guided_backprop.__doc__ = ("Guided Backpropagation: ``max(0, g) * 1[x > 0]`` at 
                            "units." + _DOC)
 deconvnet.__doc__ = ("DeconvNet: the backward signal rectified, ``max(0, g)``, at ReLU-like "
                      "units." + _DOC)
+for _method in (guided_backprop, deconvnet):
+    shared_parameters("model:propagation", "inputs", "target:single", "batch_size:backward",
+                      "progress", "forward_args")(_method)

@@ -17,6 +17,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import UnsupportedModelError
 from attribkit.methods.propagation import rules as R
@@ -141,6 +142,7 @@ def _run(model: Any, inputs: Tensor, target: Any, composite: Composite, canonize
     summary="Layer-wise Relevance Propagation with epsilon, gamma, alpha-beta, z+ and z-box "
             "rules (composites and presets).",
 )
+@shared_parameters("inputs", "target:single", "batch_size:backward", "progress", "forward_args")
 def lrp(
     model: nn.Module,
     inputs: Tensor,
@@ -164,10 +166,6 @@ def lrp(
     model
         An ``nn.Module`` built from supported modules (Linear, Conv1d/2d, pooling, activations,
         BatchNorm after a linear layer, Flatten, Dropout, residual additions, Softmax last).
-    inputs
-        ``(N, ...)`` examples.
-    target
-        ``None`` (predicted class), an int, one index per example, or a callable.
     rule
         A preset name (``"epsilon"``, ``"gamma"``, ``"alpha2_beta1"``, ``"alpha1_beta0"``,
         ``"z_plus"``, ``"z_box"``, ``"epsilon_plus"``, ``"epsilon_alpha2_beta1"``,
@@ -189,12 +187,6 @@ def lrp(
     canonize
         Merge each BatchNorm into the Linear/Conv layer that feeds it (virtually; the model is
         unchanged).
-    batch_size
-        Rows per backward pass.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------
@@ -218,6 +210,8 @@ def lrp(
     needs_module=True,
     summary="Deep Taylor decomposition: z+ rule in hidden layers, z-box or w^2 at the input.",
 )
+@shared_parameters("model:propagation", "inputs", "batch_size:backward", "progress",
+                   "forward_args")
 def deep_taylor(
     model: nn.Module,
     inputs: Tensor,
@@ -234,10 +228,6 @@ def deep_taylor(
 
     Parameters
     ----------
-    model
-        An ``nn.Module`` (see :func:`lrp`).
-    inputs
-        ``(N, ...)`` examples.
     target
         As for :func:`lrp`.
     low
@@ -246,12 +236,6 @@ def deep_taylor(
         Upper bound of the inputs.
     canonize
         Merge BatchNorms.
-    batch_size
-        Rows per backward pass.
-    progress
-        Show a progress bar.
-    forward_args
-        Extra per-example tensors passed to the model after the inputs.
 
     Returns
     -------

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from attribkit.core.errors import InputError
-from attribkit.zoo.chem import MoleculeAttribution
-from attribkit.zoo.chem_features import ATOM_FEATURES, PAIR_FEATURES, MolFeatures, pack, unpack
+from attribkit.zoo.chem.explain import MoleculeAttribution
+from attribkit.zoo.chem.features import ATOM_FEATURES, PAIR_FEATURES, MolFeatures, pack, unpack
 
 __all__ = [
     "DeadFeature",
@@ -341,7 +341,7 @@ def twin_atoms(attributions: Sequence[MoleculeAttribution], smiles: Sequence[str
     """
     from rdkit import Chem as _rd
 
-    from attribkit.zoo.chem_features import featurize, mol_from_smiles
+    from attribkit.zoo.chem.features import featurize, mol_from_smiles
 
     rd: Any = _rd
     if len(attributions) != len(smiles):

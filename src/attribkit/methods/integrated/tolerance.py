@@ -34,7 +34,7 @@ from torch import Tensor
 
 from attribkit.core import paths
 from attribkit.core.engine import Problem
-from attribkit.methods._ig_path import path, scale, scan
+from attribkit.methods.integrated._path import path, scale, scan
 
 __all__ = ["PRIOR_CORRELATION", "TOLERANCE_PANELS", "fit_correlation", "panel_errors",
            "with_tolerance"]

@@ -1,23 +1,8 @@
-"""Molecules: RDKit features, a graph-convolution network, and faithfulness against exact truth.
+"""Attributions of molecules to atoms and atom pairs, and faithfulness against exact truth.
 
-This is seed 003 section 3.1 made real (extra ``chem``). A molecule becomes atom features and
-atom-pair features (:mod:`attribkit.zoo.chem_features`); a small Weave-style network with a
-sum-over-atoms readout (:mod:`attribkit.zoo.chem_model`) is trained on the TPSA of the NCI
-molecules that ship with RDKit, or on their Crippen logP. Integrated Gradients with the seed's
-scaled-to-zero counterfactual (all atom and pair features zero) then gives one attribution per
-atom and per atom pair::
-
-    from attribkit.zoo import chem
-
-    model = chem.load_property_model("tpsa")
-    expl = chem.explain_molecule(model, "OC(=O)c1ccccc1N")
-    expl.per_atom(include_pairs=True)      # (A,) atoms plus half of each of their pairs
-    expl.shares()                          # fraction of F(x) - F(0) on atoms / bonded / other pairs
-
-Because RDKit knows the exact per-atom contributions of TPSA and of Crippen logP,
-:func:`faithfulness` measures how well any registered method recovers them: the Pearson
-correlation per molecule between the per-atom attribution and the exact contributions, averaged
-over held-out molecules.
+:func:`explain_molecule` runs a registered method on one molecule and splits the attribution of
+its packed row into atoms and atom pairs (:class:`MoleculeAttribution`); :func:`faithfulness`
+measures how well a method recovers RDKit's exact per-atom contributions of TPSA or Crippen logP.
 """
 
 from __future__ import annotations
@@ -34,14 +19,10 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.core.errors import InputError
-from attribkit.zoo.chem_features import (
-    ATOM_FEATURES,
-    ELEMENTS,
+from attribkit.zoo.chem.features import (
     N_ATOM_FEATURES,
     N_PAIR_FEATURES,
-    PAIR_FEATURES,
     MolFeatures,
-    batch_features,
     featurize,
     logp_contributions,
     mol_from_smiles,
@@ -49,49 +30,17 @@ from attribkit.zoo.chem_features import (
     tpsa_contributions,
     unpack,
 )
-from attribkit.zoo.chem_model import (
-    PROPERTIES,
-    GraphConvNet,
-    MoleculeModel,
-    MoleculeSet,
-    TrainedModel,
-    load_molecules,
-    load_property_model,
-    property_values,
-    train_property_model,
-)
+from attribkit.zoo.chem.properties import PROPERTIES, MoleculeSet
 
 __all__ = [
-    "ATOM_FEATURES",
-    "ELEMENTS",
-    "N_ATOM_FEATURES",
-    "N_PAIR_FEATURES",
-    "PAIR_FEATURES",
-    "PROPERTIES",
     "FaithfulnessResult",
-    "GraphConvNet",
-    "MolFeatures",
     "MoleculeAttribution",
-    "MoleculeModel",
-    "MoleculeSet",
-    "TrainedModel",
-    "batch_features",
     "exact_contributions",
     "explain_molecule",
     "faithfulness",
-    "featurize",
-    "load_molecules",
-    "load_property_model",
-    "logp_contributions",
-    "mol_from_smiles",
-    "pack",
     "pearson",
     "player_groups",
-    "property_values",
     "split_attribution",
-    "tpsa_contributions",
-    "train_property_model",
-    "unpack",
 ]
 
 

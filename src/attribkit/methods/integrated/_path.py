@@ -1,7 +1,7 @@
 """The straight path of Integrated Gradients, built chunk by chunk for the engine.
 
-Shared by :mod:`attribkit.methods.integrated` (fixed and adaptive rules) and
-:mod:`attribkit.methods.ig_tolerance` (the nested rule run to a requested accuracy).
+Shared by :mod:`attribkit.methods.integrated.ig` (fixed and adaptive rules) and
+:mod:`attribkit.methods.integrated.tolerance` (the nested rule run to a requested accuracy).
 """
 
 from __future__ import annotations

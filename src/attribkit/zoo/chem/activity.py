@@ -11,12 +11,13 @@ same kind of model from data that ship inside RDKit:
   nearest the median (6.44), so the classes are balanced (492 active, 525 inactive) and accuracy
   is read against a 52 % majority rate;
 * split: a seeded permutation, the last 200 molecules held out;
-* model: :class:`~attribkit.zoo.chem_model.GraphConvNet` (two Weave layers over atom features
+* model: :class:`~attribkit.zoo.chem.model.GraphConvNet` (two Weave layers over atom features
   and pair features for EVERY pair of atoms, bonded or not), whose sum-over-atoms output is the
   logit; :class:`ActivityModel` returns ``sigmoid(logit)``, the two-class softmax score the
   paper attributes (``probability=False`` gives the logit);
 * training: binary cross-entropy, Adam with a one-cycle schedule, float32, one thread,
-  deterministic for a seed; cached in ``cache_dir("chem")``.
+  deterministic for a seed (:func:`attribkit.zoo.chem.training.fit`); cached in
+  ``cache_dir("chem")``.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.functional import binary_cross_entropy_with_logits
 
 from attribkit.core.errors import InputError
 from attribkit.zoo._cache import cache_dir
-from attribkit.zoo.chem_features import MolFeatures, batch_features, featurize, mol_from_smiles
-from attribkit.zoo.chem_model import GraphConvNet, MoleculeModel, _batches
+from attribkit.zoo.chem.features import MolFeatures, featurize, mol_from_smiles
+from attribkit.zoo.chem.model import GraphConvNet, MoleculeModel
+from attribkit.zoo.chem.training import fit, predict
 
 __all__ = [
     "ACTIVE_THRESHOLD",
@@ -226,51 +229,8 @@ class TrainedClassifier:
     cached: bool = False
 
 
-def _logits(net: GraphConvNet, feats: tuple[MolFeatures, ...], batch_size: int = 64
-            ) -> np.ndarray[Any, Any]:
-    order = sorted(range(len(feats)), key=lambda i: feats[i].n_atoms)
-    out = np.zeros(len(feats))
-    with torch.no_grad():
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
-            a, p, m = batch_features([feats[i] for i in idx], dtype=torch.float64)
-            out[idx] = net(a, p, m).numpy()
-    return out
-
-
 def _cache_path(epochs: int, seed: int) -> pathlib.Path:
     return cache_dir("chem") / f"activity_v{ACTIVITY_VERSION}_e{epochs}_s{seed}.pt"
-
-
-def _fit(net: GraphConvNet, train: ActivitySet, epochs: int, batch_size: int, lr: float,
-         seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    sizes = [f.n_atoms for f in train.features]
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-5)
-    steps = epochs * len(_batches(sizes, batch_size, torch.Generator().manual_seed(0)))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps))
-    cached: dict[tuple[int, ...], tuple[Tensor, Tensor, Tensor]] = {}
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    net.train()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small ops: one thread is faster and bitwise reproducible
-    try:
-        for _ in range(epochs):
-            for idx in _batches(sizes, batch_size, gen):
-                key = tuple(idx)
-                if key not in cached:
-                    cached[key] = batch_features([train.features[i] for i in idx],
-                                                 dtype=torch.float32)
-                a, p, m = cached[key]
-                y = torch.as_tensor(train.labels[idx], dtype=torch.float32)
-                loss = loss_fn(net(a, p, m), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-    finally:
-        torch.set_num_threads(threads)
-    net.eval()
 
 
 def train_activity_model(epochs: int = 25, seed: int = 0, n_train: int | None = None,
@@ -331,11 +291,12 @@ def train_activity_model(epochs: int = 25, seed: int = 0, n_train: int | None = 
         mean_atoms = float(np.mean([f.n_atoms for f in train.features]))
         net.get_buffer("scale").fill_(1.0)
         net.get_buffer("offset").fill_(float(np.log(rate / (1 - rate))) / mean_atoms)
-        _fit(net, train, epochs, batch_size, lr, seed)
+        fit(net, train.features, train.labels, binary_cross_entropy_with_logits,
+            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, weight_decay=1e-5)
         seconds = time.perf_counter() - start
     state = {k: v.clone() for k, v in net.state_dict().items()}
     net = net.double().eval()
-    tr, te = _logits(net, train.features), _logits(net, test.features)
+    tr, te = predict(net, train.features, 64), predict(net, test.features, 64)
     quality = {"train_accuracy": float(np.mean((tr > 0) == (train.labels > 0.5))),
                "test_accuracy": float(np.mean((te > 0) == (test.labels > 0.5))),
                "test_auc": roc_auc(te, test.labels),

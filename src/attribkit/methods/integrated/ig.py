@@ -16,13 +16,14 @@ from torch import Tensor, nn
 from attribkit.core import paths
 from attribkit.core.attribution import Attribution
 from attribkit.core.checks import count
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
 from attribkit.core.layer_space import layer_side
 from attribkit.core.multi import several_inputs
 from attribkit.core.summary import summary_repr
-from attribkit.methods._ig_path import adaptive_nodes, grid, integrate, path, scale
-from attribkit.methods.ig_tolerance import TOLERANCE_PANELS, with_tolerance
+from attribkit.methods.integrated._path import adaptive_nodes, grid, integrate, path, scale
+from attribkit.methods.integrated.tolerance import TOLERANCE_PANELS, with_tolerance
 from attribkit.methods.registry import AXIOMS, register
 
 __all__ = ["InteriorGradients", "integrated_gradients", "interior_gradients"]
@@ -37,6 +38,7 @@ __all__ = ["InteriorGradients", "integrated_gradients", "interior_gradients"]
     summary="Integrated Gradients: gradients integrated along the straight path from a baseline.",
 )
 @several_inputs()
+@shared_parameters("model", "progress", "attribute_to")
 def integrated_gradients(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -62,8 +64,6 @@ def integrated_gradients(
 
     Parameters
     ----------
-    model
-        A callable from a batch ``(B, ...)`` to outputs ``(B,)`` or ``(B, C)``.
     inputs
         ``(N, ...)`` examples (float32 or float64; integer ids only with ``layer``).
     target
@@ -95,18 +95,13 @@ def integrated_gradients(
         With ``tolerance``: stop by an upper bound of the error (Richardson extrapolation,
         which on ReLU networks over-states the error by about 1.5x) instead of the calibrated
         estimate (by default the actual error is within about 1.2x of the estimate either way,
-        see :mod:`attribkit.methods.ig_tolerance`). Costs more gradients.
+        see :mod:`attribkit.methods.integrated.tolerance`). Costs more gradients.
     batch_size
         Rows per model call; ``None`` picks it from ``memory_budget``.
     memory_budget
         Bytes of activations per model call when ``batch_size`` is ``None`` (default 1 GiB).
-    progress
-        Show a progress bar.
     layer
         Attribute at this sub-module's output (e.g. a word-embedding layer for token ids).
-    attribute_to
-        With ``layer``: ``"layer_output"`` (default) or ``"layer_input"`` (the layer's first
-        positional input; a float baseline is then given in that space, default zeros).
     forward_args
         Extra per-example tensors passed to the model after the inputs (e.g. an attention mask).
     channels_last
