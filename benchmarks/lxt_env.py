@@ -82,13 +82,14 @@ def lxt_python(log: Any = None) -> Path:
 # -- the small models both sides build ----------------------------------------------------------
 
 def build(spec: dict[str, Any]) -> torch.nn.Module:
-    """A random float64 model in eval mode from ``spec`` (same code under transformers 4 and 5).
+    """A random model in eval mode from ``spec`` (same code under transformers 4 and 5).
 
-    ``spec``: ``{"arch": "llama" | "gpt2", "seed": int, ...config fields}``.
+    ``spec``: ``{"arch": "llama" | "gpt2", "seed": int, "dtype": "float64" (default) or
+    "float32", ...config fields}``.
     """
     import transformers as tf
 
-    fields = {k: v for k, v in spec.items() if k not in ("arch", "seed")}
+    fields = {k: v for k, v in spec.items() if k not in ("arch", "seed", "dtype")}
     torch.manual_seed(int(spec["seed"]))
     if spec["arch"] == "llama":
         cfg: Any = tf.LlamaConfig(**fields)
@@ -99,7 +100,7 @@ def build(spec: dict[str, Any]) -> torch.nn.Module:
     else:
         raise ValueError(f"unknown arch {spec['arch']!r}")
     cfg._attn_implementation = "eager"
-    model = cls(cfg).to(torch.float64).eval()
+    model = cls(cfg).to(getattr(torch, spec.get("dtype", "float64"))).eval()
     return model
 
 
@@ -130,24 +131,30 @@ def run_lxt(cases: list[dict[str, Any]], repeats: int = 0, timeout: float = 900,
     list of dict
         ``{"relevance": (N, L, D), "logit": (N,), "times": [...]}`` per case.
     """
-    py = lxt_python(log)
     with tempfile.TemporaryDirectory(prefix="lxt-job-") as d:
         job, out = Path(d) / "job.pt", Path(d) / "out.pt"
-        torch.save({"cases": cases, "repeats": repeats}, job)
-        env = {**os.environ, "PYTHONPATH": str(py.parent.parent / "stub"),
-               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        subprocess.run([str(py), str(Path(__file__).resolve()), str(job), str(out)],
-                       check=True, timeout=timeout, env=env)
-        result: list[dict[str, Any]] = torch.load(out)
+        torch.save(cases, job)
+        return run_job(job, out, repeats, timeout, log)
+
+
+def run_job(job: Path, out: Path, repeats: int = 0, timeout: float = 900,
+            log: Any = None) -> list[dict[str, Any]]:
+    """:func:`run_lxt` on cases already saved to ``job`` (``torch.save(cases, job)``)."""
+    py = lxt_python(log)
+    env = {**os.environ, "PYTHONPATH": str(py.parent.parent / "stub"),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    subprocess.run([str(py), str(Path(__file__).resolve()), str(job), str(out), str(repeats)],
+                   check=True, timeout=timeout, env=env)
+    result: list[dict[str, Any]] = torch.load(out)
     return result
 
 
-def _main(job: str, out: str) -> None:  # runs inside the oracle venv
+def _main(job: str, out: str, repeats: int) -> None:  # runs inside the oracle venv
     from lxt.efficient import monkey_patch
     from transformers.models.gpt2 import modeling_gpt2
     from transformers.models.llama import modeling_llama
 
-    data = torch.load(job)
+    cases = torch.load(job)
     torch.set_num_threads(int(os.environ.get("LXT_THREADS", torch.get_num_threads())))
     import warnings
     with warnings.catch_warnings():
@@ -155,7 +162,7 @@ def _main(job: str, out: str) -> None:  # runs inside the oracle venv
         monkey_patch(modeling_llama)
         monkey_patch(modeling_gpt2)
     results = []
-    for case in data["cases"]:
+    for case in cases:
         model = build(case["spec"])
         model.load_state_dict(case["state"])
         embeds, target = case["embeds"], case["target"]
@@ -169,7 +176,7 @@ def _main(job: str, out: str) -> None:  # runs inside the oracle venv
 
         rel, logit = once()
         times = []
-        for _ in range(int(data["repeats"])):
+        for _ in range(repeats):
             t = time.perf_counter()
             once()
             times.append(time.perf_counter() - t)
@@ -178,4 +185,4 @@ def _main(job: str, out: str) -> None:  # runs inside the oracle venv
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1], sys.argv[2])
+    _main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
