@@ -197,3 +197,37 @@ def test_epsilon_shrinks_relevance_towards_zero() -> None:
     r0 = attnlrp(model, x, target=3).values.abs().sum()
     r1 = attnlrp(model, x, target=3, epsilon=10.0).values.abs().sum()
     assert float(r1) < float(r0)
+
+
+class BertLogits(nn.Module):
+    def __init__(self, bert: nn.Module) -> None:
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.bert(input_ids=ids, attention_mask=mask).logits
+        return out
+
+
+def test_bert_at_the_word_embeddings_with_padding() -> None:
+    """BERT-style models (LayerNorm, GELU, tanh pooler): attributing at the word-embedding layer
+    of token ids equals attributing the embeddings directly; padded tokens get nothing."""
+    torch.manual_seed(0)
+    cfg = tf.BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=24, num_labels=2)
+    bert = tf.BertForSequenceClassification(cfg).double().eval()
+    ids = torch.tensor([[2, 5, 7, 9, 3], [2, 8, 3, 0, 0]])
+    mask = (ids != 0).long()
+    model = BertLogits(bert)
+    layer = bert.bert.embeddings.word_embeddings
+    a = attnlrp(model, ids, target=1, layer=layer, forward_args=(mask,))
+    assert a.extras["blocks"] == 2 and a.extras["activations"] == 3  # 2 GELU + tanh pooler
+
+    class FromEmbeds(BertLogits):
+        def forward(self, e: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.bert(inputs_embeds=e, attention_mask=m).logits
+            return out
+
+    b = attnlrp(FromEmbeds(bert), layer(ids).detach(), target=1, forward_args=(mask,))
+    torch.testing.assert_close(a.values, b.values, rtol=1e-10, atol=1e-12)
+    assert float(a.values[1, 3:].abs().max()) == 0.0

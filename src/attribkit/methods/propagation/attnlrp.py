@@ -287,6 +287,7 @@ def attnlrp(
     *,
     target: Any = None,
     epsilon: float = 0.0,
+    layer: nn.Module | None = None,
     batch_size: int | None = None,
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
@@ -304,6 +305,9 @@ def attnlrp(
         ``None`` (predicted class), an int, one index per example, or a callable.
     epsilon
         The epsilon rule's stabiliser on linear layers (0: the plain gradient, as lxt).
+    layer
+        Attribute at this module's output instead (the word-embedding module, when ``inputs``
+        are token ids).
     batch_size
         Rows per forward / backward pass.
     progress
@@ -319,7 +323,7 @@ def attnlrp(
     """
     module = require_module(model, "attnlrp")
     with prepare(module, inputs, target=target, baseline=None, needs_baseline=False,
-                 batch_size=batch_size, progress=progress, forward_args=forward_args,
+                 layer=layer, batch_size=batch_size, progress=progress, forward_args=forward_args,
                  allow_multi_target=False) as p:
         grads: list[Tensor] = []
         with attnlrp_rules(module, epsilon=epsilon, add_handle=p.guard.add_handle) as scope:
