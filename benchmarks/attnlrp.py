@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lxt_env  # noqa: E402
+import lxt_env
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks-attnlrp.md"
 
@@ -74,8 +74,8 @@ def _ours(job: str, out: str, repeats: int) -> None:
         model.load_state_dict(case["state"])
         wrapped = LastLogit(model)
 
-        def once() -> torch.Tensor:
-            return attnlrp(wrapped, case["embeds"], target=case["target"]).values
+        def once(w: torch.nn.Module = wrapped, c: dict[str, Any] = case) -> torch.Tensor:
+            return attnlrp(w, c["embeds"], target=c["target"]).values
 
         rel = once()
         times = []

@@ -167,9 +167,10 @@ def _main(job: str, out: str, repeats: int) -> None:  # runs inside the oracle v
         model.load_state_dict(case["state"])
         embeds, target = case["embeds"], case["target"]
 
-        def once() -> tuple[torch.Tensor, torch.Tensor]:
-            x = embeds.clone().requires_grad_(True)
-            score = last_logits(model, x).gather(1, target[:, None])[:, 0]
+        def once(m: torch.nn.Module = model, e: torch.Tensor = embeds,
+                 t: torch.Tensor = target) -> tuple[torch.Tensor, torch.Tensor]:
+            x = e.clone().requires_grad_(True)
+            score = last_logits(m, x).gather(1, t[:, None])[:, 0]
             score.sum().backward()
             assert x.grad is not None
             return (x * x.grad).detach(), score.detach()

@@ -76,7 +76,7 @@ def compared() -> list[tuple[str, nn.Module, dict[str, Any], dict[str, Any]]]:
 
 @pytest.mark.parametrize("which", list(_SPECS))
 def test_attnlrp_equals_lxt(compared: list[Any], which: str) -> None:
-    name, model, case, ref = next(c for c in compared if c[0] == which)
+    _, model, case, ref = next(c for c in compared if c[0] == which)
     ours = attnlrp(LastLogit(model), case["embeds"], target=case["target"])
     # the same model on both sides: the logits agree to float64 rounding
     torch.testing.assert_close(ours.output, ref["logit"], rtol=1e-9, atol=1e-12)

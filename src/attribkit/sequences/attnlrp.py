@@ -49,17 +49,17 @@ def attnlrp_matrix(scorer: Scorer, *, epsilon: float = 0.0,
         logprobs = scorer(x.detach()[None])[0]
     ids = scorer.target_ids
     rows: list[Tensor] = []
-    with attnlrp_rules(scorer.model, epsilon=epsilon, add_handle=scorer.guard.add_handle) as sc:
-        with torch.enable_grad():
-            full = scorer.logits(x[None])[0]
-            logits = full.gather(-1, ids[:, None])[:, 0]
-            check_graph(logits.sum(), x, sc)
-            with progress_bar(t, "attnlrp (generated tokens)", progress) as bar:
-                for j in range(t):
-                    (g,) = torch.autograd.grad(logits[j], x, retain_graph=j < t - 1,
-                                               allow_unused=True)
-                    rows.append(torch.zeros_like(x) if g is None else (x * g).detach())
-                    bar.update(1)
+    rules = attnlrp_rules(scorer.model, epsilon=epsilon, add_handle=scorer.guard.add_handle)
+    with rules as sc, torch.enable_grad():
+        full = scorer.logits(x[None])[0]
+        logits = full.gather(-1, ids[:, None])[:, 0]
+        check_graph(logits.sum(), x, sc)
+        with progress_bar(t, "attnlrp (generated tokens)", progress) as bar:
+            for j in range(t):
+                (g,) = torch.autograd.grad(logits[j], x, retain_graph=j < t - 1,
+                                           allow_unused=True)
+                rows.append(torch.zeros_like(x) if g is None else (x * g).detach())
+                bar.update(1)
     values = torch.stack(rows)
     if not bool(torch.isfinite(values).all()):
         raise NonFiniteError("AttnLRP relevances contain NaN or inf; try a float64 model "

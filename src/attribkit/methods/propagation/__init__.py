@@ -1,4 +1,5 @@
-"""The propagation family: LRP, AttnLRP, Deep Taylor, DeepLIFT, DeepSHAP, DeconvNet, Guided Backprop.
+"""The propagation family: LRP, AttnLRP, Deep Taylor, DeepLIFT, DeepSHAP, DeconvNet, guided
+backpropagation.
 
 Importing this package registers the methods. Rules (:mod:`.rules`), composites
 (:mod:`.composites`) and canonizers (:mod:`.canonizers`) are data the methods take.

@@ -133,7 +133,7 @@ _ACTIVATION_TYPES = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.ELU, nn.SiLU
 
 
 def is_activation(module: nn.Module) -> bool:
-    """Whether ``module`` is an element-wise activation (torch's or ``transformers.activations``)."""
+    """Whether ``module`` is an element-wise activation (torch's or transformers')."""
     if isinstance(module, _ACTIVATION_TYPES):
         return True
     return (type(module).__module__ == "transformers.activations"
