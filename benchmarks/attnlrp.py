@@ -42,9 +42,9 @@ SPECS: dict[str, dict[str, Any]] = {
 }
 
 
-def _cases(length: int) -> list[dict[str, Any]]:
+def _cases(length: int, names: list[str]) -> list[dict[str, Any]]:
     out = []
-    for spec in SPECS.values():
+    for spec in (SPECS[n] for n in names):
         model = lxt_env.build(spec)
         g = torch.Generator().manual_seed(7)
         ids = torch.randint(0, int(spec["vocab_size"]), (1, length), generator=g)
@@ -92,19 +92,20 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--length", type=int, default=64)
+    ap.add_argument("--only", default="", help="run the models whose name contains this")
     ap.add_argument("--ours", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.ours:
         _ours(args.ours[0], args.ours[1], int(args.ours[2]))
         return
     lxt_env.lxt_python()
-    names = list(SPECS)
+    names = [n for n in SPECS if args.only in n]
     times: dict[str, dict[str, list[float]]] = {n: {"lxt": [], "attribkit": []} for n in names}
     diffs: dict[str, float] = {}
     load = []
     with tempfile.TemporaryDirectory(prefix="attnlrp-bench-") as d:
         job = Path(d) / "job.pt"
-        torch.save(_cases(args.length), job)
+        torch.save(_cases(args.length, names), job)
         for r in range(args.rounds):
             load.append(os.getloadavg()[0])
             theirs = lxt_env.run_job(job, Path(d) / "lxt.pt", args.repeats)
