@@ -42,6 +42,7 @@ from attribkit.methods.integrated import (
 
 # -- method exports (each method issue adds its block here) ------------------------------------
 from attribkit.methods.propagation import (  # LRP, Deep Taylor, DeepLIFT, DeepSHAP... (issue 4)
+    attnlrp,
     deconvnet,
     deep_taylor,
     deeplift,
@@ -118,6 +119,7 @@ __all__ = [
     "Zeros",
     "__version__",
     "all_classes",
+    "attnlrp",
     "axioms",
     "black_box",
     "blur_ig",

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from attribkit.core.errors import InputError, UnsupportedModelError
 from attribkit.core.guard import ModelGuard, warn_if_training
+from attribkit.sequences.attnlrp import attnlrp_matrix
 from attribkit.sequences.methods import (
     AGGREGATES,
     aggregate,
@@ -24,10 +25,10 @@ __all__ = ["GENERATION_METHODS", "explain_generation"]
 
 #: Methods of :func:`explain_generation` (aliases: ``ig``, ``gradient``, ``grad_x_input``).
 GENERATION_METHODS = ("integrated_gradients", "saliency", "gradient_x_input", "occlusion",
-                      "shapley")
+                      "shapley", "attnlrp")
 _ALIASES = {"ig": "integrated_gradients", "gradient": "saliency", "gradients": "saliency",
             "grad_x_input": "gradient_x_input", "gxi": "gradient_x_input",
-            "shapley_values": "shapley", "occlusion_1": "occlusion"}
+            "shapley_values": "shapley", "occlusion_1": "occlusion", "attn_lrp": "attnlrp"}
 
 
 def _canonical(method: str) -> str:
@@ -163,7 +164,8 @@ def explain_generation(
         ``None`` to explain the model's own greedy generation of ``max_new_tokens`` tokens.
     method
         ``"integrated_gradients"`` (``"ig"``), ``"saliency"``, ``"gradient_x_input"``,
-        ``"occlusion"`` or ``"shapley"``.
+        ``"occlusion"``, ``"shapley"`` or ``"attnlrp"`` (which explains each token's logit;
+        ``extras["logits"]`` and ``extras["conservation"]``, the relevance's sum over the logit).
     max_new_tokens
         Tokens to generate when ``target`` is ``None``.
     baseline
@@ -225,6 +227,10 @@ def explain_generation(
                                                  batch_size=batch_size, progress=progress)
             matrix = aggregate(values, how)
             params.update(steps=steps, rule=rule, baseline=_describe(baseline))
+        elif name == "attnlrp":
+            values, f_x, logits = attnlrp_matrix(scorer, progress=progress)
+            matrix = aggregate(values, how)
+            extras.update(logits=logits, conservation=values.flatten(1).sum(1) / logits)
         elif name in ("saliency", "gradient_x_input"):
             values, f_x = gradient_matrix(scorer, times_input=name == "gradient_x_input")
             matrix = aggregate(values, how)
