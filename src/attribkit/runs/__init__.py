@@ -31,7 +31,8 @@ __all__ = ["ConfigMismatch", "Item", "RunResult", "RunStore", "collect", "normal
 _KINDS = {"image": "image", "tabular": "tabular", "text": "text", "smiles": "smiles",
           "python": "tensor"}
 _ZOO_KINDS = {"efficientnet-lite0": "image", "minilm-sentiment": "text",
-              "breast-cancer-mlp": "tabular"}
+              "breast-cancer-mlp": "tabular", "smollm2": "generation",
+              "smollm2-135m": "generation", "smollm2-135m-instruct": "generation"}
 
 MethodArg = str | tuple[str, Mapping[str, Any]] | Mapping[str, Any]
 
@@ -139,7 +140,8 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
     Parameters
     ----------
     model
-        A zoo name (``efficientnet-lite0``, ``minilm-sentiment``, ``breast-cancer-mlp``) or
+        A zoo name (``efficientnet-lite0``, ``minilm-sentiment``, ``breast-cancer-mlp``,
+        ``smollm2``: a ``.txt`` of prompts, each generation stored as its matrix) or
         ``module:callable`` (both engines: the model is built in each worker); for the local
         engine also a :class:`attribkit.zoo.specs.Built` or a model object.
     data

