@@ -1,0 +1,171 @@
+"""attribkit.zoo.llm: SmolLM2-135M-Instruct (dequantised GGUF) explained by explain_generation.
+
+SmolLM2 is loaded once per test run (session fixture; the float32 conversion is cached), and
+every test keeps its prompts short: the whole file is meant to take a few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from attribkit.core.errors import InputError
+from attribkit.core.guard import hook_state
+from attribkit.sequences import explain_generation
+
+pytestmark = pytest.mark.slow
+llm = pytest.importorskip("attribkit.zoo.llm")
+pytest.importorskip("gguf")
+
+PARIS = "The capital of France is"
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> tuple[Any, Any]:
+    """SmolLM2 and its tokenizer, loaded once (the conversion is cached across runs)."""
+    if llm.is_cached():
+        return llm.load_smollm2(progress=False)
+    try:
+        llm.wheel_folder()
+    except ImportError as err:  # the extra is not installed here
+        pytest.skip(str(err))
+    return llm.load_smollm2(progress=False)
+
+
+def _state(model: Any) -> tuple[Any, ...]:
+    return (hook_state(model), [m.training for m in model.modules()],
+            [p.requires_grad for p in model.parameters()])
+
+
+def test_loads_dequantised_copy_from_cache(smollm2: tuple[Any, Any]) -> None:
+    model, tok = smollm2
+    assert llm.is_cached() and (llm.cached_copy() / "model.safetensors").is_file()
+    assert not model.training and model.config.model_type == "llama"
+    assert model.config.num_hidden_layers == 30 and model.config.tie_word_embeddings
+    assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    assert next(model.parameters()).dtype == torch.float32
+    assert not any(p.requires_grad for p in model.parameters())
+    text = llm.chat_prompt(tok, [{"role": "user", "content": "Hi"}])
+    assert text.startswith("<|im_start|>system") and text.endswith("<|im_start|>assistant\n")
+    ids = tok(PARIS, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=1, do_sample=False)
+    assert tok.decode(out[0, -1:]) == " Paris"
+
+
+def test_paris_ig_is_complete_and_model_untouched(smollm2: tuple[Any, Any]) -> None:
+    model, tok = smollm2
+    before = _state(model)
+    res = explain_generation(model, tok, PARIS, " Paris")
+    assert res.shape == (1, 5) and res.generated_tokens == ("ĠParis",)
+    assert res.relative_gap is not None and float(res.relative_gap.max()) < 0.01, \
+        res.completeness()
+    assert float(res.logprobs[0]) > -0.5  # SmolLM2 is confident: p(" Paris") ~ 0.77
+    assert _state(model) == before
+
+
+def test_ig_and_saliency_equal_captum(smollm2: tuple[Any, Any]) -> None:
+    from captum.attr import (
+        LayerGradientXActivation,
+        LayerIntegratedGradients,
+        LLMGradientAttribution,
+        TextTokenInput,
+    )
+
+    model, tok = smollm2
+    emb = model.get_input_embeddings()
+    inp = TextTokenInput(PARIS, tok)  # Captum's baseline: token id 0 at every position
+    ours = explain_generation(model, tok, PARIS, " Paris is", baseline=0, steps=8)
+    theirs = LLMGradientAttribution(LayerIntegratedGradients(model, emb), tok).attribute(
+        inp, target=" Paris is", n_steps=8)
+    # float32, different batch shapes (Captum: full logits, one target per pass)
+    scale = float(ours.matrix.abs().max())
+    torch.testing.assert_close(ours.matrix, theirs.token_attr, rtol=2e-3, atol=2e-3 * scale)
+    ours = explain_generation(model, tok, PARIS, " Paris is", method="saliency",
+                              aggregate_by="sum")
+    lga = LayerGradientXActivation(model, emb, multiply_by_inputs=False)
+    theirs = LLMGradientAttribution(lga, tok).attribute(inp, target=" Paris is")
+    scale = float(ours.matrix.abs().max())
+    torch.testing.assert_close(ours.matrix, theirs.token_attr, rtol=1e-3, atol=1e-3 * scale)
+
+
+def test_bad_input_gets_one_clear_line(smollm2: tuple[Any, Any]) -> None:
+    model, tok = smollm2
+    before = _state(model)
+    cases = [
+        (dict(prompt="   "), "prompt is empty"),
+        (dict(prompt=[{"role": "user", "content": ""}]), "chat has no content"),
+        (dict(prompt="word " * 8200), "longer than the model's context of 8192"),
+        (dict(prompt=PARIS, target=[7042, 49152]), "token id 49152 outside the vocabulary"),
+        (dict(prompt=PARIS, target=[-1]), "token id -1 outside"),
+        (dict(prompt=PARIS, target=0.5), "got float"),
+        (dict(prompt=PARIS, target=[7042.0]), "must be ints, got float"),
+        (dict(prompt=PARIS, target=torch.tensor([1.0])), "must be integers"),
+        (dict(prompt=PARIS, target=""), "empty string"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(InputError, match=message) as err:
+            explain_generation(model, tok, method="saliency", **kwargs)
+        assert "\n" not in str(err.value)
+    with pytest.warns(UserWarning, match=r"'Paris' is 2 tokens \['Par', 'is'\].*' Paris'"):
+        res = explain_generation(model, tok, PARIS, "Paris", method="saliency")
+    assert res.generated_tokens == ("Par", "is")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one token, or several words: no warning
+        explain_generation(model, tok, PARIS, " Paris", method="saliency")
+        explain_generation(model, tok, PARIS, " Paris is", method="saliency")
+    assert _state(model) == before
+
+
+def test_needle_sentence_carries_the_answer(smollm2: tuple[Any, Any]) -> None:
+    """A ~500-token context: occluding the needle sentence costs the answer most of its
+    log-probability; no other sentence comes close."""
+    model, tok = smollm2
+    hay = llm.haystack()
+    groups = hay.token_groups(tok)
+    assert all(groups) and sum(map(len, groups)) > 450
+    res = explain_generation(model, tok, hay.prompt, hay.answer, method="occlusion",
+                             groups=groups)
+    scores = res.matrix[0]
+    share = float(scores[hay.needle].abs() / scores.abs().sum())
+    others = torch.cat([scores[:hay.needle], scores[hay.needle + 1:]])
+    assert int(scores.argmax()) == hay.needle and share > 0.5, (share, scores)
+    assert float(scores[hay.needle]) > 5 * float(others.abs().max())
+
+
+def test_cli_explain_generation_and_run(smollm2: tuple[Any, Any], tmp_path: Any,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import attribkit.runs as runs
+    from attribkit.cli import main
+
+    code = main(["explain-generation", "smollm2", PARIS, "--target", " Paris", "--steps", "8",
+                 "-q", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["generated_tokens"] == ["ĠParis"]
+    assert len(data["matrix"][0]) == 5
+    code = main(["explain-generation", "smollm2", "What is the capital of France?", "--chat",
+                 "--max-new-tokens", "3", "-m", "saliency", "-q"])
+    out = capsys.readouterr().out
+    assert code == 0 and "<|im_start|>" in out and "Paris" in out
+    assert main(["explain-generation", "smollm2", "", "-q"]) == 1
+    assert capsys.readouterr().err.strip() == ("attribkit: error: InputError: the prompt is "
+                                               "empty: give some text to explain the "
+                                               "continuation of.")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(f"{PARIS}\nThe opposite of hot is\n")
+    code = main(["run", "smollm2", str(prompts), "-m", "saliency", "--out",
+                 str(tmp_path / "store"), "-q"])
+    assert code == 0, capsys.readouterr().err
+    store = runs.open(tmp_path / "store")
+    assert len(store.failed) == 0 and len(store.results) == 2
+    first = store.results.sort_values("item").iloc[0]
+    assert first["target_name"].startswith("ĠParis")
+    values = store.values(0, "saliency")
+    assert values.shape[1] == 5 and np.isfinite(values).all()
+
