@@ -74,13 +74,15 @@ def encode_prompt(tokenizer: Any, prompt: Prompt, vocab: int) -> Tensor:
         if not prompt.strip():
             raise InputError("the prompt is empty: give some text to explain the continuation "
                              "of.")
-        ids = tokenizer(prompt, add_special_tokens=True, return_tensors="pt")["input_ids"][0]
+        ids: Tensor = tokenizer(prompt, add_special_tokens=True,
+                                return_tensors="pt")["input_ids"][0]
     elif isinstance(prompt, Sequence) and prompt and all(isinstance(m, Mapping) for m in prompt):
-        if not any(str(m.get("content", "")).strip() for m in prompt):
+        messages = [dict(m) for m in prompt if isinstance(m, Mapping)]
+        if not any(str(m.get("content", "")).strip() for m in messages):
             raise InputError("the chat has no content: give at least one message with text.")
         if getattr(tokenizer, "chat_template", None) is None:
             raise InputError("this tokenizer has no chat template: give the prompt as text.")
-        out = tokenizer.apply_chat_template([dict(m) for m in prompt], tokenize=True,
+        out = tokenizer.apply_chat_template(messages, tokenize=True,
                                             add_generation_prompt=True, return_dict=True)
         ids = torch.as_tensor(out["input_ids"], dtype=torch.long).reshape(-1)
     else:
@@ -106,7 +108,8 @@ def encode_target(tokenizer: Any, target: Any, vocab: int) -> Tensor | None:
         if not target:
             raise InputError("the target is an empty string: give the continuation to explain, "
                              "or target=None to explain the model's own generation.")
-        ids = tokenizer(target, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+        ids: Tensor = tokenizer(target, add_special_tokens=False,
+                                return_tensors="pt")["input_ids"][0]
         ids = ids.to(torch.long)
         _warn_split(tokenizer, target, ids)
     elif isinstance(target, Tensor):

@@ -228,10 +228,12 @@ def load_smollm2(*, dtype: torch.dtype = torch.float32,
         tokenizer = AutoTokenizer.from_pretrained(target, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(target, local_files_only=True,
                                                      dtype=torch.float32)
+    net: Any = model
     if dtype != torch.float32:
-        model = model.to(dtype)
-    model.requires_grad_(False)
-    return model.eval(), tokenizer
+        net = net.to(dtype)
+    net.requires_grad_(False)
+    net.eval()
+    return net, tokenizer
 
 
 def chat_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]],
@@ -286,6 +288,16 @@ _FILLER = (
     "A cycling path follows the eastern river for almost twenty miles.",
     "The town council meets in the evening on the last Monday of the month.",
     "Wild garlic grows in the forest to the south of the valley.",
+    "The blacksmith still shoes horses in a forge behind the chapel.",
+    "A weekly newspaper reports on weddings, harvests and council decisions.",
+    "The swimming pool opens in June and closes at the end of September.",
+    "Bees from the hives near the orchard make a dark, spicy honey.",
+    "The vicar keeps a record of every storm that has flooded the lower streets.",
+    "Two old sisters run the hat shop that their grandmother opened.",
+    "The fire brigade is made of volunteers who train on Thursday nights.",
+    "A painter from the city rents the tower room above the bookshop.",
+    "The school band practises marches for the spring parade.",
+    "Swallows return to the barns of the valley every April.",
 )
 _NEEDLE = "The secret password for the vault is pineapple."
 _QUESTION = "\nQuestion: What is the secret password for the vault?\nAnswer: The secret password " \
@@ -330,18 +342,18 @@ class Haystack:
         groups: list[list[int]] = [[] for _ in self.sentences]
         for pos, (start, end) in enumerate(enc["offset_mapping"]):
             for k, (lo, hi) in enumerate(self.sentences):
-                if end > start and lo <= start < hi:
+                if end > start and start < hi and end > lo:  # overlaps (BPE: " word")
                     groups[k].append(pos)
         return groups
 
 
-def haystack(n_filler: int = 25, needle_at: int = 12) -> Haystack:
+def haystack(n_filler: int = 35, needle_at: int = 17) -> Haystack:
     """The needle-in-a-haystack prompt of the tests and docs (about 500 tokens by default).
 
     Parameters
     ----------
     n_filler
-        Unrelated sentences about a small town (at most 25).
+        Unrelated sentences about a small town (at most 35).
     needle_at
         Where the needle goes among them (0 = first).
 
