@@ -79,15 +79,19 @@ def _case(name: str) -> dict[str, Any]:
     elif name == "needle":
         hay = llm.haystack()
         groups = hay.token_groups(tok)
+        others = [k for k in range(len(groups)) if k != hay.needle]
+        blocks = [[j for k in others[i:i + 5] for j in groups[k]]
+                  for i in range(0, len(others), 5)]
         res, sec = _timed(lambda: explain_generation(model, tok, hay.prompt, hay.answer,
-                                                     method="occlusion", groups=groups))
+                                                     method="occlusion",
+                                                     groups=[groups[hay.needle], *blocks]))
         occ = res.matrix[0]
         gxi, sec2 = _timed(lambda: explain_generation(model, tok, hay.prompt, hay.answer,
                                                       method="gradient_x_input"))
         per = torch.stack([gxi.matrix[0, g].sum() for g in groups])
         out.update(tokens=int(gxi.shape[1]), needle=hay.needle, sentences=len(groups),
                    occlusion=[round(float(v), 3) for v in occ], occlusion_seconds=sec,
-                   occlusion_share=float(occ[hay.needle].abs() / occ.abs().sum()),
+                   occlusion_share=float(occ[0].abs() / occ.abs().sum()),
                    gxi=[round(float(v), 3) for v in per], gxi_seconds=sec2,
                    gxi_share=float(per[hay.needle].abs() / per.abs().sum()),
                    logp=float(res.logprobs[0]))
@@ -166,10 +170,10 @@ largest |attribution| for each answer token ({c["seconds"]:.1f} s, peak {c["peak
 {chat}
 
 **The needle** ({n["tokens"]} tokens, {n["sentences"]} sentences, the needle is sentence
-{n["needle"]}; log p(" pineapple") = {n["logp"]:.3f}). Occlusion of each sentence: the needle's
-share of the total |attribution| is **{n["occlusion_share"]:.0%}** (its score
-{n["occlusion"][n["needle"]]:+.2f}, the largest other {max(abs(v) for i, v in
-enumerate(n["occlusion"]) if i != n["needle"]):.2f}; {n["occlusion_seconds"]:.0f} s).
+{n["needle"]}; log p(" pineapple") = {n["logp"]:.3f}). Occlusion of the needle sentence alone
+and of the other sentences in blocks of five: the needle's share of the total |attribution| is
+**{n["occlusion_share"]:.0%}** (its score {n["occlusion"][0]:+.2f}, the largest block
+{max(abs(v) for v in n["occlusion"][1:]):.2f}; {n["occlusion_seconds"]:.0f} s).
 Gradient x input summed per sentence: share {n["gxi_share"]:.0%} ({n["gxi_seconds"]:.0f} s).
 Peak {n["peak_mb"]:.0f} MB.
 
