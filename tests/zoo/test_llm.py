@@ -181,7 +181,7 @@ def test_cli_explain_generation_and_run(smollm2: tuple[Any, Any], tmp_path: Any,
     out = capsys.readouterr().out
     assert code == 0 and "<|im_start|>" in out and "Ġassistant" in out
     assert main(["explain-generation", "smollm2", "", "-q"]) == 1
-    assert capsys.readouterr().err.strip() == ("attribkit: error: InputError: the prompt is "
+    assert capsys.readouterr().err.strip() == ("attribkit: error: the prompt is "
                                                "empty: give some text to explain the "
                                                "continuation of.")
     prompts = tmp_path / "prompts.txt"
