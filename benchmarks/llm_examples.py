@@ -142,7 +142,7 @@ def _markdown(res: dict[str, dict[str, Any]]) -> str:
     lines = [head, "|---" * (len(p["tokens"]) + 3) + "|"]
     for m in ("integrated_gradients", "saliency", "gradient_x_input", "occlusion", "shapley"):
         r = p[m]
-        gap = "" if r["gap"] is None else f"{r['gap']:.2%}"
+        gap = f"{r['gap']:.2%}" if m in ("integrated_gradients", "shapley") else ""
         lines.append(f"| {m} | " + " | ".join(f"{v:+.3f}" for v in r["row"]) +
                      f" | {gap} | {r['seconds']:.1f} |")
     chat = "\n".join(f"| `{tok}` | " + ", ".join(f"`{w}` {v:+.3f}" for w, v in top) + " |"
