@@ -46,7 +46,8 @@ __all__ = ["DEFAULT_MAX_PIXELS", "ConfigMismatch", "Item", "MethodError", "RunRe
 _KINDS = {"image": "image", "tabular": "tabular", "text": "text", "smiles": "smiles",
           "python": "tensor"}
 _ZOO_KINDS = {"efficientnet-lite0": "image", "minilm-sentiment": "text",
-              "breast-cancer-mlp": "tabular"}
+              "breast-cancer-mlp": "tabular", "smollm2": "generation",
+              "smollm2-135m": "generation", "smollm2-135m-instruct": "generation"}
 
 @dataclass(frozen=True)
 class RunResult:
@@ -114,7 +115,8 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
     Parameters
     ----------
     model
-        A zoo name (``efficientnet-lite0``, ``minilm-sentiment``, ``breast-cancer-mlp``) or
+        A zoo name (``efficientnet-lite0``, ``minilm-sentiment``, ``breast-cancer-mlp``,
+        ``smollm2``: a ``.txt`` of prompts, each generation stored as its matrix) or
         ``module:callable`` (both engines: the model is built in each worker); for the local
         engine also a :class:`attribkit.zoo.specs.Built` or a model object.
     data

@@ -174,6 +174,8 @@ class Worker:
 
     def _explain(self, name: str, group: list[Task], prepared: Mapping[int, Prepared]
                  ) -> list[dict[str, Any]]:
+        if self.built.explain_item is not None:
+            return [self._generation_row(name, t.item, prepared[t.item.item]) for t in group]
         batch = [prepared[t.item.item] for t in group]
         start = time.perf_counter()
         try:
@@ -189,6 +191,34 @@ class Worker:
         for i, t in enumerate(group):
             rows.extend(self._rows_of(attr, i, t.item, name, seconds))
         return rows
+
+    def _generation_row(self, name: str, item: Item, p: Prepared) -> dict[str, Any]:
+        """One prompt of a generation model: its (generated x prompt) matrix."""
+        assert self.built.explain_item is not None
+        start = time.perf_counter()
+        try:
+            res = self.built.explain_item(name, self.methods[name], p)
+        except Exception as err:
+            return self._failed_row(item, name, one_line(err), time.perf_counter() - start)
+        arr = res.matrix.detach().to(torch.float32).cpu().numpy()
+        gap, rel = res.gap, res.relative_gap
+        base = res.baseline_logprobs
+        row: dict[str, Any] = {
+            "item": item.item, "item_id": item.item_id, "method": name,
+            "params": json.dumps(self.methods[name], sort_keys=True), "target": None,
+            "target_name": "".join(res.generated_tokens),
+            "output": res.sequence_logprob,
+            "baseline_output": None if base is None else float(base.sum()),
+            "gap": None if gap is None else float(gap.sum()),
+            "relative_gap": None if rel is None else float(rel.max()),
+            "error_estimate": None, "steps_used": res.params.get("steps"),
+            "seconds": time.perf_counter() - start, "status": "ok", "error": None,
+            "values": arr,
+        }
+        if not np.isfinite(arr).all():
+            row.update(status="failed", values=None,
+                       error="non-finite values (NaN or inf) in the attribution")
+        return row
 
     def _rows_of(self, attr: Attribution, i: int, item: Item, name: str, seconds: float
                  ) -> list[dict[str, Any]]:
