@@ -17,6 +17,7 @@ from attribkit.core.errors import (
     UnsupportedModelError,
 )
 from attribkit.core.guard import ModelGuard
+from attribkit.core.input_space import InputSpace
 from attribkit.core.targets import MultiTarget, all_classes, classes, top_k
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Blurred",
     "Constant",
     "InputError",
+    "InputSpace",
     "ModelCallError",
     "ModelGuard",
     "ModelOutputError",

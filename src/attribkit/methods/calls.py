@@ -10,12 +10,12 @@ last convolution, as on the command line, with a one-line note.
 from __future__ import annotations
 
 import inspect
-import warnings
 from typing import Any
 
 from torch import nn
 
 from attribkit.core.errors import OptionError
+from attribkit.core.notes import note
 
 __all__ = ["COMMON", "last_convolution", "shape_call"]
 
@@ -87,9 +87,8 @@ def shape_call(info: Any, model: object, options: dict[str, Any]) -> dict[str, A
                 raise OptionError(f"{info.name} needs layer= (a module of the model) and the "
                                   "model has no convolution to choose; name one.")
             out["layer"] = found[1]
-            warnings.warn(f"{info.name}: no layer= given, so it uses the model's last "
-                          f"convolution {found[0]!r}; pass layer= to choose another.",
-                          UserWarning, stacklevel=3)
+            note(f"{info.name}: no layer= given, so it uses the model's last convolution "
+                 f"{found[0]!r}; pass layer= to choose another.")
             continue
         raise OptionError(f"{info.name} needs {key}= (see help(attribkit.{info.name})).")
     return out

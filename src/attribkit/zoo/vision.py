@@ -35,12 +35,14 @@ from torch import Tensor, nn
 
 from attribkit.core.baselines import Black
 from attribkit.core.errors import InputError
+from attribkit.core.input_space import InputSpace, input_space_of
 
 __all__ = [
     "BLACK",
     "BLACK_BASELINE",
     "DEFAULT_PHOTOS",
     "IMAGE_SIZE",
+    "INPUT_SPACE",
     "NUM_CLASSES",
     "PHOTOS",
     "PIXEL_MEAN",
@@ -67,6 +69,8 @@ BLACK = -PIXEL_MEAN / PIXEL_SCALE
 """The normalised value of a black pixel, ``-127/128``."""
 BLACK_BASELINE = Black(BLACK)
 """A :class:`attribkit.core.baselines.Black` baseline in this model's normalisation."""
+INPUT_SPACE = InputSpace(mean=PIXEL_MEAN, scale=PIXEL_SCALE, pixel_max=255.0)
+"""The model's input space, ``(pixels - 127) / 128``: named baselines go through it."""
 IMAGE_SIZE = 224
 """Side of the square input the model expects."""
 NUM_CLASSES = 1000
@@ -106,6 +110,8 @@ def _build_model() -> nn.Module:
     # The library prints "Loaded pretrained weights ..."; keep stdout clean.
     with contextlib.redirect_stdout(io.StringIO()):
         model: nn.Module = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+    # "black", "white", "grey" baselines are those colours in this model's normalisation
+    model.attribkit_input_space = INPUT_SPACE
     return model.float().eval()
 
 
@@ -153,6 +159,9 @@ class SoftmaxModel(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        space = input_space_of(model)
+        if space is not None:  # the same inputs, so the same named baselines
+            self.attribkit_input_space = space
         self.softmax = nn.Softmax(dim=-1)  # a module, so propagation rules (LRP, DeepLIFT) see it
 
     def forward(self, x: Tensor) -> Tensor:
