@@ -48,3 +48,76 @@ def test_black_on_an_unknown_model_says_so() -> None:
         attr = attribkit.integrated_gradients(model, x, baseline="black", target=0, steps=4)
     assert torch.equal(attr.baselines[:, 0], torch.full_like(x[:, 0], -1.0))
     assert torch.equal(attr.baselines[:, 1], torch.full_like(x[:, 1], -1.0))
+
+
+def _photo_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 5, stride=4), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                               torch.nn.Linear(4, 3)).double().eval()
+
+
+def _photo(side: int = 72, channels: int = 3) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(1, channels, side, side, generator=g, dtype=torch.float64)
+
+
+@case("bounds", "explain(model, photo, method=\"occlusion\") with no window (one value at a "
+      "time: 150,528 forward passes on a 224 x 224 photo, no progress, 15+ minutes)",
+      "photos (more than 64 x 64 pixels) get the CLI's windows (a 14th of the side, stride half "
+      "of it: 16 x 16 / 8 on 224 x 224, 729 passes) with a one-line note; window= chooses")
+def test_occlusion_on_a_photo_uses_windows() -> None:
+    model, x = _photo_net(), _photo()
+    with pytest.warns(UserWarning, match=r"occludes 5 x 5 windows with stride 2 .*15,552"):
+        got = attribkit.explain(model, x, method="occlusion", target=0)
+    want = attribkit.occlusion(model, x, target=0, window=(5, 5), stride=(2, 2))
+    assert got.params["window"] == (5, 5)
+    torch.testing.assert_close(got.values, want.values, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("method", ["kernel_shap", "lime", "shapley_values"])
+@case("bounds", "kernel_shap / lime / shapley_values on a photo with no feature_mask (every "
+      "pixel a player: KernelSHAP asked for 365 GB)", "photos get 16 square patches (4 x 4, the "
+      "CLI's grid) as players with a one-line note; feature_mask= chooses")
+def test_coalition_methods_on_a_photo_use_patches(method: str) -> None:
+    from attribkit.core.cost import photo_grid
+
+    model, x = _photo_net(), _photo()
+    opts = {"n_samples": 64} if method != "shapley_values" else {"mode": "sampling",
+                                                                 "n_samples": 4}
+    with pytest.warns(UserWarning, match="16 square patches"):
+        got = attribkit.explain(model, x, method=method, target=0, **opts)
+    want = attribkit.explain(model, x, method=method, target=0, feature_mask=photo_grid(x),
+                             **opts)
+    assert got.extras["players"].shape[-1] == 16
+    torch.testing.assert_close(got.values, want.values, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("method", ["kernel_shap", "lime"])
+@case("bounds", "kernel_shap / lime with every pixel of a 512 x 512 image a player (an explicit "
+      "feature_mask)", "refused before any work in one line with the memory it would take and "
+      "the fix (fewer players with feature_mask=, fewer n_samples=)")
+def test_coalition_methods_refuse_what_cannot_fit(method: str) -> None:
+    model, x = _photo_net(), _photo(512, channels=1).expand(1, 3, 512, 512).contiguous()
+    every = torch.arange(512 * 512).reshape(1, 512, 512)
+    calls = []
+
+    def counted(t: torch.Tensor) -> torch.Tensor:
+        calls.append(t.shape[0])
+        return model(t)
+
+    with pytest.raises(attribkit.InputError, match=r"needs about [\d,]+ GiB, more than this "
+                       r"machine's .*feature_mask="):
+        attribkit.explain(counted, x, method=method, target=0, feature_mask=every)
+    assert sum(calls) <= 4  # the validating calls only, no coalition evaluated
+
+
+@case("bounds", "shapley_values over 16 players (65,536 coalitions per example) with no "
+      "progress bar", "says before the work how many forward passes it will make, and that "
+      "progress=True shows them")
+def test_long_calls_say_their_cost() -> None:
+    from tests.reliability._nets import mlp, rows
+
+    with pytest.warns(UserWarning, match=r"shapley_values will make 131,072 forward passes; "
+                      "progress=True"):
+        attribkit.shapley_values(mlp(d=16), rows(2, d=16), target=0)

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.cost import announce, check_memory, photo_players
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
 from attribkit.core.masks import pick_mask, resolve_mask
@@ -228,10 +229,17 @@ def kernel_shap(
     mask = pick_mask(feature_mask, groups)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, black_box=True) as p:
+        mask = photo_players(p.inputs, mask, "kernel_shap")
         ids, n, labels = resolve_mask(mask, p.inputs)
         budget = 2 * n + 2048 if n_samples is None else n_samples
         if not isinstance(budget, int) or budget < 1:
             raise InputError(f"n_samples must be a positive int, got {n_samples!r}.")
+        m = min(budget, (1 << min(n, 62)) - 2) + 2
+        # the weighted normal equations hold an (M, n, n) outer product in float64
+        check_memory(8.0 * m * n * (n + 2), f"kernel_shap with {n:,} players and {m:,} "
+                     "coalitions", "give fewer players with feature_mask= (attribkit.masks."
+                     "superpixels or attribkit.masks.grid), or fewer n_samples=.")
+        announce("kernel_shap", p.n * m, progress, "or fewer n_samples=")
         gen = torch.Generator().manual_seed(seed)
         if n == 1:
             z = torch.zeros((0, 1), dtype=torch.bool)

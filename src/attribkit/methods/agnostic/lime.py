@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.cost import announce, check_memory, photo_players
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
 from attribkit.core.masks import group_to_features, pick_mask, resolve_mask
@@ -238,7 +239,15 @@ def lime(
     mask = pick_mask(feature_mask, groups)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, black_box=True) as p:
+        mask = photo_players(p.inputs, mask, "lime")
         ids, n, labels = resolve_mask(mask, p.inputs)
+        m = int(samples.shape[-2]) if isinstance(samples, Tensor) and samples.dim() >= 2 else (
+            n_samples)
+        # the surrogate's design (E, M, n) and Gram matrix (E, n, n) in float64
+        check_memory(8.0 * p.n * (m * n + 2 * n * n), f"lime with {n:,} interpretable features",
+                     "give fewer with feature_mask= (attribkit.masks.superpixels or "
+                     "attribkit.masks.grid).")
+        announce("lime", p.n * m, progress, "or fewer n_samples=")
         if samples is None:
             gen = torch.Generator().manual_seed(seed)
             s = draw_samples(p.n, n_samples, n, sampler=sampler, generator=gen).to(ids.device)
