@@ -121,3 +121,19 @@ def test_long_calls_say_their_cost() -> None:
     with pytest.warns(UserWarning, match=r"shapley_values will make 131,072 forward passes; "
                       "progress=True"):
         attribkit.shapley_values(mlp(d=16), rows(2, d=16), target=0)
+
+
+@case("silent errors", "guided_ig at its defaults (steps=200, max_dist=0.02), registered as "
+      "complete, on a small CNN: relative gaps of 10-27 % (100-180 % reported on others) with "
+      "no word", "warns when the sum misses F(x) - F(x') by more than 5 %, with the worst gap "
+      "and the fix: max_dist=0.002 narrows it to under 3 % on this CNN (measured here)")
+def test_guided_ig_says_its_gap() -> None:
+    model, x = cnn(), images(4)
+    with pytest.warns(RuntimeWarning, match=r"guided_ig: the attributions miss completeness by "
+                      r"up to 26% .*max_dist="):
+        attr = attribkit.guided_ig(model, x, target=0, baseline=0.0)
+    assert attr.relative_gap is not None and float(attr.relative_gap.abs().max()) > 0.2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fine = attribkit.guided_ig(model, x, target=0, baseline=0.0, max_dist=0.002)
+    assert fine.relative_gap is not None and float(fine.relative_gap.abs().max()) < 0.03
