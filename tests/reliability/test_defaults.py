@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import pytest
 import torch
@@ -158,3 +159,20 @@ def test_tolerance_overrun_points_to_conservative() -> None:
     from tests.reliability.page import ROOT
 
     assert "conservative=True` there (on that CNN" in (ROOT / "docs" / "benchmarks.md").read_text()
+
+
+@case("silent errors", "attribkit explain-generation tiny-gpt2 \"the cat sat on the\" --target "
+      "\"quokka\" (a word the tokenizer maps to [UNK]; it explained [UNK] silently)",
+      "warns that the target has words the tokenizer does not know and shows its tokens "
+      "(['[UNK]']), in the Python API and on the command line")
+def test_unknown_target_word_is_said(tmp_path: Any) -> None:
+    from attribkit.cli import main
+
+    with pytest.warns(UserWarning, match=r"does not know: it is the tokens \['\[UNK\]'\]"):
+        code = main(["explain-generation", "tiny-gpt2", "the cat sat on the", "--target",
+                     "quokka", "-q", "--out", str(tmp_path / "r")])
+    assert code == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a known word: no note
+        assert main(["explain-generation", "tiny-gpt2", "the cat sat on the", "--target",
+                     "dog", "-q", "--out", str(tmp_path / "s")]) == 0

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from attribkit.core.errors import InputError, UnsupportedModelError
 from attribkit.core.guard import ModelGuard, warn_if_training
+from attribkit.core.notes import note
 from attribkit.sequences.methods import (
     AGGREGATES,
     aggregate,
@@ -48,6 +49,11 @@ def _target_ids(model: Any, tokenizer: Any, prompt_ids: Tensor, target: Any,
                 max_new_tokens: int) -> Tensor:
     if isinstance(target, str):
         ids = _encode(tokenizer, target, special=False)
+        unk = getattr(tokenizer, "unk_token_id", None)
+        if unk is not None and bool((ids == unk).any()):
+            note(f"the target {target!r} has words the tokenizer does not know: it is the "
+                 f"tokens {tokenizer.convert_ids_to_tokens(ids.tolist())}, and each unknown "
+                 "token is explained as the unknown token itself.")
     elif isinstance(target, Tensor | list | tuple):
         ids = torch.as_tensor(target, dtype=torch.long).reshape(-1)
     elif target is None:
