@@ -11,6 +11,7 @@ from __future__ import annotations
 from attribkit.core import (
     AttribkitError,
     Attribution,
+    Background,
     Baseline,
     BaselineError,
     Black,
@@ -89,6 +90,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AttribkitError",
     "Attribution",
+    "Background",
     "Baseline",
     "BaselineError",
     "Black",

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.background import background_rows, mean_over, split_background
 from attribkit.core.cost import announce, photo_like, photo_window
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import BaselineError, InputError
@@ -218,17 +219,24 @@ def occlusion(
             raise InputError("give either fill= or baseline=, not both.")
         baseline = float(fill)
     _one_of(window, stride, feature_mask)
+    baseline, background = split_background(baseline, inputs)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, black_box=True) as p:
+        bg = None if background is None else background_rows(background, p.inputs)
+        if bg is not None:  # the drops are averaged over the rows (Prediction Difference)
+            mean_over(p, bg, lambda: torch.zeros(()))
         if feature_mask is not None:
-            return _ablate(p, feature_mask, None, batch_size, "occlusion")
+            return _ablate(p, feature_mask, bg, batch_size, "occlusion")
         window, stride = photo_windows(p, window, stride, "occlusion")
         grids = window_grid(p.inputs.shape[1:], window, stride)
-        announce("occlusion", p.n * _positions(grids), progress, "or a larger window=")
-        drops = _occluded_drops(p, grids, None, _rows(p, batch_size))
+        announce("occlusion", p.n * _positions(grids) * (1 if bg is None else len(bg)),
+                 progress, "or a larger window=")
+        drops = _occluded_drops(p, grids, bg, _rows(p, batch_size))
         values = _spread(drops, grids)
         params = {"window": window, "stride": stride if stride is not None else window,
                   "windows": int(drops.shape[-1]), "forward_evaluations": p.forward_evaluations}
+        if bg is not None:
+            params["background_size"] = int(bg.shape[0])
         shaped = drops.reshape(*drops.shape[:-1], *[int(g.shape[0]) for g in grids])
         return p.result(values, "occlusion", params, extras={"window_drops": shaped})
 
