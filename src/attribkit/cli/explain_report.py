@@ -27,9 +27,14 @@ Section = tuple[Item, str, list[tuple[str, float]], Sequence[Shown]]
 
 def _global_views(rep: Any, loaded: Loaded, sections: Sequence[Section]) -> None:
     """Summary views of each method over all the rows of a table (two rows or more)."""
-    if loaded.kind != "tabular" or len(sections) < 2 or not hasattr(rep, "global_views"):
+    table = loaded.kind == "tensor" and all("table_rows" in it.extra for it, _, _, _ in sections)
+    if (loaded.kind != "tabular" and not table) or len(sections) < 2 or not hasattr(
+            rep, "global_views"):
         return
-    names = list(loaded.extra["data"].feature_names)
+    first = sections[0][0]
+    names = (list(loaded.extra["data"].feature_names) if loaded.kind == "tabular"
+             else list(first.extra.get("names") or
+                       [f"x[{i}]" for i in range(len(first.extra["table_rows"][0]))]))
     methods = [rec["method"] for rec, _, _ in sections[0][3]]
     for m in methods:
         rows = [(it, rec, res) for it, _, _, shown in sections for rec, _, res in shown
