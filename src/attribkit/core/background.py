@@ -67,7 +67,8 @@ def background_rows(rows: Any, inputs: Tensor) -> Tensor:
                             f"{inputs.dtype}.")
     if not torch.isfinite(rows).all():
         raise BaselineError("the background contains NaN or inf values.")
-    return rows.detach().to(inputs.device)
+    out: Tensor = rows.detach().to(inputs.device)
+    return out
 
 
 def mean_over(p: Problem, rows: Tensor, values: Callable[[], Tensor]) -> Tensor:

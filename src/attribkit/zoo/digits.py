@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.core.errors import InputError
-from attribkit.core.input_space import InputSpace
+from attribkit.core.input_space import ATTRIBUTE, InputSpace
 
 __all__ = ["BLACK", "INPUT_SPACE", "MEAN", "STD", "ink_box", "load_mnist_cnn", "mnist_digits"]
 
@@ -51,7 +51,7 @@ def load_mnist_cnn() -> nn.Module:
     weights = pathlib.Path(spec.origin).parent / "weights" / "mnist.pth"
     model: nn.Module = MNISTNet(input_size=28)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    model.attribkit_input_space = INPUT_SPACE  # "black" is black in this normalisation
+    setattr(model, ATTRIBUTE, INPUT_SPACE)  # "black" is black in this normalisation
     return model.float().eval()
 
 

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from attribkit.core.baselines import Black
 from attribkit.core.errors import InputError
-from attribkit.core.input_space import InputSpace, input_space_of
+from attribkit.core.input_space import ATTRIBUTE, InputSpace, input_space_of
 
 __all__ = [
     "BLACK",
@@ -111,7 +111,7 @@ def _build_model() -> nn.Module:
     with contextlib.redirect_stdout(io.StringIO()):
         model: nn.Module = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
     # "black", "white", "grey" baselines are those colours in this model's normalisation
-    model.attribkit_input_space = INPUT_SPACE
+    setattr(model, ATTRIBUTE, INPUT_SPACE)
     return model.float().eval()
 
 
