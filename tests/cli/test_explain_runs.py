@@ -249,5 +249,6 @@ def test_csv_report_has_global_views(capsys: pytest.CaptureFixture[str],
                         "--steps", "4", "-o", str(tmp_path / "o"), "-q")
     assert code == 0, err
     page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
-    assert "integrated_gradients: all 3 rows" in page
+    # these rows are predicted as two classes: one set of views per explained class
+    assert "integrated_gradients: the 2 of 3 rows explained for class" in page
     assert len(sorted((tmp_path / "o").glob("rows_row*_integrated_gradients.png"))) == 3

@@ -87,7 +87,7 @@ def test_baseline_shape_and_dtype_errors(make_mlp: Callable[..., nn.Module]) -> 
     with pytest.raises(attribkit.BaselineError, match="dtype"):
         attribkit.integrated_gradients(net, x, baseline=torch.zeros(2, 6))
     with pytest.raises(attribkit.BaselineError, match="unknown baseline"):
-        attribkit.integrated_gradients(net, x, baseline="grey")
+        attribkit.integrated_gradients(net, x, baseline="mauve")
 
 
 def test_integer_inputs_need_an_embedding_layer(make_mlp: Callable[..., nn.Module]) -> None:

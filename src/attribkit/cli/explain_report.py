@@ -27,21 +27,42 @@ Section = tuple[Item, str, list[tuple[str, float]], Sequence[Shown]]
 
 def _global_views(rep: Any, loaded: Loaded, sections: Sequence[Section]) -> None:
     """Summary views of each method over all the rows of a table (two rows or more)."""
-    if loaded.kind != "tabular" or len(sections) < 2 or not hasattr(rep, "global_views"):
+    table = loaded.kind == "tensor" and all("table_rows" in it.extra for it, _, _, _ in sections)
+    if (loaded.kind != "tabular" and not table) or len(sections) < 2 or not hasattr(
+            rep, "global_views"):
         return
-    names = list(loaded.extra["data"].feature_names)
+    first = sections[0][0]
+    names = (list(loaded.extra["data"].feature_names) if loaded.kind == "tabular"
+             else list(first.extra.get("names") or
+                       [f"x[{i}]" for i in range(len(first.extra["table_rows"][0]))]))
     methods = [rec["method"] for rec, _, _ in sections[0][3]]
     for m in methods:
-        rows = [res for _, _, _, shown in sections for rec, _, res in shown
+        rows = [(it, rec, res) for it, _, _, shown in sections for rec, _, res in shown
                 if rec["method"] == m and res is not None]
         if len(rows) != len(sections):
             continue
-        values = torch.stack([r.scores.detach().double() for r in rows])
-        features = torch.cat([torch.as_tensor([it.raw], dtype=torch.float64)
-                              for it, _, _, _ in sections])
-        top = int(values.abs().mean(0).argmax())
-        rep.heading(f"{m}: all {len(rows)} rows", 3)
-        rep.global_views(values, features, names, dependence=top)
+        # rows explained for different classes do not share one plot: one view per class
+        classes = sorted({rec["target"] for _, rec, _ in rows}, key=lambda t: (t is None, t))
+        for c in classes:
+            group = [(it, rec, res) for it, rec, res in rows if rec["target"] == c]
+            values = torch.stack([res.scores.detach().double() for _, _, res in group])
+            features = torch.cat([torch.as_tensor([it.raw], dtype=torch.float64)
+                                  for it, _, _ in group])
+            top = int(values.abs().mean(0).argmax())
+            what = "output" if c is None else f"class {c}" + (
+                f" ({group[0][1]['target_name']})" if group[0][1].get("target_name") else "")
+            if len(classes) == 1:
+                rep.heading(f"{m}: all {len(group)} rows, each explained for {what}", 3)
+            else:
+                rep.heading(f"{m}: the {len(group)} of {len(rows)} rows explained for {what}", 3)
+                rep.text("The rows were explained for different classes (each its predicted "
+                         "class, or --target); attributions for different classes do not "
+                         "share one plot, so each class has its own views. --target C explains "
+                         "every row for class C (the SHAP convention).", note=True)
+            if len(group) < 2:
+                rep.text("One row: see its own section above.", note=True)
+                continue
+            rep.global_views(values, features, names, dependence=top)
 
 
 def _segments(rep: Any, item: Item, shown: Sequence[Shown]) -> None:

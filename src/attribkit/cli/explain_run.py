@@ -43,10 +43,13 @@ def predict(loaded: Loaded, item: Item) -> tuple[int | None, str, list[tuple[str
             assert item.x is not None
             x = item.x.to(item.extra.get("dtype", item.x.dtype))
             out = loaded.model(x)
-    out = out.detach().double()
+    out = torch.as_tensor(out).detach().double()
     if out.dim() < 2 or out.shape[-1] == 1:
         return None, f"output {float(out.flatten()[0]):.4g}", []
-    probs = out[0] if loaded.kind == "image" else out[0].softmax(-1)
+    # probabilities already (a predict_proba, a softmax model): no second softmax
+    already = bool(((out >= 0) & (out <= 1)).all()) and bool(
+        torch.allclose(out.sum(-1), torch.ones(out.shape[0], dtype=out.dtype), atol=1e-6))
+    probs = out[0] if loaded.kind == "image" or already else out[0].softmax(-1)
     top = probs.topk(min(3, probs.numel()))
     tops = [(_label(loaded, int(i)), float(p)) for p, i in zip(top.values, top.indices,
                                                                  strict=True)]
@@ -124,7 +127,8 @@ def _call(loaded: Loaded, item: Item, method: str, options: dict[str, Any],
         split = chem.split_attribution(attr.values[0], item.extra["bonded"], method=method)
         scores = split.per_atom(include_pairs=True)
         return attr, scores, item.extra["atoms"]
-    names = loaded.extra["data"].feature_names if loaded.kind == "tabular" else None
+    names = (loaded.extra["data"].feature_names if loaded.kind == "tabular"
+             else item.extra.get("names"))  # a CSV's header
     return attr, attr.values[0], names
 
 

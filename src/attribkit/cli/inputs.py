@@ -151,6 +151,18 @@ def csv_rows(text: str) -> list[tuple[str, list[float]]]:
     return out
 
 
+def _table(path: pathlib.Path, rows: list[tuple[str, list[float]]]) -> dict[str, Any]:
+    """What every row of a ``.csv`` file shares: its header's names (``names``, when the first
+    line is a header of as many columns) and all its rows (``table_rows``, for a data-set
+    baseline)."""
+    out: dict[str, Any] = {"table_rows": torch.tensor([v for _, v in rows], dtype=torch.float64)}
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        first = next((r for r in csv.reader(fh) if any(c.strip() for c in r)), None)
+    if first is not None and _numbers(first) is None and len(first) == len(rows[0][1]):
+        out["names"] = [c.strip() for c in first]
+    return out
+
+
 def _images_in(folder: pathlib.Path) -> list[pathlib.Path]:
     files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXT and f.is_file())
     if not files:
@@ -212,9 +224,10 @@ def expand(kind: str, raws: Sequence[str], max_pixels: int = DEFAULT_MAX_PIXELS)
         else:
             rows = csv_rows(raw)
             multi = p.suffix.lower() == ".csv"
+            table = _table(p, rows) if multi else {}
             for n, (label, values) in enumerate(rows, start=1):
                 name = f"{p.stem}_row{n}" if multi else "row"
-                items.append(Item(name, label, raw=values,
+                items.append(Item(name, label, raw=values, extra=dict(table),
                                   x=torch.tensor([values], dtype=torch.float64)))
     seen: dict[str, int] = {}
     for it in items:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from attribkit.cli._common import UsageError, one_line
 from attribkit.cli.model_files import check_pt2
+from attribkit.core.blackbox import BlackBox, black_box, is_black_box
 
 __all__ = ["ZOO_MODELS", "Loaded", "load_model", "model_dtype"]
 
@@ -157,6 +158,8 @@ def _load_callable(spec: str) -> Loaded:
         raise RuntimeError(f"{spec!r} returned {type(m).__name__}, not a model")
     if isinstance(m, nn.Module):
         m.eval()
+    if is_black_box(m) and not isinstance(m, BlackBox):  # clf.predict_proba: arrays in and out
+        return Loaded(black_box(m), "tensor", spec, extra={"black_box": True})
     return Loaded(m, "tensor", spec)
 
 

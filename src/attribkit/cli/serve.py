@@ -8,7 +8,7 @@ from typing import Any
 
 from attribkit.cli._common import UsageError
 
-__all__ = ["register"]
+__all__ = ["allowed_hosts", "exposure", "register"]
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -35,18 +35,56 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from attribkit.cli.models import load_model
 
         model = load_model(args.model)
-    hosts = {args.host.lower(), "localhost", "127.0.0.1", "[::1]"}
+    hosts = allowed_hosts(args.host, args.allow_host or [])
     app = create_app(store, model=model, hosts=sorted(hosts),
                      max_upload=int(args.max_upload_mb * 1024 * 1024))
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"attribkit explorer for {store.root} ({len(store.items)} items"
           f"{', live model ' + args.model if args.model else ''})")
-    print(f"open http://{shown}:{args.port}/  (Ctrl+C to stop)")
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.host}: anyone who can reach this address can read the "
-              "store" + (" and run the model" if args.model else ""))
+    print(f"open http://{shown if args.host not in _ANY else 'localhost'}:{args.port}/  "
+          "(Ctrl+C to stop)")
+    for line in exposure(args.host, hosts, bool(args.model)):
+        print(line)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+#: Bind addresses that listen on every interface.
+_ANY = ("0.0.0.0", "::", "")
+_LOOPBACK = {"localhost", "127.0.0.1", "[::1]"}
+
+
+def allowed_hosts(host: str, allow: list[str]) -> set[str]:
+    """The ``Host`` header names the explorer answers: the loopback names, the bound address
+    (unless it is a wildcard, which no browser sends) and each ``--allow-host`` (``*``: any)."""
+    names = set(_LOOPBACK)
+    if host not in _ANY:
+        names.add(f"[{host.lower()}]" if ":" in host else host.lower())
+    for name in allow:
+        name = name.strip().lower()
+        if not name or "/" in name:
+            raise UsageError(f"--allow-host takes a host name or address (no scheme, no "
+                             f"port), got {name!r}")
+        names.add(f"[{name}]" if ":" in name and not name.startswith("[") else name)
+    return names
+
+
+def exposure(host: str, hosts: set[str], model: bool) -> list[str]:
+    """What the warning says: who can read the store, and which addresses are answered."""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return []
+    what = "read the store" + (" and run the model" if model else "")
+    if "*" in hosts:
+        return [f"warning: serving on {host} for any Host name (--allow-host '*'): anyone who "
+                f"can reach this machine can {what}, and web pages they open can too (no "
+                "DNS-rebinding check)"]
+    named = sorted(hosts - _LOOPBACK)
+    if host in _ANY and not named:
+        return [f"warning: listening on {host}, but only requests addressed to localhost are "
+                "answered (others get 403): add --allow-host NAME for each name or address "
+                f"others will type (anyone who can reach them can then {what})"]
+    return [f"warning: serving on {host}: anyone who can reach {', '.join(named)} can {what} "
+            "(other addresses get 403; add them with --allow-host NAME)"]
 
 
 def register(sub: Any) -> None:
@@ -60,6 +98,10 @@ def register(sub: Any) -> None:
     s.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--allow-host", action="append", metavar="NAME",
+                   help="also answer requests addressed to this host name or address (repeat "
+                        "for several; '*' for any); with --host 0.0.0.0 name the addresses "
+                        "others will type, e.g. --allow-host 192.168.1.5")
     s.add_argument("--model", default=None,
                    help="live mode: a zoo name or module:callable to explain uploaded inputs "
                         "(results are added to the store)")

@@ -174,6 +174,15 @@ def _defaults(loaded: Loaded, item: Item, params: Any, user: dict[str, Any]) -> 
         data = loaded.extra["data"]
         if "background" in params:
             opts["background"] = data.X_train[:64]
+    elif loaded.kind == "tensor" and x is not None and "table_rows" in item.extra:
+        # a CSV's rows: the data set's mean is the baseline, its rows the background (the
+        # all-zero row in raw units is no reference at all)
+        table = item.extra["table_rows"].to(x.dtype)
+        if "baseline" in params:
+            opts["baseline"] = table.mean(0, keepdim=True)
+        for name in ("background", "reference", "references"):
+            if name in params:
+                opts[name] = table[:64]
     elif x is not None and x.dim() == 4 and "window" in params and "feature_mask" not in user:
         side = max(1, min(x.shape[-2:]) // 14)
         opts["window"], opts["stride"] = (side, side), (max(1, side // 2),) * 2

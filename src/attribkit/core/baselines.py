@@ -1,8 +1,11 @@
 """Baselines (the counterfactual ``x'`` of a path or occlusion method).
 
 A baseline is given as ``None`` (zeros), a number (a constant), a tensor (shaped like the inputs,
-or like one example and shared), a name (``"zeros"``, ``"black"``, ``"blur"``, ``"uniform"``), or a
-:class:`Baseline` object. :func:`resolve_baseline` turns any of them into a tensor shaped like the
+or like one example and shared), a name (``"zeros"``, ``"black"``, ``"white"``, ``"grey"``,
+``"blur"``, ``"uniform"``), or a :class:`Baseline` object. The colours go through the model's
+:class:`~attribkit.core.input_space.InputSpace` where it declares one, so ``"black"`` is black in
+the model's own normalisation; elsewhere they are the values of a ``[0, 1]`` image, with a
+warning. :func:`resolve_baseline` turns any of them into a tensor shaped like the
 inputs, and refuses mismatches instead of broadcasting silently.
 """
 
@@ -17,6 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from attribkit.core.errors import BaselineError
+from attribkit.core.input_space import COLOURS, InputSpace
+from attribkit.core.notes import note
 
 __all__ = [
     "Baseline",
@@ -131,14 +136,27 @@ class UniformNoise(Baseline):
 _NAMED: dict[str, Baseline] = {
     "zeros": Zeros(),
     "zero": Zeros(),
-    "black": Black(),
     "blur": Blurred(),
     "blurred": Blurred(),
     "uniform": UniformNoise(),
 }
 
 
-def resolve_baseline(baseline: object, inputs: Tensor) -> Tensor:
+def _colour(name: str, space: InputSpace | None) -> Baseline:
+    """The colour ``name`` in the model's input space, or in ``[0, 1]`` with a warning."""
+    if space is not None:
+        return Black(space.colour(name))
+    value = COLOURS[name]
+    note(
+        f"baseline={name!r} is the value {value:g} (a {name} [0, 1] image): attribkit does not "
+        "know this model's input normalisation. If the model sees normalised pixels, give the "
+        f"value (baseline=attribkit.Black(v), v = the normalised {name} pixel, one per channel "
+        "or one for all) or declare it once: model.attribkit_input_space = "
+        "attribkit.InputSpace(mean=..., scale=..., pixel_max=...).")
+    return Black(value)
+
+
+def resolve_baseline(baseline: object, inputs: Tensor, space: InputSpace | None = None) -> Tensor:
     """A baseline tensor shaped like ``inputs`` (same dtype and device).
 
     Parameters
@@ -148,6 +166,9 @@ def resolve_baseline(baseline: object, inputs: Tensor) -> Tensor:
         (one baseline per example) or like a single example (shared by all).
     inputs
         The validated inputs, ``(N, ...)``.
+    space
+        The model's input space (:func:`~attribkit.core.input_space.input_space_of`): the
+        colours ``"black"``, ``"white"`` and ``"grey"`` go through it.
 
     Returns
     -------
@@ -161,11 +182,15 @@ def resolve_baseline(baseline: object, inputs: Tensor) -> Tensor:
     if isinstance(baseline, (int, float)):
         return torch.full_like(inputs, float(baseline))
     if isinstance(baseline, str):
-        if baseline not in _NAMED:
+        if baseline in COLOURS:
+            baseline = _colour(baseline, space)
+        elif baseline not in _NAMED:
             raise BaselineError(
-                f"unknown baseline {baseline!r}; use one of {sorted(_NAMED)}, a number or a tensor."
+                f"unknown baseline {baseline!r}; use one of {sorted({*_NAMED, *COLOURS})}, a "
+                "number or a tensor."
             )
-        baseline = _NAMED[baseline]
+        else:
+            baseline = _NAMED[baseline]
     if isinstance(baseline, Baseline):
         built = baseline.build(inputs)
         return resolve_baseline(built, inputs)

@@ -29,6 +29,7 @@ from attribkit.core.guard import (
     this_thread,
     warn_if_training,
 )
+from attribkit.core.input_space import InputSpace, input_space_of
 from attribkit.core.multi import refuse_several
 from attribkit.core.neurons import NeuronModel
 from attribkit.core.probes import FALLBACK_ROWS, check_independent_rows, estimate_rows
@@ -111,6 +112,7 @@ def prepare(
     if layer_input and layer is None:
         raise InputError("attribute_to='layer_input' needs layer= (the module whose input is "
                          "attributed).")
+    pixels = input_space_of(model)  # read before the model is wrapped
     model, target = wrap_neuron(model, target)
     model, inputs = admit(model, inputs, black_box=black_box, layer=layer)
     raw = validate_inputs(inputs, layer, model)
@@ -148,7 +150,7 @@ def prepare(
                               layer_input=layer_input)
             problem.output = resolved.select(out, ex).detach()
             if needs_baseline:
-                problem.baseline = _layer_baseline(problem, baseline)
+                problem.baseline = _layer_baseline(problem, baseline, pixels)
                 problem.baseline_output = problem.scores(problem.baseline, ex, desc="baseline")
                 problem.forward_evaluations -= problem.n
             # probes whose outcome depends on the model and the shapes only: once per model
@@ -206,7 +208,7 @@ def _layer_activations(model: Callable[..., Tensor], layer: nn.Module, raw: Tens
     return act, out
 
 
-def _layer_baseline(problem: Problem, baseline: Any) -> Tensor:
+def _layer_baseline(problem: Problem, baseline: Any, space: InputSpace | None) -> Tensor:
     # a NumPy baseline: floats take the attribution space's dtype, ids stay integers
     baseline = as_tensor(baseline, "baseline", dtype=problem.inputs.dtype,
                          device=problem.inputs.device)
@@ -221,4 +223,5 @@ def _layer_baseline(problem: Problem, baseline: Any) -> Tensor:
             problem.raw_inputs.device), problem.forward_args, problem.guard,
             problem.layer_input)
         return act
-    return resolve_baseline(baseline, problem.inputs)
+    # a colour ("black") is black in the model's own normalisation, where it declares one
+    return resolve_baseline(baseline, problem.inputs, space if problem.layer is None else None)

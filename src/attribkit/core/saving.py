@@ -179,8 +179,9 @@ def load(path: str | os.PathLike[str]) -> Attribution:
     Raises
     ------
     InputError
-        When the file is not a safetensors file, holds no attribkit metadata, or was written by
-        a newer format version.
+        When the file is not a safetensors file, holds no attribkit metadata, was written by
+        a newer format version, or is damaged or crafted (metadata that does not decode,
+        tensors of a dtype attribkit never writes or of shapes that do not fit together).
     """
     from safetensors import safe_open
 
@@ -203,6 +204,9 @@ def load(path: str | os.PathLike[str]) -> Attribution:
         doc = json.loads(raw)
     except json.JSONDecodeError as err:
         raise InputError(f"{p}: the attribkit metadata is not valid JSON ({err}).") from err
+    except RecursionError as err:
+        raise InputError(f"{p}: the attribkit metadata is nested too deeply; the file is "
+                         "damaged or crafted.") from err
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError(f"{p} is not an attribkit Attribution file (format "
                          f"{doc.get('format') if isinstance(doc, dict) else None!r}).")
@@ -216,7 +220,14 @@ def load(path: str | os.PathLike[str]) -> Attribution:
         raise InputError(f"{p}: the attribkit metadata lists tensors {present!r} that do not "
                          "match the file; it is damaged.")
     fields = {name: tensors[name] for name in present}
-    params, extras = _decode(doc.get("params"), tensors), _decode(doc.get("extras"), tensors)
+    _check_fields(p, fields)
+    try:
+        params, extras = _decode(doc.get("params"), tensors), _decode(doc.get("extras"), tensors)
+    except (RecursionError, TypeError, ValueError) as err:  # InputError passes through
+        if isinstance(err, InputError):
+            raise
+        raise InputError(f"{p}: the attribkit metadata does not decode ({type(err).__name__}: "
+                         f"{str(err)[:80]}); the file is damaged or crafted.") from err
     if not isinstance(params, dict) or not isinstance(extras, dict):
         raise InputError(f"{p}: params and extras must be mappings; the file is damaged.")
     method, label = doc.get("method"), doc.get("target_label")
@@ -224,3 +235,33 @@ def load(path: str | os.PathLike[str]) -> Attribution:
         raise InputError(f"{p}: method and target_label must be strings; the file is damaged.")
     return Attribution(method=method, target_label=label, params=params, extras=extras,
                        **fields)
+
+
+#: The dtypes attribkit writes for the attribution space and for the values.
+_SPACE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int32,
+                 torch.int64)
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _check_fields(p: pathlib.Path, fields: dict[str, Tensor]) -> None:
+    """Refuse, in one line, tensors whose dtypes or shapes attribkit never writes together."""
+    for name, t in fields.items():
+        allowed = (_SPACE_DTYPES if name in ("inputs", "baselines")
+                   else (torch.int64, torch.int32) if name == "target" else _FLOAT_DTYPES)
+        if t.dtype not in allowed:
+            raise InputError(f"{p}: {name} has dtype {t.dtype}, which attribkit never writes "
+                             "there; the file is damaged or crafted.")
+        if t.dim() == 0:
+            raise InputError(f"{p}: {name} has no example axis; the file is damaged.")
+    values, inputs = fields["values"], fields["inputs"]
+    n = int(inputs.shape[0])
+    rows = {name: int(t.shape[0]) for name, t in fields.items() if int(t.shape[0]) != n}
+    base = fields.get("baselines")
+    tail_v, tail_x = values.shape[values.dim() - inputs.dim() + 1:], inputs.shape[1:]
+    if rows or (base is not None and base.shape != inputs.shape) or values.dim() not in (
+            inputs.dim(), inputs.dim() + 1) or any(a not in (b, 1) for a, b in zip(
+                tail_v, tail_x, strict=True)):
+        raise InputError(f"{p}: the shapes do not fit together (values {tuple(values.shape)}, "
+                         f"inputs {tuple(inputs.shape)}"
+                         + (f", baselines {tuple(base.shape)}" if base is not None else "")
+                         + (f", {rows}" if rows else "") + "); the file is damaged or crafted.")

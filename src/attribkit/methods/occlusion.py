@@ -15,6 +15,7 @@ All occluded copies are built chunk by chunk and evaluated in batches.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,11 +23,14 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.background import background_rows, mean_over, split_background
+from attribkit.core.cost import announce, photo_like, photo_window
 from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import BaselineError, InputError
 from attribkit.core.masks import group_to_features, resolve_mask
 from attribkit.core.multi import several_inputs
+from attribkit.core.notes import note
 from attribkit.methods._masked import group_drops, occluded_drops
 from attribkit.methods.registry import register
 
@@ -205,15 +209,24 @@ def occlusion(
             raise InputError("give either fill= or baseline=, not both.")
         baseline = float(fill)
     _one_of(window, stride, feature_mask)
+    baseline, background = split_background(baseline, inputs)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, black_box=True) as p:
+        bg = None if background is None else background_rows(background, p.inputs)
+        if bg is not None:  # the drops are averaged over the rows (Prediction Difference)
+            mean_over(p, bg, lambda: torch.zeros(()))
         if feature_mask is not None:
-            return _ablate(p, feature_mask, None, batch_size, "occlusion")
+            return _ablate(p, feature_mask, bg, batch_size, "occlusion")
+        window, stride = photo_windows(p, window, stride, "occlusion")
         grids = window_grid(p.inputs.shape[1:], window, stride)
-        drops = _occluded_drops(p, grids, None, _rows(p, batch_size))
+        announce("occlusion", p.n * _positions(grids) * (1 if bg is None else len(bg)),
+                 progress, "or a larger window=")
+        drops = _occluded_drops(p, grids, bg, _rows(p, batch_size))
         values = _spread(drops, grids)
         params = {"window": window, "stride": stride if stride is not None else window,
                   "windows": int(drops.shape[-1]), "forward_evaluations": p.forward_evaluations}
+        if bg is not None:
+            params["background_size"] = int(bg.shape[0])
         shaped = drops.reshape(*drops.shape[:-1], *[int(g.shape[0]) for g in grids])
         return p.result(values, "occlusion", params, extras={"window_drops": shaped})
 
@@ -275,7 +288,10 @@ def prediction_difference(
         bg = _check_background(background, p.inputs)
         if feature_mask is not None:
             return _ablate(p, feature_mask, bg, batch_size, "prediction_difference")
+        window, stride = photo_windows(p, window, stride, "prediction_difference")
         grids = window_grid(p.inputs.shape[1:], window, stride)
+        announce("prediction_difference", p.n * _positions(grids) * int(bg.shape[0]), progress,
+                 "or a larger window=")
         drops = _occluded_drops(p, grids, bg, _rows(p, batch_size))
         values = _spread(drops, grids)
         params = {"window": window, "stride": stride if stride is not None else window,
@@ -305,6 +321,24 @@ def _check_background(background: object, inputs: Tensor) -> Tensor:
     return background.detach().to(inputs.device)
 
 
+def photo_windows(p: Problem, window: Any, stride: Any, method: str) -> tuple[Any, Any]:
+    """The command line's window and stride on photos where the call gives neither (one value
+    at a time is 150,528 forward passes per 224 x 224 photo), with a one-line note."""
+    if window is not None or stride is not None or not photo_like(p.inputs):
+        return window, stride
+    window, stride = photo_window(p.inputs)
+    h, w = (int(s) for s in p.inputs.shape[-2:])
+    note(f"{method} on {h} x {w} images occludes {window[0]} x {window[1]} windows with "
+         f"stride {stride[0]} (one value at a time would be "
+         f"{p.inputs[0].numel():,} forward passes per image); pass window= and stride= (or "
+         "feature_mask=) to choose.")
+    return window, stride
+
+
+def _positions(grids: list[Tensor]) -> int:
+    return math.prod(int(g.shape[0]) for g in grids)
+
+
 def _one_of(window: object, stride: object, feature_mask: object) -> None:
     if feature_mask is not None and (window is not None or stride is not None):
         raise InputError("give either a window (and stride) or a feature_mask, not both: the "
@@ -315,6 +349,8 @@ def _ablate(p: Problem, feature_mask: Any, fills: Tensor | None, batch_size: int
             method: str) -> Attribution:
     """Occlusion of the groups of ``feature_mask``: every feature gets its group's drop."""
     ids, n, labels = resolve_mask(feature_mask, p.inputs)
+    announce(method, p.n * n * (1 if fills is None else int(fills.shape[0])), p.progress,
+             "or fewer groups")
     drops = group_drops(p, ids, n, fills, _rows(p, batch_size))
     values = group_to_features(drops, ids, tuple(p.inputs.shape))
     params: dict[str, Any] = {"feature_mask": True, "groups": n,

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
+from attribkit.methods.calls import shape_call
 
 __all__ = ["AXIOMS", "FAMILIES", "MethodInfo", "explain", "get", "methods", "register"]
 
@@ -146,11 +147,14 @@ def explain(model: Callable[..., Tensor], inputs: Tensor, method: str = "integra
     method
         A registered name or alias (``"ig"``, ``"saliency"``, ...); see :func:`methods`.
     **options
-        Passed to the method (``target``, ``baseline``, ``steps``, ...).
+        Passed to the method (``target``, ``baseline``, ``steps``, ...). A keyword the method
+        does not take is refused with one line; a method that needs ``layer=`` and is given none
+        uses the model's last convolution, with a note (:mod:`attribkit.methods.calls`).
 
     Returns
     -------
     Attribution
         The method's result.
     """
-    return get(method).fn(model, inputs, **options)
+    info = get(method)
+    return info.fn(model, inputs, **shape_call(info, model, options))

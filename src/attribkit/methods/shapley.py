@@ -33,6 +33,7 @@ from attribkit.core.coalitions import (
     moebius,
     shapley_from_dividends,
 )
+from attribkit.core.cost import announce, photo_players
 from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
@@ -189,6 +190,7 @@ def shapley_values(
     mask = pick_mask(feature_mask, groups)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, black_box=True) as p:
+        mask = photo_players(p.inputs, mask, "shapley_values")
         ids, n, labels = resolve_mask(mask, p.inputs)
         if mode == "exact" and n > MAX_EXACT_PLAYERS:
             raise InputError(
@@ -196,6 +198,8 @@ def shapley_values(
                 f"{MAX_EXACT_PLAYERS}. Use mode='sampling' (or 'auto'), or fewer, larger groups.")
         use_exact = mode == "exact" or (mode == "auto" and n <= AUTO_EXACT_PLAYERS) or n == 1
         rows = _forward_rows(p, batch_size)
+        announce("shapley_values", p.n * ((1 << n) if use_exact else n_samples * (n + 1)),
+                 progress, "or fewer players (feature_mask=)")
         params: dict[str, Any] = {"mode": "exact" if use_exact else "sampling", "players": n,
                                   "feature_mask": mask is not None}
         extras: dict[str, Any] = {}

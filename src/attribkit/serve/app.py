@@ -68,7 +68,7 @@ class Guard:
         host = headers.get(b"host", b"").decode("latin-1").lower()
         name = host.split("]")[0] + "]" if host.startswith("[") else host.rsplit(":", 1)[0]
         refusal = None
-        if name not in self.hosts:
+        if name not in self.hosts and "*" not in self.hosts:
             refusal = "unknown Host header; open the explorer at the address it printed."
         elif scope["method"] not in ("GET", "HEAD") and headers.get(b"x-attribkit") != b"1":
             refusal = "requests that change the store need the X-Attribkit: 1 header."
@@ -103,7 +103,8 @@ def create_app(store: str | pathlib.Path | RunStore, *, model: LiveModel | None 
     model : LiveModel, optional
         A loaded model (``attribkit.cli.models.load_model``): enables live mode.
     hosts : sequence of str
-        Accepted ``Host`` header names (the served address and ``localhost``).
+        Accepted ``Host`` header names (the served address and ``localhost``; ``"*"``: any,
+        which turns the DNS-rebinding check off).
     max_upload : int, default 8 MiB
         The largest request body accepted by the live endpoints, in bytes.
     max_pixels : int, optional

@@ -18,8 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.core.errors import InputError
+from attribkit.core.input_space import ATTRIBUTE, InputSpace
 
-__all__ = ["BLACK", "MEAN", "STD", "ink_box", "load_mnist_cnn", "mnist_digits"]
+__all__ = ["BLACK", "INPUT_SPACE", "MEAN", "STD", "ink_box", "load_mnist_cnn", "mnist_digits"]
 
 MEAN = 0.1307
 """Mean of the 0..1 pixel values the network was trained with."""
@@ -27,6 +28,8 @@ STD = 0.3081
 """Their standard deviation."""
 BLACK = -MEAN / STD
 """The normalised value of a black pixel."""
+INPUT_SPACE = InputSpace(mean=MEAN, scale=STD, pixel_max=1.0)
+"""The model's input space, ``(pixels / 255 - MEAN) / STD``: named baselines go through it."""
 
 Box = tuple[int, int, int, int]
 
@@ -48,6 +51,7 @@ def load_mnist_cnn() -> nn.Module:
     weights = pathlib.Path(spec.origin).parent / "weights" / "mnist.pth"
     model: nn.Module = MNISTNet(input_size=28)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    setattr(model, ATTRIBUTE, INPUT_SPACE)  # "black" is black in this normalisation
     return model.float().eval()
 
 

@@ -29,6 +29,8 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.background import background_rows, mean_over, split_background
+from attribkit.core.cost import announce, check_memory, photo_players
 from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
@@ -211,12 +213,21 @@ def kernel_shap(
         and ``weights``; ``params["exact"]`` whether every coalition was used.
     """
     mask = pick_mask(feature_mask, groups)
+    baseline, background = split_background(baseline, inputs)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, black_box=True) as p:
+        bg = None if background is None else background_rows(background, p.inputs)
+        mask = photo_players(p.inputs, mask, "kernel_shap")
         ids, n, labels = resolve_mask(mask, p.inputs)
         budget = 2 * n + 2048 if n_samples is None else n_samples
         if not isinstance(budget, int) or budget < 1:
             raise InputError(f"n_samples must be a positive int, got {n_samples!r}.")
+        m = min(budget, (1 << min(n, 62)) - 2) + 2
+        # the weighted normal equations hold an (M, n, n) outer product in float64
+        check_memory(8.0 * m * n * (n + 2), f"kernel_shap with {n:,} players and {m:,} "
+                     "coalitions", "give fewer players with feature_mask= (attribkit.masks."
+                     "superpixels or attribkit.masks.grid), or fewer n_samples=.")
+        announce("kernel_shap", p.n * m, progress, "or fewer n_samples=")
         gen = torch.Generator().manual_seed(seed)
         if n == 1:
             z = torch.zeros((0, 1), dtype=torch.bool)
@@ -226,7 +237,11 @@ def kernel_shap(
             z, w, n_fixed, draws = kernel_coalitions(n, budget, gen)
         ends = torch.stack([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)])
         coal = torch.cat([ends, z]).to(ids.device)
-        v = sample_values(p, ids, n, coal, forward_rows(p, batch_size), "kernel shap")
+        rows = forward_rows(p, batch_size)
+        if bg is None:
+            v = sample_values(p, ids, n, coal, rows, "kernel shap")
+        else:  # v(S) = E_b F(x_S, b_rest), as SHAP's KernelExplainer with a background
+            v = mean_over(p, bg, lambda: sample_values(p, ids, n, coal, rows, "kernel shap"))
         v = v.to(torch.float64).cpu()
         lead = v.shape[:-1]
         flat = v.reshape(-1, v.shape[-1])
@@ -244,6 +259,8 @@ def kernel_shap(
         params = {"players": n, "feature_mask": mask is not None, "n_samples": int(z.shape[0]),
                   "exact": exact, "seed": seed,
                   "enumerated": n_fixed, "forward_evaluations": p.forward_evaluations}
+        if bg is not None:
+            params["background_size"] = int(bg.shape[0])
         extras = {"players": phi, "stderr": stderr, "coalitions": z, "weights": w,
                   "group_ids": ids.reshape(p.inputs.shape),
                   "group_labels": labels}

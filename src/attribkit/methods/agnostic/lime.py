@@ -21,6 +21,8 @@ import torch
 from torch import Tensor
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.background import background_rows, mean_over, split_background
+from attribkit.core.cost import announce, check_memory, photo_players
 from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import InputError
@@ -224,9 +226,19 @@ def lime(
     if alpha < 0:
         raise InputError(f"alpha must be >= 0, got {alpha!r}.")
     mask = pick_mask(feature_mask, groups)
+    baseline, background = split_background(baseline, inputs)
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, forward_args=forward_args, black_box=True) as p:
+        bg = None if background is None else background_rows(background, p.inputs)
+        mask = photo_players(p.inputs, mask, "lime")
         ids, n, labels = resolve_mask(mask, p.inputs)
+        m = int(samples.shape[-2]) if isinstance(samples, Tensor) and samples.dim() >= 2 else (
+            n_samples)
+        # the surrogate's design (E, M, n) and Gram matrix (E, n, n) in float64
+        check_memory(8.0 * p.n * (m * n + 2 * n * n), f"lime with {n:,} interpretable features",
+                     "give fewer with feature_mask= (attribkit.masks.superpixels or "
+                     "attribkit.masks.grid).")
+        announce("lime", p.n * m, progress, "or fewer n_samples=")
         if samples is None:
             gen = torch.Generator().manual_seed(seed)
             s = draw_samples(p.n, n_samples, n, sampler=sampler, generator=gen).to(ids.device)
@@ -236,10 +248,14 @@ def lime(
             0.25 if distance == "cosine" else 0.75 * math.sqrt(n))
         if width <= 0:
             raise InputError(f"kernel_width must be positive, got {width!r}.")
-        assert p.baseline is not None
+        rows = forward_rows(p, batch_size)
+        if bg is None:
+            y = sample_values(p, ids, n, s, rows, "lime").to(torch.float64)
+        else:  # each sample's value is its mean over the background rows
+            y = mean_over(p, bg, lambda: sample_values(p, ids, n, s, rows, "lime"))
+        assert p.baseline is not None  # with a background: the rows' mean
         d = _distances(s, distance, space, p.inputs, p.baseline, ids, n)
         w = torch.exp(-(d ** 2) / (2 * width ** 2))
-        y = sample_values(p, ids, n, s, forward_rows(p, batch_size), "lime").to(torch.float64)
         lead = y.shape[:-1]  # (N,) or (N, K)
         k = 1 if y.dim() == 2 else int(y.shape[1])
         z = s.to(torch.float64)[:, None].expand(-1, k, -1, -1).reshape(-1, *s.shape[1:])
@@ -256,6 +272,8 @@ def lime(
                   "space": space, "kernel_width": float(width), "surrogate": surrogate,
                   "alpha": float(alpha), "sampler": "given" if samples is not None else sampler,
                   "seed": seed, "forward_evaluations": p.forward_evaluations}
+        if bg is not None:
+            params["background_size"] = int(bg.shape[0])
         extras = {"players": beta, "intercept": b0.reshape(lead), "r2": r2.reshape(lead),
                   "samples": s, "weights": w, "group_ids": ids.reshape(p.inputs.shape),
                   "group_labels": labels}

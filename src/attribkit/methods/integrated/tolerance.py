@@ -160,7 +160,8 @@ def with_tolerance(p: Problem, tolerance: float, gap_tolerance: float | None, ad
             f"Integrated Gradients did not reach tolerance={tolerance} within max_steps="
             f"{max_steps} for {int((estimate > tolerance).sum())} example(s); the error "
             "estimates are on the result (error_estimate). Raise max_steps or loosen the "
-            "tolerance.", RuntimeWarning, stacklevel=3,
+            "tolerance; on small ReLU networks at tight tolerances the estimate can fall short "
+            "of the real error, and conservative=True bounds it.", RuntimeWarning, stacklevel=3,
         )
     return trap.sum(dim=1), estimate, steps, scanned
 

@@ -24,6 +24,7 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
+from attribkit.core.notes import note
 from attribkit.core.progress import progress_bar
 from attribkit.methods.paths._walk import IdgiSum
 from attribkit.methods.registry import register
@@ -188,4 +189,24 @@ def guided_ig(
         values = attr.reshape(p.inputs.shape).to(p.inputs.dtype)
         params = {"steps": steps, "fraction": fraction, "max_dist": max_dist,
                   "gradient_evaluations": p.gradient_evaluations}
-        return p.result(values, "guided_ig", params, extras={"path_scores": scores})
+        result = p.result(values, "guided_ig", params, extras={"path_scores": scores})
+    _say_gap(result, max_dist)
+    return result
+
+
+#: The relative completeness gap above which Guided IG says so (its path moves in jumps, so
+#: more steps alone narrow it slowly: 27 % at the defaults on a small CNN, 3 % at max_dist=0.002).
+GAP_NOTE = 0.05
+
+
+def _say_gap(result: Attribution, max_dist: float) -> None:
+    """Warn, as the tolerance of IG does, where the sum misses ``F(x) - F(x')`` by more than
+    :data:`GAP_NOTE` of it."""
+    rg = result.relative_gap
+    if rg is None or not bool((rg.abs() > GAP_NOTE).any()):
+        return
+    worst = float(rg.abs().max())
+    note(f"guided_ig: the attributions miss completeness by up to {worst:.0%} of "
+         f"F(x) - F(x') (attr.relative_gap per example); a smaller max_dist= than {max_dist:g} "
+         "(each step's largest jump; 0.002 narrowed 27 % to 3 % on a small CNN) or more steps= "
+         "narrows it.", RuntimeWarning)

@@ -12,11 +12,13 @@ from torch import Tensor
 
 from attribkit.core.baselines import Black
 from attribkit.core.errors import InputError
+from attribkit.core.input_space import InputSpace
 
 __all__ = [
     "BLACK",
     "BLACK_BASELINE",
     "IMAGE_SIZE",
+    "INPUT_SPACE",
     "PIXEL_MEAN",
     "PIXEL_SCALE",
     "black_baseline",
@@ -34,6 +36,8 @@ BLACK = -PIXEL_MEAN / PIXEL_SCALE
 """The normalised value of a black pixel, ``-127/128``."""
 BLACK_BASELINE = Black(BLACK)
 """A :class:`attribkit.core.baselines.Black` baseline in this model's normalisation."""
+INPUT_SPACE = InputSpace(mean=PIXEL_MEAN, scale=PIXEL_SCALE, pixel_max=255.0)
+"""The model's input space, ``(pixels - 127) / 128``: named baselines go through it."""
 IMAGE_SIZE = 224
 """Side of the square input the model expects."""
 

@@ -11,7 +11,9 @@ import numpy as np
 from torch import Tensor, nn
 
 from attribkit.core.errors import InputError
+from attribkit.core.input_space import ATTRIBUTE, input_space_of
 from attribkit.zoo.vision.extra import missing
+from attribkit.zoo.vision.images import INPUT_SPACE
 
 __all__ = ["SoftmaxModel", "load_efficientnet_lite0", "probability_of"]
 
@@ -26,6 +28,8 @@ def _build_model() -> nn.Module:
     # The library prints "Loaded pretrained weights ..."; keep stdout clean.
     with contextlib.redirect_stdout(io.StringIO()):
         model: nn.Module = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+    # "black", "white", "grey" baselines are those colours in this model's normalisation
+    setattr(model, ATTRIBUTE, INPUT_SPACE)
     return model.float().eval()
 
 
@@ -73,6 +77,9 @@ class SoftmaxModel(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        space = input_space_of(model)
+        if space is not None:  # the same inputs, so the same named baselines
+            self.attribkit_input_space = space
         self.softmax = nn.Softmax(dim=-1)  # a module, so propagation rules (LRP, DeepLIFT) see it
 
     def forward(self, x: Tensor) -> Tensor:
