@@ -183,12 +183,47 @@ class Functional(nn.Module):
         return out
 
 
-@pytest.mark.parametrize(("op", "message"), [("gelu", "GeluBackward0"),
-                                             ("product", "multiplied traced tensors")])
+@pytest.mark.parametrize(("op", "message"), [
+    ("gelu", r"the forward\(\) of the model \(Functional\) runs Gelu \(GeluBackward0\) on the "
+             r"output of 'a' \(Linear\), feeding 'b' \(Linear\), which has no AttnLRP rule"),
+    ("product", r"model \(Functional\) runs Mul \(MulBackward0\) on the output of 'a' "
+                r"\(Linear\) and the input, feeding 'b' \(Linear\), a product .*multiplied "
+                r"traced tensors 1 times.*account for 0"),
+])
 def test_operations_without_a_rule_are_refused(op: str, message: str) -> None:
     model = Functional(op).double().eval()
     with pytest.raises(UnsupportedModelError, match=message):
         attnlrp(model, torch.randn(2, 4, dtype=torch.float64), target=0)
+
+
+class SigmoidMLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.b(torch.sigmoid(self.a(x)))
+        return out
+
+
+class Wrapped(nn.Module):
+    """A gated MLP that AttnLRP knows, then a submodule with a functional sigmoid inside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.stack, self.inner = GatedStack(), SigmoidMLP()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.inner(torch.cat([self.stack(x), x[:, :1]], 1))
+        return out
+
+
+def test_refusal_names_the_innermost_module_that_ran_the_op() -> None:
+    model = Wrapped().double().eval()
+    with pytest.raises(UnsupportedModelError, match=r"the forward\(\) of 'inner' \(SigmoidMLP\) "
+                       r"runs Sigmoid .* output of 'inner\.a' \(Linear\), feeding 'inner\.b'"):
+        attnlrp(model, torch.randn(2, 8, dtype=torch.float64), target=0)
 
 
 def test_epsilon_shrinks_relevance_towards_zero() -> None:

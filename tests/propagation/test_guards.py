@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from attribkit.core.errors import TargetError, UnsupportedModelError
 from attribkit.core.guard import hook_state
 from attribkit.methods import methods
+from attribkit.sequences.tiny import tiny_model
 
 PROPAGATION = sorted(k for k, v in methods().items() if v.family == "propagation")
 
@@ -49,6 +50,38 @@ def net(bomb: bool = False) -> nn.Sequential:
     return nn.Sequential(*mods).double().eval()
 
 
+class Transformer(nn.Module):
+    """Embeddings -> a one-block GPT-2 -> the last position -> [Bomb] -> 3 logits."""
+
+    def __init__(self, bomb: bool = False) -> None:
+        super().__init__()
+        self.gpt2 = tiny_model("tiny-gpt2", vocab_size=16, hidden=8, layers=1, heads=2,
+                               dtype=torch.float64).transformer
+        self.bomb = Bomb() if bomb else nn.Identity()
+        torch.manual_seed(0)
+        self.head = nn.Linear(8, 3).double()
+        self.eval()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.head(self.bomb(self.gpt2(inputs_embeds=x).last_hidden_state[:, -1]))
+        return out
+
+
+def case(name: str, bomb: bool = False) -> tuple[nn.Module, Tensor]:
+    """The test's model and inputs: a CNN with BatchNorm (its running mean moved off 0), or,
+    for AttnLRP, which explains transformers only, a tiny GPT-2 (its final LayerNorm's bias
+    moved off 0)."""
+    g = torch.Generator().manual_seed(0)
+    model: nn.Module
+    if name == "attnlrp":
+        model = Transformer(bomb)
+        model.gpt2.ln_f.bias.data.fill_(0.1)
+        return model, torch.randn(2, 4, 8, generator=g, dtype=torch.float64)
+    model = net(bomb)
+    model[1].running_mean.fill_(0.1)
+    return model, torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64)
+
+
 def call(name: str, model: nn.Module, x: Tensor, **kw: Any) -> Any:
     if name == "deepshap":
         kw["background"] = torch.zeros(2, *x.shape[1:], dtype=x.dtype)
@@ -68,9 +101,7 @@ def same(a: Any, b: Any) -> bool:
 
 @pytest.mark.parametrize("name", PROPAGATION)
 def test_model_unchanged_after_success_bad_target_and_raising_module(name: str) -> None:
-    x = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    model = net()
-    model[1].running_mean.fill_(0.1)
+    model, x = case(name)
     before = snapshot(model)
     attr = call(name, model, x, target=1)
     assert torch.isfinite(attr.values).all() and attr.values.shape == x.shape
@@ -85,7 +116,7 @@ def test_model_unchanged_after_success_bad_target_and_raising_module(name: str) 
     with pytest.raises(IndexError):
         call(name, model, x, target=late_bad_target)
     assert same(before, snapshot(model))
-    bombed = net(bomb=True)
+    bombed, _ = case(name, bomb=True)
     before = snapshot(bombed)
     with pytest.raises(RuntimeError, match="boom"):
         call(name, bombed, x, target=0)
@@ -128,8 +159,11 @@ def test_functional_calls_are_reported_not_ignored(name: str) -> None:
 @pytest.mark.parametrize("name", PROPAGATION)
 def test_unsupported_module_and_non_module_are_reported(name: str) -> None:
     x = torch.randn(2, 3, dtype=torch.float64)
-    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2)).double().eval()
-    with pytest.raises(UnsupportedModelError, match="LayerNorm"):
+    # AttnLRP has a rule for LayerNorm (the constant-deviation rule), not for GroupNorm
+    norm = nn.GroupNorm(1, 4) if name == "attnlrp" else nn.LayerNorm(4)
+    model = nn.Sequential(nn.Linear(3, 4), norm, nn.Linear(4, 2)).double().eval()
+    kind = type(norm).__name__
+    with pytest.raises(UnsupportedModelError, match=rf"'1' \({kind}\)"):
         call(name, model, x, target=0)
     fn: Callable[[Tensor], Tensor] = lambda t: t.sum(1, keepdim=True)  # noqa: E731
     with pytest.raises(UnsupportedModelError, match=r"nn\.Module"):

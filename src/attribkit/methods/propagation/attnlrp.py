@@ -7,7 +7,8 @@ hooks are removed in ``finally``, so the model is left exactly as given, after s
 after an exception. Nothing is patched in classes or modules: two models, or the same model in
 another thread, are unaffected. :func:`check_graph` then walks the autograd graph of the score
 and refuses any operation no rule covers (a product of two traced tensors outside a known
-block, a functional activation, a norm computed inline). :func:`attnlrp` is the registered
+block, a functional activation, a norm computed inline), naming the module whose ``forward()``
+ran it and the modules around it (:mod:`.locate`). :func:`attnlrp` is the registered
 method: ``relevance = inputs * (modified gradient of the target)``.
 """
 
@@ -25,8 +26,11 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.engine import prepare
 from attribkit.core.errors import UnsupportedModelError
 from attribkit.core.guard import this_thread
+from attribkit.core.neurons import refuse_neuron
 from attribkit.methods.propagation import transformer_rules as T
 from attribkit.methods.propagation.graph import LINEAR_OPS, STRUCTURAL
+from attribkit.methods.propagation.hooks import neuron_methods
+from attribkit.methods.propagation.locate import CallLog
 from attribkit.methods.propagation.plan import require_module
 from attribkit.methods.registry import register
 
@@ -59,16 +63,20 @@ class RuleScope:
         Names of the norm layers under the constant-deviation rule.
     products
         Traced products the matched blocks made during the forward passes so far.
+    log
+        The module calls of those forward passes (to name modules in a refusal).
     """
 
     blocks: dict[str, T.Block] = field(default_factory=dict)
     activations: list[str] = field(default_factory=list)
     norms: list[str] = field(default_factory=list)
     products: int = 0
+    log: CallLog = field(default_factory=CallLog)
 
     def reset(self) -> None:
-        """Forget the counted products (before the next forward pass)."""
+        """Forget the counted products and calls (before the next forward pass)."""
         self.products = 0
+        self.log.clear()
 
 
 def _identity_hook(share: float) -> Callable[[nn.Module, tuple[Any, ...], Any], Any]:
@@ -191,6 +199,11 @@ def attnlrp_rules(model: nn.Module, *, epsilon: float = 0.0,
             handles.append(h)
             if add_handle is not None:
                 add_handle(h)
+        for name, m in model.named_modules():  # after the rules: it sees their outputs
+            h = m.register_forward_hook(this_thread(scope.log.hook(name)), with_kwargs=True)
+            handles.append(h)
+            if add_handle is not None:
+                add_handle(h)
         yield scope
     finally:
         for h in handles:
@@ -232,32 +245,54 @@ def check_graph(score: Tensor, inputs: Tensor, scope: RuleScope) -> None:
     """
     if score.grad_fn is None:
         return
-    nodes = _on_path(score.grad_fn, inputs)
+    root = score.grad_fn
+    nodes = _on_path(root, inputs)
+    reach = {k for k, (_, r) in nodes.items() if r}
+
+    def where(node: Any) -> str:
+        return scope.log.where(node, root, inputs, reach)
+
     found = 0
+    products: list[Any] = []
     for node, reaches in nodes.values():
         if not reaches:
             continue
         kind = type(node).__name__
-        traced = sum(1 for f, _ in node.next_functions
-                     if f is not None and nodes.get(id(f), (None, False))[1])
+        traced = sum(1 for f, _ in node.next_functions if f is not None and id(f) in reach)
         if "ScaledDotProduct" in kind or "Attention" in kind:
             found += 2
         elif kind in _PRODUCTS and traced >= 2:
             found += 1
+            products.append(node)
         elif kind == "DivBackward0" and traced >= 2:
             raise UnsupportedModelError(
-                "attnlrp: the model divides by a function of its input outside a norm layer "
-                "AttnLRP knows (RMSNorm, LayerNorm); there is no rule for it.")
+                f"attnlrp: {where(node)}: a division by a function of the input outside a norm "
+                "layer AttnLRP knows (RMSNorm, LayerNorm); there is no rule for it.")
         elif kind not in ALLOWED_OPS:
             raise UnsupportedModelError(
-                f"attnlrp: the operation {kind} on the path from the input to the output has no "
-                "AttnLRP rule (activations must be modules, norms RMSNorm/LayerNorm; blocks: "
-                f"{', '.join(b.name for b in T.BLOCKS)}).")
+                f"attnlrp: {where(node)}, which has no AttnLRP rule. It is probably a functional "
+                "call inside a forward() (F.gelu, torch.sigmoid ...) or an unsupported module: "
+                "activations must be modules (nn.GELU() ...), norms RMSNorm/LayerNorm, blocks "
+                f"{', '.join(b.name for b in T.BLOCKS)}; or use integrated_gradients.")
     if found != scope.products:
+        counts = (f"the forward pass multiplied traced tensors {found} times, but the known "
+                  f"attention / gated-MLP blocks account for {scope.products}")
+        outside = [n for n in products if not _in_block(scope, n, reach)]
+        if outside:
+            raise UnsupportedModelError(
+                f"attnlrp: {where(outside[0])}, a product of two traced tensors outside the "
+                f"known attention / gated-MLP blocks ({counts}); AttnLRP would explain it "
+                "without the uniform rule, so it refuses.")
         raise UnsupportedModelError(
-            f"attnlrp: the forward pass multiplied traced tensors {found} times, but the known "
-            f"attention / gated-MLP blocks account for {scope.products}; a product outside them "
-            "would be explained without the uniform rule.")
+            f"attnlrp: {counts}; a product outside them would be explained without the uniform "
+            "rule.")
+
+
+def _in_block(scope: RuleScope, node: Any, reach: set[int]) -> bool:
+    """Whether a product ``node`` was made inside the forward() of a matched block."""
+    call = scope.log.enclosing(node, reach)
+    return call is not None and any(not b or call.name == b or call.name.startswith(b + ".")
+                                    for b in scope.blocks)
 
 
 def _modified_gradient(p: Any, x: Tensor, ex: Tensor, scope: RuleScope) -> tuple[Tensor, Tensor]:
@@ -322,6 +357,7 @@ def attnlrp(
         example (1 when relevance is conserved; biases and the softmax rule absorb the rest).
     """
     module = require_module(model, "attnlrp")
+    refuse_neuron(target, "attnlrp", neuron_methods())
     with prepare(module, inputs, target=target, baseline=None, needs_baseline=False,
                  layer=layer, batch_size=batch_size, progress=progress, forward_args=forward_args,
                  allow_multi_target=False) as p:
