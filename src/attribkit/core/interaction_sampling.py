@@ -64,6 +64,10 @@ __all__ = ["SampledIndex", "minimum_budget", "sample_index"]
 #: The game: boolean coalitions ``(B, n)`` to values ``(..., B)``.
 GameFn = Callable[[Tensor], Tensor]
 
+#: The FSII regression's allocation over coalition sizes (``plan_strata``'s ``power``): at 40
+#: players and 4000 evaluations 1/2 gave a 30 % lower error than the kernel's own mass (1).
+REGRESSION_POWER = 0.5
+
 #: Bytes of index weights ``c_S(U)`` built at once (rows x target coalitions, float64).
 _BLOCK_BYTES = 32 << 20
 
@@ -202,12 +206,13 @@ def sample_index(game: GameFn, n: int, index: str, order: int, budget: int, *,
     if budget < minimum_budget(n):
         raise InputError(f"budget={budget} is too small for {n} players: the sampler needs at "
                          f"least {minimum_budget(n)} evaluations (two pairs per coalition size).")
-    design = draw_design(n, budget, seed)
+    degree = _degree(n, order, budget)
+    regression = index == "FSII" and degree == order
+    design = draw_design(n, budget, seed, power=REGRESSION_POWER if regression else 1.0)
     values = game(design.coalitions).to(torch.float64)
     lead = values.shape[:-1]
     v = values.reshape(-1, design.coalitions.shape[0])  # (L, B)
-    degree = _degree(n, order, budget)
-    if index == "FSII" and degree == order:
+    if regression:
         est, stderr = faithful_regression(design, v, order)
         method = "regression"
     else:
