@@ -130,7 +130,9 @@ def run_interactions(args: argparse.Namespace, prepare: Callable[[Loaded, Item],
     if unknown:
         raise UsageError(f"-m interactions does not take {', '.join(unknown)}; it takes "
                          f"{', '.join(SETTINGS)} (--set KEY=VALUE)")
-    say = (lambda m: print(f"attribkit: {m}", file=sys.stderr, flush=True))
+    def say(m: str) -> None:
+        print(f"attribkit: {m}", file=sys.stderr, flush=True)
+
     loaded = load_model(args.model, trust_file=args.trust_model_file,
                         progress=not args.quiet and not args.json, say=say)
     if loaded.kind in ("text", "molecule"):
