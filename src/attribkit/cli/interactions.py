@@ -144,13 +144,16 @@ def run_interactions(args: argparse.Namespace, prepare: Callable[[Loaded, Item],
         out.mkdir(parents=True, exist_ok=True)
     data = loaded.extra.get("data")
     feature_names = list(getattr(data, "feature_names", [])) or None
-    results, bad = [], 0
+    results: list[dict[str, Any]] = []
+    bad = 0
     for item in expand(loaded.kind, args.inputs, args.max_image_pixels):
         prepare(loaded, item)
         opts = dict(extra)
         mask = _players(args, opts, loaded, item)
         seed = opts.pop("seed", args.seed)
         _cls, pred, _tops = predict(loaded, item)
+        if item.x is None:  # pragma: no cover - text and molecules are refused above
+            raise UsageError(f"{item.source[:60]}: -m interactions needs a tensor input")
         try:
             res = interactions(loaded.model, item.x, target=args.target, feature_mask=mask,
                                baseline=_baseline(args.baseline, loaded, item), seed=seed,
@@ -158,9 +161,8 @@ def run_interactions(args: argparse.Namespace, prepare: Callable[[Loaded, Item],
                                **opts)
         except (ValueError, RuntimeError, TypeError) as err:
             bad += 1
-            rec = {"input": item.source, "name": item.name, "method": "interactions",
-                   "status": "failed", "error": one_line(err)}
-            results.append(rec)
+            results.append({"input": item.source, "name": item.name, "method": "interactions",
+                            "status": "failed", "error": one_line(err)})
             if not args.json:
                 print(f"{item.source[:50]} | interactions | failed: {one_line(err)}")
             continue

@@ -149,7 +149,8 @@ def _target_ids(model: Any, tokenizer: Any, prompt_ids: Tensor, target: Any) -> 
     if ids.numel() == 0:
         raise InputError("the target has no tokens: give a non-empty continuation or let the "
                          "model generate one token (target=None).")
-    return ids.to(torch.long)
+    result: Tensor = torch.as_tensor(ids, dtype=torch.long)
+    return result
 
 
 def _player_game(scorer: Scorer, base: Tensor, spans: list[list[int]], batch_size: int,

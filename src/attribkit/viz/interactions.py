@@ -31,9 +31,9 @@ def _row(result: Any, example: int, target: int, what: str = "values") -> Array:
     t = getattr(result, what)
     if t is None:
         raise InputError(f"this result has no {what}.")
-    arr = np.asarray(t.detach().cpu().double().numpy(), dtype=np.float64)
-    arr = arr[example]
-    return arr[target] if arr.ndim == 2 else arr
+    arr: Array = np.asarray(t.detach().cpu().double().numpy(), dtype=np.float64)[example]
+    out: Array = arr[target] if arr.ndim == 2 else arr
+    return out
 
 
 def _names(result: Any, names: Sequence[str] | None, max_label: int) -> list[str]:
