@@ -67,7 +67,7 @@ def _tabular_options(background: torch.Tensor, groups: torch.Tensor) -> dict[str
 
 
 def tabular(rows: int) -> str:
-    from attribkit.demo_gbm import gbm_setup
+    from attribkit.demo.gbm import gbm_setup
     from attribkit.zoo import tabular as tab
 
     mlp, data = tab.load_breast_cancer_mlp()
@@ -97,9 +97,10 @@ def _short_errors(table: evaluate.Comparison) -> str:
 
 
 def _vision(photos: int) -> tuple[Any, torch.Tensor, torch.Tensor, dict[str, Any], float]:
-    from attribkit.demo import _method_options, _vision_setup
+    from attribkit.demo.methods import method_options
+    from attribkit.demo.setups import vision_setup
 
-    setup = _vision_setup(photos)
+    setup = vision_setup(photos)
     if isinstance(setup.model, torch.nn.Module):
         setup.model.eval()  # Quantus insists on the top module's flag
     x = torch.cat(list(setup.photos.values()))
@@ -108,7 +109,7 @@ def _vision(photos: int) -> tuple[Any, torch.Tensor, torch.Tensor, dict[str, Any
     base = torch.full_like(x, setup.baseline_value)
     opts = {}
     for name, info in attribkit.methods().items():
-        o = _method_options(info.fn, setup, x, target, base)
+        o = method_options(info.fn, setup, x, target, base)
         o.pop("target", None)
         if not info.needs_baseline:
             o.pop("baseline", None)

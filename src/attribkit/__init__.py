@@ -8,6 +8,9 @@ method in one API, with the axioms, theory and evaluations that judge them.
 
 from __future__ import annotations
 
+import attribkit.startup  # noqa: F401  (first: a quiet Ctrl-C while the command starts)
+
+# isort: split
 from attribkit.core import (
     AttribkitError,
     Attribution,
@@ -39,6 +42,7 @@ from attribkit.methods.integrated import (
 
 # -- method exports (each method issue adds its block here) ------------------------------------
 from attribkit.methods.propagation import (  # LRP, Deep Taylor, DeepLIFT, DeepSHAP... (issue 4)
+    attnlrp,
     deconvnet,
     deep_taylor,
     deeplift,
@@ -116,6 +120,7 @@ __all__ = [
     "Zeros",
     "__version__",
     "all_classes",
+    "attnlrp",
     "axioms",
     "black_box",
     "blur_ig",

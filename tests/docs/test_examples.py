@@ -30,6 +30,7 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 #: Pages whose examples load a real model from the wheels (marked slow).
 SLOW = {"README.md", "zoo-vision.md", "zoo-text.md", "zoo-chem.md", "zoo-tabular.md", "cli.md",
+        "zoo-llm.md",
         "runs.md", "serve.md"}
 
 #: Names a page's Python examples use without defining them: code run before the page's blocks.
@@ -73,6 +74,8 @@ WRITES: dict[str, set[str]] = {
 
 #: (page, old, new): the only edits made before an example runs, each to a cheaper setting.
 CHEAP: list[tuple[str, str, str]] = [
+    ("zoo-llm.md", "groups=hay.token_groups(tok))", "groups=hay.token_groups(tok)[:2])"),
+    ("zoo-llm.md", "prompts.txt -m ig --out", "prompts.txt -m ig --steps 4 --out"),
     ("README.md", "attribkit demo --out out", "attribkit demo --task toy --out out"),
     ("README.md", "cat.jpg -m ig -m grad_cam -m lrp -o out/",
      "cat.jpg -m ig -m grad_cam -m lrp --steps 8 -o out/"),
@@ -116,6 +119,7 @@ def _workspace(tmp: pathlib.Path) -> None:
     for name, image in vision.sample_photos(["chelsea", "coffee", "astronaut", "rocket"]).items():
         Image.fromarray(vision.deprocess(image)).save(tmp / "photos" / f"{name}.png")
     (tmp / "sentences.txt").write_text("a wonderful, warm film\nthe plot was a mess\n")
+    (tmp / "prompts.txt").write_text("The capital of France is\n")
     (tmp / "rows.csv").write_text("1.0,2.5,0.3\n-0.5,0.1,2.0\n")
     from attribkit.zoo import tabular
 

@@ -138,11 +138,11 @@ def test_tables_on_the_toy() -> None:
 
 
 def test_section_runs_on_the_toy_demo_setup() -> None:
-    from attribkit.demo import _toy_setup
+    from attribkit.demo.setups import toy_setup
     from attribkit.report import Report
 
     rep = Report("toy")
-    notes = experiments("vision")["saturation"].fn(rep, _toy_setup(), quick=True,
+    notes = experiments("vision")["saturation"].fn(rep, toy_setup(), quick=True,
                                                    progress=False)
     page = rep.to_html()
     assert notes == []

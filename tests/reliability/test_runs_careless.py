@@ -76,9 +76,9 @@ def test_out_not_a_store(photos: pathlib.Path, tmp_path: pathlib.Path,
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["thesis.tex"]
     future = tmp_path / "future"
     future.mkdir()
-    (future / "manifest.json").write_text(json.dumps({"format": "attribkit-run", "version": 2}))
+    (future / "manifest.json").write_text(json.dumps({"format": "attribkit-run", "version": 3}))
     assert _cli(str(photos), "--out", str(future)) == 2
-    assert "version 2" in capsys.readouterr().err
+    assert "version 3" in capsys.readouterr().err
 
 
 @case("runs", "the same command run twice, and a restart after a crash left temporary files",

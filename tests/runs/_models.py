@@ -4,6 +4,7 @@ Environment variables steer them, so that a test can reach into a worker process
 
 * ``ATTRIBKIT_TEST_COUNTER``: a file; every prepared item appends its id (counts model work).
 * ``ATTRIBKIT_TEST_SLOW``: seconds to sleep per prepared item (to kill a run mid-way).
+* ``ATTRIBKIT_TEST_HOLD``: a file; preparing an item waits while it exists (a run held open).
 * ``ATTRIBKIT_TEST_DIE_ON`` and ``ATTRIBKIT_TEST_DIE_MARK``: the process exits (as if killed)
   when it prepares the item of that file stem, once: the marker file records that it died.
 """
@@ -48,6 +49,9 @@ def _hooks(raw: Any) -> None:
     if die_on and mark and stem == die_on and not os.path.exists(mark):
         pathlib.Path(mark).write_text(str(os.getpid()))
         os._exit(1)
+    hold = os.environ.get("ATTRIBKIT_TEST_HOLD")
+    while hold and os.path.exists(hold):
+        time.sleep(0.02)
     slow = float(os.environ.get("ATTRIBKIT_TEST_SLOW", "0") or 0)
     if slow:
         time.sleep(slow)

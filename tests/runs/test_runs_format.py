@@ -1,5 +1,5 @@
-"""The store format is public (docs/runs.md, version 1): a store written by an earlier attribkit
-(committed in tests/runs/data/store_v1) must still open, read and resume."""
+"""The store format is public (docs/runs.md, now version 2): a store written by an earlier
+attribkit (version 1, committed in tests/runs/data/store_v1) must still open, read and resume."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ def test_version_1_store_opens_reads_and_resumes(tmp_path: pathlib.Path) -> None
     again = runs.run("tests.runs._models:mlp", v1_data(), [("ig", {"steps": 8}), "saliency"],
                      out=out, batch_size=2, target="top_k:2", progress=False)
     assert again.computed == 0
+    upgraded = runs.open(out).manifest  # the resume upgraded the manifest to version 2
+    assert upgraded["version"] == 2 and sorted(upgraded["shards"]) == sorted(
+        f"{p.parent.name}/{p.name}" for p in V1.glob("*/part-*.parquet"))
     with pytest.raises(runs.ConfigMismatch, match="inputs differ"):
         runs.run("tests.runs._models:mlp", [torch.zeros(4)] * 4, [("ig", {"steps": 8}),
                  "saliency"], out=out, target="top_k:2", progress=False)

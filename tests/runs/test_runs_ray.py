@@ -100,3 +100,11 @@ def _check_dead_worker_retried_and_items_stored_once(
     assert len(res) == 16 and not res.duplicated(["item", "method"]).any()
     assert set(res["status"]) == {"ok"}
     assert not list(out.rglob(".tmp-*"))
+    # the driver recorded every shard the actors wrote, with its hash
+    import hashlib
+    import json
+
+    shards = json.loads((out / "manifest.json").read_text())["shards"]
+    on_disk = {f"{p.parent.name}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
+               for p in out.glob("*/part-*.parquet")}
+    assert {k: v["sha256"] for k, v in shards.items()} == on_disk

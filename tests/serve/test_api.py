@@ -392,8 +392,8 @@ def test_missing_and_newer_stores_say_what_to_do(tmp_path: pathlib.Path,
     (tmp_path / "empty").mkdir()
     with pytest.raises(StoreError, match=r"no manifest\.json"):
         create_app(tmp_path / "empty")
-    newer = write_store(tmp_path / "v2", 2, version=2)
-    with pytest.raises(StoreError, match=r"version 2.*upgrade attribkit"):
+    newer = write_store(tmp_path / "v3", 2, version=3)
+    with pytest.raises(StoreError, match=r"version 3.*upgrade attribkit"):
         create_app(newer)
     assert cli_main(["serve", str(tmp_path / "nothing")]) == 1
     err = capsys.readouterr().err

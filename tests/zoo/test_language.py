@@ -1,7 +1,8 @@
 """attribkit.zoo.language: the LSTM language model of seed 003, section 3.2 (tiny configuration).
 
 The tiny configuration trains in seconds and is little more than a unigram model; the full
-model's numbers are in docs/zoo-language.md (produced by ``python -m attribkit.demo_language``).
+model's numbers are in docs/zoo-language.md (produced by
+``python -m attribkit.demo.language_page``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 import attribkit
 from attribkit.core.errors import InputError
 from attribkit.zoo import language
-from attribkit.zoo.language_explain import next_word_saturation, word_table
+from attribkit.zoo.language.explain import next_word_saturation, word_table
 
 pytest.importorskip("pandas")
 

@@ -10,6 +10,7 @@ import torch
 import attribkit
 from attribkit.core.errors import InputError
 from attribkit.zoo import text
+from attribkit.zoo.text.encoder import tokenizer
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -32,7 +33,7 @@ def test_word_scores_merges_wordpieces() -> None:
 
 def test_baseline_ids_keep_specials_and_padding() -> None:
     ids, mask = text.encode(["I love this", "terrible service today , really"])
-    tok = text._tokenizer()
+    tok = tokenizer()
     pad = text.baseline_ids(ids, "pad")
     unk = text.baseline_ids(ids, "unk")
     assert pad is not None and unk is not None and text.baseline_ids(ids, "zero") is None

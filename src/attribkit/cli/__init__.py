@@ -4,7 +4,9 @@ One module per command (``explain``, ``methods``, ``demo``, ``audit``, ...), eac
 ``register(sub)`` that adds its sub-parser; this module assembles them and maps outcomes to exit
 codes: 0 success; 2 bad usage (an unknown command, option, method or model name, or an option
 value that cannot be right); 1 a failure while running (a file that is missing or does not load,
-an input that does not fit the model, a method that fails); 130 interrupted (Ctrl-C). The reason
+an input that does not fit the model, a method that fails); 130 interrupted (Ctrl-C, also while
+the command starts: see :mod:`attribkit.startup`); 141 (quietly) when the reader of its output
+has gone (``attribkit methods --json | head -1``). The reason
 is one line on stderr; with ``--json`` it is also one object ``{"error", "exit_code"}`` on stdout.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,8 +46,20 @@ def _fail(message: str, code: int, as_json: bool) -> int:
     return code
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so that the exit's flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor (captured output)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    from attribkit.startup import release
+
+    release()  # from here on, Ctrl-C is a KeyboardInterrupt handled below
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
     try:
@@ -60,7 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "(see `attribkit --help`)")
         if getattr(args, "method", "") is None and hasattr(args, "default_methods"):
             args.method = list(args.default_methods)
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:  # `attribkit methods --json | head -1`: the reader has gone
+        _quiet_stdout()
+        return 141
     except SystemExit as e:  # --help
         return int(e.code) if isinstance(e.code, int) else 0
     except UsageError as err:

@@ -1,7 +1,10 @@
 """``attribkit explain-generation MODEL "prompt" [--target "continuation"]``.
 
-MODEL is a local Hugging Face checkpoint folder (loaded with ``from_pretrained(path)``, offline)
-or a tiny random built-in model for demos: ``tiny-gpt2``, ``tiny-llama``, ``tiny-t5``.
+MODEL is ``smollm2`` (SmolLM2-135M-Instruct from the ``llm`` extra: a dequantised copy of its 4-bit
+GGUF file), a local Hugging Face checkpoint folder (loaded with ``from_pretrained(path)``,
+offline) or a tiny random built-in model for demos: ``tiny-gpt2``, ``tiny-llama``, ``tiny-t5``.
+``--chat`` wraps the prompt as one user message in the tokenizer's chat template, so the
+explained continuation is the assistant's answer.
 """
 
 from __future__ import annotations
@@ -16,15 +19,26 @@ from attribkit.cli._common import UsageError
 __all__ = ["register"]
 
 
-def _load(name: str) -> tuple[Any, Any]:
+#: Zoo language models by name (and aliases).
+LLM_NAMES = ("smollm2", "smollm2-135m", "smollm2-135m-instruct")
+
+
+def _load(name: str, progress: bool = False) -> tuple[Any, Any]:
     from attribkit.sequences.tiny import TINY_MODELS, tiny_model, tiny_tokenizer
 
+    if name.lower() in LLM_NAMES:
+        from attribkit.zoo import llm
+
+        try:
+            return llm.load_smollm2(progress=progress)
+        except ImportError as err:
+            raise UsageError(str(err)) from err
     if name in TINY_MODELS:
         return tiny_model(name), tiny_tokenizer()
     path = pathlib.Path(name)
     if not path.is_dir():
         raise UsageError(f"MODEL {name!r} is neither a checkpoint folder nor one of "
-                         f"{', '.join(TINY_MODELS)}")
+                         f"smollm2, {', '.join(TINY_MODELS)}")
     from transformers import (
         AutoConfig,
         AutoModelForCausalLM,
@@ -53,8 +67,14 @@ def _cmd(args: argparse.Namespace) -> int:
     if method not in (*GENERATION_METHODS, "ig"):
         raise UsageError(f"unknown method {args.method!r}; choose one of "
                          f"{', '.join(GENERATION_METHODS)}")
-    model, tok = _load(args.model)
-    res = explain_generation(model, tok, args.prompt, args.target, method=method,
+    model, tok = _load(args.model, progress=not args.quiet)
+    prompt: Any = args.prompt
+    if args.chat:
+        if getattr(tok, "chat_template", None) is None:
+            raise UsageError(f"--chat needs a tokenizer with a chat template; {args.model!r} "
+                             "has none")
+        prompt = [{"role": "user", "content": args.prompt}]
+    res = explain_generation(model, tok, prompt, args.target, method=method,
                              max_new_tokens=args.max_new_tokens, steps=args.steps,
                              baseline=_baseline(args.baseline), progress=not args.quiet)
     if args.json:
@@ -90,11 +110,15 @@ def register(sub: Any) -> None:
                        help="attribute each generated token of a language model to the prompt",
                        description="Rows: generated (or given) tokens, each explained by its "
                                    "log-probability given its prefix; columns: prompt tokens.")
-    p.add_argument("model", help="a local Hugging Face checkpoint folder, or tiny-gpt2 / "
-                                 "tiny-llama / tiny-t5 (random, built in code)")
+    p.add_argument("model", help="smollm2 (SmolLM2-135M-Instruct, extra llm), a local Hugging "
+                                 "Face checkpoint folder, or tiny-gpt2 / tiny-llama / tiny-t5 "
+                                 "(random, built in code)")
     p.add_argument("prompt", help="the prompt (source sentence for encoder-decoders)")
     p.add_argument("--target", "-t", default=None,
                    help="the continuation to explain (default: the model's greedy generation)")
+    p.add_argument("--chat", action="store_true",
+                   help="send the prompt as a user message through the chat template and "
+                        "explain the assistant's answer")
     p.add_argument("--method", "-m", default="integrated_gradients",
                    help="integrated_gradients (default), saliency, gradient_x_input, "
                         "occlusion, shapley")

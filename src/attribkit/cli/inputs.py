@@ -22,10 +22,9 @@ from torch import Tensor
 __all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_EXT", "Item", "csv_rows", "expand", "read_image",
            "read_tensor_input", "slug"]
 
+from attribkit.runs.sources import DEFAULT_MAX_PIXELS
+
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-DEFAULT_MAX_PIXELS = 89_478_485
-"""Pillow's own limit (about 9,500 x 9,500 pixels): larger images are refused unless
-``--max-image-pixels`` raises it (a small PNG can decode to gigabytes)."""
 
 
 @dataclass
@@ -132,7 +131,7 @@ def csv_rows(text: str) -> list[tuple[str, list[float]]]:
     if not p.is_file():
         raise FileNotFoundError(f"input file not found: {text!r}")
     out: list[tuple[str, list[float]]] = []
-    with p.open(newline="", encoding="utf-8") as fh:
+    with p.open(newline="", encoding="utf-8-sig") as fh:  # Excel's "CSV UTF-8" has a BOM
         reader = csv.reader(fh)
         first = True
         for row in reader:

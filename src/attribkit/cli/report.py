@@ -12,6 +12,7 @@ import html
 import io
 import math
 import pathlib
+import sys
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,10 @@ def write_report(path: str | pathlib.Path, *, curves: bool = True, steps: int = 
                 man["created"], man["attribkit"], man["torch"]]])
     rep.text(f"inputs: {man['inputs']['source']}")
     res = store.results
+    _ = store.items
+    for problem in store.problems:  # unreadable shards: named, and left out
+        print(f"attribkit: {problem}", file=sys.stderr)
+        rep.text(problem, note=True)
     linked: set[int] = set()
     for name, m in summary["methods"].items():
         rep.heading(name, 2)

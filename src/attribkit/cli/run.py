@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from attribkit.cli._common import UsageError
+from attribkit.runs.sources import DEFAULT_MAX_PIXELS
 
 __all__ = ["parse_method", "register"]
 
@@ -54,7 +55,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         runs.normalise_methods(methods, args.steps)
     except ValueError as err:
         raise UsageError(str(err)) from err
-    for opt in ("batch_size", "concurrency", "steps", "num_cpus"):
+    for opt in ("batch_size", "concurrency", "steps", "num_cpus", "max_image_pixels"):
         v = getattr(args, opt)
         if v is not None and v < 1:
             raise UsageError(f"--{opt.replace('_', '-')} must be a positive integer, got {v}")
@@ -65,8 +66,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           target=_target(args.target), steps=args.steps,
                           batch_size=args.batch_size, progress=not args.quiet,
                           address=args.address, concurrency=args.concurrency,
-                          num_cpus=args.num_cpus)
-    except runs.ConfigMismatch as err:
+                          num_cpus=args.num_cpus, retry_failed=args.retry_failed,
+                          wait=args.wait, max_image_pixels=args.max_image_pixels)
+    except (runs.ConfigMismatch, runs.MethodError) as err:
         raise UsageError(str(err)) from err
     done = ("nothing to do: the store is complete" if result.computed == 0 else
             f"computed {result.computed} item(s) in {result.seconds:.1f} s "
@@ -77,7 +79,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         first = failed.iloc[0]
         print(f"attribkit: {result.failed} result(s) failed, e.g. {first['item_id']} "
               f"({first['method']}): {first['error']}; all are in {result.path}/results "
-              "(status == 'failed')", file=sys.stderr)
+              "(status == 'failed'); --retry-failed computes them again", file=sys.stderr)
         return 1
     return 0
 
@@ -112,5 +114,12 @@ def register(sub: Any) -> None:
     r.add_argument("--steps", type=int, default=None, help="path steps for path methods")
     r.add_argument("--target", "-t", default=None,
                    help="class index or top_k:K (default: the predicted class)")
+    r.add_argument("--retry-failed", action="store_true",
+                   help="compute the failed rows of the store again")
+    r.add_argument("--wait", action="store_true",
+                   help="when another run is writing the store, wait for it (default: refuse)")
+    r.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="an image larger than this (width x height) fails as one item "
+                        f"(default {DEFAULT_MAX_PIXELS:,}, Pillow's limit)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_run, default_methods=["integrated_gradients"])

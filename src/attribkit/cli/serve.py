@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from attribkit.cli._common import UsageError
@@ -27,6 +28,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         store = RunStore(args.store)
     except StoreError as err:
         raise RuntimeError(str(err)) from err
+    for problem in store.problems:  # unreadable shards: named, and left out
+        print(f"attribkit: {problem}", file=sys.stderr)
     model = None
     if args.model:
         from attribkit.cli.models import load_model

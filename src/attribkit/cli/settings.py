@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from attribkit.cli._common import UsageError
 from attribkit.cli.inputs import Item
 from attribkit.cli.models import Loaded
+from attribkit.runs.checks import last_convolution
 
 __all__ = ["FLAGS", "Plan", "layer_of", "parse_set", "parse_value", "plan"]
 
@@ -83,12 +84,6 @@ def _size(text: str, flag: str) -> int | tuple[int, ...]:
     return sizes[0] if len(sizes) == 1 else sizes
 
 
-def _last_conv(model: nn.Module) -> str | None:
-    convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    names = [n for n, m in model.named_modules() if isinstance(m, convs)]
-    return names[-1] if names else None
-
-
 def layer_of(model: Any, name: str) -> nn.Module:
     """The sub-module called ``name`` (as in ``model.named_modules()``)."""
     if not isinstance(model, nn.Module):
@@ -97,7 +92,7 @@ def layer_of(model: Any, name: str) -> nn.Module:
     try:
         return model.get_submodule(name)
     except AttributeError as err:
-        convs = _last_conv(model)
+        convs = last_convolution(model)
         hint = f" (its last convolution is {convs!r})" if convs else ""
         raise UsageError(f"the model has no layer {name!r}{hint}; names are those of "
                          "model.named_modules()") from err
@@ -282,7 +277,7 @@ def plan(method: str, loaded: Loaded, item: Item, args: argparse.Namespace,
         layer = params.get("layer")
         if layer is not None and layer.default is inspect.Parameter.empty and "layer" not in user:
             net = loaded.model
-            name = _last_conv(net) if isinstance(net, nn.Module) else None
+            name = last_convolution(net) if isinstance(net, nn.Module) else None
             if name is None or not isinstance(net, nn.Module):
                 p.refused = (f"{info.name} needs a layer and the model has no convolution; "
                              "name one with --layer NAME")

@@ -5,36 +5,49 @@
 ...                   out="runs/photos")                                  # doctest: +SKIP
 >>> store = runs.open("runs/photos")                                      # doctest: +SKIP
 
-The store's format is documented in ``docs/runs.md`` (version 1). ``ray`` is imported only by
+The store's format is documented in ``docs/runs.md`` (version 2). ``ray`` is imported only by
 the Ray engine (``engine="ray"``, extra ``distributed``).
 """
 
 from __future__ import annotations
 
-import inspect
-import json
 import os
+import pathlib
+import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from attribkit.runs import ledger
+from attribkit.runs.checks import (
+    MethodArg,
+    MethodError,
+    last_convolution,
+    method_layers,
+    normalise_methods,
+)
+from attribkit.runs.lock import StoreBusy, WriterLock
 from attribkit.runs.reader import RunStore, open_store
-from attribkit.runs.sources import Item, Source, collect
-from attribkit.runs.store import ConfigMismatch, manifest_for, missing_pairs, prepare_store
+from attribkit.runs.sources import DEFAULT_MAX_PIXELS, Item, Source, collect
+from attribkit.runs.store import (
+    ConfigMismatch,
+    check_folder,
+    manifest_for,
+    new_token,
+    prepare_store,
+)
 from attribkit.runs.work import Task, Worker
 from attribkit.zoo.specs import Built
 
-__all__ = ["ConfigMismatch", "Item", "RunResult", "RunStore", "collect", "normalise_methods",
-           "open", "run"]
+__all__ = ["DEFAULT_MAX_PIXELS", "ConfigMismatch", "Item", "MethodError", "RunResult", "RunStore",
+           "StoreBusy", "collect", "normalise_methods", "open", "run"]
 
 _KINDS = {"image": "image", "tabular": "tabular", "text": "text", "smiles": "smiles",
           "python": "tensor"}
 _ZOO_KINDS = {"efficientnet-lite0": "image", "minilm-sentiment": "text",
-              "breast-cancer-mlp": "tabular"}
-
-MethodArg = str | tuple[str, Mapping[str, Any]] | Mapping[str, Any]
-
+              "breast-cancer-mlp": "tabular", "smollm2": "generation",
+              "smollm2-135m": "generation", "smollm2-135m-instruct": "generation"}
 
 @dataclass(frozen=True)
 class RunResult:
@@ -76,47 +89,6 @@ def open(path: str | os.PathLike[str]) -> RunStore:
     return open_store(path)
 
 
-def _json_ok(params: Mapping[str, Any], name: str) -> dict[str, Any]:
-    try:
-        return dict(json.loads(json.dumps(dict(params), sort_keys=True)))
-    except TypeError as err:
-        raise ValueError(f"settings of {name} must be JSON values (numbers, strings, lists) to be "
-                         f"recorded in the store: {err}") from err
-
-
-def normalise_methods(methods: Sequence[MethodArg], steps: int | None = None
-                      ) -> list[dict[str, Any]]:
-    """``["ig", ("saliency", {...}), {"name": ..., "params": ...}]`` -> manifest entries with
-    registered names; ``steps`` goes to every method that takes it and has no own setting."""
-    from attribkit.methods import get
-
-    out: list[dict[str, Any]] = []
-    for m in methods:
-        if isinstance(m, str):
-            name, params = m, {}
-        elif isinstance(m, tuple):
-            name, params = m[0], dict(m[1])
-        else:
-            name, params = str(m["name"]), dict(m.get("params", {}))
-        info = get(name)
-        accepted = inspect.signature(info.fn).parameters
-        unknown = sorted(set(params) - set(accepted))
-        if unknown:
-            raise ValueError(f"{info.name} has no option {unknown[0]!r}; its options: "
-                             f"{', '.join(p for p in accepted if p not in ('model', 'inputs'))}")
-        for fixed in ("target", "progress", "layer", "forward_args"):
-            if fixed in params:
-                raise ValueError(f"{fixed!r} is set by the run, not per method")
-        if steps is not None and "steps" in accepted and "steps" not in params:
-            params["steps"] = steps
-        if any(e["name"] == info.name for e in out):
-            raise ValueError(f"{info.name} is given twice")
-        out.append({"name": info.name, "params": _json_ok(params, info.name)})
-    if not out:
-        raise ValueError("give at least one method")
-    return out
-
-
 def _target_arg(target: Any) -> Any:
     if target is None or (isinstance(target, int) and not isinstance(target, bool)):
         return target
@@ -130,16 +102,21 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         out: str | os.PathLike[str], engine: str = "local", target: Any = None,
         steps: int | None = None, batch_size: int = 8, progress: bool = True,
         address: str | None = None, concurrency: int | None = None,
-        num_cpus: int | None = None) -> RunResult:
+        num_cpus: int | None = None, retry_failed: bool = False, wait: bool = False,
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
+        note: Callable[[str], None] | None = None) -> RunResult:
     """Attribute every item of ``data`` with every method into the store at ``out``.
 
     A store that exists with the same configuration is resumed: only the (item, method) pairs
-    missing from it are computed. Items that fail are recorded with their error; the run goes on.
+    missing from it are computed, after its shards are checked against the manifest (what is
+    inconsistent is said, one line each). Items that fail are recorded with their error; the run
+    goes on. A store has one writer at a time (the lock file ``writer.lock``).
 
     Parameters
     ----------
     model
-        A zoo name (``efficientnet-lite0``, ``minilm-sentiment``, ``breast-cancer-mlp``) or
+        A zoo name (``efficientnet-lite0``, ``minilm-sentiment``, ``breast-cancer-mlp``,
+        ``smollm2``: a ``.txt`` of prompts, each generation stored as its matrix) or
         ``module:callable`` (both engines: the model is built in each worker); for the local
         engine also a :class:`attribkit.zoo.specs.Built` or a model object.
     data
@@ -147,7 +124,8 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         an iterable / map-style ``torch.utils.data.Dataset`` (of tensors or (tensor, label)).
     methods
         Method names or aliases, ``(name, settings)`` pairs or ``{"name", "params"}`` dicts;
-        settings as in :func:`attribkit.explain` (JSON values).
+        settings as in :func:`attribkit.explain` (JSON values; a layer by its name, e.g.
+        ``("grad_cam", {"layer": "features.3"})``; Grad-CAM's default is the last convolution).
     out
         The store folder.
     engine
@@ -163,17 +141,33 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
     address, concurrency, num_cpus
         Ray only: a cluster to join (default: start a local instance with ``num_cpus``), and
         the number of actors (model copies).
+    retry_failed
+        Compute the failed rows again (they are taken out of the store first).
+    wait
+        When another run is writing the store, wait for it instead of refusing.
+    max_image_pixels
+        The largest image (width x height) decoded; a larger one fails alone, as one item.
+    note
+        Where one-line notes go (default: stderr, prefixed ``attribkit:``).
 
     Returns
     -------
     RunResult
         Counts and timing; open the store with :func:`open`.
+
+    Raises
+    ------
+    StoreBusy
+        When another run is writing the store (and ``wait`` is False).
     """
     t0 = time.perf_counter()
+    say = note or (lambda text: print(f"attribkit: {text}", file=sys.stderr))
     if engine not in ("local", "ray"):
         raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    if max_image_pixels < 1:
+        raise ValueError(f"max_image_pixels must be a positive integer, got {max_image_pixels}")
     entries = normalise_methods(methods, steps)
     target = _target_arg(target)
     src: Source = collect(data)
@@ -191,47 +185,55 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         kind = _KINDS[src.kind]
     manifest = manifest_for(model=spec, kind=kind, methods=entries, target=target,
                             source=src.description, count=len(src.items), sha256=src.sha256)
-    root = str(out)
-    prepare_store(root, manifest)
-    names = [e["name"] for e in entries]
-    todo, have = missing_pairs(root, len(src.items), names)
-    tasks = [Task(src.items[i], tuple(ms), i not in have) for i, ms in sorted(todo.items())]
-    if tasks and engine == "local":
-        from attribkit.runs.local import run_local
+    root = pathlib.Path(out)
+    check_folder(root)
+    built = None
+    if engine == "local":  # every method's settings are checked before any work
         from attribkit.zoo.specs import build, plain
 
         built = build(model) if isinstance(model, str) else (
             model if isinstance(model, Built) else plain(model))
-        _check_layer(built, entries)
-        run_local(Worker(built, entries, target, root), tasks, kind=kind,
-                  batch_size=batch_size, progress=progress)
-    elif tasks:
-        from attribkit.runs.ray_engine import run_ray
+        _say_layers(built, entries, say)
+    root.mkdir(parents=True, exist_ok=True)
+    with WriterLock(root, wait=wait, note=say):
+        manifest = prepare_store(root, manifest)
+        done = ledger.check(root, manifest, len(src.items), say)
+        if retry_failed:
+            taken = ledger.retire_failed(root, manifest, done)
+            if taken:
+                say(f"retrying {taken} failed result row(s)")
+                done = ledger.check(root, manifest, len(src.items), say)
+        names = [e["name"] for e in entries]
+        tasks = [Task(it, tuple(m for m in names if (it.item, m) not in done.pairs),
+                      it.item not in done.items or it.item in done.failed_items)
+                 for it in src.items]
+        tasks = [t for t in tasks if t.methods]
+        token = new_token()
 
-        run_ray(spec, entries, target, root, tasks, kind=kind, batch_size=batch_size,
-                concurrency=concurrency, address=address, num_cpus=num_cpus, progress=progress)
-    failed = _count_failed(root)
-    return RunResult(root, len(src.items), len(tasks), failed, time.perf_counter() - t0)
+        def keep(records: Sequence[Mapping[str, Any]]) -> None:
+            ledger.record(root, manifest, records)
+
+        if tasks and built is not None:
+            from attribkit.runs.local import run_local
+
+            run_local(Worker(built, entries, target, str(root), token, max_image_pixels),
+                      tasks, kind=kind, batch_size=batch_size, progress=progress, record=keep)
+        elif tasks:
+            from attribkit.runs.ray_engine import run_ray
+
+            run_ray(spec, entries, target, str(root), tasks, kind=kind, batch_size=batch_size,
+                    concurrency=concurrency, address=address, num_cpus=num_cpus,
+                    progress=progress, token=token, max_pixels=max_image_pixels, record=keep)
+        failed = len(open_store(root).failed)
+    return RunResult(str(root), len(src.items), len(tasks), failed, time.perf_counter() - t0)
 
 
-def _check_layer(built: Built, entries: Iterable[Mapping[str, Any]]) -> None:
-    from attribkit.methods import get
-
-    if built.layer is None:
-        return
+def _say_layers(built: Built, entries: Sequence[Mapping[str, Any]],
+                say: Callable[[str], None]) -> None:
+    """Resolve every layer (refusing a bad one) and say which default was taken."""
+    layers = method_layers(built, entries)
+    last = last_convolution(built.model)
     for e in entries:
-        if "layer" not in inspect.signature(get(e["name"]).fn).parameters:
-            raise ValueError(f"{e['name']} cannot attribute at a layer; {built.kind} models need "
-                             "a method with a layer option (integrated_gradients, saliency, ...)")
-
-
-def _count_failed(root: str) -> int:
-    import pathlib
-
-    import pyarrow.parquet as pq
-
-    n = 0
-    for f in sorted(pathlib.Path(root, "results").glob("part-*.parquet")):
-        status = pq.read_table(f, columns=["status"]).column("status").to_pylist()
-        n += sum(s == "failed" for s in status)
-    return n
+        if layers.get(e["name"]) is not None and "layer" not in e["params"]:
+            say(f"{e['name']} works at layer {last!r} (the last convolution; "
+                f"-m {e['name']}:layer=NAME for another)")

@@ -3,17 +3,19 @@
 Ray Data reads the task list; ``map_batches`` runs :class:`_RayWorker` on an actor pool, one
 model per actor, *built inside the actor* from the model spec string (a model is never
 pickled). Each actor writes the shards of the batches it does, so the driver only collects a
-small status table. A dead actor is restarted and its batch retried by Ray (Ray Data's default
-for actor pools); shard names are deterministic and never rewritten, so a retried batch cannot
-write an item twice.
+small status table (and the records of the shards written, which the driver, the holder of the
+store's lock, puts into the manifest). A dead actor is restarted and its batch retried by Ray
+(Ray Data's default for actor pools); within a run, shard names are deterministic and never
+rewritten, so a retried batch cannot write an item twice.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,13 +30,14 @@ class _RayWorker:
     """A callable class for ``map_batches``: builds the model once per actor."""
 
     def __init__(self, spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str,
-                 kind: str, env: Mapping[str, str], threads: int) -> None:
+                 kind: str, env: Mapping[str, str], threads: int, token: str,
+                 max_pixels: int) -> None:
         os.environ.update(env)
         import torch
 
         torch.set_num_threads(max(1, threads))
         self.kind = kind
-        self.worker = Worker(spec, methods, target, out)
+        self.worker = Worker(spec, methods, target, out, token, max_pixels)
 
     def __call__(self, batch: Mapping[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
         tasks = [Task(Item(int(i), str(iid), str(src), pickle.loads(raw)),
@@ -43,10 +46,14 @@ class _RayWorker:
                                                     batch["source"], batch["raw"],
                                                     batch["methods"], batch["write_item"],
                                                     strict=True)]
-        summary = self.worker.process(tasks, self.kind)
+        summary, shards = self.worker.process(tasks, self.kind)
+        records = [""] * len(summary)  # the shards' records ride on the first row
+        if records:
+            records[0] = json.dumps(shards)
         return {"item": np.array([s["item"] for s in summary], dtype=np.int64),
                 "method": np.array([s["method"] for s in summary], dtype=object),
-                "status": np.array([s["status"] for s in summary], dtype=object)}
+                "status": np.array([s["status"] for s in summary], dtype=object),
+                "shards": np.array(records, dtype=object)}
 
 
 def start(num_cpus: int | None = None, address: str | None = None, attempts: int = 2) -> None:
@@ -75,7 +82,10 @@ def start(num_cpus: int | None = None, address: str | None = None, attempts: int
 
 def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str,
             tasks: Sequence[Task], *, kind: str, batch_size: int, concurrency: int | None,
-            address: str | None, num_cpus: int | None, progress: bool) -> list[dict[str, Any]]:
+            address: str | None, num_cpus: int | None, progress: bool, token: str,
+            max_pixels: int,
+            record: Callable[[Sequence[Mapping[str, Any]]], None] | None = None
+            ) -> list[dict[str, Any]]:
     """Do ``tasks`` on Ray: a local instance unless ``address`` names a cluster.
 
     Parameters
@@ -85,6 +95,10 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
     num_cpus
         CPUs of the local Ray instance this call starts (ignored when Ray is running already or
         ``address`` is given).
+    token, max_pixels
+        As for :class:`~attribkit.runs.work.Worker`.
+    record
+        Receives the records of the shards written, as the batches finish.
     """
     try:
         import ray
@@ -111,9 +125,11 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
         num_cpus=threads if not gpus else 1, num_gpus=1 if gpus else None,
         fn_constructor_kwargs={"spec": spec, "methods": [dict(m) for m in methods],
                                "target": target, "out": out, "kind": kind, "env": env,
-                               "threads": threads})
+                               "threads": threads, "token": token, "max_pixels": max_pixels})
     summary = []
     for r in out_ds.iter_rows():
         summary.append({"item": int(r["item"]), "method": str(r["method"]),
                         "status": str(r["status"])})
+        if record is not None and r.get("shards"):
+            record(json.loads(str(r["shards"])))
     return summary

@@ -8,17 +8,22 @@ one item, not the run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import pathlib
-from collections.abc import Iterable, Sized
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["IMAGE_EXT", "SMILES_EXT", "TEXT_EXT", "Item", "Source", "collect"]
+__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_EXT", "SMILES_EXT", "TEXT_EXT", "Item", "Source",
+           "check_pixels", "collect", "pixel_limit"]
 
 IMAGE_EXT = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+DEFAULT_MAX_PIXELS = 89_478_485
+"""Pillow's own limit (about 9,500 x 9,500 pixels): larger images are refused unless
+``--max-image-pixels`` raises it (a small PNG can decode to gigabytes)."""
 SMILES_EXT = frozenset({".smi", ".smiles"})
 TEXT_EXT = frozenset({".txt", ".text"})
 
@@ -61,6 +66,49 @@ class Source:
         return hashlib.sha256(listing.encode()).hexdigest()
 
 
+def check_pixels(raw: Any, max_pixels: int) -> None:
+    """Refuse an image file larger than ``max_pixels`` (width x height) from its header alone,
+    before anything is decoded; other inputs pass. One line: the size, the limit, the flag."""
+    if not (isinstance(raw, str) and pathlib.Path(raw).suffix.lower() in IMAGE_EXT):
+        return
+    import warnings
+
+    from PIL import Image
+
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the header is read here; the limit is checked below
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(raw) as img:
+                w, h = img.size
+    except Exception:
+        return  # not readable as an image: the model's prepare says why
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+    if w * h > max_pixels:
+        raise ValueError(f"{pathlib.Path(raw).name}: the image is {w} x {h} pixels, more than "
+                         f"the limit of {max_pixels:,} (a possible decompression bomb); pass "
+                         "--max-image-pixels N (max_image_pixels=N) to allow it")
+
+
+@contextlib.contextmanager
+def pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Let Pillow decode images up to ``max_pixels`` (checked by :func:`check_pixels` first)."""
+    import warnings
+
+    from PIL import Image
+
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max(max_pixels, DEFAULT_MAX_PIXELS)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
 def _folder(path: pathlib.Path) -> Source:
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXT
                    and not any(part.startswith(".") for part in p.relative_to(path).parts))
@@ -81,7 +129,7 @@ def _is_number(text: str) -> bool:
 
 
 def _csv(path: pathlib.Path) -> Source:
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # Excel's "CSV UTF-8" has a BOM
         rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
     if rows and not all(_is_number(c) for c in rows[0]):
         rows = rows[1:]  # a header
@@ -99,7 +147,7 @@ def _csv(path: pathlib.Path) -> Source:
 
 def _lines(path: pathlib.Path, kind: str) -> Source:
     items: list[Item] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         text = line.strip()
         if not text or (text.startswith("#") and kind == "text"):
             continue

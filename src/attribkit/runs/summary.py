@@ -69,7 +69,6 @@ def _curve_inputs(store: RunStore, built: Any, rows: Any
 
 def _curves(store: RunStore, method: str, rows: Any, steps: int, batch: int
             ) -> dict[str, dict[int, float]]:
-    from attribkit.evaluate import ablation_curve, deletion_curve, insertion_curve
     from attribkit.zoo.specs import build, model_dtype
 
     built = build(store.manifest["model"])
@@ -77,24 +76,38 @@ def _curves(store: RunStore, method: str, rows: Any, steps: int, batch: int
     xs, bs, keep = _curve_inputs(store, built, rows)
     targets = dict(zip(rows["item"].tolist(), rows["target"].tolist(), strict=True))
     out: dict[str, dict[int, float]] = {"aopc": {}, "deletion": {}, "insertion": {}}
-    for start in range(0, len(keep), batch):
-        ids = keep[start:start + batch]
-        x = torch.cat(xs[start:start + batch]).to(dtype)
-        b = torch.cat(bs[start:start + batch]).to(dtype)
-        vals = torch.stack([torch.from_numpy(store.values(i, method)) for i in ids]).to(dtype)
-        tgt_list = [targets[i] for i in ids]
-        tgt = None if any(t is None or t != t for t in tgt_list) else torch.tensor(
-            [int(t) for t in tgt_list])
-        per_sample = x[0, 0].numel() if x.dim() == 4 else x[0].numel()
-        k = max(1, per_sample // (10 * steps))  # AOPC: 10 % of the features in `steps` steps
-        abl = ablation_curve(built.model, x, vals, k=k, steps=steps, target=tgt, baseline=b)
-        dele = deletion_curve(built.model, x, vals, steps=steps, target=tgt, baseline=b)
-        ins = insertion_curve(built.model, x, vals, steps=steps, target=tgt, baseline=b)
-        for j, i in enumerate(ids):
-            out["aopc"][i] = float(abl.aopc_per_example[j, -1])
-            out["deletion"][i] = float(dele.area_per_example[j])
-            out["insertion"][i] = float(ins.area_per_example[j])
+    shapes: dict[tuple[int, ...], list[int]] = {}  # items of one shape are evaluated together
+    for j, x in enumerate(xs):
+        shapes.setdefault(tuple(x.shape), []).append(j)
+    for group in shapes.values():
+        for start in range(0, len(group), batch):
+            _curve_batch(built, dtype, store, method, [keep[j] for j in group[start:start + batch]],
+                         [xs[j] for j in group[start:start + batch]],
+                         [bs[j] for j in group[start:start + batch]], targets, steps, out)
     return out
+
+
+def _curve_batch(built: Any, dtype: torch.dtype, store: RunStore, method: str, ids: list[int],
+                 xs: list[torch.Tensor], bs: list[torch.Tensor], targets: dict[Any, Any],
+                 steps: int, out: dict[str, dict[int, float]]) -> None:
+    """The three curves of one batch of items of one shape, into ``out``."""
+    from attribkit.evaluate import ablation_curve, deletion_curve, insertion_curve
+
+    x = torch.cat(xs).to(dtype)
+    b = torch.cat(bs).to(dtype)
+    vals = torch.stack([torch.from_numpy(store.values(i, method)) for i in ids]).to(dtype)
+    tgt_list = [targets[i] for i in ids]
+    tgt = None if any(t is None or t != t for t in tgt_list) else torch.tensor(
+        [int(t) for t in tgt_list])
+    per_sample = x[0, 0].numel() if x.dim() == 4 else x[0].numel()
+    k = max(1, per_sample // (10 * steps))  # AOPC: 10 % of the features in `steps` steps
+    abl = ablation_curve(built.model, x, vals, k=k, steps=steps, target=tgt, baseline=b)
+    dele = deletion_curve(built.model, x, vals, steps=steps, target=tgt, baseline=b)
+    ins = insertion_curve(built.model, x, vals, steps=steps, target=tgt, baseline=b)
+    for j, i in enumerate(ids):
+        out["aopc"][i] = float(abl.aopc_per_example[j, -1])
+        out["deletion"][i] = float(dele.area_per_example[j])
+        out["insertion"][i] = float(ins.area_per_example[j])
 
 
 def summarise(path: str | pathlib.Path, *, curves: bool = True, steps: int = 10,

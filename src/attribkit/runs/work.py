@@ -21,7 +21,8 @@ from torch import Tensor
 
 from attribkit.core.attribution import Attribution
 from attribkit.runs import store
-from attribkit.runs.sources import Item
+from attribkit.runs.checks import method_layers
+from attribkit.runs.sources import DEFAULT_MAX_PIXELS, Item, check_pixels, pixel_limit
 from attribkit.zoo.specs import Built, Prepared, build
 
 __all__ = ["Task", "Worker", "method_target", "one_line"]
@@ -73,24 +74,33 @@ class Worker:
         As in the manifest.
     out
         The store folder.
+    token
+        The run's token (part of every shard name it writes).
+    max_pixels
+        The largest image (width x height) an item may have; a larger one fails alone.
     """
 
     def __init__(self, model: str | Built, methods: Sequence[Mapping[str, Any]], target: Any,
-                 out: str) -> None:
+                 out: str, token: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         from attribkit.methods import get
 
         self.built = build(model) if isinstance(model, str) else model
         self.methods = {m["name"]: dict(m["params"]) for m in methods}
         self.order = [m["name"] for m in methods]
         self.info = {name: get(name) for name in self.order}
+        self.layers = method_layers(self.built, methods)
         self.target = method_target(target)
         self.manifest_target = target
         self.out = out
+        self.token = token
+        self.max_pixels = max_pixels
         self.kind = ""
 
     # -- one batch ---------------------------------------------------------------------------
-    def process(self, tasks: Sequence[Task], kind: str) -> list[dict[str, Any]]:
-        """Do ``tasks``, write their shards, and return ``[{"item", "status"}]`` per result row."""
+    def process(self, tasks: Sequence[Task], kind: str
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Do ``tasks`` and write their shards; ``[{"item", "method", "status"}]`` per result row
+        and the records of the shards written (for the manifest)."""
         self.kind = kind
         prepared: dict[int, Prepared] = {}
         errors: dict[int, str] = {}
@@ -98,7 +108,9 @@ class Worker:
         for t in tasks:
             i = t.item.item
             try:
-                prepared[i] = self.built.prepare(t.item.raw)
+                check_pixels(t.item.raw, self.max_pixels)
+                with pixel_limit(self.max_pixels):
+                    prepared[i] = self.built.prepare(t.item.raw)
             except Exception as err:  # one bad input fails one item
                 errors[i] = one_line(err)
             if t.write_item:
@@ -113,13 +125,14 @@ class Worker:
             for group in _groups(ready, prepared):
                 rows.extend(self._explain(name, group, prepared))
             rows.sort(key=lambda r: (r["item"], r["target"] if r["target"] is not None else -1))
+            rows = _unique(rows)
             results[name] = rows
             summary.extend({"item": r["item"], "method": name, "status": r["status"]}
                            for r in rows)
-        store.write_items(self.out, item_rows)
+        written = [store.write_items(self.out, item_rows, self.token)]
         for name, rows in results.items():
-            store.write_results(self.out, name, rows)
-        return summary
+            written.append(store.write_results(self.out, name, rows, self.token))
+        return summary, [r for r in written if r is not None]
 
     # -- rows --------------------------------------------------------------------------------
     def _item_row(self, item: Item, p: Prepared | None, error: str | None) -> dict[str, Any]:
@@ -143,7 +156,7 @@ class Worker:
     def _options(self, name: str, batch: list[Prepared]) -> dict[str, Any]:
         info = self.info[name]
         accepted = inspect.signature(info.fn).parameters
-        opts: dict[str, Any] = dict(self.methods[name])
+        opts: dict[str, Any] = {k: v for k, v in self.methods[name].items() if k != "layer"}
         opts["target"] = self.target
         if "progress" in accepted:
             opts["progress"] = False
@@ -152,6 +165,8 @@ class Worker:
             opts["baseline"] = torch.cat([p.baseline for p in batch if p.baseline is not None])
         if self.built.layer is not None:
             opts["layer"] = self.built.layer
+        elif self.layers.get(name) is not None:
+            opts["layer"] = self.layers[name]
         if batch[0].forward_args:
             opts["forward_args"] = tuple(torch.cat(parts) for parts in
                                          zip(*(p.forward_args for p in batch), strict=True))
@@ -159,6 +174,8 @@ class Worker:
 
     def _explain(self, name: str, group: list[Task], prepared: Mapping[int, Prepared]
                  ) -> list[dict[str, Any]]:
+        if self.built.explain_item is not None:
+            return [self._generation_row(name, t.item, prepared[t.item.item]) for t in group]
         batch = [prepared[t.item.item] for t in group]
         start = time.perf_counter()
         try:
@@ -174,6 +191,34 @@ class Worker:
         for i, t in enumerate(group):
             rows.extend(self._rows_of(attr, i, t.item, name, seconds))
         return rows
+
+    def _generation_row(self, name: str, item: Item, p: Prepared) -> dict[str, Any]:
+        """One prompt of a generation model: its (generated x prompt) matrix."""
+        assert self.built.explain_item is not None
+        start = time.perf_counter()
+        try:
+            res = self.built.explain_item(name, self.methods[name], p)
+        except Exception as err:
+            return self._failed_row(item, name, one_line(err), time.perf_counter() - start)
+        arr = res.matrix.detach().to(torch.float32).cpu().numpy()
+        gap, rel = res.gap, res.relative_gap
+        base = res.baseline_logprobs
+        row: dict[str, Any] = {
+            "item": item.item, "item_id": item.item_id, "method": name,
+            "params": json.dumps(self.methods[name], sort_keys=True), "target": None,
+            "target_name": "".join(res.generated_tokens),
+            "output": res.sequence_logprob,
+            "baseline_output": None if base is None else float(base.sum()),
+            "gap": None if gap is None else float(gap.sum()),
+            "relative_gap": None if rel is None else float(rel.max()),
+            "error_estimate": None, "steps_used": res.params.get("steps"),
+            "seconds": time.perf_counter() - start, "status": "ok", "error": None,
+            "values": arr,
+        }
+        if not np.isfinite(arr).all():
+            row.update(status="failed", values=None,
+                       error="non-finite values (NaN or inf) in the attribution")
+        return row
 
     def _rows_of(self, attr: Attribution, i: int, item: Item, name: str, seconds: float
                  ) -> list[dict[str, Any]]:
@@ -216,6 +261,18 @@ def _label(label: Callable[[int], str] | None, target: int | None) -> str | None
         return str(label(target))
     except Exception:
         return None
+
+
+def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (item, method, target): the identity of a row, whatever the batching."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for r in rows:
+        key = (r["item"], r["method"], r["target"])
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
 
 
 def _signature(p: Prepared) -> tuple[Any, ...]:

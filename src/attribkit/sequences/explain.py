@@ -10,6 +10,15 @@ from torch import Tensor
 
 from attribkit.core.errors import InputError, UnsupportedModelError
 from attribkit.core.guard import ModelGuard, warn_if_training
+from attribkit.sequences.attnlrp import attnlrp_matrix
+from attribkit.sequences.inputs import (
+    Prompt,
+    check_context,
+    encode_prompt,
+    encode_target,
+    rows_per_pass,
+    vocab_size,
+)
 from attribkit.sequences.methods import (
     AGGREGATES,
     aggregate,
@@ -24,10 +33,10 @@ __all__ = ["GENERATION_METHODS", "explain_generation"]
 
 #: Methods of :func:`explain_generation` (aliases: ``ig``, ``gradient``, ``grad_x_input``).
 GENERATION_METHODS = ("integrated_gradients", "saliency", "gradient_x_input", "occlusion",
-                      "shapley")
+                      "shapley", "attnlrp")
 _ALIASES = {"ig": "integrated_gradients", "gradient": "saliency", "gradients": "saliency",
             "grad_x_input": "gradient_x_input", "gxi": "gradient_x_input",
-            "shapley_values": "shapley", "occlusion_1": "occlusion"}
+            "shapley_values": "shapley", "occlusion_1": "occlusion", "attn_lrp": "attnlrp"}
 
 
 def _canonical(method: str) -> str:
@@ -39,29 +48,17 @@ def _canonical(method: str) -> str:
     return key
 
 
-def _encode(tokenizer: Any, text: str, special: bool) -> Tensor:
-    ids: Tensor = tokenizer(text, add_special_tokens=special, return_tensors="pt")["input_ids"][0]
-    return ids.to(torch.long)
-
-
-def _target_ids(model: Any, tokenizer: Any, prompt_ids: Tensor, target: Any,
-                max_new_tokens: int) -> Tensor:
-    if isinstance(target, str):
-        ids = _encode(tokenizer, target, special=False)
-    elif isinstance(target, Tensor | list | tuple):
-        ids = torch.as_tensor(target, dtype=torch.long).reshape(-1)
-    elif target is None:
-        if max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
-        with torch.no_grad():
-            out = model.generate(prompt_ids[None], attention_mask=torch.ones_like(
-                prompt_ids[None]), max_new_tokens=max_new_tokens, do_sample=False)
-        ids = out[0, 1:] if is_encoder_decoder(model) else out[0, prompt_ids.shape[0]:]
-    else:
-        raise InputError("target must be None (generate), a string or a sequence of token ids.")
+def _generate(model: Any, prompt_ids: Tensor, max_new_tokens: int) -> Tensor:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or \
+            max_new_tokens < 1:
+        raise InputError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}.")
+    check_context(model, int(prompt_ids.shape[0]), max_new_tokens)
+    with torch.no_grad():
+        out = model.generate(prompt_ids[None], attention_mask=torch.ones_like(prompt_ids[None]),
+                             max_new_tokens=max_new_tokens, do_sample=False)
+    ids: Tensor = out[0, 1:] if is_encoder_decoder(model) else out[0, prompt_ids.shape[0]:]
     if ids.numel() == 0:
-        raise InputError("the target has no tokens: give a non-empty continuation or let the "
-                         "model generate (target=None).")
+        raise InputError("the model generated no tokens; give the continuation as target.")
     return ids
 
 
@@ -125,7 +122,7 @@ def _groups(groups: Sequence[Sequence[int]] | None, lp: int) -> list[list[int]]:
 def explain_generation(
     model: Any,
     tokenizer: Any,
-    prompt: str,
+    prompt: Prompt,
     target: str | Sequence[int] | Tensor | None = None,
     *,
     method: str = "integrated_gradients",
@@ -139,7 +136,7 @@ def explain_generation(
     samples: int = 64,
     max_exact: int = 10,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     progress: bool = False,
 ) -> GenerationAttribution:
     """Attribute each generated token's log-probability to the prompt's tokens.
@@ -157,13 +154,17 @@ def explain_generation(
     tokenizer
         Its tokenizer.
     prompt
-        The prompt (the source sentence for a translation model).
+        The prompt (the source sentence for a translation model), or chat messages
+        ``[{"role": "user", "content": "..."}]``, which go through the tokenizer's chat template
+        with the assistant's turn opened.
     target
-        The continuation to explain: a string (tokenised without special tokens), token ids, or
-        ``None`` to explain the model's own greedy generation of ``max_new_tokens`` tokens.
+        The continuation to explain: a string (tokenised without special tokens; a warning shows
+        the tokens when it is several or contains the unknown token), token ids, or ``None`` to
+        explain the model's own greedy generation of ``max_new_tokens`` tokens.
     method
         ``"integrated_gradients"`` (``"ig"``), ``"saliency"``, ``"gradient_x_input"``,
-        ``"occlusion"`` or ``"shapley"``.
+        ``"occlusion"``, ``"shapley"`` or ``"attnlrp"`` (which explains each token's logit;
+        ``extras["logits"]`` and ``extras["conservation"]``, the relevance's sum over the logit).
     max_new_tokens
         Tokens to generate when ``target`` is ``None``.
     baseline
@@ -188,7 +189,9 @@ def explain_generation(
     seed
         Seed of the permutations.
     batch_size
-        Rows (path points or coalitions) per forward pass.
+        Rows (path points or coalitions) per forward pass. ``None`` (default): as many as keep
+        ``rows x (prompt + continuation)`` within 1,024 tokens, which bounds the activations
+        kept for the backward pass (SmolLM2-135M: a 2,000-token context runs in under 4 GB).
     progress
         Show a progress bar.
 
@@ -198,10 +201,6 @@ def explain_generation(
         The ``(T, P)`` matrix, the log-probabilities, completeness gaps (IG) and token labels.
     """
     name = _canonical(method)
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InputError("prompt must be a non-empty string.")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}.")
     if not hasattr(model, "generate") or not hasattr(model, "get_input_embeddings"):
         raise UnsupportedModelError("explain_generation needs a Hugging Face model with a "
                                     "language-model head (AutoModelForCausalLM or "
@@ -210,9 +209,15 @@ def explain_generation(
     if how not in AGGREGATES:
         raise InputError(f"unknown aggregate_by {how!r}; choose one of {AGGREGATES}.")
     warn_if_training(model)
-    prompt_ids = _encode(tokenizer, prompt, special=True)
+    vocab = vocab_size(model, tokenizer)
+    prompt_ids = encode_prompt(tokenizer, prompt, vocab)
+    given = encode_target(tokenizer, target, vocab)
+    if given is not None:
+        check_context(model, int(prompt_ids.shape[0]), int(given.shape[0]))
     with ModelGuard(model) as guard:
-        target_ids = _target_ids(model, tokenizer, prompt_ids, target, max_new_tokens)
+        target_ids = given if given is not None else _generate(model, prompt_ids,
+                                                               max_new_tokens)
+        chunk = rows_per_pass(batch_size, int(prompt_ids.shape[0] + target_ids.shape[0]))
         scorer = build_scorer(model, guard, prompt_ids, target_ids)
         labels = tuple(tokenizer.convert_ids_to_tokens(prompt_ids.tolist()))
         params: dict[str, Any] = {"aggregate_by": how}
@@ -222,9 +227,13 @@ def explain_generation(
         if name == "integrated_gradients":
             base = _baseline(scorer, tokenizer, baseline, keep_special)
             values, f_x, f_b = integrated_matrix(scorer, base, steps=steps, rule=rule,
-                                                 batch_size=batch_size, progress=progress)
+                                                 batch_size=chunk, progress=progress)
             matrix = aggregate(values, how)
             params.update(steps=steps, rule=rule, baseline=_describe(baseline))
+        elif name == "attnlrp":
+            values, f_x, logits = attnlrp_matrix(scorer, progress=progress)
+            matrix = aggregate(values, how)
+            extras.update(logits=logits, conservation=values.flatten(1).sum(1) / logits)
         elif name in ("saliency", "gradient_x_input"):
             values, f_x = gradient_matrix(scorer, times_input=name == "gradient_x_input")
             matrix = aggregate(values, how)
@@ -232,7 +241,7 @@ def explain_generation(
             base = _baseline(scorer, tokenizer, baseline, keep_special)
             grp = _groups(groups, scorer.n_prompt)
             matrix, f_x, f_b, extras = perturbation_matrix(
-                scorer, base, grp, method=name, batch_size=batch_size, progress=progress,
+                scorer, base, grp, method=name, batch_size=chunk, progress=progress,
                 samples=samples, seed=seed, max_exact=max_exact)
             if groups is not None:
                 labels = tuple(" ".join(labels[j] for j in g) for g in grp)

@@ -88,12 +88,15 @@ class Scorer:
         b, t = points.shape[0], self.n_target
         self.calls += 1
         self.rows += b
-        if self.encoder_decoder:
-            logits = self._seq2seq_logits(points)
-        else:
-            logits = self._causal_logits(points)
+        logits = self.logits(points)
         logp = torch.log_softmax(logits.to(points.dtype), dim=-1)
         return logp.gather(-1, self.target_ids.expand(b, t)[..., None])[..., 0]
+
+    def logits(self, points: Tensor) -> Tensor:
+        """The full logits ``(B, T, V)`` at the ``T`` scoring positions (not counted as a call)."""
+        if self.encoder_decoder:
+            return self._seq2seq_logits(points)
+        return self._causal_logits(points)
 
     def _causal_logits(self, points: Tensor) -> Tensor:
         b, lp, t = points.shape[0], self.n_prompt, self.n_target

@@ -116,13 +116,23 @@ def _thumb(img: Image.Image) -> bytes:
 
 
 def method_options(method: str, *, steps: int | None, target: int | None,
-                   baseline: Any) -> dict[str, Any]:
-    """Keyword options of ``attribkit.explain`` that ``method`` accepts."""
+                   baseline: Any, model: Any = None, layer: str | None = None) -> dict[str, Any]:
+    """Keyword options of ``attribkit.explain`` that ``method`` accepts.
+
+    A method that needs a layer (Grad-CAM) gets ``layer`` (a name of ``model.named_modules()``,
+    as the store's manifest records it) or else the model's last convolution, as a run does.
+    """
     from attribkit.methods.registry import get
+    from attribkit.runs.checks import MethodError, last_convolution
 
     info = get(method)
     params = inspect.signature(info.fn).parameters
     opts: dict[str, Any] = {"target": target}
+    if "layer" in params and (layer or params["layer"].default is inspect.Parameter.empty):
+        name = layer or last_convolution(model)
+        if name is None or not isinstance(model, torch.nn.Module):
+            raise MethodError(f"{info.name} needs a layer and the model has no convolution")
+        opts["layer"] = model.get_submodule(name)
     if info.needs_baseline and baseline is not None:
         opts["baseline"] = baseline
     if steps is not None and "steps" in params:
@@ -236,6 +246,14 @@ class JobRunner:
                 return int(x.shape[-2]), int(x.shape[-1])
         return 224, 224
 
+    def _layer(self, method: str) -> str | None:
+        """The layer the store's manifest names for ``method`` (``grad_cam:layer=...``)."""
+        for entry in self.store.manifest.get("methods", []):
+            if isinstance(entry, dict) and entry.get("name") == method:
+                layer = (entry.get("params") or {}).get("layer")
+                return layer if isinstance(layer, str) else None
+        return None
+
     # ------------------------------------------------------------------ work
     def explain_upload(self, job: Job, prepared: dict[str, Any], methods: list[str],
                        steps: int | None, target: int | None, name: str) -> None:
@@ -259,7 +277,9 @@ class JobRunner:
             else:
                 attr = explain(self.loaded.model, x, method=method,
                                **method_options(method, steps=steps, target=target,
-                                                baseline=prepared["baseline"]))
+                                                baseline=prepared["baseline"],
+                                                model=self.loaded.model,
+                                                layer=self._layer(get(method).name)))
                 if attr.multi_target:
                     attr = attr.for_target(0)
                 values = attr.values[0]

@@ -1,8 +1,10 @@
-"""Reading a run store (format version 1, see ``docs/runs.md``) for the explorer.
+"""Reading a run store (format versions 1 and 2, see ``docs/runs.md``) for the explorer.
 
 The explorer only reads what this module lists at start-up (and after a live explanation): the
 manifest, ``items/part-*.parquet``, ``results/part-*.parquet`` and ``summary.json`` inside the
-store's folder. No route ever turns user text into a path, so nothing else can be read.
+store's folder (a link that leads out of the store is not followed; a shard that cannot be read,
+or whose columns are not a shard's, is listed by name in ``problems`` and left out). No route
+ever turns user text into a path, so nothing else can be read.
 Values are read one Parquet row group at a time, so an item page never loads the whole store.
 """
 
@@ -20,10 +22,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from attribkit.runs.ledger import read_keys
+from attribkit.runs.reader import current_rows
+from attribkit.runs.store import shard_files
+
 __all__ = ["FORMAT", "VERSION", "RunStore", "StoreError"]
 
 FORMAT = "attribkit-run"
-VERSION = 1
+VERSION = 2
 #: Item columns too heavy for the listing; read one row at a time.
 HEAVY_ITEM = ("thumbnail", "input", "input_shape")
 #: Result columns that hold the attribution itself.
@@ -44,10 +50,9 @@ def _mtime(folder: pathlib.Path) -> int:
 
 
 def _shard_files(folder: pathlib.Path) -> list[pathlib.Path]:
-    """Finished shards only: temporary files (dot-names, ``.tmp``) are never read."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("part-*.parquet") if p.is_file())
+    """Finished shards only: temporary files (dot-names, ``.tmp``) are never read, nor links
+    that lead out of the store."""
+    return shard_files(folder.parent, folder.name)
 
 
 def read_manifest(root: pathlib.Path) -> dict[str, Any]:
@@ -77,6 +82,7 @@ def read_manifest(root: pathlib.Path) -> dict[str, Any]:
 
 
 def _light(path: pathlib.Path, heavy: tuple[str, ...]) -> pd.DataFrame:
+    read_keys(path, results="thumbnail" not in heavy)  # ShardError: what is wrong with it
     schema = pq.read_schema(path)
     cols = [n for n in schema.names if n not in heavy]
     df = pq.read_table(path, columns=cols).to_pandas()
@@ -140,13 +146,16 @@ class RunStore:
                         bucket.append(_light(path, heavy))
                         new = True
                     except (OSError, pa.ArrowException, ValueError) as err:
+                        why = str(err).splitlines()[0][:160] if str(err) else ""
                         self.problems.append(f"{sub}/{path.name} could not be read "
-                                             f"({type(err).__name__}); it is left out.")
+                                             f"({type(err).__name__}: {why}); it is left out.")
             if new or self.version == 0:
-                self.items = _concat(self._items, _ITEM_DEFAULTS).sort_values(
-                    "item", kind="stable").drop_duplicates("item", keep="last")
+                items = _concat(self._items, _ITEM_DEFAULTS)  # an ok row beats a failed one
+                self.items = items.assign(_ok=items["status"] == "ok").sort_values(
+                    ["item", "_ok"], kind="stable").drop_duplicates("item", keep="last").drop(
+                    columns="_ok")
                 self.items = self.items.set_index("item", drop=False)
-                self.results = _concat(self._results, _RESULT_DEFAULTS)
+                self.results = current_rows(_concat(self._results, _RESULT_DEFAULTS))
                 # plain dicts per item: a page reads one item without pandas indexing
                 self._by_item = {}
                 for rec in _records(self.results):

@@ -78,9 +78,12 @@ class ItemTable:
                 df[f"gap:{m}"] = df["item"].map(part["gap"])
                 df[f"rel_gap:{m}"] = df["item"].map(part["relative_gap"])
                 df[f"error:{m}"] = df["item"].map(part["error_estimate"])
-        else:
+        else:  # every row failed: the same columns, empty, so that every query still works
             for col in ("target", "target_name", "output", "baseline_output"):
                 df[col] = None
+            for m in self.methods:
+                for col in ("gap", "rel_gap", "error"):
+                    df[f"{col}:{m}"] = np.nan
         failed = res[res["status"] == "failed"] if len(res) else res
         if len(failed):
             first_error = failed.drop_duplicates("item").set_index("item")["error"]

@@ -14,6 +14,8 @@ imports none of them, so it works without any extra installed:
 * ``attribkit.zoo.photo_boxes`` (extra ``vision``): hand-drawn object boxes of the sample photos,
   and crops / mirrors of them with their boxes moved exactly.
 * ``attribkit.zoo.digits`` (extra ``digits``): a trained MNIST CNN and MNIST digits with ink boxes.
+* ``attribkit.zoo.llm`` (extra ``llm``): SmolLM2-135M-Instruct (a dequantised copy of its 4-bit
+  GGUF file) and its tokenizer with the chat template, for generation attribution.
 
 Submodules are loaded on first attribute access (``attribkit.zoo.vision``) or by a plain
 ``import attribkit.zoo.vision``.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["chem", "digits", "photo_boxes", "tabular", "text", "vision"]
+__all__ = ["chem", "digits", "llm", "photo_boxes", "tabular", "text", "vision"]
 
 _SUBMODULES = frozenset(__all__)
 

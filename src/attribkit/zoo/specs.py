@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +32,13 @@ ZOO = {
     "efficientnet-lite0": "image (EfficientNet-Lite0, ImageNet; softmax of the top class)",
     "minilm-sentiment": "text (MiniLM sentiment classifier; 1 positive, 0 negative)",
     "breast-cancer-mlp": "tabular: a CSV row of 30 raw measurements (sklearn breast cancer)",
+    "smollm2": "prompts, one per line (SmolLM2-135M-Instruct, extra llm; each generated token "
+               "attributed to the prompt's tokens)",
 }
 _ALIASES = {"efficientnet_lite0": "efficientnet-lite0", "efficientnet": "efficientnet-lite0",
             "minilm": "minilm-sentiment", "sentiment": "minilm-sentiment",
-            "breast-cancer": "breast-cancer-mlp", "tabular": "breast-cancer-mlp"}
+            "breast-cancer": "breast-cancer-mlp", "tabular": "breast-cancer-mlp",
+            "smollm2-135m": "smollm2", "smollm2-135m-instruct": "smollm2"}
 _CALLABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -71,6 +74,10 @@ class Built:
         Attribute at this sub-module (the word embeddings for text), or ``None``.
     reduce
         Per-item attribution values -> what is stored (text: the sum over the embedding axis).
+    explain_item
+        For generation models (kind ``"generation"``): ``(method, settings, prepared)`` -> a
+        :class:`attribkit.sequences.GenerationAttribution` of one prompt; the run stores its
+        (generated x prompt) matrix instead of calling a registered method on ``model``.
     """
 
     model: Callable[..., Tensor]
@@ -79,6 +86,7 @@ class Built:
     label: Callable[[int], str] | None = None
     layer: nn.Module | None = None
     reduce: Callable[[Tensor], Tensor] | None = None
+    explain_item: Callable[[str, Mapping[str, Any], Prepared], Any] | None = None
 
 
 def model_dtype(model: Any) -> torch.dtype:
@@ -158,6 +166,32 @@ def _breast_cancer() -> Built:
     return Built(model, "tabular", prepare, label=lambda c: data.class_names[c])
 
 
+def _smollm2() -> Built:
+    import inspect
+
+    from attribkit.sequences import explain_generation
+    from attribkit.zoo import llm
+
+    model, tok = llm.load_smollm2(progress=False)
+    accepted = set(inspect.signature(explain_generation).parameters) - {
+        "model", "tokenizer", "prompt", "target", "progress"}
+
+    def prepare(raw: Any) -> Prepared:
+        if not isinstance(raw, str) or not raw.strip():
+            raise InputError("smollm2 reads prompts: one non-empty line of text per item")
+        ids = tok(raw, return_tensors="pt")["input_ids"]
+        return Prepared(ids, text=raw, tokens=tok.convert_ids_to_tokens(ids[0].tolist()))
+
+    def explain_item(method: str, settings: Mapping[str, Any], p: Prepared) -> Any:
+        unknown = sorted(set(settings) - accepted)
+        if unknown:
+            raise InputError(f"explain_generation has no option {unknown[0]!r}; its options: "
+                             f"{', '.join(sorted(accepted))}")
+        return explain_generation(model, tok, str(p.text), method=method, **dict(settings))
+
+    return Built(model, "generation", prepare, explain_item=explain_item)
+
+
 def _as_batch(raw: Any, dtype: torch.dtype = torch.float32) -> Tensor:
     t = torch.as_tensor(np.asarray(raw) if not isinstance(raw, Tensor) else raw)
     if t.is_floating_point() or t.dtype in (torch.uint8, torch.int32, torch.int64):
@@ -227,6 +261,8 @@ def build(spec: str) -> Built:
         return _minilm()
     if key == "breast-cancer-mlp":
         return _breast_cancer()
+    if key == "smollm2":
+        return _smollm2()
     if not _CALLABLE.fullmatch(spec):
         raise ValueError(f"unknown model {spec!r}: use a zoo name ({', '.join(ZOO)}) or "
                          "module:callable")

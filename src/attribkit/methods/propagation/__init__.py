@@ -1,4 +1,5 @@
-"""The propagation family: LRP, Deep Taylor, DeepLIFT, DeepSHAP, DeconvNet, Guided Backprop.
+"""The propagation family: LRP, AttnLRP, Deep Taylor, DeepLIFT, DeepSHAP, DeconvNet, guided
+backpropagation.
 
 Importing this package registers the methods. Rules (:mod:`.rules`), composites
 (:mod:`.composites`) and canonizers (:mod:`.canonizers`) are data the methods take.
@@ -6,7 +7,8 @@ Importing this package registers the methods. Rules (:mod:`.rules`), composites
 
 from __future__ import annotations
 
-from attribkit.methods.propagation import rules
+from attribkit.methods.propagation import rules, transformer_rules
+from attribkit.methods.propagation.attnlrp import attnlrp, attnlrp_rules
 from attribkit.methods.propagation.composites import PRESETS, Composite, preset
 from attribkit.methods.propagation.deeplift import deeplift, deepshap
 from attribkit.methods.propagation.guided import deconvnet, guided_backprop
@@ -17,6 +19,8 @@ __all__ = [
     "PRESETS",
     "Composite",
     "Rule",
+    "attnlrp",
+    "attnlrp_rules",
     "deconvnet",
     "deep_taylor",
     "deeplift",
@@ -25,4 +29,5 @@ __all__ = [
     "lrp",
     "preset",
     "rules",
+    "transformer_rules",
 ]

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from attribkit.demo.result import DemoResult
+
 if TYPE_CHECKING:
-    from attribkit.demo import DemoResult
     from attribkit.zoo.tabular import BreastCancerData
 
-__all__ = ["GbmSetup", "gbm_setup", "run_gbm_task"]
+__all__ = ["GbmSetup", "gbm_setup", "gbm_task"]
 
 
 @dataclass
@@ -47,17 +48,17 @@ def gbm_setup(seed: int = 0) -> GbmSetup:
     return GbmSetup(clf.predict_proba, data, tabular.group_mask(), acc)
 
 
-def run_gbm_task(out: pathlib.Path, quiet: bool, rows: int = 3,
-                 global_rows: int = 20) -> DemoResult:
-    """Write ``out/report.html`` for the black-box tabular demo."""
+def gbm_task(out: pathlib.Path, quiet: bool, photos: int = 3, *, rows: int = 3,
+             global_rows: int = 20) -> DemoResult:
+    """Write ``out/report.html`` for the black-box tabular demo (``photos`` is not used)."""
     import attribkit
     from attribkit import evaluate
-    from attribkit.demo import DemoResult
     from attribkit.evaluate import spearman
     from attribkit.report import Report
     from attribkit.viz import feature_bars
     from attribkit.zoo.tabular import GROUP_NAMES
 
+    del photos
     t0 = time.perf_counter()
     setup = gbm_setup()
     data, f = setup.data, setup.predict

@@ -12,7 +12,8 @@ progress bar) the LSTM language model of :mod:`attribkit.zoo.language`, and writ
 * a token-by-token heat map of IG for a continuation of a tiny random GPT-2 (built in code), to
   show :func:`attribkit.explain_generation` and its completeness per generated token.
 
-``python -m attribkit.demo_language`` writes the measured numbers into ``docs/zoo-language.md``.
+``python -m attribkit.demo.language_page`` writes the measured numbers into
+``docs/zoo-language.md``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from __future__ import annotations
 import pathlib
 import sys
 import time
-from typing import Any
 
 import torch
 
+from attribkit.demo.result import DemoResult
 from attribkit.zoo import language
-from attribkit.zoo.language_explain import WordTable, next_word_saturation, word_table
+from attribkit.zoo.language.explain import WordTable, next_word_saturation, word_table
 
 __all__ = ["LanguageFindings", "language_findings", "language_task"]
 
@@ -113,14 +114,14 @@ def language_findings(config: language.LMConfig = language.DEFAULT_CONFIG, *,
     return LanguageFindings(lm, secs, alphas, scores, tables)
 
 
-def language_task(out: pathlib.Path, quiet: bool) -> Any:
-    """Write the language section's report; returns a :class:`attribkit.demo.DemoResult`."""
-    from attribkit.demo import DemoResult
+def language_task(out: pathlib.Path, quiet: bool, photos: int = 3) -> DemoResult:
+    """Write the language section's report (``photos`` is not used)."""
     from attribkit.report import Report
     from attribkit.sequences import explain_generation
     from attribkit.sequences.tiny import tiny_model, tiny_tokenizer
     from attribkit.viz import generation_heatmap, generation_html, saturation_curves
 
+    del photos
     t0 = time.perf_counter()
     result = DemoResult(report=out / "report.html")
     if not quiet:
@@ -158,17 +159,3 @@ def language_task(out: pathlib.Path, quiet: bool) -> Any:
     result.seconds = time.perf_counter() - t0
     rep.save(result.report)
     return result
-
-
-def main() -> None:
-    """Write the measured numbers into ``docs/zoo-language.md``."""
-    from attribkit.core.pages import write_section
-
-    f = language_findings(progress=True)
-    page = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "docs/zoo-language.md")
-    write_section(page, "measured", f.markdown(), title="# Zoo: the LSTM language model")
-    print(f.markdown())
-
-
-if __name__ == "__main__":
-    main()

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from attribkit.zoo.language import Section, TrainedLanguageModel
+from attribkit.zoo.language.heldout import Section
+from attribkit.zoo.language.model import TrainedLanguageModel
 
 __all__ = ["WordTable", "next_word_saturation", "word_table"]
 
