@@ -93,6 +93,7 @@ from attribkit import report, viz  # pictures and the HTML report (issue 7)
 
 # isort: split
 from attribkit.sequences import GenerationAttribution, explain_generation  # generation (issue 19)
+from attribkit.sequences.interactions import prompt_interactions  # prompt spans (issue 28)
 
 __version__ = "0.1.0"
 
@@ -157,6 +158,7 @@ __all__ = [
     "neuron_conductance",
     "occlusion",
     "prediction_difference",
+    "prompt_interactions",
     "report",
     "saliency",
     "shapley_values",

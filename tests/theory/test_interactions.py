@@ -13,6 +13,7 @@ from shapiq.game_theory.moebius_converter import MoebiusConverter
 
 from attribkit.core.coalitions import banzhaf_from_dividends, moebius, shapley_from_dividends
 from attribkit.core.errors import InputError
+from attribkit.core.interaction_design import draw_design, plan_strata, row_weights
 from attribkit.core.interaction_indices import (
     INDICES,
     coalitions_up_to,
@@ -131,15 +132,17 @@ def _play(terms: list[tuple[int, ...]], coefs: torch.Tensor, n: int):
     return game
 
 
-@pytest.mark.parametrize("index", ["SII", "FSII"])
-def test_sampler_is_unbiased_and_its_errors_cover(index: str) -> None:
+@pytest.mark.parametrize(("index", "budget", "method"), [
+    ("SII", 1500, "cross-fitted"), ("FSII", 1500, "regression"), ("FSII", 300, "cross-fitted")])
+def test_sampler_is_unbiased_and_its_errors_cover(index: str, budget: int, method: str) -> None:
     n, reps = 14, 40
     terms, coefs = _poly(n, 0)
     exact = indices_from_sparse(terms, coefs, n, index, 2)
     game = _play(terms, coefs, n)
-    est = torch.stack([sample_index(game, n, index, 2, 1500, seed=s).values for s in range(reps)])
-    err = torch.stack([sample_index(game, n, index, 2, 1500, seed=s).stderr
-                       for s in range(reps)])
+    runs = [sample_index(game, n, index, 2, budget, seed=s) for s in range(reps)]
+    assert {r.method for r in runs} == {method}
+    est = torch.stack([r.values for r in runs])
+    err = torch.stack([r.stderr for r in runs])
     z = (est - exact) / err
     # coverage of +-1.96 standard errors over all coalitions and seeds: near 95 %
     cover = float((z.abs() < 1.96).double().mean())
@@ -147,6 +150,36 @@ def test_sampler_is_unbiased_and_its_errors_cover(index: str) -> None:
     # unbiased: the mean over seeds is within 4 standard errors of the mean of every coalition
     mean_err = (est.mean(0) - exact).abs()
     assert bool((mean_err <= 4 * est.std(0) / math.sqrt(reps) + 1e-12).float().mean() > 0.98)
-    one = sample_index(game, n, index, 2, 1500, seed=0)
+    one = runs[0]
     assert float(one.empty) == pytest.approx(float(game(torch.zeros(1, n, dtype=torch.bool))[0]))
-    assert one.evaluations <= 1500
+    assert one.evaluations <= budget
+
+
+def test_fsii_regression_recovers_a_game_of_the_order_from_any_sample() -> None:
+    # a game with dividends of at most 2 players is its own FSII of order 2: zero residual,
+    # so every sample gives it exactly, with zero standard error
+    n = 30
+    rng = np.random.default_rng(4)
+    terms = list(dict.fromkeys([(int(i),) for i in range(n)] + [
+        tuple(sorted(rng.choice(n, 2, replace=False).tolist())) for _ in range(40)]))
+    coefs = torch.tensor(rng.normal(size=len(terms)))
+    exact = indices_from_sparse(terms, coefs, n, "FSII", 2)
+    game = _play(terms, coefs, n)
+    for seed in (0, 1):
+        est = sample_index(game, n, "FSII", 2, 2500, seed=seed)
+        assert est.method == "regression"
+        torch.testing.assert_close(est.values, exact, rtol=0, atol=1e-8)
+        assert float(est.stderr.max()) < 1e-6
+
+
+def test_row_weights_reproduce_the_kernel_mass_of_every_stratum() -> None:
+    n = 16
+    design = draw_design(n, 900, seed=2)
+    w = row_weights(design)
+    sizes = design.coalitions.sum(dim=1)
+    exact_t, pairs = plan_strata(n, 900)
+    assert exact_t and pairs  # both kinds of strata occur
+    for u in range(1, n):
+        mass = float(w[sizes == u].sum())
+        # sum over all C(n, u) coalitions of 1 / (C(n, u) u (n - u))
+        assert mass == pytest.approx(1.0 / (u * (n - u)), rel=1e-12), u

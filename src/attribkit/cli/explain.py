@@ -20,6 +20,7 @@ import torch
 from attribkit.cli._common import UsageError, one_line
 from attribkit.cli.explain_run import Outcome, estimate_seconds, predict, run_one, save_picture
 from attribkit.cli.inputs import DEFAULT_MAX_PIXELS, Item, expand
+from attribkit.cli.interactions import wants_interactions
 from attribkit.cli.models import ZOO_MODELS, Loaded, load_model, model_dtype
 from attribkit.cli.settings import Plan, check_flags, parse_set, plan
 
@@ -206,6 +207,10 @@ class _Run:
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     _check_args(args)
+    if wants_interactions(args.method):  # not an attribution: its own path (cli/interactions.py)
+        from attribkit.cli.interactions import run_interactions
+
+        return run_interactions(args, _prepare)
     methods, named = _methods(args.method)
     extra = parse_set(args.set or [])
     check_flags(methods, args, extra)
@@ -271,7 +276,8 @@ def register(sub: Any) -> None:
                         "the model")
     e.add_argument("--method", "-m", action="append", default=None,
                    help="method name or alias, or 'all' (repeatable; default "
-                        "integrated_gradients)")
+                        "integrated_gradients); or 'interactions' on its own (--set "
+                        "index=FSII --set order=2: the strongest pairs of features)")
     e.add_argument("--target", "-t", type=int, default=None,
                    help="class index to explain (default: the predicted class, which the "
                         "output names)")

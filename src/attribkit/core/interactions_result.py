@@ -49,6 +49,8 @@ class Interactions:
         The call's options, for the record.
     target
         The explained class per example, where one was chosen.
+    names
+        A display name per player (e.g. the text of each prompt span), else ``None``.
     """
 
     values: Tensor
@@ -64,6 +66,7 @@ class Interactions:
     labels: Tensor | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     target: Tensor | None = None
+    names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.values.shape[-1] != len(self.coalitions):
@@ -88,6 +91,12 @@ class Interactions:
         except ValueError:
             raise InputError(f"coalition {tuple(coalition)} is not among the coalitions up to "
                              f"order {self.order} of {self.n_players} players.") from None
+
+    def player_name(self, player: int) -> str:
+        """The display name of player ``player`` (``0 .. n - 1``): its name, else its id."""
+        if self.names is not None:
+            return self.names[player]
+        return str(self._label(player))
 
     def value(self, coalition: Sequence[int]) -> Tensor:
         """The index of one coalition (given in the user's player ids), ``(N,)`` or ``(N, K)``."""

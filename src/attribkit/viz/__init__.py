@@ -29,6 +29,7 @@ from attribkit.viz.image import (
     pixel_importance,
     scale_intensity,
 )
+from attribkit.viz.interactions import interaction_bars, interaction_heatmap, interaction_network
 from attribkit.viz.interior import interior_frames, interior_gif, interior_strip
 from attribkit.viz.molecule import molecule_image
 from attribkit.viz.panels import CMAPS, STYLES, attribution_figure, draw_attribution, map_scale
@@ -54,6 +55,9 @@ __all__ = [
     "generation_html",
     "heatmap",
     "image_array",
+    "interaction_bars",
+    "interaction_heatmap",
+    "interaction_network",
     "interior_frames",
     "interior_gif",
     "interior_strip",
