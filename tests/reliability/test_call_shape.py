@@ -31,7 +31,7 @@ def _needs(method: str, model: torch.nn.Module) -> dict[str, object]:
       "no random numbers, so it takes no seed\"); never Python's raw unexpected-keyword "
       "TypeError")
 def test_common_keywords_never_raw(method: str, keyword: str) -> None:
-    model, x = cnn(), images(2)
+    model, x = (_transformer_mlp() if method == "attnlrp" else cnn()), images(2)
     try:
         with _quiet():
             attr = attribkit.explain(model, x, method=method, **_needs(method, model),
@@ -43,6 +43,15 @@ def test_common_keywords_never_raw(method: str, keyword: str) -> None:
         assert keyword in text, text
         return
     assert torch.isfinite(attr.values).all()
+
+
+def _transformer_mlp() -> torch.nn.Module:
+    """A network AttnLRP has rules for (it refuses convolutions and pooling in one line)."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(72, 16), torch.nn.LayerNorm(16), torch.nn.GELU(),
+        torch.nn.Linear(16, 3),
+    ).double().eval()
 
 
 class _quiet:

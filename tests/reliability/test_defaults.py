@@ -168,7 +168,7 @@ def test_tolerance_overrun_points_to_conservative() -> None:
 def test_unknown_target_word_is_said(tmp_path: Any) -> None:
     from attribkit.cli import main
 
-    with pytest.warns(UserWarning, match=r"does not know: it is the tokens \['\[UNK\]'\]"):
+    with pytest.warns(UserWarning, match=r"unknown token '\[UNK\]' \(tokens: \['\[UNK\]'\]\)"):
         code = main(["explain-generation", "tiny-gpt2", "the cat sat on the", "--target",
                      "quokka", "-q", "--out", str(tmp_path / "r")])
     assert code == 0
