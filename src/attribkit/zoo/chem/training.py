@@ -6,9 +6,11 @@ one-cycle schedule on size-sorted mini-batches in a seeded order, on one thread 
 ``torch.use_deterministic_algorithms``, so that a seed gives the same weights bit for bit on one
 machine. Another processor may still give other weights: the float32 kernels choose their
 vector instructions (AVX2, AVX-512, ...) and with them the order of their sums by processor, and
-training amplifies a last-bit difference. ``ATEN_CPU_CAPABILITY=default`` (set before Python
-starts) makes PyTorch's own kernels take the same scalar path everywhere; the spread over seeds
-that :mod:`attribkit.experiments.chem_seeds` reports is what a retrain elsewhere can change.
+training amplifies a last-bit difference (two epochs on 120 molecules already end in other
+weights under ``ATEN_CPU_CAPABILITY=default`` than on AVX-512, and in others again with
+``MKL_CBWR=COMPATIBLE``). Setting both before Python starts pins PyTorch's and MKL's kernel
+paths; the spread over seeds that :mod:`attribkit.experiments.chem_seeds` reports is what a
+retrain elsewhere can change.
 The two models differ only in the loss, the targets and the weight decay.
 """
 
