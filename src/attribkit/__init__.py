@@ -29,7 +29,7 @@ from attribkit.core import (
     classes,
     top_k,
 )
-from attribkit.core.saving import load  # results without pickle (issue 14)
+from attribkit.core.saving import load  # results without pickle
 from attribkit.methods import explain, methods
 from attribkit.methods.integrated import (
     InteriorGradients,
@@ -38,7 +38,7 @@ from attribkit.methods.integrated import (
 )
 
 # -- method exports (each method issue adds its block here) ------------------------------------
-from attribkit.methods.propagation import (  # LRP, Deep Taylor, DeepLIFT, DeepSHAP... (issue 4)
+from attribkit.methods.propagation import (  # LRP, Deep Taylor, DeepLIFT, DeepSHAP...
     deconvnet,
     deep_taylor,
     deeplift,
@@ -48,7 +48,7 @@ from attribkit.methods.propagation import (  # LRP, Deep Taylor, DeepLIFT, DeepS
 )
 
 # isort: split
-from attribkit.methods.cam import grad_cam  # gradients, perturbation, Shapley (issue 3)
+from attribkit.methods.cam import grad_cam  # gradients, perturbation, Shapley
 from attribkit.methods.expected import expected_gradients
 from attribkit.methods.gradients import gradient_x_input, saliency
 from attribkit.methods.occlusion import occlusion, prediction_difference
@@ -56,9 +56,9 @@ from attribkit.methods.shapley import shapley_values
 from attribkit.methods.smoothing import smooth, smoothgrad, smoothgrad_squared, vargrad
 
 # isort: split
-from attribkit.core.blackbox import black_box  # black-box models, LIME, KernelSHAP (issue 18)
+from attribkit.core.blackbox import black_box  # black-box models, LIME, KernelSHAP
 from attribkit.methods.agnostic import kernel_shap, lime
-from attribkit.methods.paths import (  # the path-method frontier (issue 17)
+from attribkit.methods.paths import (  # the path-method frontier
     blur_ig,
     guided_grad_cam,
     guided_ig,
@@ -67,21 +67,21 @@ from attribkit.methods.paths import (  # the path-method frontier (issue 17)
 )
 
 # isort: split
-from attribkit.core.multi_result import MultiAttribution  # models with several inputs (issue 17)
-from attribkit.core.neurons import Neuron, neuron  # layer and neuron attribution (issue 17)
+from attribkit.core.multi_result import MultiAttribution  # models with several inputs
+from attribkit.core.neurons import Neuron, neuron  # layer and neuron attribution
 from attribkit.methods.layers import layer_conductance, neuron_conductance
 
 # isort: split
-from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
+from attribkit import axioms, evaluate  # axiom checks and evaluations
 
 # isort: split
-from attribkit import masks  # feature masks: grids, superpixels, labels (issue 17)
+from attribkit import masks  # feature masks: grids, superpixels, labels
 
 # isort: split
-from attribkit import report, viz  # pictures and the HTML report (issue 7)
+from attribkit import report, viz  # pictures and the HTML report
 
 # isort: split
-from attribkit.sequences import GenerationAttribution, explain_generation  # generation (issue 19)
+from attribkit.sequences import GenerationAttribution, explain_generation  # generation
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,7 @@
-"""Saturation analysis (seed 003, section 2): the curve ``F(x' + alpha (x - x'))`` for alpha in
-[0, 1], and the point where it stops changing. Gradients at the input itself are tiny when the
-curve is flat long before alpha = 1, which is why gradients at the image miss important features.
+"""Saturation analysis (Gradients of Counterfactuals, section 2): the curve ``F(x' + alpha (x -
+x'))`` for alpha in [0, 1], and the point where it stops changing. Gradients at the input itself are
+tiny when the curve is flat long before alpha = 1, which is why gradients at the image miss
+important features.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class SaturationCurves:
     tolerance
         The band used for :attr:`saturation_alpha`, as a share of ``F(x) - F(x')``.
     gradient_magnitude
-        ``(N, A)`` mean absolute gradient at each alpha (Figure 3 of seed 003), if asked for.
+        ``(N, A)`` mean absolute gradient at each alpha (Figure 3 of Gradients of Counterfactuals),
+        if asked for.
     """
 
     alphas: Tensor

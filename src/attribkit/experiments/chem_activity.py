@@ -1,4 +1,5 @@
-"""Seed 003 section 3.1 on an activity classifier: atoms and pairs, dead features, saturation.
+"""Gradients of Counterfactuals section 3.1 on an activity classifier: atoms and pairs, dead
+features, saturation.
 
 The classifier is :func:`attribkit.zoo.chem.activity.train_activity_model` (CHEMBL2321810 from
 RDKit's contrib data, active when pIC50 >= 6.5). On held-out molecules Integrated Gradients with
@@ -265,7 +266,7 @@ def markdown(f: ActivityFindings) -> str:
 
 
 @experiment("chem_activity", "Activity classifier: atoms, atom pairs, dead features and "
-            "saturation (seed 003, section 3.1)", task="chem")
+            "saturation (Gradients of Counterfactuals, section 3.1)", task="chem")
 def activity_section(rep: Any, setup: Any, *, quick: bool, progress: bool) -> list[str]:
     """Add the experiment to a demo report (see :mod:`attribkit.experiments`)."""
     f = run(quick=quick, progress=progress)

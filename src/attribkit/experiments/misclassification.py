@@ -1,12 +1,12 @@
-"""Debugging a misclassification with Integrated Gradients (seed 003, Figure 6).
+"""Debugging a misclassification with Integrated Gradients (Gradients of Counterfactuals, Figure 6).
 
-Seed 003 explains the label the network chose and the ground-truth label of a misclassified
-image and compares the two maps: where each label's attributions sit on its own object, the
-network recognised both objects and ranked them wrongly; where the maps coincide, it read the
-same evidence as the wrong class. Here the photos are the wheels' own that EfficientNet-Lite0
-gets wrong (:data:`CASES`), the baseline is the black image, and the comparison is measured: the
-overlap of the two maps' top pixels, their correlation, and where each map's mass sits.
-``python -m attribkit.experiments.misclassification`` writes its section of
+Gradients of Counterfactuals explains the label the network chose and the ground-truth label of a
+misclassified image and compares the two maps: where each label's attributions sit on its own
+object, the network recognised both objects and ranked them wrongly; where the maps coincide, it
+read the same evidence as the wrong class. Here the photos are the wheels' own that
+EfficientNet-Lite0 gets wrong (:data:`CASES`), the baseline is the black image, and the comparison
+is measured: the overlap of the two maps' top pixels, their correlation, and where each map's mass
+sits. ``python -m attribkit.experiments.misclassification`` writes its section of
 ``docs/saturation.md``.
 """
 
@@ -224,7 +224,7 @@ def _reading(ds: Sequence[Diagnosis], class_name: Callable[[int], str]) -> str:
 
 
 @experiment("misclassification", "Debugging a misclassification with Integrated Gradients "
-            "(seed 003, Figure 6)", task="vision")
+            "(Gradients of Counterfactuals, Figure 6)", task="vision")
 def misclassification_section(rep: Any, setup: Any, *, quick: bool,
                               progress: bool) -> list[str]:
     """Add Figure 6 for :data:`CASES` (the first only in quick mode) to a demo report."""
@@ -247,7 +247,8 @@ def add_to_report(rep: Any, ds: Sequence[Diagnosis], class_name: Callable[[int],
     rep.text("Photos the model gets wrong, explained for the class it chose and for the true "
              "class (IG of the softmax score, black baseline). Where the two maps sit on "
              "different objects, the model recognised both and ranked them wrongly; where they "
-             "coincide, it read the same evidence as the wrong class (seed 003, section 3).")
+             "coincide, it read the same evidence as the wrong class (Gradients of "
+             "Counterfactuals, section 3).")
     for d in ds:
         image = vision.center_crop(vision.load_photo(d.case.photo))
         rep.image(figure6(image, d, class_name), f"{d.case.photo}: {d.case.why}", wide=True)
@@ -277,11 +278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             + f"\n\nFull run: {len(ds)} photos, IG with 32 adaptive steps per class, "
             f"EfficientNet-Lite0 float32, {dt:.0f} s on 2 shared CPU cores.")
     write_section(pathlib.Path(args.out), "misclassification", body,
-                  title="# Saturation, interior gradients and a misclassification (seed 003)")
+                  title="# Saturation, interior gradients and a misclassification "
+                  "(Gradients of Counterfactuals)")
     if args.report:
         from attribkit.report import Report
 
-        rep = Report("Debugging a misclassification (seed 003, Figure 6)")
+        rep = Report("Debugging a misclassification (Gradients of Counterfactuals, Figure 6)")
         add_to_report(rep, ds, vision.class_name)
         rep.save(args.report)
     print(f"wrote {args.out} in {dt:.0f} s")

@@ -1,7 +1,8 @@
 """The paper's Table 2 as attribkit calls, and why a measured verdict may differ from it.
 
-:data:`PAPER_TABLE` lists each row of Deng et al.'s Table 2 (REFERENCE.md section 4) with the
-registered method and options that implement it and the paper's three verdicts;
+:data:`PAPER_TABLE` lists each row of Deng et al.'s Table 2 (Deng et al. 2023, Understanding and
+Unifying Fourteen Attribution Methods with Taylor Interactions) with the registered method and
+options that implement it and the paper's three verdicts;
 :data:`EXPLANATIONS` says, per row and criterion, why the baseline-frame measurement of
 :mod:`attribkit.theory.unification` can disagree with the paper.
 """
@@ -29,7 +30,7 @@ class Row:
     paper: tuple[bool, bool, bool] | None = None
 
 
-#: The paper's Table 2 (REFERENCE.md section 4) with the attribkit call that implements each row.
+#: Table 2 of Deng et al. 2023 (see the module docstring) with the attribkit call of each row.
 PAPER_TABLE: tuple[Row, ...] = (
     Row("Gradient x Input", "gradient_x_input", {}, (False, True, True)),
     Row("Occlusion-1", "occlusion", {}, (True, True, False)),

