@@ -272,7 +272,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows, _, x, masks = photo_rows(model, steps=args.steps, progress=True)
     drows = digit_rows(per_class=10, steps=args.steps)
     dt = time.perf_counter() - t0
-    lines = [f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__};"
+    lines = [f"Regenerate with: `python -m attribkit.experiments.localisation --out {args.out} "
+             f"--steps {args.steps}`. "
+             f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__};"
              f" {len(rows)} photo images and {len(drows)} digits in {dt:.0f} s; IG "
              f"{args.steps} Gauss-Legendre steps from black.", "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]

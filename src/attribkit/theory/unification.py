@@ -27,7 +27,7 @@ from typing import Any
 from attribkit.core.pages import write_section
 from attribkit.theory.allocation import CRITERIA
 from attribkit.theory.frames_page import frame_verdicts, render_frames
-from attribkit.theory.paper_table import EXPLANATIONS, PAPER_TABLE, Row
+from attribkit.theory.paper_table import EXPLANATIONS, PAPER_TABLE, SOURCE, Row
 from attribkit.theory.suite import (
     MethodAudit,
     TestFunction,
@@ -125,6 +125,12 @@ def render_markdown(result: UnificationResult, *, command: str = (
         "summed over the layer's units it is IG's row).",
         "",
         "## The table",
+        "",
+        f"The paper columns are {SOURCE}. Its fourteen rows are Table 2's: the paper's review "
+        "of the methods names Smooth Gradients among the gradient methods, but Table 2 has "
+        "Prediction Difference in its place, and the paper columns need the table's verdicts; "
+        "SmoothGrad (no verdict in the paper) is measured with the other registered methods "
+        "below the fourteen.",
         "",
         "| method | attribkit call | measured (1) | (2) | (3) | paper (1) | (2) | (3) | agree |",
         "|---|---|---|---|---|---|---|---|---|",
