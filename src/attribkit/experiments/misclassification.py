@@ -102,6 +102,9 @@ class Diagnosis:
         IG with rows ``(chosen, truth)``, shape ``(2, C, H, W)``.
     stats
         :func:`map_statistics` of the two pixel-importance maps.
+    rank_truth
+        The true class's rank among the model's classes (1 = top-1); the paper's Figure 6 takes
+        only images whose true class is not in the top five (rank above 5). 0 when unknown.
     """
 
     case: Case
@@ -111,6 +114,7 @@ class Diagnosis:
     p_truth: float
     attribution: Any
     stats: dict[str, float]
+    rank_truth: int = 0
 
     @property
     def wrong(self) -> bool:
@@ -162,7 +166,8 @@ def diagnose(model: Callable[..., Tensor], x: Tensor, case: Case, *, baseline: f
     imp = ig.values.detach().abs().sum(dim=1)
     return Diagnosis(case=case, chosen=chosen, truth=truth, p_chosen=float(p[chosen]),
                      p_truth=float(p[truth]), attribution=ig,
-                     stats=map_statistics(imp[0], imp[1]))
+                     stats=map_statistics(imp[0], imp[1]),
+                     rank_truth=1 + int((p > p[truth]).sum()))
 
 
 def figure6(image: np.ndarray[Any, Any], d: Diagnosis, class_name: Callable[[int], str]) -> Figure:
@@ -198,7 +203,8 @@ def table(ds: Sequence[Diagnosis], class_name: Callable[[int], str]) -> tuple[li
         gap = d.attribution.gap
         s = d.stats
         rows.append([d.case.photo, f"{class_name(d.chosen)} {d.p_chosen:.3f}",
-                     f"{class_name(d.truth)} {d.p_truth:.3f}",
+                     f"{class_name(d.truth)} {d.p_truth:.3f}"
+                     + (f" (rank {d.rank_truth})" if d.rank_truth else ""),
                      f"{float(gap[0]):+.2g} / {float(gap[1]):+.2g}" if gap is not None else "",
                      s["jaccard"], s["pearson"],
                      f"{s['row_wrong']:.2f}, {s['col_wrong']:.2f}",
@@ -276,7 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = (markdown_table(*table(ds, vision.class_name)) + "\n\n"
             + _reading(ds, vision.class_name)
             + f"\n\nFull run: {len(ds)} photos, IG with 32 adaptive steps per class, "
-            f"EfficientNet-Lite0 float32, {dt:.0f} s on 2 shared CPU cores.")
+            f"EfficientNet-Lite0 float32, {dt:.0f} s on 2 shared CPU cores. Regenerate with: "
+            f"`python -m attribkit.experiments.misclassification --out {args.out}`.")
     write_section(pathlib.Path(args.out), "misclassification", body,
                   title="# Saturation, interior gradients and a misclassification "
                   "(Gradients of Counterfactuals)")
