@@ -114,7 +114,7 @@ def saturation_curves(
     target
         The explained class (default the predicted class at the inputs, fixed along the path).
     baseline
-        The path's start (default zeros: the seed's scaled inputs ``alpha x``).
+        The path's start (default zeros: the paper's scaled inputs ``alpha x``).
     alphas
         Increasing values from 0 to 1 (default 51 equally spaced).
     tolerance

@@ -250,7 +250,7 @@ class LSTMLanguageModel(nn.Module):
 class NextWordModel(nn.Module):
     """Embedded sections ``(N, L, E)`` -> softmax ``(N, V)`` of the word after them.
 
-    The LSTM starts from the zero state, as at the start of a section in the seed's setup.
+    The LSTM starts from the zero state, as at the start of a section in the paper's setup.
 
     Parameters
     ----------
@@ -455,7 +455,7 @@ class Section:
 
 def sections(lm: TrainedLanguageModel, n: int = 20, length: int = 10, seed: int = 0,
              stream: str = "test") -> list[Section]:
-    """``n`` random sections of a held-out stream (seeded), as in the seed's Figure 8.
+    """``n`` random sections of a held-out stream (seeded), as in the paper's Figure 8.
 
     Parameters
     ----------

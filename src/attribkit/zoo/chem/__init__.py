@@ -3,7 +3,7 @@
 This is Gradients of Counterfactuals section 3.1 made real (extra ``chem``). A molecule becomes atom
 features and atom-pair features (:mod:`~attribkit.zoo.chem.features`); a small Weave-style network
 with a sum-over-atoms readout (:mod:`~attribkit.zoo.chem.model`) is trained on the TPSA of the NCI
-molecules that ship with RDKit, or on their Crippen logP. Integrated Gradients with the seed's
+molecules that ship with RDKit, or on their Crippen logP. Integrated Gradients with the paper's
 scaled-to-zero counterfactual (all atom and pair features zero) then gives one attribution per
 atom and per atom pair::
 
