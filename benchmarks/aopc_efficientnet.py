@@ -1,4 +1,4 @@
-"""AOPC of Integrated Gradients versus gradients at the image on EfficientNet-Lite0 (seed 003,
+"""AOPC of Integrated Gradients versus gradients at the image on EfficientNet-Lite0 (Gradients of Counterfactuals,
 Figure 5): ablate the top pixels (sum over channels of |a|) 100 at a time for 50 steps, setting
 them to black, and record the mean drop of the top-class softmax probability.
 
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--json", type=pathlib.Path, default=pathlib.Path("out/aopc_efficientnet.json"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--signed", action="store_true",
-                    help="rank features by signed attribution instead of sum |a| (seed 003)")
+                    help="rank features by signed attribution instead of sum |a| (Gradients of Counterfactuals)")
     ap.add_argument("--patch", type=int, default=0,
                     help="ablate square patches of this side instead of pixels (k counts patches)")
     args = ap.parse_args()

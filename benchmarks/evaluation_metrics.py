@@ -82,9 +82,25 @@ def tabular(rows: int) -> str:
         table = evaluate.compare(model, x, names, measures=(*TABULAR, "seconds"), target=1,
                                  steps=30, method_options=opts)
         parts.append(f"#### {label}, {rows} test rows, target: benign "
-                     f"({time.perf_counter() - t:.0f} s)\n\n{_short_errors(table)}")
+                     f"({time.perf_counter() - t:.0f} s)\n\n{_short_errors(table)}"
+                     + (_zero_maps(model, x, opts) if isinstance(model, torch.nn.Module) else ""))
         print(parts[-1], flush=True)
     return "\n\n".join(parts)
+
+
+def _zero_maps(model: torch.nn.Module, x: torch.Tensor, opts: dict[str, Any]) -> str:
+    """A line naming the methods whose map is all zero on some rows (complexity scores it 0)."""
+    found = []
+    for name in attribkit.methods():
+        try:
+            a = attribkit.explain(model, x, name, target=1, **opts.get(name, {})).values
+        except Exception:  # refused (e.g. needs a conv layer): listed under the table already
+            continue
+        zero = int((a.reshape(len(a), -1).abs().sum(dim=1) == 0).sum())
+        if zero:
+            found.append(f"{name} {zero} of {len(a)} rows")
+    return ("\n\nZero maps (all attributions exactly 0; sparseness and complexity score such a "
+            "row 0): " + (", ".join(found) if found else "none") + ".")
 
 
 def _short_errors(table: evaluate.Comparison) -> str:

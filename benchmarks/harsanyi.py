@@ -1,6 +1,6 @@
 """All Harsanyi dividends of a 20-player game on a small CNN (patch players), model included.
 
-Goals (issue 5): all 2^20 dividends of the game, model evaluations included, in under a minute on
+Goals: all 2^20 dividends of the game, model evaluations included, in under a minute on
 2 cores; the fast Moebius transform alone for 20 players in under a second.
 
 Run: ``python benchmarks/harsanyi.py``; writes docs/benchmarks-harsanyi.md.
@@ -119,7 +119,7 @@ def main() -> None:
         "of relative size u in the values (u = 6e-8 in float32, 1e-16 in float64) gives dividends "
         "of about sqrt(2^k) u |v| where the true dividend is zero. Evaluated in float32, "
         f"{high32:.0%} of the absolute dividend mass sits at orders 7 to {n}; evaluated in "
-        f"float64 (the default since issue 21), {high64:.1%} does. Share of the absolute "
+        f"float64 (the default), {high64:.1%} does. Share of the absolute "
         "dividend mass and the largest |I(S)| by order:",
         "",
         "| order | mass share, float32 values | mass share, float64 values | max abs dividend, "

@@ -1,4 +1,4 @@
-"""Integrated Gradients accuracy against cost on EfficientNet-Lite0: attribkit vs Captum (issue 20).
+"""Integrated Gradients accuracy against cost on EfficientNet-Lite0: attribkit vs Captum.
 
 For each photo (black baseline, softmax probability of the top class, 224 px), a converged
 reference (Gauss-Legendre, 1024 steps, cached in benchmarks/results/) and then, in one process:

@@ -1,4 +1,4 @@
-"""Calibration of ``tolerance=`` on models where the exact or a converged IG is cheap (issue 20).
+"""Calibration of ``tolerance=`` on models where the exact or a converged IG is cheap.
 
 The calibrated estimate of :mod:`attribkit.methods.integrated.tolerance` was designed on the
 synthetic ReLU6 CNNs (seeds 0-2, "design"); everything else here is held out: a GELU CNN, a small

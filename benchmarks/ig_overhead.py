@@ -135,7 +135,7 @@ attribkit's fixed cost per call (validation, guarding the model, the forward pas
 and the baseline that give `F(x)`, `F(x')` and the completeness gap, which the hand-written loop
 skips) is about {fixed * 1e3:.1f} ms (median difference at 64 steps); it weighs on a 10 ms
 problem and fades as the steps grow. What remains at 512 steps is the cost of parameters that
-require gradients: the hand-written loop freezes them, and so did attribkit before issue 13; it no
+require gradients: the hand-written loop freezes them, and so did attribkit in earlier versions; it no
 longer does, because a model shared with another thread (one that trains it, say) must not change
 under it. With `requires_grad=True` autograd records the weights' side of every layer even though
 only the input gradient is asked for. A user whose model is frozen (`model.requires_grad_(False)`,

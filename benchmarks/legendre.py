@@ -40,7 +40,7 @@ def main() -> None:
         e_ours = f"{exactness(x, w, 2 * n - 1):.1e}" if n <= 10_000 else "-"
         rows.append(f"| {n:,} | {t_np} | {ours * 1e3:.1f} ms | {e_np} | {e_ours} |")
     body = "\n".join([
-        "## Gauss-Legendre nodes (issue 13)",
+        "## Gauss-Legendre nodes",
         "",
         f"Machine: {machine()}, shared with other jobs (times are noisy; the ratios are the point). "
         "Medians of 3 runs (one at 100 000 and 1 000 000 nodes). "

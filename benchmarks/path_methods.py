@@ -136,7 +136,7 @@ def main() -> None:
         "is black (Blur IG: the photo blurred with sigma 50).",
         "",
         f"* **AOPC**: {args.k} pixels set to black per step for {args.ablation_steps} steps, "
-        "ranked by `sum_c |a|` (seed 003) or by the signed `sum_c a` (higher is better).",
+        "ranked by `sum_c |a|` (Gradients of Counterfactuals) or by the signed `sum_c a` (higher is better).",
         f"* **deletion / insertion**: all pixels removed / revealed on black in "
         f"{args.curve_steps} steps, ranked by the signed `sum_c a`; mean probability along the "
         "curve (deletion lower, insertion higher is better).",

@@ -34,7 +34,7 @@ from attribkit.core import (
     classes,
     top_k,
 )
-from attribkit.core.saving import load  # results without pickle (issue 14)
+from attribkit.core.saving import load  # results without pickle
 from attribkit.methods import explain, methods
 from attribkit.methods.integrated import (
     InteriorGradients,
@@ -42,8 +42,8 @@ from attribkit.methods.integrated import (
     interior_gradients,
 )
 
-# -- method exports (each method issue adds its block here) ------------------------------------
-from attribkit.methods.propagation import (  # LRP, Deep Taylor, DeepLIFT, DeepSHAP... (issue 4)
+# -- method exports (each family adds its block here) ------------------------------------------
+from attribkit.methods.propagation import (  # LRP, Deep Taylor, DeepLIFT, DeepSHAP...
     attnlrp,
     deconvnet,
     deep_taylor,
@@ -54,7 +54,7 @@ from attribkit.methods.propagation import (  # LRP, Deep Taylor, DeepLIFT, DeepS
 )
 
 # isort: split
-from attribkit.methods.cam import grad_cam  # gradients, perturbation, Shapley (issue 3)
+from attribkit.methods.cam import grad_cam  # gradients, perturbation, Shapley
 from attribkit.methods.expected import expected_gradients
 from attribkit.methods.gradients import gradient_x_input, saliency
 from attribkit.methods.occlusion import occlusion, prediction_difference
@@ -62,9 +62,9 @@ from attribkit.methods.shapley import shapley_values
 from attribkit.methods.smoothing import smooth, smoothgrad, smoothgrad_squared, vargrad
 
 # isort: split
-from attribkit.core.blackbox import black_box  # black-box models, LIME, KernelSHAP (issue 18)
+from attribkit.core.blackbox import black_box  # black-box models, LIME, KernelSHAP
 from attribkit.methods.agnostic import kernel_shap, lime
-from attribkit.methods.paths import (  # the path-method frontier (issue 17)
+from attribkit.methods.paths import (  # the path-method frontier
     blur_ig,
     guided_grad_cam,
     guided_ig,
@@ -73,27 +73,27 @@ from attribkit.methods.paths import (  # the path-method frontier (issue 17)
 )
 
 # isort: split
-from attribkit.core.multi_result import MultiAttribution  # models with several inputs (issue 17)
-from attribkit.core.neurons import Neuron, neuron  # layer and neuron attribution (issue 17)
+from attribkit.core.multi_result import MultiAttribution  # models with several inputs
+from attribkit.core.neurons import Neuron, neuron  # layer and neuron attribution
 from attribkit.methods.layers import layer_conductance, neuron_conductance
 
 # isort: split
-from attribkit.core.interactions_result import Interactions  # interactions (issue 28)
+from attribkit.core.interactions_result import Interactions  # interactions
 from attribkit.methods.hessians import IntegratedHessians, integrated_hessians
 from attribkit.methods.interactions import interactions
 
 # isort: split
-from attribkit import axioms, evaluate  # axiom checks and evaluations (issue 6)
+from attribkit import axioms, evaluate  # axiom checks and evaluations
 
 # isort: split
-from attribkit import masks  # feature masks: grids, superpixels, labels (issue 17)
+from attribkit import masks  # feature masks: grids, superpixels, labels
 
 # isort: split
-from attribkit import report, viz  # pictures and the HTML report (issue 7)
+from attribkit import report, viz  # pictures and the HTML report
 
 # isort: split
-from attribkit.sequences import GenerationAttribution, explain_generation  # generation (issue 19)
-from attribkit.sequences.interactions import prompt_interactions  # prompt spans (issue 28)
+from attribkit.sequences import GenerationAttribution, explain_generation  # generation
+from attribkit.sequences.interactions import prompt_interactions  # prompt spans
 
 __version__ = "0.1.0"
 

@@ -1,12 +1,14 @@
 """Small functions with known attributions, used by the axioms, the theory and the tests.
 
 * :func:`f_network` and :func:`g_network`: the two functionally equivalent ReLU networks of
-  "Axiomatic Attribution for Deep Networks" (REFERENCE.md section 3),
-  ``f(x1, x2) = ReLU(ReLU(x1) - 1 - ReLU(x2))`` and ``g(x1, x2) = ReLU(ReLU(x1 - 1) - ReLU(x2))``.
+  "Axiomatic Attribution for Deep Networks" (Axiomatic Attribution for Deep Networks (Sundararajan,
+  Taly & Yan 2017)), ``f(x1, x2) = ReLU(ReLU(x1) - 1 - ReLU(x2))`` and ``g(x1, x2) = ReLU(ReLU(x1 -
+  1) - ReLU(x2))``.
 * :func:`sum_network` and :func:`detour_network`: two ReLU networks computing
   ``ReLU(ReLU(x1) + ReLU(x2) - 1.5)`` (the second wherever ``ReLU(x2) - ReLU(x1) <= 40``), on which
-  guided backprop and DeconvNet give the attributions of seed 003's Figure 14 at ``x = (1, 1)``:
-  ``(1, 1)`` against ``(1.25, 0.75)``, while Integrated Gradients gives ``(0.25, 0.25)`` on both.
+  guided backprop and DeconvNet give the attributions of the Gradients of Counterfactuals paper's
+  Figure 14 at ``x = (1, 1)``: ``(1, 1)`` against ``(1.25, 0.75)``, while Integrated Gradients gives
+  ``(0.25, 0.25)`` on both.
 * :func:`clip_network` and :func:`two_relu_network`: ``min(ReLU(x1 + x2), 6)`` as one ReLU6 unit
   and as ``ReLU(x1 + x2) - ReLU(x1 + x2 - 6)``. Where the sum passes 6, LRP-epsilon passes the
   relevance ``6`` through the saturated ReLU6 unit to the inputs but cancels it between the two

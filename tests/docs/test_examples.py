@@ -7,6 +7,10 @@ Shell blocks run each ``attribkit ...`` line through :func:`attribkit.cli.main` 
 holds the files the examples name (:func:`_workspace`); a block written as a transcript
 (``$ attribkit ...`` followed by output lines) must print that output (``...`` matches anything).
 
+A Python block that is a fragment (it continues a surrounding text rather than standing alone,
+e.g. a method body) is marked by a ``<!-- fragment -->`` line just above its fence: it is
+compiled, so its syntax is checked, but not run. Every other Python block runs.
+
 Not run, by design: ``make`` and ``pip`` lines (they are the set-up CI itself performs) and
 blocks fenced as ``text`` or ``json`` (output formats, not code). :data:`CHEAP` lists the only
 changes made to an example before it runs (a cheaper setting where the page's own is slow); each
@@ -86,10 +90,19 @@ CHEAP: list[tuple[str, str, str]] = [
 ]
 
 
+FRAGMENT = "<!-- fragment -->"
+
+
 def _blocks(page: pathlib.Path) -> list[tuple[str, str, int]]:
+    """``(language, code, line)`` of each fenced block; a marked fragment's language gets a
+    ``:fragment`` suffix."""
     text = page.read_text(encoding="utf-8")
-    return [(m.group(1), m.group(2), text[:m.start()].count("\n") + 2)
-            for m in FENCE.finditer(text)]
+    out = []
+    for m in FENCE.finditer(text):
+        before = text[:m.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
+        lang = m.group(1) + (":fragment" if before == FRAGMENT else "")
+        out.append((lang, m.group(2), text[:m.start()].count("\n") + 2))
+    return out
 
 
 def _cheap(page: str, code: str) -> str:
@@ -217,10 +230,25 @@ def test_page_examples_run(page: pathlib.Path, tmp_path: pathlib.Path,
     _workspace(tmp_path)
     for lang, code, line in _blocks(page):
         code = _cheap(page.name, code)
-        if lang == "python":
+        if lang == "python:fragment":
+            compile(code, f"{page.name}:{line}", "exec")  # checked, not run
+        elif lang == "python":
             with _captured():
                 exec(compile(code, f"{page.name}:{line}", "exec"), namespace)
         elif _is_shell(lang, code):
             _run_shell(page.name, code, line)
     written = {f.name for f in tmp_path.iterdir()}
     assert WRITES.get(page.name, set()) <= written, f"{page.name}: examples wrote {written}"
+
+
+def test_fragments_are_marked_and_compile(tmp_path: pathlib.Path) -> None:
+    """The marker is found just above a fence, and only there."""
+    page = tmp_path / "p.md"
+    page.write_text("text\n\n<!-- fragment -->\n```python\nreturn x\n```\n\n"
+                    "```python\nx = 1\n```\n<!-- fragment -->\n\nprose\n```python\ny = 2\n```\n")
+    assert [b[0] for b in _blocks(page)] == ["python:fragment", "python", "python"]
+    for name in [p.name for p in PAGES]:
+        page_path = ROOT / name if name == "README.md" else ROOT / "docs" / name
+        for lang, code, line in _blocks(page_path):
+            if lang == "python:fragment":
+                compile(code, f"{name}:{line}", "exec")

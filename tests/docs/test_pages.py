@@ -42,3 +42,12 @@ def test_write_section_keeps_the_prose_around_it(tmp_path: pathlib.Path) -> None
     assert page.read_text() == "# T\nintro\n<!-- t:start -->\nnew\n<!-- t:end -->\noutro\n"
     write_section(page, "u", "other")
     assert page.read_text().endswith("outro\n\n<!-- u:start -->\nother\n<!-- u:end -->\n")
+
+
+def test_readme_method_count_is_the_registry_s() -> None:
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    import re
+
+    found = re.findall(r"`docs/methods\.md` lists all (\d+) with their parameters", readme)
+    assert found == [str(len(methods()))], (
+        f"README.md says {found} methods; the registry has {len(methods())}: update the README.")

@@ -118,6 +118,13 @@ def test_neuron_conductance_matches_captum_and_sums_to_ig(make_mlp, make_cnn, rn
     theirs = NeuronConductance(model, model[1]).attribute(
         x, neuron_selector=3, baselines=b, target=2, n_steps=30, method="gausslegendre")
     torch.testing.assert_close(ours.values, theirs, atol=1e-8, rtol=1e-6)
+    # Captum's default (trapezoid, n = 50 nodes weighted 1/n, ends halved) sums its weights to
+    # (n - 1) / n: its values are 49/50 of the trapezoid integral (documented in the docstring)
+    default = NeuronConductance(model, model[1]).attribute(x, neuron_selector=3, baselines=b,
+                                                           target=2)
+    trap = attribkit.neuron_conductance(model, x, neuron=attribkit.neuron(model[1], 3), target=2,
+                                        baseline=b, steps=50, rule="riemann_trapezoid")
+    torch.testing.assert_close(default * 50 / 49, trap.values, atol=1e-10, rtol=1e-6)
     # through every unit of the layer together: exactly Integrated Gradients (same nodes)
     total = sum(attribkit.neuron_conductance(model, x, neuron=attribkit.neuron(model[1], j),
                                              target=2, baseline=b, steps=30).values

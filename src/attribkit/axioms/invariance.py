@@ -3,8 +3,8 @@ the same function get identical attributions.
 
 Built-in pairs (:mod:`attribkit.toys`): ``f(x1, x2) = ReLU(ReLU(x1) - 1 - ReLU(x2))`` and
 ``g(x1, x2) = ReLU(ReLU(x1 - 1) - ReLU(x2))``; the sum / detour networks that reproduce the
-guided-backprop and DeConvNet numbers of seed 003's Figure 14; and ``min(ReLU(x1 + x2), 6)`` as a
-ReLU6 unit and as ``ReLU(x1 + x2) - ReLU(x1 + x2 - 6)``. Measured as
+guided-backprop and DeConvNet numbers of the Gradients of Counterfactuals paper's Figure 14; and
+``min(ReLU(x1 + x2), 6)`` as a ReLU6 unit and as ``ReLU(x1 + x2) - ReLU(x1 + x2 - 6)``. Measured as
 ``max |A_a - A_b| / max(|F(x) - F(x')|, max |A|)``, the worst over the pairs. Gradients and
 Integrated Gradients pass; DeepLIFT and LRP-alpha-beta fail on the first pair (discrete gradients
 have no chain rule), guided backprop and DeConvNet on the second (they clip negative signals at
@@ -117,7 +117,8 @@ def check_implementation_invariance(
 
 
 def figure14_inputs() -> Tensor:
-    """Inputs for the sum / detour pair (``x = (1, 1)`` of seed 003's Figure 14 first)."""
+    """Inputs for the sum / detour pair (``x = (1, 1)`` of the Gradients of Counterfactuals paper's
+    Figure 14 first)."""
     return torch.tensor([[1.0, 1.0], [2.0, 0.5], [0.5, 1.5], [3.0, 2.0]], dtype=torch.float64)
 
 

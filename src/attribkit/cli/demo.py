@@ -24,13 +24,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add this command to the ``attribkit`` sub-parsers."""
     d = sub.add_parser("demo", help="run the demonstration and write OUT/report.html",
-                       description="Seed 003's figures on EfficientNet-Lite0 (or another task): "
+                       description="the figures of Gradients of Counterfactuals on "
+                                   "EfficientNet-Lite0 (or another task): "
                                    "IG vs gradients, saturation, interior gradients, all methods, "
                                    "AOPC. Writes OUT/report.html and prints a summary.")
     d.add_argument("--out", "-o", default="out", help="output folder (default: out)")
     d.add_argument("--task", default="vision",
                    help="vision (default), toy (tiny CNN, seconds), text, tabular, chem, "
-                        "language (LSTM LM, seed 003 section 3.2)")
+                        "language (LSTM LM, Gradients of Counterfactuals section 3.2)")
     d.add_argument("--photos", type=int, default=3, help="photos explained (vision; default 3)")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     d.set_defaults(func=_cmd_demo)

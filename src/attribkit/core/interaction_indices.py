@@ -7,7 +7,7 @@ depends only on ``t = |T|``, ``s = |S|`` and the order ``k``::
     index(S) = sum_{T contains S} w(t, s, k) m(T)
 
 so an index *is* its weight function (the view of shapiq's ``MoebiusConverter`` and of the
-unification paper, seed 002). The weights, exact rationals:
+unification paper, Deng et al. 2023). The weights, exact rationals:
 
 * ``Moebius``: ``w = [t == s]`` (each dividend stays where it is; orders above ``k`` are dropped).
 * ``SII`` (Grabisch & Roubens 1999): ``w = 1 / (t - s + 1)``.

@@ -1,8 +1,9 @@
 """One keyword for the sign of attributions, shared by the pictures and the evaluations.
 
-``sign="absolute"`` (the default everywhere) uses magnitudes ``sum |a|``, seed 003's pixel
-importance (eq. 1); ``"all"`` keeps the signed sum; ``"positive"`` / ``"negative"`` keep only the
-evidence for / against the target (the negative part as positive numbers).
+``sign="absolute"`` (the default everywhere) uses magnitudes ``sum |a|``, the Gradients of
+Counterfactuals paper's pixel importance (eq. 1); ``"all"`` keeps the signed sum; ``"positive"`` /
+``"negative"`` keep only the evidence for / against the target (the negative part as positive
+numbers).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The demonstration behind ``attribkit demo``: seed 003's figures on a real network.
+"""The demonstration behind ``attribkit demo``: the figures of Gradients of Counterfactuals
+(Sundararajan, Taly & Yan) on a real network.
 
 ``run_demo(task="vision")`` explains EfficientNet-Lite0 on sample photos from the wheels and
 writes ``out/report.html`` with the image report's sections (``attribkit.demo.vision.SECTIONS``,
@@ -7,8 +8,8 @@ curves (Figure 2), interior gradients as a strip and an animation (Figure 3), a 
 every registered method on one photo, AOPC curves (Figure 5) and the papers' experiments.
 ``task="toy"`` runs the same sections on a tiny seeded CNN and synthetic images in a few seconds
 (for tests). The other tasks (:data:`TASKS`) write the report of another model, one module each:
-text, tabular, chem, language (seed 003 section 3.2) and gbm (a black box); each task takes
-``(out, quiet, photos)``.
+text, tabular, chem, language (Gradients of Counterfactuals, section 3.2) and gbm (a black
+box); each task takes ``(out, quiet, photos)``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _RUNS: dict[str, Callable[[pathlib.Path, bool, int], DemoResult]] = {
     "tabular": tabular_task,  # breast-cancer MLP
     "chem": chem_task,  # TPSA graph network and the chemistry experiments
     "toy": toy_task,  # the image report on a tiny CNN, seconds
-    "language": language_task,  # seed 003 section 3.2 and explain_generation
+    "language": language_task,  # Gradients of Counterfactuals section 3.2 and explain_generation
     "gbm": gbm_task,  # a black box: gradient-boosted trees
 }
 TASKS = tuple(_RUNS)

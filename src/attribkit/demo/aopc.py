@@ -1,4 +1,4 @@
-"""The image report's AOPC section: pixel ablation, seed 003, Figure 5.
+"""The image report's AOPC section: pixel ablation, Gradients of Counterfactuals, Figure 5.
 
 The most important pixels by IG, by the gradient at the image and by a random ranking are set to
 black step by step; the drop of the top-class score is averaged into AOPC curves.
@@ -26,7 +26,7 @@ def aopc_section(run: VisionRun) -> None:
     # 4. AOPC.
     run.stages.start("AOPC")
     log("[5/5] AOPC (pixel ablation)", run.quiet)
-    rep.heading("AOPC: pixel ablation (seed 003, Figure 5)")
+    rep.heading("AOPC: pixel ablation (Gradients of Counterfactuals, Figure 5)")
     try:
         from attribkit import evaluate
     except ImportError:

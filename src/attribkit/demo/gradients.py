@@ -49,7 +49,8 @@ def gradients_section(run: VisionRun) -> None:
                             baseline_output=ig.baseline_output)
     run.ig, run.interior, run.grad, run.grad_attr = ig, interior, grad, grad_attr
 
-    rep.heading("Integrated Gradients against gradients at the image (seed 003, Figure 4)")
+    rep.heading("Integrated Gradients against gradients at the image "
+                "(Gradients of Counterfactuals, Figure 4)")
     rep.text("Each picture scales the photo's pixels by their importance (eq. 1: the sum over "
              "colour channels of |attribution|), clipped at the 99th percentile. Baseline: black "
              "image. Completeness: the IG attributions of each photo sum to F(x) - F(black).")

@@ -1,4 +1,5 @@
-"""The demo's language section: seed 003, section 3.2, plus attribution of generated text.
+"""The demo's language section: Gradients of Counterfactuals, section 3.2, plus attribution of
+generated text.
 
 ``language_task(out)`` (``attribkit demo --task language``) loads (or trains once, with a
 progress bar) the LSTM language model of :mod:`attribkit.zoo.language`, and writes

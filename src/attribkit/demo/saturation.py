@@ -1,4 +1,4 @@
-"""The image report's saturation section: seed 003, Figures 2 and 3.
+"""The image report's saturation section: Gradients of Counterfactuals, Figures 2 and 3.
 
 The top-class score along the straight path from black for every sample photo (forward passes
 only), and the first photo's interior gradients as a strip and as an animation.
@@ -41,13 +41,13 @@ def saturation_section(run: VisionRun) -> None:
     log(f"[3/5] saturation curves on {len(setup.saturation_photos)} photos", run.quiet)
     sat_alphas = torch.linspace(0.0, 1.0, setup.alphas + 1, dtype=run.x.dtype)
     sat = saturation(setup.model, setup.saturation_photos, setup.baseline_value, sat_alphas)
-    rep.heading("Saturation (seed 003, Figure 2)")
+    rep.heading("Saturation (Gradients of Counterfactuals, Figure 2)")
     rep.text("The top-class softmax score F(x' + α (x - x')) against α for every sample photo: "
              "it rises steeply at small α and flattens well before α = 1, so the gradient at the "
              "image itself is small.")
     rep.image(viz.saturation_curves(sat_alphas, sat, labels=list(setup.saturation_photos)),
               "softmax score of the top class along the path from black")
-    rep.heading("Interior gradients (seed 003, Figure 3)")
+    rep.heading("Interior gradients (Gradients of Counterfactuals, Figure 3)")
     rep.image(viz.interior_strip(images[0], interior, index=0,
                                  title=f"{names[0]}: {run.labels[0]}"),
               "pixel importance of the gradient at each scaled image, and the trend of the mean "

@@ -77,9 +77,9 @@ def group_importance(values: Tensor, groups: Tensor, sign: str = DEFAULT_SIGN) -
     groups
         ``(N, D)`` ids from :func:`feature_groups` (``-1``: in no group).
     sign
-        ``"absolute"``: ``sum |a|`` over each group (pixel importance of seed 003, eq. 1);
-        ``"all"``: the signed sum; ``"positive"`` / ``"negative"``: its positive / negative part
-        (see :mod:`attribkit.core.signs`).
+        ``"absolute"``: ``sum |a|`` over each group (pixel importance of Gradients of
+        Counterfactuals, eq. 1); ``"all"``: the signed sum; ``"positive"`` / ``"negative"``: its
+        positive / negative part (see :mod:`attribkit.core.signs`).
     """
     check_sign(sign)
     v = values.reshape(values.shape[0], -1)

@@ -1,5 +1,5 @@
-"""Perturbation curves: pixel ablation and AOPC (seed 003, after Samek et al. 2017), deletion and
-insertion (Petsiuk et al. 2018).
+"""Perturbation curves: pixel ablation and AOPC (Gradients of Counterfactuals, after Samek et al.
+2017), deletion and insertion (Petsiuk et al. 2018).
 
 Features (pixels, or groups of elements: patches, superpixels, tokens, atoms) are ranked by their
 attribution; the top ones are replaced by the baseline ``k`` at a time (ablation, deletion) or
@@ -69,13 +69,15 @@ class PerturbationCurve:
 
     @property
     def aopc_per_example(self) -> Tensor:
-        """``(N, S + 1)``: the mean drop over steps ``0..k`` (seed 003), for each ``k``."""
+        """``(N, S + 1)``: the mean drop over steps ``0..k`` (Gradients of Counterfactuals), for
+        each ``k``."""
         steps = torch.arange(1, self.scores.shape[1] + 1, dtype=self.scores.dtype)
         return self.drops.cumsum(dim=1) / steps
 
     @property
     def aopc_curve(self) -> Tensor:
-        """``(S + 1,)`` AOPC after each step, averaged over the examples (seed 003, Figure 5)."""
+        """``(S + 1,)`` AOPC after each step, averaged over the examples (Gradients of
+        Counterfactuals, Figure 5)."""
         return self.aopc_per_example.mean(dim=0)
 
     @property
@@ -173,7 +175,8 @@ def ablation_curve(
     progress: bool = False,
     forward_args: Sequence[Tensor] | None = None,
 ) -> PerturbationCurve:
-    """Pixel ablation (seed 003): remove the top features ``k`` at a time for ``steps`` steps.
+    """Pixel ablation (Gradients of Counterfactuals): remove the top features ``k`` at a time for
+    ``steps`` steps.
 
     Parameters
     ----------
@@ -202,10 +205,11 @@ def ablation_curve(
     groups
         The older name of ``feature_mask``.
     sign
-        How features are ranked: ``"absolute"`` by ``sum |a|`` over each group (seed 003,
-        eq. 1), ``"all"`` by the signed sum (evidence for the class first; better for patches,
-        tokens and atoms, see ``docs/evaluation.md``), ``"positive"`` / ``"negative"`` by the
-        positive / negative part only. The same keyword and default as in :mod:`attribkit.viz`.
+        How features are ranked: ``"absolute"`` by ``sum |a|`` over each group (Gradients of
+        Counterfactuals, eq. 1), ``"all"`` by the signed sum (evidence for the class first; better
+        for patches, tokens and atoms, see ``docs/evaluation.md``), ``"positive"`` / ``"negative"``
+        by the positive / negative part only. The same keyword and default as in
+        :mod:`attribkit.viz`.
     absolute
         Deprecated: ``True`` is ``sign="absolute"``, ``False`` is ``sign="all"``.
     batch_size

@@ -29,7 +29,7 @@ __all__ = ["MEASURES", "Comparison", "compare", "random_attribution"]
 
 #: Measure name -> (description, whether higher is better).
 MEASURES: dict[str, tuple[str, bool]] = {
-    "aopc": ("AOPC after the last ablation step (seed 003)", True),
+    "aopc": ("AOPC after the last ablation step (Gradients of Counterfactuals)", True),
     "deletion": ("mean score along the deletion curve", False),
     "insertion": ("mean score along the insertion curve", True),
     "completeness": ("|sum(a) - (F(x) - F(x'))| / |F(x) - F(x')|", False),

@@ -1,5 +1,5 @@
-"""Localisation: how much of the attribution falls where the evidence is (seed 003; the pointing
-game of Zhang et al. 2016)."""
+"""Localisation: how much of the attribution falls where the evidence is (Gradients of
+Counterfactuals; the pointing game of Zhang et al. 2016)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def region_mask(region: Tensor | Box | Sequence[Box], shape: Sequence[int]) -> T
 
 def mass_inside(attributions: Attribution | Tensor, region: Tensor | Box | Sequence[Box], *,
                 sign: str = DEFAULT_SIGN, absolute: bool | None = None) -> Tensor:
-    """The share of the attribution mass inside the region, ``(N,)`` (seed 003).
+    """The share of the attribution mass inside the region, ``(N,)`` (Gradients of Counterfactuals).
 
     Parameters
     ----------
@@ -117,8 +117,9 @@ def mass_inside(attributions: Attribution | Tensor, region: Tensor | Box | Seque
     region
         See :func:`region_mask`.
     sign
-        ``"absolute"``: magnitudes (seed 003); ``"positive"`` / ``"negative"``: evidence for /
-        against the target only (the mass of a signed map is not defined, so not ``"all"``).
+        ``"absolute"``: magnitudes (Gradients of Counterfactuals); ``"positive"`` / ``"negative"``:
+        evidence for / against the target only (the mass of a signed map is not defined, so not
+        ``"all"``).
     absolute
         Deprecated: ``True`` is ``sign="absolute"``, ``False`` is ``sign="positive"``.
     """

@@ -1,6 +1,7 @@
-"""Saturation analysis (seed 003, section 2): the curve ``F(x' + alpha (x - x'))`` for alpha in
-[0, 1], and the point where it stops changing. Gradients at the input itself are tiny when the
-curve is flat long before alpha = 1, which is why gradients at the image miss important features.
+"""Saturation analysis (Gradients of Counterfactuals, section 2): the curve ``F(x' + alpha (x -
+x'))`` for alpha in [0, 1], and the point where it stops changing. Gradients at the input itself are
+tiny when the curve is flat long before alpha = 1, which is why gradients at the image miss
+important features.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class SaturationCurves:
     tolerance
         The band used for :attr:`saturation_alpha`, as a share of ``F(x) - F(x')``.
     gradient_magnitude
-        ``(N, A)`` mean absolute gradient at each alpha (Figure 3 of seed 003), if asked for.
+        ``(N, A)`` mean absolute gradient at each alpha (Figure 3 of Gradients of Counterfactuals),
+        if asked for.
     """
 
     alphas: Tensor
@@ -110,7 +112,7 @@ def saturation_curves(
     target
         The explained class (default the predicted class at the inputs, fixed along the path).
     baseline
-        The path's start (default zeros: the seed's scaled inputs ``alpha x``).
+        The path's start (default zeros: the paper's scaled inputs ``alpha x``).
     alphas
         Increasing values from 0 to 1 (default 51 equally spaced).
     tolerance

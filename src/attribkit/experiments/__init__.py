@@ -3,8 +3,9 @@ its section to a demo report, and a module whose ``main`` regenerates its docs p
 
 An experiment module decorates one function with :func:`experiment`::
 
-    @experiment("localisation", "Localisation (seed 003, section 2.5)", task="vision")
-    def localisation_section(rep: Report, setup: Any, *, quick: bool, progress: bool) -> list[str]:
+    @experiment("localisation", "Localisation (Gradients of Counterfactuals, section 2.5)",
+    task="vision") def localisation_section(rep: Report, setup: Any, *, quick: bool, progress: bool)
+    -> list[str]:
         ...  # add headings, images and tables to ``rep``; return notes (may be empty)
 
 ``quick=True`` is the demo's budget (seconds on two cores); the docs page runs the full protocol.

@@ -1,8 +1,9 @@
 """What a network does along the straight path from a baseline to an image: the top-class logit
 and softmax score, and how far chosen layers' activations are from their values at the image.
 
-Shared by the saturation experiment (seed 003, Figures 2 and 12); one forward pass per path point
-gives all of them. Forward hooks are removed and the model's flags restored on exit.
+Shared by the saturation experiment (Gradients of Counterfactuals, Figures 2 and 12); one forward
+pass per path point gives all of them. Forward hooks are removed and the model's flags restored on
+exit.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""AOPC on every sample photo (seed 003, Figure 5): Integrated Gradients, the gradient at the
-image and a random ranking, with bootstrap intervals over images, under the paper's protocol and
-under the changes that could explain why a random ranking does as well as IG.
+"""AOPC on every sample photo (Gradients of Counterfactuals, Figure 5): Integrated Gradients, the
+gradient at the image and a random ranking, with bootstrap intervals over images, under the paper's
+protocol and under the changes that could explain why a random ranking does as well as IG.
 
 The paper's protocol: rank pixels by eq. 1 (``sum_c |a|``), set the top 100 to black, 50 times
 (5,000 pixels, 10 % of a 224 x 224 image), and record the drop of the top class's softmax score;
@@ -185,8 +185,8 @@ def _logits_of(model: Any) -> Callable[[Tensor], Tensor]:
     return f
 
 
-@experiment("aopc_photos", "AOPC with a random ranking and intervals (seed 003, Figure 5)",
-            task="vision")
+@experiment("aopc_photos", "AOPC with a random ranking and intervals (Gradients of "
+            "Counterfactuals, Figure 5)", task="vision")
 def aopc_section(rep: Any, setup: Any, *, quick: bool, progress: bool) -> list[str]:
     """The demo's section: two photos, 500 px x 10 steps (quick)."""
     from attribkit.zoo import vision
@@ -215,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from attribkit.zoo import vision
 
-    ap = argparse.ArgumentParser(description="AOPC on the sample photos (seed 003, Figure 5)")
+    ap = argparse.ArgumentParser(
+        description="AOPC on the sample photos (Gradients of Counterfactuals, Figure 5)")
     ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("docs/aopc.md"))
     ap.add_argument("--steps", type=int, default=16, help="IG Gauss-Legendre steps")
     ap.add_argument("--variants", nargs="+", default=["full", "flip"])
@@ -253,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for j in range(n)]
         lines += ["Per image, AOPC@end of the probability: " + "; ".join(per) + "."]
         write_section(args.out, f"aopc-{i}", "\n".join(lines),
-                      title="# AOPC on the sample photos (seed 003, Figure 5)")
+                      title="# AOPC on the sample photos (Gradients of Counterfactuals, Figure 5)")
         print("\n".join(lines), flush=True)
     print(f"total {time.perf_counter() - t0:.0f} s")
 

@@ -1,4 +1,5 @@
-"""Seed 003 section 3.1 on an activity classifier: atoms and pairs, dead features, saturation.
+"""Gradients of Counterfactuals section 3.1 on an activity classifier: atoms and pairs, dead
+features, saturation.
 
 The classifier is :func:`attribkit.zoo.chem.activity.train_activity_model` (CHEMBL2321810 from
 RDKit's contrib data, active when pIC50 >= 6.5). On held-out molecules Integrated Gradients with
@@ -41,7 +42,13 @@ _REL_TOL = 1e-3
 
 @dataclasses.dataclass
 class ActivityFindings:
-    """Everything the experiment measured (see :func:`run`)."""
+    """Everything the experiment measured (see :func:`run`).
+
+    ``f0`` holds ``F(0)`` of every held-out molecule (the score of the all-zero counterfactual),
+    ``path_scores`` and ``path_grads`` the ``(actives, alphas)`` scores ``F(alpha x)`` and sums of
+    the feature gradients along the saturation path (Figure 13 a and b; ``alphas`` from 0 to 1 in
+    51 steps).
+    """
 
     quality: dict[str, float]
     n_molecules: int
@@ -55,6 +62,9 @@ class ActivityFindings:
     figure: Figure
     drawings: list[tuple[Image.Image, str]]
     seconds: float
+    f0: np.ndarray[Any, Any] = dataclasses.field(default_factory=lambda: np.zeros(0))
+    path_scores: np.ndarray[Any, Any] = dataclasses.field(default_factory=lambda: np.zeros(0))
+    path_grads: np.ndarray[Any, Any] = dataclasses.field(default_factory=lambda: np.zeros(0))
 
 
 def _explain(model: torch.nn.Module, feats: Any, steps: int) -> tuple[Any, Any, float]:
@@ -98,7 +108,9 @@ def _drawing(smiles: str, expl: Any, legend: str) -> Image.Image:
                           legend=legend)
 
 
-def run(quick: bool = True, progress: bool = False, seed: int = 0) -> ActivityFindings:
+def run(quick: bool = True, progress: bool = False, seed: int = 0, *, epochs: int = 25,
+        n_train: int | None = None, n_test: int | None = None, n_actives: int | None = None,
+        steps: int | None = None) -> ActivityFindings:
     """Train or load the classifier and measure the pair split, dead features and saturation.
 
     Parameters
@@ -110,6 +122,12 @@ def run(quick: bool = True, progress: bool = False, seed: int = 0) -> ActivityFi
         Show progress bars.
     seed : int
         Training and split seed.
+    epochs : int
+        Training epochs (25 for the documented classifier).
+    n_train : int, optional
+        Train on the first ``n_train`` training molecules only, uncached (tests).
+    n_test, n_actives, steps : int, optional
+        Override the held-out molecules, saturation actives and IG steps that ``quick`` sets.
 
     Returns
     -------
@@ -120,20 +138,26 @@ def run(quick: bool = True, progress: bool = False, seed: int = 0) -> ActivityFi
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small graphs: one thread is faster on a shared machine
     try:
-        return _run(quick, progress, seed, start)
+        return _run(quick, progress, seed, start,
+                    dict(epochs=epochs, n_train=n_train, n_test=n_test, n_actives=n_actives,
+                         steps=steps))
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(quick: bool, progress: bool, seed: int, start: float) -> ActivityFindings:
+def _run(quick: bool, progress: bool, seed: int, start: float,
+         opts: dict[str, int | None]) -> ActivityFindings:
     from attribkit.zoo.chem import activity as chem_activity
     from attribkit.zoo.chem import findings as chem_findings
     from attribkit.zoo.chem.model import GraphConvNet
 
-    clf = chem_activity.train_activity_model(seed=seed)
+    epochs = int(opts["epochs"] or 25)
+    clf = chem_activity.train_activity_model(epochs=epochs, seed=seed, n_train=opts["n_train"])
     model = clf.model
-    test = chem_activity.load_activity("test", seed, 24 if quick else None)
-    steps = 64 if quick else 128
+    n_test = opts["n_test"] if opts["n_test"] is not None else 24 if quick else None
+    test = chem_activity.load_activity("test", seed, n_test)
+    steps = opts["steps"] or (64 if quick else 128)
+    n_act = opts["n_actives"] or (8 if quick else 25)
     expls, scores, cols, present = [], [], [], []
     with progress_bar(len(test), "IG on held-out molecules", progress, unit="mol") as bar:
         for feats in test.features:
@@ -157,7 +181,7 @@ def _run(quick: bool, progress: bool, seed: int, start: float) -> ActivityFindin
     one_expls = [_explain(one, feats, steps)[0] for feats in test.features]
     twins = {"trained classifier, 2 layers": chem_findings.twin_atoms(expls, test.smiles),
              "seeded untrained net, 1 layer": chem_findings.twin_atoms(one_expls, test.smiles)}
-    actives = [i for i in range(len(test)) if test.labels[i] > 0.5][: 8 if quick else 25]
+    actives = [i for i in range(len(test)) if test.labels[i] > 0.5][:n_act]
     paths = [chem_findings.saturation_path(model, test.features[i], _ALPHAS) for i in actives]
     sat_s = np.array([p[0] for p in paths])
     sat_g = np.array([p[1] for p in paths])
@@ -180,7 +204,8 @@ def _run(quick: bool, progress: bool, seed: int, start: float) -> ActivityFindin
                       "other_pairs": float(med[2])},
         max_gap=float(gaps.max()), dead=dead, twins=twins,
         saturation=chem_findings.saturation_summary(_ALPHAS, sat_s, sat_gx),
-        figure=_figure(sat_s, sat_g), drawings=drawings, seconds=time.perf_counter() - start)
+        figure=_figure(sat_s, sat_g), drawings=drawings, seconds=time.perf_counter() - start,
+        f0=np.asarray(scores) - deltas, path_scores=sat_s, path_grads=sat_g)
 
 
 def _pct(v: float) -> str:
@@ -241,7 +266,7 @@ def markdown(f: ActivityFindings) -> str:
 
 
 @experiment("chem_activity", "Activity classifier: atoms, atom pairs, dead features and "
-            "saturation (seed 003, section 3.1)", task="chem")
+            "saturation (Gradients of Counterfactuals, section 3.1)", task="chem")
 def activity_section(rep: Any, setup: Any, *, quick: bool, progress: bool) -> list[str]:
     """Add the experiment to a demo report (see :mod:`attribkit.experiments`)."""
     f = run(quick=quick, progress=progress)

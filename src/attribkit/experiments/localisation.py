@@ -1,5 +1,5 @@
-"""Localisation (seed 003, section 2.5): the share of the pixel attribution inside an object's
-box, Integrated Gradients against the gradient at the image.
+"""Localisation (Gradients of Counterfactuals, section 2.5): the share of the pixel attribution
+inside an object's box, Integrated Gradients against the gradient at the image.
 
 The paper's protocol, read from the text: the attribution of the object class is reduced to a
 pixel map with eq. 1 (``sum_c |a|``); the score of a map is the percentage of its total inside
@@ -37,7 +37,8 @@ SIZE_LIMIT = 2 / 3
 DROP_LIMIT = 0.5
 """Condition (2): blacking out the boxes leaves at most this share of the class score."""
 PAPER = {"images": 100, "ig_wins": 82, "mean_diff_pp": 8.4}
-"""Seed 003's numbers (ImageNet 2012 localisation boxes, Inception)."""
+"""The Gradients of Counterfactuals paper's numbers (ImageNet 2012 localisation boxes,
+Inception)."""
 
 
 @dataclass(frozen=True)
@@ -226,8 +227,8 @@ def _figure(x: Tensor, masks: Tensor, ig: Tensor, grad: Tensor, names: Sequence[
     return fig
 
 
-@experiment("localisation", "Localisation: attribution inside the object's box (seed 003, 2.5)",
-            task="vision")
+@experiment("localisation", "Localisation: attribution inside the object's box (Gradients of "
+            "Counterfactuals, 2.5)", task="vision")
 def localisation_section(rep: Any, setup: Any, *, quick: bool, progress: bool) -> list[str]:
     """The demo's section: three photos and 50 digits (quick), or the whole labelled set."""
     from attribkit.zoo import vision
@@ -271,7 +272,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows, _, x, masks = photo_rows(model, steps=args.steps, progress=True)
     drows = digit_rows(per_class=10, steps=args.steps)
     dt = time.perf_counter() - t0
-    lines = [f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__};"
+    lines = [f"Regenerate with: `python -m attribkit.experiments.localisation --out {args.out} "
+             f"--steps {args.steps}`. "
+             f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__};"
              f" {len(rows)} photo images and {len(drows)} digits in {dt:.0f} s; IG "
              f"{args.steps} Gauss-Legendre steps from black.", "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
@@ -280,10 +283,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     lines += ["", "* " + _fmt_summary(summary(rows), "photos, counted images"),
               "* " + _fmt_summary(summary(rows, eligible_only=False), "photos, all images"),
               "* " + _fmt_summary(summary(drows), "MNIST digits (ccexam CNN), counted"),
-              f"* paper (seed 003): {PAPER['images']} ImageNet images, IG higher on "
+              f"* paper (Gradients of Counterfactuals): {PAPER['images']} ImageNet images, "
+              f"IG higher on "
               f"{PAPER['ig_wins']}, mean difference +{PAPER['mean_diff_pp']} pp"]
     write_section(args.out, "localisation-results", "\n".join(lines),
-                  title="# Localisation (seed 003, section 2.5)")
+                  title="# Localisation (Gradients of Counterfactuals, section 2.5)")
     import attribkit
 
     sel = [i for i, r in enumerate(rows) if r.name.endswith("/full") or "/full#" in r.name]

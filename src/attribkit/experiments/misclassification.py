@@ -1,12 +1,12 @@
-"""Debugging a misclassification with Integrated Gradients (seed 003, Figure 6).
+"""Debugging a misclassification with Integrated Gradients (Gradients of Counterfactuals, Figure 6).
 
-Seed 003 explains the label the network chose and the ground-truth label of a misclassified
-image and compares the two maps: where each label's attributions sit on its own object, the
-network recognised both objects and ranked them wrongly; where the maps coincide, it read the
-same evidence as the wrong class. Here the photos are the wheels' own that EfficientNet-Lite0
-gets wrong (:data:`CASES`), the baseline is the black image, and the comparison is measured: the
-overlap of the two maps' top pixels, their correlation, and where each map's mass sits.
-``python -m attribkit.experiments.misclassification`` writes its section of
+Gradients of Counterfactuals explains the label the network chose and the ground-truth label of a
+misclassified image and compares the two maps: where each label's attributions sit on its own
+object, the network recognised both objects and ranked them wrongly; where the maps coincide, it
+read the same evidence as the wrong class. Here the photos are the wheels' own that
+EfficientNet-Lite0 gets wrong (:data:`CASES`), the baseline is the black image, and the comparison
+is measured: the overlap of the two maps' top pixels, their correlation, and where each map's mass
+sits. ``python -m attribkit.experiments.misclassification`` writes its section of
 ``docs/saturation.md``.
 """
 
@@ -102,6 +102,9 @@ class Diagnosis:
         IG with rows ``(chosen, truth)``, shape ``(2, C, H, W)``.
     stats
         :func:`map_statistics` of the two pixel-importance maps.
+    rank_truth
+        The true class's rank among the model's classes (1 = top-1); the paper's Figure 6 takes
+        only images whose true class is not in the top five (rank above 5). 0 when unknown.
     """
 
     case: Case
@@ -111,6 +114,7 @@ class Diagnosis:
     p_truth: float
     attribution: Any
     stats: dict[str, float]
+    rank_truth: int = 0
 
     @property
     def wrong(self) -> bool:
@@ -162,7 +166,8 @@ def diagnose(model: Callable[..., Tensor], x: Tensor, case: Case, *, baseline: f
     imp = ig.values.detach().abs().sum(dim=1)
     return Diagnosis(case=case, chosen=chosen, truth=truth, p_chosen=float(p[chosen]),
                      p_truth=float(p[truth]), attribution=ig,
-                     stats=map_statistics(imp[0], imp[1]))
+                     stats=map_statistics(imp[0], imp[1]),
+                     rank_truth=1 + int((p > p[truth]).sum()))
 
 
 def figure6(image: np.ndarray[Any, Any], d: Diagnosis, class_name: Callable[[int], str]) -> Figure:
@@ -198,7 +203,8 @@ def table(ds: Sequence[Diagnosis], class_name: Callable[[int], str]) -> tuple[li
         gap = d.attribution.gap
         s = d.stats
         rows.append([d.case.photo, f"{class_name(d.chosen)} {d.p_chosen:.3f}",
-                     f"{class_name(d.truth)} {d.p_truth:.3f}",
+                     f"{class_name(d.truth)} {d.p_truth:.3f}"
+                     + (f" (rank {d.rank_truth})" if d.rank_truth else ""),
                      f"{float(gap[0]):+.2g} / {float(gap[1]):+.2g}" if gap is not None else "",
                      s["jaccard"], s["pearson"],
                      f"{s['row_wrong']:.2f}, {s['col_wrong']:.2f}",
@@ -224,7 +230,7 @@ def _reading(ds: Sequence[Diagnosis], class_name: Callable[[int], str]) -> str:
 
 
 @experiment("misclassification", "Debugging a misclassification with Integrated Gradients "
-            "(seed 003, Figure 6)", task="vision")
+            "(Gradients of Counterfactuals, Figure 6)", task="vision")
 def misclassification_section(rep: Any, setup: Any, *, quick: bool,
                               progress: bool) -> list[str]:
     """Add Figure 6 for :data:`CASES` (the first only in quick mode) to a demo report."""
@@ -247,7 +253,8 @@ def add_to_report(rep: Any, ds: Sequence[Diagnosis], class_name: Callable[[int],
     rep.text("Photos the model gets wrong, explained for the class it chose and for the true "
              "class (IG of the softmax score, black baseline). Where the two maps sit on "
              "different objects, the model recognised both and ranked them wrongly; where they "
-             "coincide, it read the same evidence as the wrong class (seed 003, section 3).")
+             "coincide, it read the same evidence as the wrong class (Gradients of "
+             "Counterfactuals, section 3).")
     for d in ds:
         image = vision.center_crop(vision.load_photo(d.case.photo))
         rep.image(figure6(image, d, class_name), f"{d.case.photo}: {d.case.why}", wide=True)
@@ -275,13 +282,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = (markdown_table(*table(ds, vision.class_name)) + "\n\n"
             + _reading(ds, vision.class_name)
             + f"\n\nFull run: {len(ds)} photos, IG with 32 adaptive steps per class, "
-            f"EfficientNet-Lite0 float32, {dt:.0f} s on 2 shared CPU cores.")
+            f"EfficientNet-Lite0 float32, {dt:.0f} s on 2 shared CPU cores. Regenerate with: "
+            f"`python -m attribkit.experiments.misclassification --out {args.out}`.")
     write_section(pathlib.Path(args.out), "misclassification", body,
-                  title="# Saturation, interior gradients and a misclassification (seed 003)")
+                  title="# Saturation, interior gradients and a misclassification "
+                  "(Gradients of Counterfactuals)")
     if args.report:
         from attribkit.report import Report
 
-        rep = Report("Debugging a misclassification (seed 003, Figure 6)")
+        rep = Report("Debugging a misclassification (Gradients of Counterfactuals, Figure 6)")
         add_to_report(rep, ds, vision.class_name)
         rep.save(args.report)
     print(f"wrote {args.out} in {dt:.0f} s")

@@ -1,5 +1,5 @@
-"""Saturation before the softmax (seed 003, Figure 2b), inside the network (Figure 12) and the
-magnitude of interior gradients against alpha (Figure 3), with the numbers.
+"""Saturation before the softmax (Gradients of Counterfactuals, Figure 2b), inside the network
+(Figure 12) and the magnitude of interior gradients against alpha (Figure 3), with the numbers.
 
 Along the straight path from the black image to each photo, one forward pass per point gives
 the top class's logit and softmax score and the activations of four layers; the gradients of
@@ -31,7 +31,7 @@ from attribkit.experiments._paths import (
 __all__ = ["FIG3_ALPHAS", "SaturationStudy", "add_to_report", "layer_table", "magnitude_table",
            "main", "markdown_table", "saturation_section", "study", "summary_table"]
 
-#: The alphas of Figure 3 of seed 003.
+#: The alphas of Figure 3 of Gradients of Counterfactuals.
 FIG3_ALPHAS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 _QUICK_GRAD_ALPHAS = (0.02, 0.04, 0.1, 0.2, 0.6, 1.0)
 #: Where the layer table reads the distances (Figure 12 states alpha > 0.6 for mixed5b).
@@ -197,7 +197,7 @@ def _setup_parts(setup: Any) -> tuple[nn.Module, float, Callable[[int], str]]:
 
 
 @experiment("saturation", "Saturation before the softmax and inside the network; interior "
-            "gradients' magnitude (seed 003, Figures 2b, 12, 3)", task="vision")
+            "gradients' magnitude (Gradients of Counterfactuals, Figures 2b, 12, 3)", task="vision")
 def saturation_section(rep: Any, setup: Any, *, quick: bool, progress: bool) -> list[str]:
     """Add Figures 2 (a, b), 12 and 3's trend with their tables to a demo report."""
     net, baseline, name = _setup_parts(setup)
@@ -258,7 +258,8 @@ def write_page(s: SaturationStudy, path: str | pathlib.Path, *, note: str = "") 
     """
     from attribkit.core.pages import write_section
 
-    title = "# Saturation, interior gradients and a misclassification (seed 003)"
+    title = ("# Saturation, interior gradients and a misclassification "
+             "(Gradients of Counterfactuals)")
     write_section(path, "saturation-curves", markdown_table(*summary_table(s)) + "\n\n"
                   + _reading(s) + (f"\n\n{note}" if note else ""), title=title)
     write_section(path, "saturation-layers", markdown_table(*layer_table(s)), title=title)
@@ -288,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report:
         from attribkit.report import Report
 
-        rep = Report("Saturation (seed 003, Figures 2b, 12, 3)")
+        rep = Report("Saturation (Gradients of Counterfactuals, Figures 2b, 12, 3)")
         add_to_report(rep, s)
         rep.save(args.report)
     print(f"wrote {args.out} in {dt:.0f} s")

@@ -2,9 +2,10 @@
 (Shrikumar et al. 2016).
 
 * ``saliency``: ``dF/dx_i`` (signed, or its absolute value). It breaks Sensitivity(a): on
-  ``F(x) = 1 - ReLU(1 - x)`` at ``x = 2`` the gradient is 0 although ``F`` changed (seed 000).
-* ``gradient_x_input``: ``x_i dF/dx_i``, the first-order Taylor term only (seed 002, Table 1), so
-  it is complete for linear models without bias but not in general.
+  ``F(x) = 1 - ReLU(1 - x)`` at ``x = 2`` the gradient is 0 although ``F`` changed
+  (Sundararajan et al. 2017).
+* ``gradient_x_input``: ``x_i dF/dx_i``, the first-order Taylor term only (Deng et al. 2023,
+  Table 1), so it is complete for linear models without bias but not in general.
 """
 
 from __future__ import annotations

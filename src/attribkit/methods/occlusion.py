@@ -6,7 +6,7 @@ under the window; a feature covered by several windows gets the mean of their dr
 
 * Occlusion-1: a window of one feature (the default), ``a_i = v(N) - v(N \\ {i})``: the
   independent effect of ``i`` plus every interaction it takes part in, each given whole
-  (seed 002, Table 1), so the attributions are not complete.
+  (Deng et al. 2023, Table 1), so the attributions are not complete.
 * Occlusion-patch: a window of several features with a stride.
 * Prediction Difference: Occlusion averaged over fill values drawn from a background set.
 

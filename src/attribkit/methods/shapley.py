@@ -1,4 +1,4 @@
-"""Shapley values of features or groups of features (Shapley 1953; seed 002, Table 1).
+"""Shapley values of features or groups of features (Shapley 1953; Deng et al. 2023, Table 1).
 
 The game is ``v(S) = F(x_S, b_rest)``: the players in ``S`` take the input's values, the others
 the baseline's. Two ways to compute ``phi``:

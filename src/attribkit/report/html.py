@@ -232,7 +232,7 @@ class Report:
         image : PIL image, array or tensor
             The picture (``[0, 1]`` tensors or uint8 arrays).
         attributions : mapping of str to Attribution or array
-            Method name to attributions; shown side by side, in the seed's intensity style.
+            Method name to attributions; shown side by side, in the paper's intensity style.
         prediction : str, default ""
             The prediction (label and score) as text.
         index : int, default 0

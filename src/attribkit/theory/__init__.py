@@ -6,7 +6,8 @@
   ``I(kappa)`` of polynomial models, and terms up to an order of any differentiable model with
   the residual.
 * :func:`allocation_report`: how does a method allocate the interactions of this prediction?
-  (REFERENCE.md section 4, the three criteria), with :func:`audit_polynomial`,
+  (Deng et al. 2023, Understanding and Unifying Fourteen Attribution Methods with Taylor
+  Interactions, the three criteria), with :func:`audit_polynomial`,
   :func:`audit_game` and :func:`audit_blocks` behind it; the reports and verdicts are defined in
   :mod:`attribkit.theory.criteria`, Table 1's rules in :mod:`attribkit.theory.rules`.
 * :func:`first_order_audit`, :func:`relevance_audit`, :func:`audit_background`

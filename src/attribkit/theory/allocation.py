@@ -1,7 +1,8 @@
 """The allocation audit: how a method shares each independent and interaction effect.
 
-REFERENCE.md section 4 writes every attribution as ``a_i = sum_j w_{i,j} psi(j) + sum_S w_{i,S}
-J(S)``: methods differ only in the weights. For a model whose decomposition is known this module
+Deng et al. 2023, Understanding and Unifying Fourteen Attribution Methods with Taylor Interactions
+writes every attribution as ``a_i = sum_j w_{i,j} psi(j) + sum_S w_{i,S} J(S)``: methods differ only
+in the weights. For a model whose decomposition is known this module
 *measures* the weights of a registered method and decides the three criteria with the evidence:
 
 1. *low approximation error*: every effect reaches its members in full (``sum_{i in S} w_{i,S}

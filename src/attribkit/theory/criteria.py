@@ -1,7 +1,8 @@
 """The vocabulary of the allocation audit: the three criteria, effects, verdicts and reports.
 
-REFERENCE.md section 4 writes every attribution as ``a_i = sum_j w_{i,j} psi(j) + sum_S w_{i,S}
-J(S)``. An :class:`EffectAllocation` records how one effect was shared, a
+Deng et al. 2023, Understanding and Unifying Fourteen Attribution Methods with Taylor Interactions
+writes every attribution as ``a_i = sum_j w_{i,j} psi(j) + sum_S w_{i,S} J(S)``. An
+:class:`EffectAllocation` records how one effect was shared, a
 :class:`CriterionVerdict` one criterion decided with its evidence (:func:`decide_criteria`
 decides all three from measured shares), and an :class:`AllocationReport` one method's audit of
 one prediction. The audits that fill them are in :mod:`attribkit.theory.allocation` and
@@ -27,7 +28,8 @@ __all__ = [
     "decide_criteria",
 ]
 
-#: The three criteria of REFERENCE.md section 4, in order.
+#: The three criteria of Deng et al. 2023 (Understanding and Unifying Fourteen Attribution
+#: Methods with Taylor Interactions), in order.
 CRITERIA = ("low_approximation_error", "no_unrelated_allocation", "complete_allocation")
 
 @dataclass(frozen=True)

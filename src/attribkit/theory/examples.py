@@ -82,7 +82,8 @@ def relu_net(seed: int, n: int = 5, hidden: int = 8) -> nn.Sequential:
 
 
 def saturated_unit() -> nn.Sequential:
-    """``F(x) = 1 - ReLU(1 - x)`` (REFERENCE.md section 3) as Linear / ReLU / Linear layers."""
+    """``F(x) = 1 - ReLU(1 - x)`` (Axiomatic Attribution for Deep Networks (Sundararajan, Taly & Yan
+    2017)) as Linear / ReLU / Linear layers."""
     net = nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 1)).double().eval()
     with torch.no_grad():
         for m in (net[0], net[2]):

@@ -1,8 +1,9 @@
 """Table 2 in each method's own frame, and the background-set methods audited as averages.
 
 :mod:`attribkit.theory.unification` scores every method against one quantity, the decomposition
-of ``F(x) - F(b)`` at the baseline (the *baseline frame*). Deng et al. (REFERENCE.md section 4)
-read some methods in the frame of their own expansion instead; this module measures them there.
+of ``F(x) - F(b)`` at the baseline (the *baseline frame*). Deng et al. 2023 (*Understanding and
+Unifying Fourteen Attribution Methods with Taylor Interactions*, arXiv:2303.01506) read some methods
+in the frame of their own expansion instead; this module measures them there.
 
 * **First-order frame** (Gradient x Input, LRP-epsilon, Grad-CAM): the quantity explained is the
   first-order Taylor expansion at the input toward zero, ``F(x) - F(0) ~ sum_j phi_j`` with

@@ -3,8 +3,9 @@
 ``v(S) = F(x_S, b_rest)``: the players in ``S`` (single features, or groups of features given as
 a mask of group ids: image patches, tokens, atoms, table columns) take the input's values, the
 other players' features the baseline's. The Harsanyi dividends ``I(S) = sum_{T in S}
-(-1)^{|S|-|T|} v(T)`` are the interaction effects ``J(S)`` of REFERENCE.md section 4; they come from
-all ``2^n`` values by the fast Moebius transform of :mod:`attribkit.core.coalitions`.
+(-1)^{|S|-|T|} v(T)`` are the interaction effects ``J(S)`` of Deng et al. 2023, Understanding and
+Unifying Fourteen Attribution Methods with Taylor Interactions; they come from all ``2^n`` values by
+the fast Moebius transform of :mod:`attribkit.core.coalitions`.
 """
 
 from __future__ import annotations

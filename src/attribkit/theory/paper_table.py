@@ -1,7 +1,19 @@
 """The paper's Table 2 as attribkit calls, and why a measured verdict may differ from it.
 
-:data:`PAPER_TABLE` lists each row of Deng et al.'s Table 2 (REFERENCE.md section 4) with the
-registered method and options that implement it and the paper's three verdicts;
+:data:`PAPER_TABLE` lists each row of Table 2 of Huiqi Deng et al., "Understanding and Unifying
+Fourteen Attribution Methods with Taylor Interactions" (IEEE TPAMI; arXiv:2303.01506, 2023),
+with the registered method and options that implement it and the paper's three verdicts, copied
+from that table: (1) low approximation error, (2) no unrelated allocation, (3) complete
+allocation. The paper's text states the six rows that satisfy all three (Integrated Gradients,
+Expected Gradients, Shapley value, DeepSHAP, DeepLIFT Rescale, DeepLIFT RevealCancel), which
+fixes the RevealCancel row. :data:`SOURCE` is this citation as the docs page prints it.
+
+The fourteen rows are the paper's Table 2. Its review of the methods (and the shorter article
+that introduced it) names Smooth Gradients among the gradient methods, while Table 2 has
+Prediction Difference in that place; the table follows Table 2, because its verdicts are what
+the columns compare. SmoothGrad has no verdict of the paper and is measured among the other
+registered methods.
+
 :data:`EXPLANATIONS` says, per row and criterion, why the baseline-frame measurement of
 :mod:`attribkit.theory.unification` can disagree with the paper.
 """
@@ -11,8 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BASELINE", "EXPLANATIONS", "LAST_CONV", "PAPER_TABLE", "Row"]
+__all__ = ["BASELINE", "EXPLANATIONS", "LAST_CONV", "PAPER_TABLE", "SOURCE", "Row"]
 
+#: Where the ``paper`` verdicts of :data:`PAPER_TABLE` come from (printed on the docs page).
+SOURCE = ("Table 2 of Deng et al., *Understanding and Unifying Fourteen Attribution Methods with "
+          "Taylor Interactions* (IEEE TPAMI; arXiv:2303.01506, 2023); the DeepLIFT RevealCancel "
+          "row from the paper's statement of the six methods that satisfy all three criteria")
 #: Placeholder in options replaced by the audit's baseline (e.g. a one-row background set).
 BASELINE = "<baseline>"
 #: Placeholder in options replaced by the last convolution of the model (Grad-CAM's layer).
@@ -29,7 +45,7 @@ class Row:
     paper: tuple[bool, bool, bool] | None = None
 
 
-#: The paper's Table 2 (REFERENCE.md section 4) with the attribkit call that implements each row.
+#: Table 2 of Deng et al. 2023 (see the module docstring) with the attribkit call of each row.
 PAPER_TABLE: tuple[Row, ...] = (
     Row("Gradient x Input", "gradient_x_input", {}, (False, True, True)),
     Row("Occlusion-1", "occlusion", {}, (True, True, False)),

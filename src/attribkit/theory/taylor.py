@@ -3,7 +3,8 @@
 ``F(x) = F(b) + sum_kappa (1 / kappa!) d^kappa F(b) (x - b)^kappa``. A term whose degree vector
 ``kappa`` has one non-zero entry is an independent term ``phi(kappa)``; with several it is an
 interaction term ``I(kappa)``. Grouping terms by their support ``S`` gives the independent effects
-``psi(j)`` and the interaction effects ``J(S)`` of REFERENCE.md section 4.
+``psi(j)`` and the interaction effects ``J(S)`` of Deng et al. 2023, Understanding and Unifying
+Fourteen Attribution Methods with Taylor Interactions.
 
 * :func:`polynomial_terms`: exact, for :class:`attribkit.toys.Polynomial` models (any baseline).
 * :func:`taylor_terms`: for any differentiable model, the terms up to ``order`` by nested
@@ -189,7 +190,8 @@ def taylor_terms(model: Callable[..., Tensor], inputs: Tensor, baseline: Any = N
 
     The derivative tensors ``d^k F(b)`` are computed by nested autograd (``n^(k-1)`` backward
     passes for order ``k``), contracted with ``(x - b)`` and grouped by degree vector. The
-    remainder, which criterion 1 of REFERENCE.md section 4 is about, is
+    remainder, which criterion 1 of Deng et al. 2023, Understanding and Unifying Fourteen
+    Attribution Methods with Taylor Interactions is about, is
     :attr:`TaylorDecomposition.residual`.
 
     Parameters

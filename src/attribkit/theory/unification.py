@@ -27,7 +27,7 @@ from typing import Any
 from attribkit.core.pages import write_section
 from attribkit.theory.allocation import CRITERIA
 from attribkit.theory.frames_page import frame_verdicts, render_frames
-from attribkit.theory.paper_table import EXPLANATIONS, PAPER_TABLE, Row
+from attribkit.theory.paper_table import EXPLANATIONS, PAPER_TABLE, SOURCE, Row
 from attribkit.theory.suite import (
     MethodAudit,
     TestFunction,
@@ -50,7 +50,7 @@ __all__ = [
     "run_unification",
 ]
 
-#: What auditing a real prediction costs (issue 21: 16 patch players on a 224 px photo did not
+#: What auditing a real prediction costs (16 patch players on a 224 px photo did not
 #: finish in 15 minutes).
 COST_NOTE = (
     "**What it costs.** A game of n players needs all 2^n coalition values, one forward pass "
@@ -93,7 +93,8 @@ def render_markdown(result: UnificationResult, *, command: str = (
         "",
         "## What is measured",
         "",
-        "Deng et al. (REFERENCE.md section 4) write each attribution as "
+        "Deng et al. 2023 (*Understanding and Unifying Fourteen Attribution Methods with Taylor "
+        "Interactions*, arXiv:2303.01506) write each attribution as "
         "`a_i = sum_j w_ij psi(j) + sum_S w_iS J(S)`. On a polynomial the effects are known "
         "exactly (Taylor terms at the baseline grouped by the features they involve), so attribkit "
         "turns each effect into its own small model, runs the method on it and reads off the "
@@ -124,6 +125,12 @@ def render_markdown(result: UnificationResult, *, command: str = (
         "summed over the layer's units it is IG's row).",
         "",
         "## The table",
+        "",
+        f"The paper columns are {SOURCE}. Its fourteen rows are Table 2's: the paper's review "
+        "of the methods names Smooth Gradients among the gradient methods, but Table 2 has "
+        "Prediction Difference in its place, and the paper columns need the table's verdicts; "
+        "SmoothGrad (no verdict in the paper) is measured with the other registered methods "
+        "below the fourteen.",
         "",
         "| method | attribkit call | measured (1) | (2) | (3) | paper (1) | (2) | (3) | agree |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -76,7 +76,7 @@ def reduce_channels(values: Array, sign: str) -> Array:
     values : numpy.ndarray
         ``(C, H, W)`` or ``(H, W)`` attributions.
     sign : str
-        ``"absolute"``: pixel importance ``sum_c |A_c|`` (eq. 1 of seed 003);
+        ``"absolute"``: pixel importance ``sum_c |A_c|`` (eq. 1 of Gradients of Counterfactuals);
         ``"positive"`` / ``"negative"`` / ``"all"``: the signed channel sum, then its positive part,
         its negative part (as positive numbers) or all of it.
 

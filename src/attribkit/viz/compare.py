@@ -1,4 +1,5 @@
-"""A method-comparison grid: the input, then one map per method (seed 003, Figure 4)."""
+"""A method-comparison grid: the input, then one map per method (Gradients of Counterfactuals,
+Figure 4)."""
 
 from __future__ import annotations
 

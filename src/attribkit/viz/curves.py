@@ -1,4 +1,5 @@
-"""Curves: saturation ``F(alpha x)`` (seed 003, Figure 2) and evaluation curves (AOPC, ...)."""
+"""Curves: saturation ``F(alpha x)`` (Gradients of Counterfactuals, Figure 2) and evaluation curves
+(AOPC, ...)."""
 
 from __future__ import annotations
 

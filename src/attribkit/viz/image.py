@@ -1,4 +1,4 @@
-"""Image attributions as pictures: heat maps, overlays and the seed's intensity scaling."""
+"""Image attributions as pictures: heat maps, overlays and the paper's intensity scaling."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ _DEFAULT_CMAPS = {"positive": "Reds", "negative": "Blues", "absolute": "inferno"
 
 
 def pixel_importance(values: Any, index: int = 0) -> Array:
-    """Pixel importance ``P_ij = sum_c |A_ijc|`` (eq. 1 of seed 003).
+    """Pixel importance ``P_ij = sum_c |A_ijc|`` (eq. 1 of Gradients of Counterfactuals).
 
     Parameters
     ----------
@@ -140,7 +140,7 @@ def overlay(image: Any, values: Any, *, sign: str = "absolute", percentile: floa
 
 def scale_intensity(image: Any, values: Any, *, sign: str = "absolute",
                     percentile: float = 99.0, index: int = 0) -> Array:
-    """The seed's style: pixel intensities scaled in proportion to their importance.
+    """The paper's style: pixel intensities scaled in proportion to their importance.
 
     Parameters
     ----------
@@ -151,7 +151,7 @@ def scale_intensity(image: Any, values: Any, *, sign: str = "absolute",
     sign : str, default "absolute"
         ``"positive"``, ``"negative"`` or ``"absolute"`` (``"all"`` uses magnitudes).
     percentile : float, default 99
-        Outlier clipping percentile (the seed's pictures clip the brightest outliers).
+        Outlier clipping percentile (the paper's pictures clip the brightest outliers).
     index : int, default 0
         The example, when there is a batch axis.
 

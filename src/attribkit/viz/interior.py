@@ -1,4 +1,5 @@
-"""Interior gradients (seed 003, Figure 3): one map per scaling parameter, and as an animation."""
+"""Interior gradients (Gradients of Counterfactuals, Figure 3): one map per scaling parameter, and
+as an animation."""
 
 from __future__ import annotations
 

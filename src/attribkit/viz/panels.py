@@ -61,7 +61,7 @@ def draw_attribution(ax: Axes, values: Any, *, image: Any = None, style: str = "
     style : str, default "heatmap"
         ``"heatmap"``: the map alone; ``"overlay"``: the map over a grey copy of the picture,
         opaque where the attribution is large; ``"intensity"``: the picture's pixels scaled by
-        their importance (seed 003), with a grey scale bar.
+        their importance (Gradients of Counterfactuals), with a grey scale bar.
     sign : str, default "absolute"
         ``"absolute"``, ``"positive"``, ``"negative"`` (sequential map from 0) or ``"all"``
         (diverging map centred on 0). See :mod:`attribkit.core.signs`.

@@ -9,8 +9,9 @@ imports none of them, so it works without any extra installed:
   column groups for Shapley values.
 * ``attribkit.zoo.text`` (extra ``text``): a MiniLM sentiment classifier.
 * ``attribkit.zoo.chem`` (extra ``chem``): RDKit featurisation and a small graph network;
-  ``chem.activity`` (an activity classifier on CHEMBL2321810) and ``chem.findings`` (seed 003
-  section 3.1's measurements: pair split, dead features, look-alike atoms, saturation).
+  ``chem.activity`` (an activity classifier on CHEMBL2321810) and ``chem.findings`` (Gradients of
+  Counterfactuals section 3.1's measurements: pair split, dead features, look-alike atoms,
+  saturation).
 * ``attribkit.zoo.photo_boxes`` (extra ``vision``): hand-drawn object boxes of the sample photos,
   and crops / mirrors of them with their boxes moved exactly.
 * ``attribkit.zoo.digits`` (extra ``digits``): a trained MNIST CNN and MNIST digits with ink boxes.

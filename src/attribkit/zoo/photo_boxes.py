@@ -1,6 +1,6 @@
 """Hand-drawn object boxes for the sample photos, and crops / flips of them with their boxes
-moved exactly (extra ``vision``): the labelled set of the localisation experiment (seed 003,
-section 2.5).
+moved exactly (extra ``vision``): the labelled set of the localisation experiment (Gradients of
+Counterfactuals, section 2.5).
 
 The boxes live in ``photo_boxes.json`` next to this module, in the pixels of the full-resolution
 photos of :func:`attribkit.zoo.vision.load_photo`, with how they were drawn. A :class:`Variant`

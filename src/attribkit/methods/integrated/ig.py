@@ -1,4 +1,5 @@
-"""Integrated Gradients (Sundararajan, Taly & Yan 2017) and interior gradients (seed 003).
+"""Integrated Gradients (Sundararajan, Taly & Yan 2017) and interior gradients (Sundararajan,
+Taly & Yan 2016, "Gradients of Counterfactuals").
 
 ``IG_i(x) = (x_i - x'_i) * integral_0^1 dF(x' + alpha (x - x')) / dx_i d alpha``, computed with a
 quadrature rule from :mod:`attribkit.core.paths`, or to a requested accuracy (``tolerance=``).
@@ -163,7 +164,8 @@ def integrated_gradients(
 
 @dataclass(frozen=True)
 class InteriorGradients:
-    """Gradients at the counterfactuals ``x' + alpha (x - x')`` (seed 003, eq. 3).
+    """Gradients at the counterfactuals ``x' + alpha (x - x')`` (Gradients of
+    Counterfactuals, eq. 3).
 
     Attributes
     ----------

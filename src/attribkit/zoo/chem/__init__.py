@@ -1,9 +1,9 @@
 """Molecules: RDKit features, a graph-convolution network, and faithfulness against exact truth.
 
-This is seed 003 section 3.1 made real (extra ``chem``). A molecule becomes atom features and
-atom-pair features (:mod:`~attribkit.zoo.chem.features`); a small Weave-style network with a
-sum-over-atoms readout (:mod:`~attribkit.zoo.chem.model`) is trained on the TPSA of the NCI
-molecules that ship with RDKit, or on their Crippen logP. Integrated Gradients with the seed's
+This is Gradients of Counterfactuals section 3.1 made real (extra ``chem``). A molecule becomes atom
+features and atom-pair features (:mod:`~attribkit.zoo.chem.features`); a small Weave-style network
+with a sum-over-atoms readout (:mod:`~attribkit.zoo.chem.model`) is trained on the TPSA of the NCI
+molecules that ship with RDKit, or on their Crippen logP. Integrated Gradients with the paper's
 scaled-to-zero counterfactual (all atom and pair features zero) then gives one attribution per
 atom and per atom pair::
 
@@ -21,9 +21,9 @@ over held-out molecules.
 
 The modules: :mod:`.features` (RDKit featurisation, packing), :mod:`.model` (the network),
 :mod:`.training` (the one training loop), :mod:`.properties` (the NCI molecules and the property
-regressor), :mod:`.explain` (per-atom attributions, faithfulness), :mod:`.activity` (seed 003's
-activity classifier on CHEMBL2321810) and :mod:`.findings` (its measurements). This package
-re-exports the first five's public names; import ``activity`` and ``findings`` from it.
+regressor), :mod:`.explain` (per-atom attributions, faithfulness), :mod:`.activity` (Gradients of
+Counterfactuals's activity classifier on CHEMBL2321810) and :mod:`.findings` (its measurements).
+This package re-exports the first five's public names; import ``activity`` and ``findings`` from it.
 """
 
 

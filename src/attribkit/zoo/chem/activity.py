@@ -1,7 +1,8 @@
-"""An activity classifier on the CHEMBL2321810 molecules of RDKit's contrib data (seed 003, 3.1).
+"""An activity classifier on the CHEMBL2321810 molecules of RDKit's contrib data (Gradients of
+Counterfactuals, 3.1).
 
-Seed 003 ("Gradients of Counterfactuals", section 3.1) attributes a ligand-based virtual
-screening network: a Kearnes et al. graph convolution with atom and atom-pair features whose
+Gradients of Counterfactuals ("Gradients of Counterfactuals", section 3.1) attributes a ligand-based
+virtual screening network: a Kearnes et al. graph convolution with atom and atom-pair features whose
 output is the probability that a molecule is active against a target. This module builds the
 same kind of model from data that ship inside RDKit:
 

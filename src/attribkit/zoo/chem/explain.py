@@ -176,7 +176,7 @@ def _method_options(name: str, steps: int, packed: Tensor) -> dict[str, Any]:
     sig = inspect.signature(get(name).fn)
     opts: dict[str, Any] = {}
     if "baseline" in sig.parameters:
-        opts["baseline"] = None  # zeros: the seed's scaled-to-zero counterfactual
+        opts["baseline"] = None  # zeros: the paper's scaled-to-zero counterfactual
     if "background" in sig.parameters:
         opts["background"] = torch.zeros_like(packed)  # the same counterfactual as reference
     if "groups" in sig.parameters:
@@ -204,7 +204,7 @@ def explain_molecule(model: nn.Module, mol: Any, method: str = "integrated_gradi
         Path steps for path methods.
     **options : Any
         Passed to the method. They override the defaults given to methods that take them:
-        the zero ``baseline`` (the seed's counterfactual), a zero ``background``, ``groups`` =
+        the zero ``baseline`` (the paper's counterfactual), a zero ``background``, ``groups`` =
         :func:`player_groups` (one player per atom and per pair), ``steps`` and ``seed=0``.
 
     Returns

@@ -1,4 +1,5 @@
-"""Seed 003 section 3.1's measurements on a molecule model: pair split, dead features, saturation.
+"""Gradients of Counterfactuals section 3.1's measurements on a molecule model: pair split, dead
+features, saturation.
 
 * :func:`pair_split`: how the attribution mass divides between atom features, BONDED atom pairs
   and the other (non-bonded) pairs, summed over molecules. The paper: "the atom-pairs that have

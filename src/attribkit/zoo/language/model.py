@@ -47,7 +47,7 @@ class LSTMLanguageModel(nn.Module):
 class NextWordModel(nn.Module):
     """Embedded sections ``(N, L, E)`` -> softmax ``(N, V)`` of the word after them.
 
-    The LSTM starts from the zero state, as at the start of a section in the seed's setup.
+    The LSTM starts from the zero state, as at the start of a section in the paper's setup.
 
     Parameters
     ----------
