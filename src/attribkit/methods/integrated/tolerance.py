@@ -6,8 +6,8 @@ contribution to the attribution at its last refinement measures its error ``e_L`
 
 * ``conservative=True`` (the first version of the estimate): Richardson,
   ``|c_L| / (2^q - 1)`` with the convergence order ``q`` seen between the last two changes,
-  kept within ``[1, 2]``. It assumes the errors of successive levels point the same way; on ReLU networks they do not (every kink
-  moves the error elsewhere), and the actual error was 0.55-0.69 of this estimate on ReLU6 CNNs
+  kept within ``[1, 2]``. It assumes the errors of successive levels point the same way; on
+  ReLU networks they do not (every kink moves the error elsewhere), and the actual error was 0.55-0.69 of this estimate on ReLU6 CNNs
   and on EfficientNet-Lite0's benchmark photos, so it is an upper bound there, not an estimate.
 * the default, a *calibrated* estimate: the errors of levels ``L - 1`` and ``L`` are modelled
   as vectors with norm ratio ``r`` and correlation ``rho``; then
