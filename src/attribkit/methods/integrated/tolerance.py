@@ -4,11 +4,11 @@ Each of ``TOLERANCE_PANELS`` panels of the path carries the trapezoid rule and i
 halving its spacing, which keeps all its earlier gradients. The change ``c_L`` of a panel's
 contribution to the attribution at its last refinement measures its error ``e_L``:
 
-* ``conservative=True`` (the first version of the estimate): Richardson,
-  ``|c_L| / (2^q - 1)`` with the convergence order ``q`` seen between the last two changes,
-  kept within ``[1, 2]``. It assumes the errors of successive levels point the same way; on
-  ReLU networks they do not (every kink moves the error elsewhere), and the actual error was 0.55-0.69 of this estimate on ReLU6 CNNs
-  and on EfficientNet-Lite0's benchmark photos, so it is an upper bound there, not an estimate.
+* ``conservative=True`` (the first version of the estimate): Richardson, ``|c_L| / (2^q - 1)`` with
+  the convergence order ``q`` seen between the last two changes, kept within ``[1, 2]``. It assumes
+  the errors of successive levels point the same way; on ReLU networks they do not (every kink
+  moves the error elsewhere), and the actual error was 0.55-0.69 of this estimate on ReLU6 CNNs and
+  on EfficientNet-Lite0's benchmark photos, so it is an upper bound there, not an estimate.
 * the default, a *calibrated* estimate: the errors of levels ``L - 1`` and ``L`` are modelled
   as vectors with norm ratio ``r`` and correlation ``rho``; then
   ``|c_L|^2 = e^2 (r^2 + 1 - 2 rho r)``, and the ratio and the angle between the last two
