@@ -125,3 +125,23 @@ def test_an_item_whose_index_cannot_be_computed_records_why(tmp_path: pathlib.Pa
     rec = runs.open(tmp_path / "w").interactions(0)
     assert rec is not None and "budget" in rec["error"]
     assert np.isfinite(runs.open(tmp_path / "w").values(0, "saliency")).all()
+
+
+def test_image_players_are_a_grid_of_patches(tmp_path: pathlib.Path) -> None:
+    from tests.runs.conftest import write_photos
+
+    photos = write_photos(tmp_path / "p", names=("coffee",))
+    out = tmp_path / "img"
+    runs.run("tests.runs._models:tiny_cnn", photos,
+             ["saliency", ("interactions", {"budget": 600, "seed": 0, "top": 2})], out=out,
+             progress=False)
+    store = runs.open(out)
+    rec = store.interactions(0)
+    assert rec is not None
+    assert (rec["players"], rec["exact"]) == (16, False)
+    assert rec["evaluations"] <= 600
+    row = store.results.iloc[0]
+    assert rec["target"] == int(row["target"])
+    assert rec["output"] == pytest.approx(float(row["output"]), rel=1e-5)
+    assert all("stderr" in t and t["stderr"] >= 0 for t in rec["top"])
+    assert {len(t["players"]) for t in rec["top"]} == {1, 2}
