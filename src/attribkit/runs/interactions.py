@@ -121,7 +121,7 @@ def top_interactions(model: Any, p: Prepared, target: Any, settings: Mapping[str
     names = p.feature_names if res.labels is None and p.feature_names is not None and \
         len(p.feature_names) == res.n_players else None
     pos = {c: i for i, c in enumerate(res.coalitions)}
-    err = None if res.stderr is None else res.stderr.reshape(-1, res.stderr.shape[-1])[0]
+    se = None if res.stderr is None else res.stderr.reshape(-1, res.stderr.shape[-1])[0]
     rows = []
     for size in range(1, res.order + 1):
         for players, value in res.top(top, size=size):
@@ -131,8 +131,8 @@ def top_interactions(model: Any, p: Prepared, target: Any, settings: Mapping[str
                                    "names": [names[i] if names else res.player_name(i)
                                              for i in idx],
                                    "value": value}
-            if err is not None:
-                row["stderr"] = float(err[pos[idx]])
+            if se is not None:
+                row["stderr"] = float(se[pos[idx]])
             rows.append(row)
     tgt = None if res.target is None else int(res.target.reshape(-1)[0])
     return json.dumps({"index": res.index, "order": res.order, "players": res.n_players,
