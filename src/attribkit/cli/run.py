@@ -43,16 +43,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import attribkit.runs as runs
     from attribkit.methods import get
 
-    methods = []
-    for m in args.method:
-        name, params = parse_method(m)
+    methods = [parse_method(m) for m in args.method]
+    try:
+        plain, _ = runs.split_interactions(methods)  # -m interactions: stored per item
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    for name, _params in plain:
         try:
             get(name)
         except Exception as err:
             raise UsageError(str(err)) from err
-        methods.append((name, params))
     try:
-        runs.normalise_methods(methods, args.steps)
+        runs.normalise_methods(plain, args.steps)
     except ValueError as err:
         raise UsageError(str(err)) from err
     for opt in ("batch_size", "concurrency", "steps", "num_cpus", "max_image_pixels"):
@@ -100,7 +102,9 @@ def register(sub: Any) -> None:
                         "file")
     r.add_argument("--method", "-m", action="append", default=None,
                    help="method name or alias, optionally with settings: "
-                        "ig:rule=adaptive,steps=32 (repeatable; default integrated_gradients)")
+                        "ig:rule=adaptive,steps=32 (repeatable; default integrated_gradients); "
+                        "interactions[:index=FSII,order=2] beside them stores each item's "
+                        "top interactions")
     r.add_argument("--out", "-o", required=True, help="the store folder, e.g. runs/NAME")
     r.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (one process, default) or ray")

@@ -27,6 +27,7 @@ from attribkit.runs.checks import (
     method_layers,
     normalise_methods,
 )
+from attribkit.runs.interactions import check_model, split_interactions
 from attribkit.runs.lock import StoreBusy, WriterLock
 from attribkit.runs.reader import RunStore, open_store
 from attribkit.runs.sources import DEFAULT_MAX_PIXELS, Item, Source, collect
@@ -41,7 +42,7 @@ from attribkit.runs.work import Task, Worker
 from attribkit.zoo.specs import Built
 
 __all__ = ["DEFAULT_MAX_PIXELS", "ConfigMismatch", "Item", "MethodError", "RunResult", "RunStore",
-           "StoreBusy", "collect", "normalise_methods", "open", "run"]
+           "StoreBusy", "collect", "normalise_methods", "open", "run", "split_interactions"]
 
 _KINDS = {"image": "image", "tabular": "tabular", "text": "text", "smiles": "smiles",
           "python": "tensor"}
@@ -126,6 +127,8 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         Method names or aliases, ``(name, settings)`` pairs or ``{"name", "params"}`` dicts;
         settings as in :func:`attribkit.explain` (JSON values; a layer by its name, e.g.
         ``("grad_cam", {"layer": "features.3"})``; Grad-CAM's default is the last convolution).
+        ``"interactions"`` or ``("interactions", {"index": "FSII", "order": 2})`` beside them
+        stores each item's strongest interactions in its row (docs/runs.md).
     out
         The store folder.
     engine
@@ -168,9 +171,13 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if max_image_pixels < 1:
         raise ValueError(f"max_image_pixels must be a positive integer, got {max_image_pixels}")
+    methods, inter = split_interactions(methods)
     entries = normalise_methods(methods, steps)
     target = _target_arg(target)
     src: Source = collect(data)
+    if inter is not None and _KINDS[src.kind] in ("text", "smiles"):
+        raise MethodError(f"-m interactions needs inputs that are feature tensors (images, "
+                          f"tabular, tensors), not {src.kind}")
     if isinstance(model, str):
         from attribkit.zoo.specs import check
 
@@ -184,7 +191,8 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         spec = f"python:{type(model).__module__}.{type(model).__qualname__}"
         kind = _KINDS[src.kind]
     manifest = manifest_for(model=spec, kind=kind, methods=entries, target=target,
-                            source=src.description, count=len(src.items), sha256=src.sha256)
+                            source=src.description, count=len(src.items), sha256=src.sha256,
+                            interactions=inter)
     root = pathlib.Path(out)
     check_folder(root)
     built = None
@@ -194,6 +202,8 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         built = build(model) if isinstance(model, str) else (
             model if isinstance(model, Built) else plain(model))
         _say_layers(built, entries, say)
+        if inter is not None:
+            check_model(built)
     root.mkdir(parents=True, exist_ok=True)
     with WriterLock(root, wait=wait, note=say):
         manifest = prepare_store(root, manifest)
@@ -216,14 +226,16 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         if tasks and built is not None:
             from attribkit.runs.local import run_local
 
-            run_local(Worker(built, entries, target, str(root), token, max_image_pixels),
+            run_local(Worker(built, entries, target, str(root), token, max_image_pixels,
+                             interactions=inter),
                       tasks, kind=kind, batch_size=batch_size, progress=progress, record=keep)
         elif tasks:
             from attribkit.runs.ray_engine import run_ray
 
             run_ray(spec, entries, target, str(root), tasks, kind=kind, batch_size=batch_size,
                     concurrency=concurrency, address=address, num_cpus=num_cpus,
-                    progress=progress, token=token, max_pixels=max_image_pixels, record=keep)
+                    progress=progress, token=token, max_pixels=max_image_pixels,
+                    interactions=inter, record=keep)
         failed = len(open_store(root).failed)
     return RunResult(str(root), len(src.items), len(tasks), failed, time.perf_counter() - t0)
 

@@ -31,13 +31,14 @@ class _RayWorker:
 
     def __init__(self, spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str,
                  kind: str, env: Mapping[str, str], threads: int, token: str,
-                 max_pixels: int) -> None:
+                 max_pixels: int, interactions: Mapping[str, Any] | None = None) -> None:
         os.environ.update(env)
         import torch
 
         torch.set_num_threads(max(1, threads))
         self.kind = kind
-        self.worker = Worker(spec, methods, target, out, token, max_pixels)
+        self.worker = Worker(spec, methods, target, out, token, max_pixels,
+                             interactions=interactions)
 
     def __call__(self, batch: Mapping[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
         tasks = [Task(Item(int(i), str(iid), str(src), pickle.loads(raw)),
@@ -83,7 +84,7 @@ def start(num_cpus: int | None = None, address: str | None = None, attempts: int
 def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str,
             tasks: Sequence[Task], *, kind: str, batch_size: int, concurrency: int | None,
             address: str | None, num_cpus: int | None, progress: bool, token: str,
-            max_pixels: int,
+            max_pixels: int, interactions: Mapping[str, Any] | None = None,
             record: Callable[[Sequence[Mapping[str, Any]]], None] | None = None
             ) -> list[dict[str, Any]]:
     """Do ``tasks`` on Ray: a local instance unless ``address`` names a cluster.
@@ -95,7 +96,7 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
     num_cpus
         CPUs of the local Ray instance this call starts (ignored when Ray is running already or
         ``address`` is given).
-    token, max_pixels
+    token, max_pixels, interactions
         As for :class:`~attribkit.runs.work.Worker`.
     record
         Receives the records of the shards written, as the batches finish.
@@ -125,7 +126,8 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
         num_cpus=threads if not gpus else 1, num_gpus=1 if gpus else None,
         fn_constructor_kwargs={"spec": spec, "methods": [dict(m) for m in methods],
                                "target": target, "out": out, "kind": kind, "env": env,
-                               "threads": threads, "token": token, "max_pixels": max_pixels})
+                               "threads": threads, "token": token, "max_pixels": max_pixels,
+                               "interactions": interactions})
     summary = []
     for r in out_ds.iter_rows():
         summary.append({"item": int(r["item"]), "method": str(r["method"]),

@@ -177,6 +177,15 @@ class RunStore:
             raise KeyError(f"{name} failed on item {item}: {t.column('error')[row].as_py()}")
         return vals
 
+    def interactions(self, item: int) -> dict[str, Any] | None:
+        """The item's top interactions (``-m interactions``, docs/runs.md) as a dict, or None
+        when the store has none for it."""
+        text = self.item(item).get("interactions")
+        if not text:
+            return None
+        data = json.loads(text)
+        return data if isinstance(data, dict) else None
+
     def item(self, item: int) -> dict[str, Any]:
         """One item's row, with ``input`` reshaped to its shape (a numpy array) when present."""
         t = self._find("items", item)

@@ -31,7 +31,7 @@ FORMAT = "attribkit-run"
 VERSION = 2
 #: Versions this attribkit opens (a version-1 store is upgraded when a run resumes it).
 READS = (1, 2)
-CONFIG_KEYS = ("model", "kind", "methods", "target", "inputs")
+CONFIG_KEYS = ("model", "kind", "methods", "target", "inputs", "interactions")
 _SHARD = re.compile(r"part-(?:(?P<method>.+)-)?(?P<first>\d{8})-(?P<last>\d{8})"
                     r"(?:-(?P<token>r[0-9a-f]{10}))?\.parquet")
 
@@ -128,18 +128,23 @@ def _span(rows: Sequence[Mapping[str, Any]], token: str) -> str:
 
 
 def manifest_for(*, model: str, kind: str, methods: Sequence[Mapping[str, Any]], target: Any,
-                 source: str, count: int, sha256: str) -> dict[str, Any]:
-    """A manifest for a run's configuration (``shards`` is filled as the run writes)."""
+                 source: str, count: int, sha256: str,
+                 interactions: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A manifest for a run's configuration (``shards`` is filled as the run writes); the key
+    ``interactions`` only when the run stores interactions."""
     import torch
 
     from attribkit import __version__
 
-    return {"format": FORMAT, "version": VERSION, "model": model, "kind": kind,
-            "methods": [{"name": m["name"], "params": dict(m["params"])} for m in methods],
-            "target": target,
-            "inputs": {"source": source, "count": count, "sha256": sha256},
-            "attribkit": __version__, "torch": torch.__version__,
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "shards": {}}
+    out = {"format": FORMAT, "version": VERSION, "model": model, "kind": kind,
+           "methods": [{"name": m["name"], "params": dict(m["params"])} for m in methods],
+           "target": target,
+           "inputs": {"source": source, "count": count, "sha256": sha256},
+           "attribkit": __version__, "torch": torch.__version__,
+           "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "shards": {}}
+    if interactions is not None:
+        out["interactions"] = dict(interactions)
+    return out
 
 
 def _difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
@@ -270,6 +275,9 @@ def write_items(root: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]],
             else:
                 cols[name].append(v)
     table = pa.table(cols, schema=_ITEM_SCHEMA)
+    if any("interactions" in r for r in rows):  # optional: JSON text of the top coalitions
+        table = table.append_column(pa.field("interactions", pa.string()), pa.array(
+            [r.get("interactions") for r in rows], type=pa.string()))
     return write_shard(table, pathlib.Path(root) / "items" / f"part-{_span(rows, token)}.parquet")
 
 

@@ -22,6 +22,7 @@ from torch import Tensor
 from attribkit.core.attribution import Attribution
 from attribkit.runs import store
 from attribkit.runs.checks import method_layers
+from attribkit.runs.interactions import top_interactions
 from attribkit.runs.sources import DEFAULT_MAX_PIXELS, Item, check_pixels, pixel_limit
 from attribkit.zoo.specs import Built, Prepared, build
 
@@ -78,10 +79,14 @@ class Worker:
         The run's token (part of every shard name it writes).
     max_pixels
         The largest image (width x height) an item may have; a larger one fails alone.
+    interactions
+        The manifest's interaction settings: each item row written gets its top interactions
+        (:func:`attribkit.runs.interactions.top_interactions`); None: none.
     """
 
     def __init__(self, model: str | Built, methods: Sequence[Mapping[str, Any]], target: Any,
-                 out: str, token: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 out: str, token: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 interactions: Mapping[str, Any] | None = None) -> None:
         from attribkit.methods import get
 
         self.built = build(model) if isinstance(model, str) else model
@@ -94,6 +99,7 @@ class Worker:
         self.out = out
         self.token = token
         self.max_pixels = max_pixels
+        self.interactions = interactions
         self.kind = ""
 
     # -- one batch ---------------------------------------------------------------------------
@@ -143,6 +149,9 @@ class Worker:
             row.update(text=p.text, tokens=p.tokens, feature_names=p.feature_names,
                        thumbnail=p.thumbnail,
                        input=p.x[0].detach().to(torch.float32).cpu().numpy())
+            if self.interactions is not None:
+                row["interactions"] = top_interactions(self.built.model, p, self.target,
+                                                       self.interactions)
         elif isinstance(item.raw, str) and self.kind in ("text", "smiles"):
             row["text"] = item.raw
         return row

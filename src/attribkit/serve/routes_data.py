@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from attribkit.serve import render
 from attribkit.serve.explorer import Explorer
+from attribkit.serve.interactions import item_interactions
 from attribkit.serve.store import finite
 from attribkit.serve.table import SPECIAL, gap_histograms
 
@@ -155,7 +156,7 @@ def register(app: FastAPI, ex: Explorer) -> None:
                 "feature_names": None if names is None else [str(t) for t in names],
                 "status": rec.get("status"), "error": _text(rec.get("error")),
                 "picture": kind in ("image", "tensor"), "results": results,
-                "interior": interior,
+                "interior": interior, "interactions": item_interactions(rec),
                 "can_compute_interior": ex.runner is not None and not interior
                 and kind in ("image", "tensor"),
                 "previous": _neighbour(store.items.index, n, -1),

@@ -18,6 +18,24 @@ function numbersTable(rows) {
       cols.map(([h, f], i) => el("td", { cls: i > 1 && i < 9 ? "num" : "", text: f(r) }))))));
 }
 
+function renderInteractions() {
+  // The strongest pairs stored by `attribkit run ... -m interactions` (none: the panel stays hidden).
+  const box = clear(document.getElementById("interactions")), x = item.interactions;
+  box.hidden = !x;
+  if (!x) return;
+  const how = x.exact ? "exact" : `estimated from ${x.evaluations} evaluations`;
+  box.append(el("h2", { text: `Interactions (${x.index}, order ${x.order})` }),
+    el("div", { cls: "muted small", text: x.error ? "" : `${x.players} players · ${how}` }));
+  if (x.error) { box.append(el("div", { cls: "error", text: x.error })); return; }
+  const pairs = x.top.filter((t) => t.players.length === 2);
+  if (!pairs.length) { box.append(el("p", { cls: "muted", text: "No pairs stored (order 1)." })); return; }
+  box.append(el("table", { cls: "metrics interactions" },
+    el("thead", {}, el("tr", {}, ["pair", "value", "± 95 %"].map((h) => el("th", { text: h })))),
+    el("tbody", {}, pairs.map((t) => el("tr", {}, el("td", { text: t.names.join(" × ") }),
+      el("td", { cls: "num", text: fmt(t.value, 4) }),
+      el("td", { cls: "num", text: t.stderr === null ? "–" : fmt(1.96 * t.stderr, 2) }))))));
+}
+
 function pictureStack(overlaySrc, method) {
   const fig = el("div", { cls: "stack" },
     el("img", { cls: overlaySrc ? "base dim" : "base", src: `/api/items/${n}/input.png`, alt: `input ${item.item_id}` }));
@@ -158,6 +176,7 @@ async function main() {
   renderTitle();
   bindControls();
   renderMaps();
+  renderInteractions();
   renderInterior(item, view, () => main2());
   ready("item");
 }
