@@ -45,7 +45,10 @@ def test_interactions_from_the_command_line(capsys: pytest.CaptureFixture[str],
     files = sorted(p.name for p in out_dir.iterdir())
     assert [f for f in files if f.endswith(".png")] == [
         f for f in files if f.endswith("_interactions_bars.png")
-        or f.endswith("_interactions_heatmap.png")] and len(files) == 3
+        or f.endswith("_interactions_heatmap.png")] and len(files) == 4
+    page = (out_dir / "report.html").read_text()
+    assert "FSII up to order 2 over 4 players (exact)" in page
+    assert page.count("<img") == 2 and "1 × 3" in page
     rec = json.loads(next(out_dir.glob("*_interactions.json")).read_text())
     x = torch.tensor([[1.0, 2.0, 3.0, 0.5]], dtype=torch.float64)
     ref = attribkit.interactions(lambda t: (t[:, 0] * t[:, 1] + 0.5 * t[:, 2]

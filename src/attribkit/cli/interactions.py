@@ -109,6 +109,29 @@ def _pictures(res: Any, out: pathlib.Path, stem: str, top: int,
     return files
 
 
+def _report(model: str, shown: list[tuple[Any, dict[str, Any]]], top: int) -> Any:
+    """One HTML page: per input, the heat map, the strongest coalitions as bars and a table."""
+    from attribkit import viz
+    from attribkit.report import Report
+
+    rep = Report(f"attribkit: interactions of {model}")
+    for res, rec in shown:
+        how = "exact" if res.exact else f"estimated from {res.evaluations} model evaluations"
+        rep.heading(str(rec["input"]))
+        rep.text(f"{res.index} up to order {res.order} over {res.n_players} players ({how}); "
+                 f"F(x) = {rec['output']:.4g}, F(x') = {rec['baseline_output']:.4g}. A positive "
+                 "value: the players together raise the explained score beyond what their "
+                 "lower-order terms give.")
+        if res.order >= 2:
+            rep.image(viz.interaction_heatmap(res), "pairs: heat map (diverging scale, 0 white)")
+        rep.image(viz.interaction_bars(res, k=top), f"the {top} strongest coalitions")
+        rows = [[" × ".join(r["names"]), f"{r['value']:+.4g}",
+                 f"± {1.96 * r['stderr']:.2g}" if "stderr" in r else "exact"]
+                for r in rec["top_interactions"]]
+        rep.table(["coalition", "value", "95 % interval"], rows)
+    return rep
+
+
 def run_interactions(args: argparse.Namespace, prepare: Callable[[Loaded, Item], None]) -> int:
     """Run ``explain ... -m interactions`` (module docstring); the exit code.
 
@@ -145,6 +168,7 @@ def run_interactions(args: argparse.Namespace, prepare: Callable[[Loaded, Item],
     data = loaded.extra.get("data")
     feature_names = list(getattr(data, "feature_names", [])) or None
     results: list[dict[str, Any]] = []
+    shown: list[tuple[Any, dict[str, Any]]] = []
     bad = 0
     for item in expand(loaded.kind, args.inputs, args.max_image_pixels):
         prepare(loaded, item)
@@ -173,6 +197,7 @@ def run_interactions(args: argparse.Namespace, prepare: Callable[[Loaded, Item],
             path = out / f"{item.name}_interactions.json"
             path.write_text(json.dumps(rec, indent=2))
             rec["files"].append(str(path))
+            shown.append((res, rec))
         results.append(rec)
         if not args.json:
             how = "exact" if res.exact else f"estimated from {res.evaluations} evaluations"
@@ -184,6 +209,10 @@ def run_interactions(args: argparse.Namespace, prepare: Callable[[Loaded, Item],
                 print(f"    {row['value']:+.4g}{se}  {' × '.join(row['names'])}")
             for f in rec["files"]:
                 print(f"    wrote {f}")
+    if out is not None and shown:
+        page = _report(args.model, shown, args.top).save(out / "report.html")
+        if not args.json:
+            print(f"wrote {page}")
     if args.json:
         print(json.dumps({"model": args.model, "results": results,
                           "exit_code": 1 if bad else 0}, indent=2))
