@@ -27,6 +27,7 @@ _MODULES: tuple[str, ...] = (
     "chem_activity",
     "localisation",
     "aopc_photos",
+    "language_lm",
 )
 
 Section = Callable[..., list[str]]
@@ -43,7 +44,7 @@ class ExperimentInfo:
     title
         The report heading.
     task
-        The demo task whose report shows it (``"vision"`` or ``"chem"``).
+        The demo task whose report shows it (``"vision"``, ``"chem"`` or ``"language"``).
     fn
         ``fn(rep, setup, *, quick, progress) -> notes``.
     """

@@ -89,6 +89,8 @@ class TrainedLanguageModel:
         Word-level perplexity on the held-out streams (``exp`` of the mean cross-entropy).
     train_seconds
         Training wall time when it was trained (from the cache: as recorded then).
+    valid_history
+        Validation perplexity after each training epoch (the weights are the best epoch's).
     """
 
     model: LSTMLanguageModel
@@ -98,3 +100,4 @@ class TrainedLanguageModel:
     valid_perplexity: float
     test_perplexity: float
     train_seconds: float
+    valid_history: tuple[float, ...] = ()
