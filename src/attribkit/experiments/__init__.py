@@ -24,6 +24,7 @@ __all__ = ["EXPERIMENTS", "ExperimentInfo", "add_to_report", "experiment", "expe
 _MODULES: tuple[str, ...] = (
     "saturation",
     "misclassification",
+    "misclassification_top5",
     "chem_activity",
     "localisation",
     "aopc_photos",
