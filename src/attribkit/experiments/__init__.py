@@ -27,6 +27,7 @@ _MODULES: tuple[str, ...] = (
     "misclassification_top5",
     "chem_activity",
     "localisation",
+    "ablation_offbox",
     "aopc_photos",
     "language_lm",
 )
