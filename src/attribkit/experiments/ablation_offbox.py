@@ -267,10 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m attribkit.experiments.ablation_offbox")
     ap.add_argument("--out", default="docs/localisation.md", help="the docs page to update")
     ap.add_argument("--steps", type=int, default=16, help="IG steps")
+    ap.add_argument("--variants", nargs="+", default=None,
+                    help="only these variants (full, flip, left, ...; default all)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     model = vision.SoftmaxModel(vision.load_efficientnet_lite0())
-    names, x, masks, target = photo_inputs(model)
+    names, x, masks, target = photo_inputs(model, variants=args.variants)
     rows = run(model, x, masks, target, baseline_value=vision.BLACK, names=names,
                steps=args.steps, channels_last=True, progress=True)
     dt = time.perf_counter() - t0
@@ -278,7 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(rows, vision.class_name)]
     body = ("\n".join(lines) + "\n\n" + reading(summary(rows))
             + f"\n\nFull run: {len(rows)} images, IG with {args.steps} Gauss-Legendre steps "
-            f"from black, EfficientNet-Lite0 float32, {dt:.0f} s on 2 shared CPU cores.")
+            f"from black, EfficientNet-Lite0 float32, {dt:.0f} s on 2 shared CPU cores. "
+            f"Regenerate with: `python -m attribkit.experiments.ablation_offbox"
+            + (f" --variants {' '.join(args.variants)}" if args.variants else "")
+            + f" --steps {args.steps}`.")
     write_section(pathlib.Path(args.out), "ablation-offbox", body,
                   title="# Localisation")
     print(body)

@@ -359,8 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lm = language.load_language_model(progress=True, dtype=torch.float64)
     t0 = time.perf_counter()
     s = language_study(lm, pool=args.pool)
-    body = markdown(s) + (f"\n\nMeasured in {time.perf_counter() - t0:.0f} s (model cached) by "
-                          "`python -m attribkit.experiments.language_lm`.")
+    body = markdown(s) + (f"\n\nMeasured in {time.perf_counter() - t0:.0f} s (model cached). "
+                          "Regenerate with: `python -m attribkit.experiments.language_lm`.")
     write_section(pathlib.Path(args.out), "figures-8-10", body,
                   title="# Zoo: the LSTM language model")
     print(body)

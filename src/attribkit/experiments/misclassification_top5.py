@@ -306,6 +306,7 @@ class Top5Study:
     digit_ranks: list[int]
     cases: list[Explained]
     steps: int
+    not_explained: list[str]
 
 
 def study(model: Callable[..., Tensor], *, baseline: float, steps: int = 32,
@@ -324,7 +325,8 @@ def study(model: Callable[..., Tensor], *, baseline: float, steps: int = 32,
     channels_last
         Run the photo model's IG channels-last.
     max_photo_cases
-        Explain at most this many photo cases (all by default).
+        Explain at most this many photo cases (all by default); the first variant of each
+        object comes first, the other variants of the same object after all of them.
     progress
         Show progress bars.
     """
@@ -333,16 +335,30 @@ def study(model: Callable[..., Tensor], *, baseline: float, steps: int = 32,
     photos, photo_ranks = photo_search(model)
     dmodel = digit_model()
     digits, digit_ranks = digit_search(dmodel)
+    seen: set[str] = set()
+    first, later = [], []
+    for f in photos:
+        obj = f.name.split("/")[0] + f.name.partition("#")[2]
+        (later if obj in seen else first).append(f)
+        seen.add(obj)
+    order = first + later
     cases = [explain(model, f, baseline=baseline, steps=steps, channels_last=channels_last,
-                     progress=progress) for f in photos[:max_photo_cases]]
+                     progress=progress) for f in order[:max_photo_cases]]
     cases += [explain(dmodel, f, baseline=BLACK, steps=steps, progress=progress)
               for f in digits]
-    return Top5Study(photo_ranks=photo_ranks, digit_ranks=digit_ranks, cases=cases, steps=steps)
+    return Top5Study(photo_ranks=photo_ranks, digit_ranks=digit_ranks, cases=cases, steps=steps,
+                     not_explained=[f"{f.name} ({_name_of(f, f.chosen)}; "
+                                    f"{_name_of(f, f.truth)} rank {f.rank})"
+                                    for f in order[max_photo_cases:]]
+                     if max_photo_cases is not None else [])
 
 
 def _reading(s: Top5Study) -> str:
     parts = [f"Search: the {len(s.photo_ranks)} photo variants ({search_counts(s.photo_ranks)}) "
              f"and the {len(s.digit_ranks)} MNIST digits ({search_counts(s.digit_ranks)})."]
+    if s.not_explained:
+        parts.append("Found but not explained here (other variants of an explained object): "
+                     + "; ".join(s.not_explained) + ".")
     for e in s.cases:
         f, b = e.found, e.box_ig
         own = ("the true label's IG sits more on the true object than the model's label's"
@@ -387,16 +403,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m attribkit.experiments.misclassification_top5")
     ap.add_argument("--out", default="docs/saturation.md", help="the docs page to update")
     ap.add_argument("--steps", type=int, default=32, help="IG steps")
+    ap.add_argument("--max-photo-cases", type=int, default=None,
+                    help="explain at most this many photo cases (one variant per object first)")
     ap.add_argument("--report", default="", help="also write an HTML report with the figures")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     s = study(vision.SoftmaxModel(vision.load_efficientnet_lite0()), baseline=vision.BLACK,
-              steps=args.steps, channels_last=True, progress=True)
+              steps=args.steps, channels_last=True, max_photo_cases=args.max_photo_cases,
+              progress=True)
     dt = time.perf_counter() - t0
     body = (markdown_table(*table(s.cases, _name_of)) + "\n\n" + _reading(s)
             + f"\n\nFull run: IG with {s.steps} Gauss-Legendre steps per label, interior "
             f"gradients at alpha = {', '.join(str(a) for a in ALPHAS)}, EfficientNet-Lite0 and "
-            f"the MNIST CNN float32, {dt:.0f} s on 2 shared CPU cores.")
+            f"the MNIST CNN float32, {dt:.0f} s on 2 shared CPU cores. Regenerate with: "
+            f"`python -m attribkit.experiments.misclassification_top5 --steps {args.steps}"
+            + (f" --max-photo-cases {args.max_photo_cases}" if args.max_photo_cases is not None
+               else "") + "`.")
     write_section(pathlib.Path(args.out), "misclassification-top5", body,
                   title="# Saturation, interior gradients and a misclassification")
     if args.report:

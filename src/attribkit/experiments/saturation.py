@@ -315,7 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_variants(s, args.out, f"Full run: {len(photos)} images, 11 alphas, gradient "
                        f"alphas {', '.join(str(a) for a in _QUICK_GRAD_ALPHAS)} (reduced from "
                        f"21 and 10 to fit a shared machine), EfficientNet-Lite0 float32, "
-                       f"{dt:.0f} s on 2 shared CPU cores.")
+                       f"{dt:.0f} s on 2 shared CPU cores. Regenerate with: "
+                       "`python -m attribkit.experiments.saturation --variants`.")
     else:
         photos = vision.sample_photos(list(vision.PHOTOS))
         s = study(net, photos, baseline=vision.BLACK, class_name=vision.class_name,
