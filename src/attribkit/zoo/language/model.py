@@ -67,8 +67,9 @@ class NextWordModel(nn.Module):
 
     def forward(self, emb: Tensor) -> Tensor:
         """Next-word probabilities ``(N, V)``."""
-        logits, _ = self.lm.forward_embeddings(emb)
-        return torch.softmax(logits[:, -1], dim=-1)
+        out, _ = self.lm.lstm(emb)
+        logits: Tensor = self.lm.decoder(out[:, -1])  # only the last position is decoded
+        return torch.softmax(logits, dim=-1)
 
 
 @dataclasses.dataclass
