@@ -77,7 +77,7 @@ def test_digit_search_finds_what_the_rule_says() -> None:
     found, ranks = digit_search(model)
     assert len(ranks) == 5000
     assert sum(r > 5 for r in ranks) == len(found)
-    x, y, _ = mnist_digits(500)
+    x, y, _ = mnist_digits(500, dtype=torch.float64)
     for f in found:
         i = int(f.name.split()[1])
         with torch.no_grad():
