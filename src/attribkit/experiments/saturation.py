@@ -301,22 +301,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default="docs/saturation.md", help="the docs page to update")
     ap.add_argument("--report", default="", help="also write an HTML report with the figures")
     ap.add_argument("--variants", action="store_true",
-                    help="run on the labelled photo variants (11 alphas, 6 gradient alphas) and "
-                         "write the saturation-variants section")
+                    help="run on the labelled photo variants and write the saturation-variants "
+                         "section")
+    ap.add_argument("--alphas", type=int, default=11, help="curve points (--variants)")
+    ap.add_argument("--grad-alphas", type=float, nargs="+", default=list(_QUICK_GRAD_ALPHAS),
+                    help="where the gradients are taken (--variants)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     net = vision.load_efficientnet_lite0()
     if args.variants:
         photos = variant_photos()
+        grads = " ".join(f"{a:g}" for a in args.grad_alphas)
         s = study(net, photos, baseline=vision.BLACK, class_name=vision.class_name,
-                  alphas=torch.linspace(0.0, 1.0, 11), grad_alphas=_QUICK_GRAD_ALPHAS,
+                  alphas=torch.linspace(0.0, 1.0, args.alphas), grad_alphas=args.grad_alphas,
                   progress=True)
         dt = time.perf_counter() - t0
-        write_variants(s, args.out, f"Full run: {len(photos)} images, 11 alphas, gradient "
-                       f"alphas {', '.join(str(a) for a in _QUICK_GRAD_ALPHAS)} (reduced from "
-                       f"21 and 10 to fit a shared machine), EfficientNet-Lite0 float32, "
-                       f"{dt:.0f} s on 2 shared CPU cores. Regenerate with: "
-                       "`python -m attribkit.experiments.saturation --variants`.")
+        write_variants(s, args.out, f"Full run: {len(photos)} images, {args.alphas} alphas, "
+                       f"gradient alphas {grads} (reduced from 21 and 10 to fit a shared "
+                       f"machine), EfficientNet-Lite0 float32, {dt:.0f} s on 2 shared CPU cores. "
+                       "Regenerate with: `python -m attribkit.experiments.saturation --variants "
+                       f"--alphas {args.alphas} --grad-alphas {grads}`.")
     else:
         photos = vision.sample_photos(list(vision.PHOTOS))
         s = study(net, photos, baseline=vision.BLACK, class_name=vision.class_name,
