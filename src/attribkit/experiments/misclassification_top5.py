@@ -337,7 +337,8 @@ def study(model: Callable[..., Tensor], *, baseline: float, steps: int = 32,
     dmodel = digit_model()
     digits, digit_ranks = digit_search(dmodel)
     seen: set[str] = set()
-    first, later = [], []
+    first: list[Found] = []
+    later: list[Found] = []
     for f in photos:
         obj = f.name.split("/")[0] + f.name.partition("#")[2]
         (later if obj in seen else first).append(f)
