@@ -424,8 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dt = time.perf_counter() - t0
     body = (markdown_table(*table(s.cases, _name_of)) + "\n\n" + _reading(s)
             + f"\n\nFull run: IG with {s.steps} Gauss-Legendre steps per label, interior "
-            f"gradients at alpha = {', '.join(str(a) for a in ALPHAS)}, EfficientNet-Lite0 and "
-            f"the MNIST CNN float32, {dt:.0f} s on 2 shared CPU cores. Regenerate with: "
+            f"gradients at alpha = {', '.join(str(a) for a in ALPHAS)}, EfficientNet-Lite0 "
+            f"float32, the MNIST CNN float64, {dt:.0f} s on 2 shared CPU cores. Regenerate with: "
             f"`python -m attribkit.experiments.misclassification_top5 --steps {args.steps}"
             + (f" --max-photo-cases {args.max_photo_cases}" if args.max_photo_cases is not None
                else "") + "`.")
