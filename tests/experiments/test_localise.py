@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from attribkit.experiments._stats import bootstrap_ci
-from attribkit.experiments.localisation import LocRow, score_boxes, summary
+from attribkit.experiments.localisation import LocRow, box_figure, score_boxes, summary
 from attribkit.zoo import digits, photo_boxes
 
 
@@ -36,8 +36,15 @@ def test_scores_match_the_closed_form() -> None:
     x[1, :, 0:3, 0:2] = torch.linspace(0.1, 0.3, 6, dtype=torch.float64).reshape(3, 2)
     model = _BoxNet(mask)
     masks = mask.expand(2, 6, 6)
+    maps: dict[str, torch.Tensor] = {}
     rows = score_boxes(model, x, masks, torch.tensor([0, 0]), baseline_value=0.0,
-                       names=["a", "b"], steps=16, batch_size=None)
+                       names=["a", "b"], steps=16, batch_size=None, maps=maps)
+    # the maps handed back are the ones scored: IG is 0 off the box, the gradient is not
+    assert maps["ig"].shape == maps["gradient"].shape == x.shape
+    assert float(maps["ig"][:, :, ~mask].abs().max()) == 0.0
+    assert float(maps["gradient"][:, :, ~mask].abs().min()) > 0.0
+    fig = box_figure(x, masks, maps["ig"], maps["gradient"], ["a", "b"])
+    assert len(fig.axes) == 6
     grad_share = 6 * 1.0 / (6 * 1.0 + 30 * 0.5)
     for r, xi in zip(rows, x, strict=True):
         s = float(xi.sum())

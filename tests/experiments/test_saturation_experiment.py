@@ -4,6 +4,7 @@ whose logit along the path is ``min(10 alpha, 6)``, and against ``interior_gradi
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -148,3 +149,28 @@ def test_section_runs_on_the_toy_demo_setup() -> None:
     assert notes == []
     assert page.count("<img") == 3 and page.count("<table>") == 3
     assert "Median α at 90 % of the rise" in page
+
+
+def test_variants_section_written_from_a_study(tmp_path: Path) -> None:
+    from attribkit.experiments.saturation import write_variants
+
+    names = {0: "up", 1: "down"}
+    net = _toy()
+    s = study(net, {"a": X, "b": 0.5 * X}, baseline=0.0, class_name=names.__getitem__,
+              alphas=torch.linspace(0, 1, 11, dtype=torch.float64), grad_alphas=(0.1, 1.0),
+              layers={"clip": net[1]})
+    page = write_variants(s, tmp_path / "p.md", "note").read_text()
+    assert page.count("<!-- saturation-variants:start -->") == 1
+    assert page.count("| a | up |") == 1 and page.count("| clip |") == 1 and "note" in page
+
+
+def test_variant_photos_are_the_distinct_labelled_inputs() -> None:
+    pytest.importorskip("skimage")
+    from attribkit.experiments.saturation import variant_photos
+    from attribkit.zoo import photo_boxes
+
+    ims = photo_boxes.labelled_images()
+    photos = variant_photos()
+    assert len(ims) == 34 and len(photos) == 31
+    for im in ims:
+        assert torch.equal(photos[im.name.split("#")[0]], im.x)

@@ -95,3 +95,13 @@ def test_figure_9_table_on_a_fixed_sentence(lm: language.TrainedLanguageModel) -
     md = table.to_markdown()
     assert md.startswith("| Sentence") and md.count("\n| ") == 2
     assert "total integrated gradient" in md
+
+
+def test_next_word_is_the_full_models_last_position(lm: language.TrainedLanguageModel) -> None:
+    secs = language.sections(lm, n=4, seed=2)
+    ids = torch.stack([s.ids for s in secs])
+    with torch.no_grad():
+        logits, _ = lm.model(ids)  # every position decoded, from the token ids
+        got = lm.next_word(lm.next_word.embed(ids))
+    torch.testing.assert_close(got, torch.softmax(logits[:, -1], dim=-1), rtol=0, atol=1e-12)
+    assert lm.valid_history and min(lm.valid_history) == pytest.approx(lm.valid_perplexity)

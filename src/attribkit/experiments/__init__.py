@@ -25,9 +25,12 @@ __all__ = ["EXPERIMENTS", "ExperimentInfo", "add_to_report", "experiment", "expe
 _MODULES: tuple[str, ...] = (
     "saturation",
     "misclassification",
+    "misclassification_top5",
     "chem_activity",
     "localisation",
+    "ablation_offbox",
     "aopc_photos",
+    "language_lm",
 )
 
 Section = Callable[..., list[str]]
@@ -44,7 +47,7 @@ class ExperimentInfo:
     title
         The report heading.
     task
-        The demo task whose report shows it (``"vision"`` or ``"chem"``).
+        The demo task whose report shows it (``"vision"``, ``"chem"`` or ``"language"``).
     fn
         ``fn(rep, setup, *, quick, progress) -> notes``.
     """

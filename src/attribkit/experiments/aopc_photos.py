@@ -238,10 +238,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for i in args.protocols:
         proto = PROTOCOLS[i]
         sub = slice(None) if i == 0 else slice(0, None, len(args.variants))
-        meth = None if i == 0 else ["integrated gradients", "random"]
         t1 = time.perf_counter()
         curves = run(logits_fn, x[sub], target[sub], {k: v[sub] for k, v in attrs.items()},
-                     proto, black=vision.BLACK, methods=meth)
+                     proto, black=vision.BLACK)
         n = x[sub].shape[0]
         lines = [head, "", f"{proto.name}; {n} images ({', '.join(names[sub])}); "
                  f"{time.perf_counter() - t1:.0f} s.", ""]

@@ -30,7 +30,8 @@ from attribkit.core.pages import write_section
 from attribkit.experiments import experiment
 from attribkit.experiments._stats import bootstrap_ci
 
-__all__ = ["PAPER", "LocRow", "localisation_section", "main", "score_boxes", "summary"]
+__all__ = ["PAPER", "LocRow", "box_figure", "localisation_section", "main", "score_boxes",
+           "summary"]
 
 SIZE_LIMIT = 2 / 3
 """Condition (1): the boxes cover less than this share of the image."""
@@ -79,7 +80,8 @@ class LocRow:
 def score_boxes(model: Callable[..., Tensor], x: Tensor, masks: Tensor, target: Tensor, *,
                 baseline_value: float, names: Sequence[str], steps: int = 32,
                 batch_size: int | None = 16, progress: bool = False,
-                channels_last: bool = False) -> list[LocRow]:
+                channels_last: bool = False,
+                maps: dict[str, Tensor] | None = None) -> list[LocRow]:
     """Run the protocol on a batch.
 
     Parameters
@@ -100,6 +102,8 @@ def score_boxes(model: Callable[..., Tensor], x: Tensor, masks: Tensor, target: 
         IG's steps (Gauss-Legendre).
     batch_size, progress, channels_last
         Passed to the methods.
+    maps
+        If given, receives the attributions under ``"ig"`` and ``"gradient"``.
     """
     import attribkit
     from attribkit.evaluate import mass_inside
@@ -113,6 +117,8 @@ def score_boxes(model: Callable[..., Tensor], x: Tensor, masks: Tensor, target: 
                                         batch_size=batch_size, progress=progress,
                                         channels_last=channels_last)
     grad = attribkit.saliency(model, x, target=target, batch_size=batch_size, progress=progress)
+    if maps is not None:
+        maps.update(ig=ig.values.detach(), gradient=grad.values.detach())
     s_ig = mass_inside(ig, masks, sign="absolute")
     s_grad = mass_inside(grad, masks, sign="absolute")
     gaps = ig.relative_gap
@@ -144,9 +150,12 @@ def summary(rows: Sequence[LocRow], *, eligible_only: bool = True, seed: int = 0
 
 def photo_rows(model: Callable[..., Tensor], *, photos: Sequence[str] | None = None,
                variants: Sequence[str] | None = None, steps: int = 32,
-               progress: bool = False) -> tuple[list[LocRow], list[Any], Tensor, Tensor]:
+               progress: bool = False,
+               maps: dict[str, Tensor] | None = None) -> tuple[list[LocRow], list[Any], Tensor,
+                                                                 Tensor]:
     """The protocol on the labelled photos: the explained class is the most probable of the
-    classes that name the boxed object. Returns the rows, the images, and both maps."""
+    classes that name the boxed object. Returns the rows, the images, the inputs and the box
+    masks; ``maps``, if given, receives the IG and gradient attributions."""
     from attribkit.zoo import photo_boxes, vision
 
     images = photo_boxes.labelled_images(photos, variants)
@@ -158,7 +167,7 @@ def photo_rows(model: Callable[..., Tensor], *, photos: Sequence[str] | None = N
                            for i, im in enumerate(images)])
     rows = score_boxes(model, x, masks, target, baseline_value=vision.BLACK,
                        names=[im.name for im in images], steps=steps, progress=progress,
-                       channels_last=True)
+                       channels_last=True, maps=maps)
     return rows, images, x, masks
 
 
@@ -204,7 +213,7 @@ HEADER = ["image", "class", "p", "p, box black", "box area", "counted", "IG in b
           "gradient in box", "IG - gradient (pp)", "IG gap"]
 
 
-def _figure(x: Tensor, masks: Tensor, ig: Tensor, grad: Tensor, names: Sequence[str]) -> Any:
+def box_figure(x: Tensor, masks: Tensor, ig: Tensor, grad: Tensor, names: Sequence[str]) -> Any:
     """Rows of (photo with box, IG map, gradient map)."""
     import matplotlib.pyplot as plt
 
@@ -238,8 +247,9 @@ def localisation_section(rep: Any, setup: Any, *, quick: bool, progress: bool) -
     photos = ["coffee", "rocket", "flower"] if quick else None
     variants = ["full"] if quick else None
     steps = 16 if quick else 32
-    rows, _, _, _ = photo_rows(model, photos=photos, variants=variants, steps=steps,
-                               progress=progress)
+    maps: dict[str, Tensor] = {}
+    rows, _, x, masks = photo_rows(model, photos=photos, variants=variants, steps=steps,
+                                   progress=progress, maps=maps)
     drows = digit_rows(per_class=5 if quick else 10, steps=steps)
     rep.text("The share of sum_c |a| inside hand-drawn object boxes (photos) and ink boxes "
              "(digits), for the object class; counted: box under 2/3 of the image and the "
@@ -248,6 +258,9 @@ def localisation_section(rep: Any, setup: Any, *, quick: bool, progress: bool) -
              "+8.4 pp on average.")
     rep.table(HEADER, _table_rows(rows, vision.class_name))
     rep.text(_fmt_summary(summary(rows), "photos"))
+    if quick:  # the full run has 34 rows: its figure is main()'s out/localisation.png
+        rep.image(box_figure(x, masks, maps["ig"], maps["gradient"], [r.name for r in rows]),
+                  "each photo, its IG map and its gradient map, the object's box in green")
     rep.text(_fmt_summary(summary(drows), "digits") + " (IG is exactly 0 outside the ink "
              "box, where the pixels equal the black baseline)")
     return []
@@ -295,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     t = torch.tensor([rows[i].cls for i in sel])
     ig = attribkit.integrated_gradients(model, x[sel], target=t, baseline=black, steps=args.steps)
     grad = attribkit.saliency(model, x[sel], target=t)
-    fig = _figure(x[sel], masks[sel], ig.values, grad.values, [rows[i].name for i in sel])
+    fig = box_figure(x[sel], masks[sel], ig.values, grad.values, [rows[i].name for i in sel])
     args.figure.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.figure, dpi=80)
     print("\n".join(lines))

@@ -8,7 +8,7 @@ import json
 
 __all__ = ["DEFAULT_CONFIG", "MODEL_VERSION", "TINY_CONFIG", "LMConfig"]
 
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"
 """Bumped whenever the corpus preparation, the model or the training changes (cache key)."""
 
 
@@ -25,9 +25,12 @@ class LMConfig:
     bptt, batch
         Truncated back-propagation length and batch of parallel streams.
     epochs
-        Passes over the training stream (at most ``max_train_tokens`` tokens of it).
+        Most passes over the training stream (at most ``max_train_tokens`` tokens of it); the
+        weights kept are those of the epoch with the lowest validation perplexity.
     lr, clip
         Adam's learning rate and the gradient-norm clip.
+    lr_decay
+        Factor applied to the learning rate after each epoch.
     max_train_tokens
         Cap on the training stream (0: all of it).
     seed
@@ -40,9 +43,10 @@ class LMConfig:
     layers: int = 2
     bptt: int = 20
     batch: int = 64
-    epochs: int = 1
+    epochs: int = 3
     lr: float = 3e-3
     clip: float = 1.0
+    lr_decay: float = 0.5
     max_train_tokens: int = 0
     seed: int = 0
 
@@ -54,6 +58,6 @@ class LMConfig:
 
 DEFAULT_CONFIG = LMConfig()
 """The model of the demo and of ``docs/zoo-language.md``."""
-TINY_CONFIG = LMConfig(vocab_size=500, embed=32, hidden=32, epochs=1, max_train_tokens=16_000,
+TINY_CONFIG = LMConfig(vocab_size=500, embed=32, hidden=32, epochs=2, max_train_tokens=16_000,
                        batch=32, lr=1e-2)
 """A model that trains in seconds (for tests)."""

@@ -67,8 +67,9 @@ class NextWordModel(nn.Module):
 
     def forward(self, emb: Tensor) -> Tensor:
         """Next-word probabilities ``(N, V)``."""
-        logits, _ = self.lm.forward_embeddings(emb)
-        return torch.softmax(logits[:, -1], dim=-1)
+        out, _ = self.lm.lstm(emb)
+        logits: Tensor = self.lm.decoder(out[:, -1])  # only the last position is decoded
+        return torch.softmax(logits, dim=-1)
 
 
 @dataclasses.dataclass
@@ -89,6 +90,8 @@ class TrainedLanguageModel:
         Word-level perplexity on the held-out streams (``exp`` of the mean cross-entropy).
     train_seconds
         Training wall time when it was trained (from the cache: as recorded then).
+    valid_history
+        Validation perplexity after each training epoch (the weights are the best epoch's).
     """
 
     model: LSTMLanguageModel
@@ -98,3 +101,4 @@ class TrainedLanguageModel:
     valid_perplexity: float
     test_perplexity: float
     train_seconds: float
+    valid_history: tuple[float, ...] = ()
