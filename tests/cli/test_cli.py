@@ -5,6 +5,7 @@ from __future__ import annotations
 import html.parser
 import json
 import pathlib
+import re
 import sys
 import textwrap
 
@@ -215,8 +216,16 @@ def test_toy_demo_writes_self_contained_report(capsys: pytest.CaptureFixture[str
     p = _Imgs()
     p.feed(s)
     assert len(p.srcs) >= 6 and all(src.startswith("data:image/") for src in p.srcs)
-    assert any(src.startswith("data:image/gif") for src in p.srcs)
+    assert any(src.startswith(("data:image/gif", "data:image/webp")) for src in p.srcs)
     assert (tmp_path / "interior.gif").is_file()
+    # findable: a contents list linking every section, the summary table first, small enough
+    nav = s[s.index('<nav class="toc"'):s.index("</nav>")]
+    anchors = re.findall(r'href="#([^"]+)"', nav)
+    assert len(anchors) >= 7 and all(f'id="{a}"' in s for a in anchors)
+    assert anchors[0] == "summary" and s.index('id="summary"') < s.index('id="saturation')
+    assert s.index('id="summary"') < s.index("<img")
+    assert len(s.encode("utf-8")) < 1_000_000, len(s)
+    assert "flattens well before" not in s and "curves reach 90% of their rise" in s
 
 
 @pytest.mark.slow
