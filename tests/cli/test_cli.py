@@ -115,8 +115,13 @@ def test_explain_image_file_writes_png(capsys: pytest.CaptureFixture[str],
     assert "gap" in out and "target 1" in out
     pngs = sorted((tmp_path / "o").glob("*.png"))
     assert len(pngs) == 1  # both method names are the same method: one file, written twice
-    a = np.asarray(Image.open(pngs[0]))
-    assert a.shape == (12, 12, 3) and a.dtype == np.uint8 and a.max() > 0
+    a = np.asarray(Image.open(pngs[0]).convert("RGB"))
+    # the report's style: the input and an inferno overlay with its colour bar, side by side
+    assert a.shape[1] > 1.5 * a.shape[0] > 300 and a.dtype == np.uint8
+    import matplotlib
+
+    top = (np.asarray(matplotlib.colormaps["inferno"](0.95)[:3]) * 255).round()
+    assert (np.abs(a.reshape(-1, 3).astype(float) - top).max(axis=1) < 8).sum() > 20
 
 
 def test_unknown_method_is_usage_error(capsys: pytest.CaptureFixture[str],
@@ -242,7 +247,7 @@ def test_explain_efficientnet_zoo_model(capsys: pytest.CaptureFixture[str],
     assert 0 < r["output"] <= 1 and len(r["top_features"]) == 3
     assert len(r["top_features"][0]["box"]) == 4  # a region: left, top, right, bottom
     png = np.asarray(Image.open(r["files"][0]))
-    assert png.shape == (224, 224, 3)
+    assert png.shape[0] >= 224 and png.shape[1] > 2 * 224  # input, overlay and colour bar
     assert pathlib.Path(r["files"][0]).name == "cat_saliency.png"
     code, _, err = _run(capsys, "explain", "efficientnet-lite0", "a sentence, not an image")
     assert code == 1 and "explains image files or folders" in err

@@ -31,13 +31,22 @@ from attribkit.viz.image import (
 )
 from attribkit.viz.interior import interior_frames, interior_gif, interior_strip
 from attribkit.viz.molecule import molecule_image
-from attribkit.viz.panels import CMAPS, STYLES, attribution_figure, draw_attribution, map_scale
+from attribkit.viz.panels import (
+    CMAPS,
+    STYLES,
+    UNITS,
+    attribution_figure,
+    draw_attribution,
+    map_label,
+    map_scale,
+)
 from attribkit.viz.segments import segment_boundaries
 from attribkit.viz.tabular import feature_bars
 from attribkit.viz.text import token_colors, tokens_ansi, tokens_html
 
 __all__ = [
     "CMAPS",
+    "UNITS",
     "SIGNS",
     "STYLES",
     "as_array",
@@ -48,6 +57,7 @@ __all__ = [
     "draw_attribution",
     "evaluation_curves",
     "explanation_grid",
+    "map_label",
     "feature_bars",
     "figure_to_png",
     "generation_heatmap",
