@@ -90,7 +90,10 @@ def write_report(path: pathlib.Path, model: str, loaded: Loaded,
                 continue
             rep.text(rec["summary"])
             if loaded.kind == "text" and res is not None and res.names is not None:
-                rep.raw(tokens_html(list(res.names), res.scores))
+                rep.raw(tokens_html(list(res.names), res.scores,
+                                    target=rec.get("target_name") or None,
+                                    output=rec.get("output"),
+                                    baseline_output=rec.get("baseline_output")))
             elif pic is not None and item.image is None:
                 rep.image(pic, rec["method"])
     _global_views(rep, loaded, sections)
