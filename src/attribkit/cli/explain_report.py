@@ -1,10 +1,11 @@
 """``attribkit explain``'s report: per input, the prediction and every method.
 
+Rows of a table (a CSV, the tabular zoo) get the global views (summary beeswarm, mean |a|,
+dependence of the top feature) of each method first, then one compact row per item: a waterfall
+per method from the base value F(x') to the prediction F(x), each feature's value beside its bar.
 A photo gets one grid (:func:`attribkit.viz.explanation_grid`): the input, its top classes with
 scores, and every method's map with its colour bar, a method that failed or was refused drawn in
 its place with the reason. Texts get highlighted tokens, molecules and tables their pictures.
-Several rows of a table also get the global views (summary beeswarm, mean |a|, dependence of the
-top feature) of each method that ran on all of them.
 """
 
 from __future__ import annotations
@@ -25,23 +26,76 @@ Shown = tuple[dict[str, Any], Any, Outcome | None]
 Section = tuple[Item, str, list[tuple[str, float]], Sequence[Shown]]
 
 
-def _global_views(rep: Any, loaded: Loaded, sections: Sequence[Section]) -> None:
+def _is_table(loaded: Loaded, sections: Sequence[Section]) -> bool:
+    """Rows of numbers (a CSV, the tabular zoo): one compact row per item, global views on top."""
+    return loaded.kind in ("tabular", "tensor") and bool(sections) and all(
+        item.image is None and item.x is not None and item.x.dim() == 2
+        for item, _, _, _ in sections)
+
+
+def _features(item: Item) -> Any:
+    """The row's values as the user wrote them (the raw CSV values), else the model's input."""
+    assert item.x is not None
+    x = item.x.detach().double().reshape(-1)
+    raw = item.raw
+    if isinstance(raw, list | tuple) and len(raw) == x.numel():
+        try:
+            return torch.tensor([float(v) for v in raw], dtype=torch.float64)
+        except (TypeError, ValueError):
+            return x
+    return x
+
+
+def _names(loaded: Loaded, sections: Sequence[Section]) -> list[str]:
+    for _, _, _, shown in sections:
+        for _, _, res in shown:
+            if res is not None and res.names is not None:
+                return [str(n) for n in res.names]
+    width = _features(sections[0][0]).numel()
+    if loaded.kind == "tabular":
+        return list(loaded.extra["data"].feature_names)
+    return [f"x[{i}]" for i in range(width)]
+
+
+def _global_views(rep: Any, names: list[str], sections: Sequence[Section]) -> None:
     """Summary views of each method over all the rows of a table (two rows or more)."""
-    if loaded.kind != "tabular" or len(sections) < 2 or not hasattr(rep, "global_views"):
+    if len(sections) < 2:
         return
-    names = list(loaded.extra["data"].feature_names)
     methods = [rec["method"] for rec, _, _ in sections[0][3]]
     for m in methods:
-        rows = [res for _, _, _, shown in sections for rec, _, res in shown
+        rows = [(item, res) for item, _, _, shown in sections for rec, _, res in shown
                 if rec["method"] == m and res is not None]
         if len(rows) != len(sections):
             continue
-        values = torch.stack([r.scores.detach().double() for r in rows])
-        features = torch.cat([torch.as_tensor([it.raw], dtype=torch.float64)
-                              for it, _, _, _ in sections])
+        values = torch.stack([r.scores.detach().double().reshape(-1) for _, r in rows])
+        features = torch.stack([_features(it) for it, _ in rows])
         top = int(values.abs().mean(0).argmax())
         rep.heading(f"{m}: all {len(rows)} rows", 3)
         rep.global_views(values, features, names, dependence=top)
+
+
+def _write_table(rep: Any, loaded: Loaded, sections: Sequence[Section]) -> None:
+    """Global views first, then one compact row per item: a waterfall per method, from the
+    base value F(x') to the prediction F(x), with each feature's value beside its bar."""
+    from attribkit.viz import waterfall
+
+    names = _names(loaded, sections)
+    if len(sections) >= 2:
+        rep.heading("All rows: global views", 2)
+        _global_views(rep, names, sections)
+    rep.heading(f"Each row ({len(sections)})", 2)
+    rep.text("Each bar is one feature (its value after =), from F(x') at the dotted line to "
+             "F(x) at the solid one; red pushes the explained score up, blue down.")
+    for item, pred, _, shown in sections:
+        rep.heading(f"{item.source}: {pred}", 4)
+        for rec, _, res in shown:
+            if rec["status"] != "ok" or res is None:
+                rep.text(f"{rec['method']}: {rec['status']}: {rec['error']}", note=True)
+                continue
+            fig = waterfall(names, res.scores, _features(item),
+                            base=rec.get("baseline_output"), output=rec.get("output"),
+                            title=rec["method"], width=3.6)
+            rep.image(fig, "")
 
 
 def _segments(rep: Any, item: Item, shown: Sequence[Shown]) -> None:
@@ -68,6 +122,9 @@ def write_report(path: pathlib.Path, model: str, loaded: Loaded,
     from attribkit.viz import explanation_grid, tokens_html
 
     rep = Report(f"attribkit explain {model}")
+    if _is_table(loaded, sections):
+        _write_table(rep, loaded, sections)
+        return rep.save(path)
     for item, pred, tops, shown in sections:
         rep.heading(item.source, 3)
         rep.text(pred)
@@ -96,5 +153,4 @@ def write_report(path: pathlib.Path, model: str, loaded: Loaded,
                                     baseline_output=rec.get("baseline_output")))
             elif pic is not None and item.image is None:
                 rep.image(pic, rec["method"])
-    _global_views(rep, loaded, sections)
     return rep.save(path)

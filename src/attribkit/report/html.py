@@ -32,8 +32,9 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f3f3f3}
 .note{color:#8a5a00;font-size:.9em}.reading{max-width:60em;color:#234;margin-top:.2em}
 caption{caption-side:top;text-align:left;font-weight:600;padding:.2em 0}
-nav.toc{background:#f7f7f7;border:1px solid #ddd;padding:.4em 1.2em;margin:1em 0;
-columns:2 22em}nav.toc ol{margin:.2em 0;padding-left:1.4em}nav.toc li{break-inside:avoid}
+nav.toc{background:#f7f7f7;border:1px solid #ddd;padding:.4em 1.2em;margin:1em 0}
+nav.toc>ol{columns:2 24em}nav.toc ol{margin:.2em 0;padding-left:1.4em}
+nav.toc li{break-inside:avoid}
 nav.toc h2{border:0;margin:.2em 0;font-size:1.1em}
 """
 #: Pictures of photos are shown at least this wide (in CSS pixels), small ones enlarged.

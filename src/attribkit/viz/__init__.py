@@ -41,14 +41,14 @@ from attribkit.viz.panels import (
     map_scale,
 )
 from attribkit.viz.segments import segment_boundaries
-from attribkit.viz.tabular import feature_bars
+from attribkit.viz.tabular import feature_bars, waterfall
 from attribkit.viz.text import token_colors, tokens_ansi, tokens_html
 
 __all__ = [
     "CMAPS",
-    "UNITS",
     "SIGNS",
     "STYLES",
+    "UNITS",
     "as_array",
     "attribution_figure",
     "attribution_map",
@@ -57,7 +57,6 @@ __all__ = [
     "draw_attribution",
     "evaluation_curves",
     "explanation_grid",
-    "map_label",
     "feature_bars",
     "figure_to_png",
     "generation_heatmap",
@@ -67,6 +66,7 @@ __all__ = [
     "interior_frames",
     "interior_gif",
     "interior_strip",
+    "map_label",
     "map_scale",
     "mean_abs_bars",
     "molecule_image",
@@ -84,4 +84,5 @@ __all__ = [
     "token_values",
     "tokens_ansi",
     "tokens_html",
+    "waterfall",
 ]
