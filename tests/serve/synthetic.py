@@ -60,10 +60,13 @@ def write_store(root: str | pathlib.Path, n_items: int = 20, *, kind: str = "ima
                 methods: Sequence[str] = ("integrated_gradients", "saliency"), size: int = 16,
                 shard: int = 500, interior: Sequence[int] = (0,), alphas: int = 8,
                 failed: Sequence[int] = (), version: int = 1, seed: int = 0,
-                summary: bool = True, folders: bool = False) -> pathlib.Path:
+                summary: bool = True, folders: bool = False, channels: int = 3,
+                inputs: bool = True) -> pathlib.Path:
     """Write a store of ``n_items`` items of ``kind`` (image, text, tabular) under ``root``;
     ``folders=True`` puts each image in a folder named after its label (``data/L/i.png``),
-    and the summary holds per-item AOPC / deletion / insertion, drawn from ``seed``."""
+    and the summary holds per-item AOPC / deletion / insertion, drawn from ``seed``. Image maps
+    keep the first ``channels`` channels; ``inputs=False`` stores no model inputs (the
+    thumbnails stay): both keep large benchmark stores small on disk."""
     rng = np.random.default_rng(seed)
     root = pathlib.Path(root)
     (root / "items").mkdir(parents=True, exist_ok=True)
@@ -107,11 +110,12 @@ def write_store(root: str | pathlib.Path, n_items: int = 20, *, kind: str = "ima
             items["tokens"].append(tokens)
             items["feature_names"].append(feats)
             items["thumbnail"].append(thumb)
-            items["input"].append(x.reshape(-1).tolist())
-            items["input_shape"].append(list(x.shape))
+            items["input"].append(x.reshape(-1).tolist() if inputs else None)
+            items["input_shape"].append(list(x.shape) if inputs else None)
             items["status"].append("failed" if bad else "ok")
             items["error"].append("cannot identify image file <x.png>" if bad else None)
-            per_item.append((i, x, None if bad else CLASSES[i % len(CLASSES)]))
+            per_item.append((i, x[:channels] if kind == "image" else x,
+                             None if bad else CLASSES[i % len(CLASSES)]))
         pq.write_table(pa.table({
             "item": pa.array(items["item"], pa.int64()),
             **{k: pa.array(items[k], pa.string()) for k in ("item_id", "source", "kind", "text",

@@ -126,3 +126,16 @@ def test_label_from_folder_per_class(tmp_path: pathlib.Path) -> None:
     assert label_of("data/cats/1.png") == "cats" and label_of("row 3") == ""
     one_folder = write_store(tmp_path / "s", 6)  # every image in data/: no label
     assert set(ItemTable(RunStore(one_folder)).frame["label"]) == {""}
+
+
+def test_large_comparisons_use_the_normal_interval() -> None:
+    from attribkit.serve.compare import BOOTSTRAP_MAX, interval
+
+    rng = np.random.default_rng(1)
+    d = rng.normal(-0.2, 0.5, BOOTSTRAP_MAX + 500)
+    lo, hi, how = interval(d)
+    assert how == "normal" and lo is not None and hi is not None
+    blo, bhi = bootstrap_interval(d)  # the bootstrap agrees within its own noise
+    assert blo is not None and bhi is not None
+    assert lo == pytest.approx(blo, abs=0.01) and hi == pytest.approx(bhi, abs=0.01)
+    assert interval(d[:50])[2] == "bootstrap"

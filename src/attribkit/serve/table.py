@@ -195,6 +195,10 @@ class ItemTable:
         return Page(total, page, per_page,
                     [self._row(dict(zip(cols, r, strict=True))) for r in records])
 
+    def forget(self) -> None:
+        """Drop the cached orders (benchmarks time a query from scratch)."""
+        self._orders.clear()
+
     def neighbours(self, item: int, **query: Any) -> tuple[int | None, int | None, int, int]:
         """``(previous, next, position, total)`` of ``item`` in the sorted, filtered order
         (position -1 when the filter leaves it out)."""
