@@ -89,7 +89,7 @@ def encode_image(item: Any, *, photo: bool | None = None) -> tuple[bytes, str]:
             raise InputError("image bytes must be PNG, GIF or WebP.")
         if photo is False:
             return data, "image/png"
-        pil = Image.open(io.BytesIO(data))
+        pil: Image.Image = Image.open(io.BytesIO(data))
     elif hasattr(item, "savefig"):
         pil = Image.open(io.BytesIO(figure_to_png(item)))
     else:
