@@ -96,3 +96,18 @@ def test_saturation_reading_comes_from_the_curves() -> None:
     assert read_saturation(a, [flat], ["cat"]).startswith("1 of 1 curves reach 90% of their "
                                                           "rise F(1) - F(0) by α = 0.10")
     assert "flatten before α = 1" in read_saturation(a, [flat], ["cat"])
+    peak = np.minimum(a, 0.5) - 0.5 * np.maximum(a - 0.8, 0)  # rises to 0.5, then falls 0.1
+    s = read_saturation(a, [peak, flat], ["bike", "cat"])
+    assert "1 of 2 fall near α = 1" in s and "bike" in s and "flatten" not in s
+
+
+def test_a_grey_photo_in_a_figure_is_compressed_too() -> None:
+    from matplotlib.figure import Figure
+
+    from attribkit.report import data_uri
+
+    rng = np.random.default_rng(1)
+    grey = np.cumsum(rng.normal(size=(200, 200)), axis=1)  # textured, 256 grey levels at most
+    fig = Figure(figsize=(4, 4))
+    fig.add_subplot(1, 1, 1).imshow(grey, cmap="gray")
+    assert data_uri(fig).startswith("data:image/webp;base64,")

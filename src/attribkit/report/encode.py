@@ -70,9 +70,9 @@ def encode_image(item: Any, *, photo: bool | None = None) -> tuple[bytes, str]:
     item : bytes, PIL image, numpy array or matplotlib figure
         PNG, GIF or WebP bytes, a PIL image, an ``(H, W, 3)`` array, or a figure.
     photo : bool, optional
-        ``True``: lossy WebP; ``False``: PNG; ``None``: WebP when :func:`is_photo_like` (and
-        smaller), PNG otherwise. Bytes given as PNG follow the same rule; GIF bytes become
-        animated WebP when smaller.
+        ``True``: lossy WebP; ``False``: PNG; ``None``: WebP when :func:`is_photo_like` or the
+        PNG is over three times the WebP (a grey photo), and smaller; PNG otherwise. Bytes
+        given as PNG follow the same rule; GIF bytes become animated WebP when smaller.
 
     Returns
     -------
@@ -94,11 +94,12 @@ def encode_image(item: Any, *, photo: bool | None = None) -> tuple[bytes, str]:
         pil = Image.open(io.BytesIO(figure_to_png(item)))
     else:
         pil = item if isinstance(item, Image.Image) else to_pil(image_array(item))
-    if photo is False or (photo is None and not is_photo_like(pil)):
+    if photo is False:
         return _png(pil), "image/png"
     webp = _webp(pil)
     if photo is None:
         png = _png(pil)
-        if len(png) <= len(webp):
+        # photo-like: many colours, or (a grey photo in a figure) PNG three times the WebP
+        if len(png) <= len(webp) or not (is_photo_like(pil) or len(png) > 3 * len(webp)):
             return png, "image/png"
     return webp, "image/webp"

@@ -143,6 +143,8 @@ def read_saturation(alphas: Sequence[float], scores: Sequence[Sequence[float]],
     rising = [str(lb) for lb, r, d in zip(labels, rise, late, strict=True)
               if r > 0 and d > still * r]
     falling = [str(lb) for lb, r in zip(labels, rise, strict=True) if r <= 0]
+    dropping = [str(lb) for lb, r, d in zip(labels, rise, late, strict=True)
+                if r > 0 and d < -still * r]
     reach = []
     for row, r in zip(s, rise, strict=True):
         if r > 0:
@@ -158,10 +160,13 @@ def read_saturation(alphas: Sequence[float], scores: Sequence[Sequence[float]],
         parts.append(f"{len(rising)} of {n} still rise near α = 1 (the last {tail:.0%} of the "
                      f"path adds more than {still:.0%} of their rise: {', '.join(rising)}): "
                      "for these the gradient at the image is not yet small.")
-    else:
+    elif not dropping:
         parts.append(f"All {n} flatten before α = 1 (the last {tail:.0%} of the path adds less "
                      f"than {still:.0%} of each rise), so the gradient at the image is small: "
                      "the saturation Integrated Gradients integrates past.")
+    if dropping:
+        parts.append(f"{len(dropping)} of {n} fall near α = 1 (by more than {still:.0%} of their "
+                     f"rise over the last {tail:.0%}: {', '.join(dropping)}).")
     if falling:
         parts.append(f"{len(falling)} end no higher than they start ({', '.join(falling)}).")
     return " ".join(parts)
