@@ -139,3 +139,11 @@ def test_large_comparisons_use_the_normal_interval() -> None:
     assert blo is not None and bhi is not None
     assert lo == pytest.approx(blo, abs=0.01) and hi == pytest.approx(bhi, abs=0.01)
     assert interval(d[:50])[2] == "bootstrap"
+
+
+def test_summary_leaves_the_per_item_scores_to_the_table(client: TestClient) -> None:
+    doc = client.get("/api/summary").json()
+    aopc = doc["summary"]["methods"]["saliency"]["aopc"]
+    assert "per_item" not in aopc and aopc["mean"] == pytest.approx(0.41)
+    row = client.get("/api/items?per_page=1").json()["rows"][0]
+    assert row["methods"]["saliency"]["aopc"] is not None

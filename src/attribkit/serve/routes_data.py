@@ -91,9 +91,18 @@ def register(app: FastAPI, ex: Explorer) -> None:
                 "sort_keys": ex.table.sort_keys(), "version": store.version,
                 "stores": len(ex.stores), "curves": ex.table.curves}
 
+    summaries: dict[tuple[int, int], Any] = {}
+
     @app.get("/api/summary")
     async def summary() -> dict[str, Any]:
-        return {"gaps": gap_histograms(ex.table), "summary": store.summary()}
+        # the per-item scores are table columns (and would make this answer megabytes)
+        path = store.root / "summary.json"
+        key = (store.version, path.stat().st_mtime_ns if path.is_file() else -1)
+        if key not in summaries:
+            summaries.clear()
+            summaries[key] = {"gaps": gap_histograms(ex.table),
+                              "summary": _without(store.summary(), "per_item")}
+        return summaries[key]
 
     @app.get("/api/items")
     async def items(page: int = Query(0, ge=0), per_page: int = Query(50, ge=1, le=500),
@@ -236,6 +245,15 @@ def register(app: FastAPI, ex: Explorer) -> None:
             top = max(render.map_scale(render.reduce_map(vals[j], sign))
                       for j in range(vals.shape[0]))
         return _png(render.map_png(vals[k], sign, top))
+
+
+def _without(obj: Any, key: str) -> Any:
+    """``obj`` with every ``key`` of its nested dictionaries left out."""
+    if isinstance(obj, dict):
+        return {k: _without(v, key) for k, v in obj.items() if k != key}
+    if isinstance(obj, list):
+        return [_without(v, key) for v in obj]
+    return obj
 
 
 def _neighbour(index: Any, n: int, step: int) -> int | None:
