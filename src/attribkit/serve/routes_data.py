@@ -91,7 +91,7 @@ def register(app: FastAPI, ex: Explorer) -> None:
                 "sort_keys": ex.table.sort_keys(), "version": store.version,
                 "stores": len(ex.stores), "curves": ex.table.curves}
 
-    summaries: dict[tuple[int, int], Any] = {}
+    summaries: dict[tuple[int, int], dict[str, Any]] = {}
 
     @app.get("/api/summary")
     async def summary() -> dict[str, Any]:
