@@ -5,6 +5,7 @@ from __future__ import annotations
 import html.parser
 import json
 import pathlib
+import re
 import sys
 import textwrap
 
@@ -114,8 +115,13 @@ def test_explain_image_file_writes_png(capsys: pytest.CaptureFixture[str],
     assert "gap" in out and "target 1" in out
     pngs = sorted((tmp_path / "o").glob("*.png"))
     assert len(pngs) == 1  # both method names are the same method: one file, written twice
-    a = np.asarray(Image.open(pngs[0]))
-    assert a.shape == (12, 12, 3) and a.dtype == np.uint8 and a.max() > 0
+    a = np.asarray(Image.open(pngs[0]).convert("RGB"))
+    # the report's style: the input and an inferno overlay with its colour bar, side by side
+    assert a.shape[1] > 1.5 * a.shape[0] > 300 and a.dtype == np.uint8
+    import matplotlib
+
+    top = (np.asarray(matplotlib.colormaps["inferno"](0.95)[:3]) * 255).round()
+    assert (np.abs(a.reshape(-1, 3).astype(float) - top).max(axis=1) < 8).sum() > 20
 
 
 def test_unknown_method_is_usage_error(capsys: pytest.CaptureFixture[str],
@@ -215,8 +221,16 @@ def test_toy_demo_writes_self_contained_report(capsys: pytest.CaptureFixture[str
     p = _Imgs()
     p.feed(s)
     assert len(p.srcs) >= 6 and all(src.startswith("data:image/") for src in p.srcs)
-    assert any(src.startswith("data:image/gif") for src in p.srcs)
+    assert any(src.startswith(("data:image/gif", "data:image/webp")) for src in p.srcs)
     assert (tmp_path / "interior.gif").is_file()
+    # findable: a contents list linking every section, the summary table first, small enough
+    nav = s[s.index('<nav class="toc"'):s.index("</nav>")]
+    anchors = re.findall(r'href="#([^"]+)"', nav)
+    assert len(anchors) >= 7 and all(f'id="{a}"' in s for a in anchors)
+    assert anchors[0] == "summary" and s.index('id="summary"') < s.index('id="saturation')
+    assert s.index('id="summary"') < s.index("<img")
+    assert len(s.encode("utf-8")) < 1_000_000, len(s)
+    assert "flattens well before" not in s and "curves reach 90% of their rise" in s
 
 
 @pytest.mark.slow
@@ -233,7 +247,7 @@ def test_explain_efficientnet_zoo_model(capsys: pytest.CaptureFixture[str],
     assert 0 < r["output"] <= 1 and len(r["top_features"]) == 3
     assert len(r["top_features"][0]["box"]) == 4  # a region: left, top, right, bottom
     png = np.asarray(Image.open(r["files"][0]))
-    assert png.shape == (224, 224, 3)
+    assert png.shape[0] >= 224 and png.shape[1] > 2 * 224  # input, overlay and colour bar
     assert pathlib.Path(r["files"][0]).name == "cat_saliency.png"
     code, _, err = _run(capsys, "explain", "efficientnet-lite0", "a sentence, not an image")
     assert code == 1 and "explains image files or folders" in err

@@ -252,3 +252,27 @@ def test_csv_report_has_global_views(capsys: pytest.CaptureFixture[str],
     # these rows are predicted as two classes: one set of views per explained class
     assert "integrated_gradients: the 2 of 3 rows explained for class" in page
     assert len(sorted((tmp_path / "o").glob("rows_row*_integrated_gradients.png"))) == 3
+
+
+def test_table_report_is_one_compact_row_per_item(
+        capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path,
+        mlp_csv: tuple[str, pathlib.Path]) -> None:
+    import base64
+    import io
+    import re
+
+    model, csv = mlp_csv
+    rng = np.random.default_rng(0)
+    csv.write_text("a,b,c\n" + "".join(",".join(f"{v:.3f}" for v in rng.normal(size=3)) + "\n"
+                                       for _ in range(20)))
+    code, _, err = _run(capsys, "explain", model, str(csv), "-m", "ig", "-m", "occlusion",
+                        "--steps", "4", "-o", str(tmp_path / "o"), "--quiet")
+    assert code == 0, err
+    page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert page.index("global views") < page.index("Each row (20)")  # the global views on top
+    assert page.count("<h4") == 20
+    heights = [Image.open(io.BytesIO(base64.b64decode(b))).size[1] for b in
+               re.findall(r'data:image/[a-z]+;base64,([A-Za-z0-9+/=]+)', page)]
+    rows = heights[-40:]  # 20 rows x 2 methods, side by side
+    assert len(heights) == 40 + 2 * 3 and max(rows) <= 320
+    assert "each dot is one of 20 examples" in page

@@ -69,3 +69,23 @@ def test_report_links_worst_and_failed_items(reported: pathlib.Path) -> None:
     assert links and links <= anchors
     assert "zz-broken" in page and "cannot read" in page
     assert "95% CI" in page and page.count("<img") >= 3
+
+
+def test_failures_are_grouped_by_error_with_counts() -> None:
+    import pandas as pd
+
+    from attribkit.cli.report import failure_groups
+
+    failed = pd.DataFrame({"item": [3, 3, 5, 7, 9], "item_id": ["a", "a", "b", "c", "d"],
+                           "method": ["ig", "saliency", "ig", "ig", "ig"],
+                           "error": ["cannot read x\ntrace", "cannot read x", "too big",
+                                     "cannot read x", "cannot read x"]})
+    g = failure_groups(failed, examples=2)
+    assert [(x["error"], x["count"]) for x in g] == [("cannot read x", 4), ("too big", 1)]
+    assert g[0]["methods"] == ["ig", "saliency"] and g[0]["items"] == [3, 7, 9]
+    assert g[0]["examples"] == ["a", "c"]
+
+
+def test_report_groups_failures(reported: pathlib.Path) -> None:
+    page = (reported / "report.html").read_text()
+    assert "Failures grouped by error" in page and "distinct errors" in page

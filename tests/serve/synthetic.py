@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 SMILES = ("CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCCCC1N")
+LABELS = ("cats", "dogs", "cups")
 CLASSES = ("tabby cat", "golden retriever", "espresso", "rocket", "<b>bold</b> & co")
 Array = np.ndarray[Any, Any]
 
@@ -59,8 +60,13 @@ def write_store(root: str | pathlib.Path, n_items: int = 20, *, kind: str = "ima
                 methods: Sequence[str] = ("integrated_gradients", "saliency"), size: int = 16,
                 shard: int = 500, interior: Sequence[int] = (0,), alphas: int = 8,
                 failed: Sequence[int] = (), version: int = 1, seed: int = 0,
-                summary: bool = True) -> pathlib.Path:
-    """Write a store of ``n_items`` items of ``kind`` (image, text, tabular) under ``root``."""
+                summary: bool = True, folders: bool = False, channels: int = 3,
+                inputs: bool = True) -> pathlib.Path:
+    """Write a store of ``n_items`` items of ``kind`` (image, text, tabular) under ``root``;
+    ``folders=True`` puts each image in a folder named after its label (``data/L/i.png``),
+    and the summary holds per-item AOPC / deletion / insertion, drawn from ``seed``. Image maps
+    keep the first ``channels`` channels; ``inputs=False`` stores no model inputs (the
+    thumbnails stay): both keep large benchmark stores small on disk."""
     rng = np.random.default_rng(seed)
     root = pathlib.Path(root)
     (root / "items").mkdir(parents=True, exist_ok=True)
@@ -97,17 +103,19 @@ def write_store(root: str | pathlib.Path, n_items: int = 20, *, kind: str = "ima
                 text, feats = ",".join(f"{v:.3f}" for v in x), names
             items["item"].append(i)
             items["item_id"].append(f"photo_{i:05d}" if kind == "image" else f"row {i}")
-            items["source"].append(f"data/{i}.png" if kind == "image" else f"row {i}")
+            folder = f"{LABELS[i % len(LABELS)]}/" if folders else ""
+            items["source"].append(f"data/{folder}{i}.png" if kind == "image" else f"row {i}")
             items["kind"].append(kind)
             items["text"].append(text)
             items["tokens"].append(tokens)
             items["feature_names"].append(feats)
             items["thumbnail"].append(thumb)
-            items["input"].append(x.reshape(-1).tolist())
-            items["input_shape"].append(list(x.shape))
+            items["input"].append(x.reshape(-1).tolist() if inputs else None)
+            items["input_shape"].append(list(x.shape) if inputs else None)
             items["status"].append("failed" if bad else "ok")
             items["error"].append("cannot identify image file <x.png>" if bad else None)
-            per_item.append((i, x, None if bad else CLASSES[i % len(CLASSES)]))
+            per_item.append((i, x[:channels] if kind == "image" else x,
+                             None if bad else CLASSES[i % len(CLASSES)]))
         pq.write_table(pa.table({
             "item": pa.array(items["item"], pa.int64()),
             **{k: pa.array(items[k], pa.string()) for k in ("item_id", "source", "kind", "text",
@@ -126,7 +134,10 @@ def write_store(root: str | pathlib.Path, n_items: int = 20, *, kind: str = "ima
     if summary:
         # the layout of attribkit.runs.summary: {mean, ci: [low, high], n, ...} per statistic
         def stat(mean: float, half: float) -> dict[str, Any]:
-            return {"n": n_items, "mean": mean, "ci": [mean - half, mean + half], "level": 0.95}
+            per = rng.normal(mean, 4 * half, n_items)
+            return {"n": n_items, "mean": mean, "ci": [mean - half, mean + half], "level": 0.95,
+                    "per_item": {str(i): float(per[i]) for i in range(n_items)
+                                 if i not in failed}}
         (root / "summary.json").write_text(json.dumps({"version": 1, "methods": {m: {
             "params": {"steps": 16}, "abs_gap": stat(0.004, 0.001),
             "aopc": stat(0.31 + 0.1 * k, 0.03), "deletion": stat(0.22, 0.02),

@@ -90,18 +90,18 @@ def test_sort_by_gap_and_open_an_item(served: tuple[str, pathlib.Path], page: An
     _ready(page, "summary")
     assert page.locator("#items tbody tr").count() == 50
     assert page.locator(".hist").count() == 2
-    page.locator('th[data-sort="gap:integrated_gradients"] button').click()
-    page.wait_for_selector('th[data-sort="gap:integrated_gradients"][aria-sort=descending]')
-    # oracle: the largest |gap| read from the shards with pyarrow
+    page.locator('th[data-sort="rel_gap:integrated_gradients"] button').click()
+    page.wait_for_selector('th[data-sort="rel_gap:integrated_gradients"][aria-sort=descending]')
+    # oracle: the largest |relative gap| read from the shards with pyarrow
     res = pd.concat(pq.read_table(p).to_pandas() for p in
                     (root / "results").glob("part-integrated_gradients-*.parquet"))
-    res = res[res["gap"].notna()]
-    top = int(res.loc[res["gap"].abs().idxmax(), "item"])
+    res = res[res["relative_gap"].notna()]
+    top = int(res.loc[res["relative_gap"].abs().idxmax(), "item"])
     first = page.locator("#items tbody tr").first
     assert first.get_attribute("data-item") == str(top)
-    assert "sort=gap" in page.url
+    assert "sort=rel_gap" in page.url
     first.click()
-    page.wait_for_url(f"**/item/{top}")
+    page.wait_for_url(f"**/item/{top}?*")
     _ready(page, "item")
     assert page.locator("figure.map-card img.overlay").count() == 2
     assert page.locator("h1").inner_text() == f"photo_{top:05d}"

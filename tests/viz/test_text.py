@@ -46,3 +46,14 @@ def test_tokens_ansi() -> None:
     assert s.count("\x1b[0m") == 2 and "a" in s and "48;2;" in s
     with pytest.raises(InputError):
         viz.tokens_ansi(["a"], [1.0, 2.0])
+
+
+def test_tokens_html_has_a_colour_key_and_the_numbers() -> None:
+    out = viz.tokens_html(["a", "b"], [0.25, -0.05], target="positive", output=0.9,
+                          baseline_output=0.7)
+    assert "supports the explained class (positive)" in out and "speaks against it" in out
+    assert "F(x) = 0.9, F(x&#x27;) = 0.7, F(x) - F(x&#x27;) = 0.2" in out
+    assert "sum of attributions = 0.2" in out
+    (g, _, _), (r, _, _) = viz.token_colors([1.0, -1.0])
+    assert f"rgb({g}," in out and f"rgb({r}," in out
+    assert "ak-key" not in viz.tokens_html(["a"], [1.0], key=False)

@@ -1,10 +1,11 @@
 """``attribkit explain``'s report: per input, the prediction and every method.
 
+Rows of a table (a CSV, the tabular zoo) get the global views (summary beeswarm, mean |a|,
+dependence of the top feature) of each method first, then one compact row per item: a waterfall
+per method from the base value F(x') to the prediction F(x), each feature's value beside its bar.
 A photo gets one grid (:func:`attribkit.viz.explanation_grid`): the input, its top classes with
 scores, and every method's map with its colour bar, a method that failed or was refused drawn in
 its place with the reason. Texts get highlighted tokens, molecules and tables their pictures.
-Several rows of a table also get the global views (summary beeswarm, mean |a|, dependence of the
-top feature) of each method that ran on all of them.
 """
 
 from __future__ import annotations
@@ -25,16 +26,44 @@ Shown = tuple[dict[str, Any], Any, Outcome | None]
 Section = tuple[Item, str, list[tuple[str, float]], Sequence[Shown]]
 
 
-def _global_views(rep: Any, loaded: Loaded, sections: Sequence[Section]) -> None:
+def _is_table(loaded: Loaded, sections: Sequence[Section]) -> bool:
+    """Rows of numbers (a CSV, the tabular zoo): one compact row per item, global views on top."""
+    return loaded.kind in ("tabular", "tensor") and bool(sections) and all(
+        item.image is None and item.x is not None and item.x.dim() == 2
+        for item, _, _, _ in sections)
+
+
+def _features(item: Item) -> Any:
+    """The row's values as the user wrote them (the raw CSV values), else the model's input."""
+    assert item.x is not None
+    x = item.x.detach().double().reshape(-1)
+    raw = item.raw
+    if isinstance(raw, list | tuple) and len(raw) == x.numel():
+        try:
+            return torch.tensor([float(v) for v in raw], dtype=torch.float64)
+        except (TypeError, ValueError):
+            return x
+    return x
+
+
+def _names(loaded: Loaded, sections: Sequence[Section]) -> list[str]:
+    for _, _, _, shown in sections:
+        for _, _, res in shown:
+            if res is not None and res.names is not None:
+                return [str(n) for n in res.names]
+    width = _features(sections[0][0]).numel()
+    header = getattr(sections[0][0], "extra", {}).get("names")
+    if header and len(header) == width:  # a CSV's own column names
+        return [str(n) for n in header]
+    if loaded.kind == "tabular":
+        return list(loaded.extra["data"].feature_names)
+    return [f"x[{i}]" for i in range(width)]
+
+
+def _global_views(rep: Any, names: list[str], sections: Sequence[Section]) -> None:
     """Summary views of each method over all the rows of a table (two rows or more)."""
-    table = loaded.kind == "tensor" and all("table_rows" in it.extra for it, _, _, _ in sections)
-    if (loaded.kind != "tabular" and not table) or len(sections) < 2 or not hasattr(
-            rep, "global_views"):
+    if len(sections) < 2:
         return
-    first = sections[0][0]
-    names = (list(loaded.extra["data"].feature_names) if loaded.kind == "tabular"
-             else list(first.extra.get("names") or
-                       [f"x[{i}]" for i in range(len(first.extra["table_rows"][0]))]))
     methods = [rec["method"] for rec, _, _ in sections[0][3]]
     for m in methods:
         rows = [(it, rec, res) for it, _, _, shown in sections for rec, _, res in shown
@@ -45,10 +74,6 @@ def _global_views(rep: Any, loaded: Loaded, sections: Sequence[Section]) -> None
         classes = sorted({rec["target"] for _, rec, _ in rows}, key=lambda t: (t is None, t))
         for c in classes:
             group = [(it, rec, res) for it, rec, res in rows if rec["target"] == c]
-            values = torch.stack([res.scores.detach().double() for _, _, res in group])
-            features = torch.cat([torch.as_tensor([it.raw], dtype=torch.float64)
-                                  for it, _, _ in group])
-            top = int(values.abs().mean(0).argmax())
             what = "output" if c is None else f"class {c}" + (
                 f" ({group[0][1]['target_name']})" if group[0][1].get("target_name") else "")
             if len(classes) == 1:
@@ -60,9 +85,37 @@ def _global_views(rep: Any, loaded: Loaded, sections: Sequence[Section]) -> None
                          "share one plot, so each class has its own views. --target C explains "
                          "every row for class C (the SHAP convention).", note=True)
             if len(group) < 2:
-                rep.text("One row: see its own section above.", note=True)
+                rep.text("One row: see its own section below.", note=True)
                 continue
+            values = torch.stack([res.scores.detach().double().reshape(-1)
+                                  for _, _, res in group])
+            features = torch.stack([_features(it) for it, _, _ in group])
+            top = int(values.abs().mean(0).argmax())
             rep.global_views(values, features, names, dependence=top)
+
+
+def _write_table(rep: Any, loaded: Loaded, sections: Sequence[Section]) -> None:
+    """Global views first, then one compact row per item: a waterfall per method, from the
+    base value F(x') to the prediction F(x), with each feature's value beside its bar."""
+    from attribkit.viz import waterfall
+
+    names = _names(loaded, sections)
+    if len(sections) >= 2:
+        rep.heading("All rows: global views", 2)
+        _global_views(rep, names, sections)
+    rep.heading(f"Each row ({len(sections)})", 2)
+    rep.text("Each bar is one feature (its value after =), from F(x') at the dotted line to "
+             "F(x) at the solid one; red pushes the explained score up, blue down.")
+    for item, pred, _, shown in sections:
+        rep.heading(f"{item.source}: {pred}", 4)
+        for rec, _, res in shown:
+            if rec["status"] != "ok" or res is None:
+                rep.text(f"{rec['method']}: {rec['status']}: {rec['error']}", note=True)
+                continue
+            fig = waterfall(names, res.scores, _features(item),
+                            base=rec.get("baseline_output"), output=rec.get("output"),
+                            title=rec["method"], width=3.6)
+            rep.image(fig, "")
 
 
 def _segments(rep: Any, item: Item, shown: Sequence[Shown]) -> None:
@@ -89,6 +142,9 @@ def write_report(path: pathlib.Path, model: str, loaded: Loaded,
     from attribkit.viz import explanation_grid, tokens_html
 
     rep = Report(f"attribkit explain {model}")
+    if _is_table(loaded, sections):
+        _write_table(rep, loaded, sections)
+        return rep.save(path)
     for item, pred, tops, shown in sections:
         rep.heading(item.source, 3)
         rep.text(pred)
@@ -111,8 +167,10 @@ def write_report(path: pathlib.Path, model: str, loaded: Loaded,
                 continue
             rep.text(rec["summary"])
             if loaded.kind == "text" and res is not None and res.names is not None:
-                rep.raw(tokens_html(list(res.names), res.scores))
+                rep.raw(tokens_html(list(res.names), res.scores,
+                                    target=rec.get("target_name") or None,
+                                    output=rec.get("output"),
+                                    baseline_output=rec.get("baseline_output")))
             elif pic is not None and item.image is None:
                 rep.image(pic, rec["method"])
-    _global_views(rep, loaded, sections)
     return rep.save(path)

@@ -176,9 +176,13 @@ def save_picture(loaded: Loaded, item: Item, res: Outcome, path: pathlib.Path) -
 
     if item.image is not None and res.attribution is not None \
             and res.attribution.values.dim() == 4:
-        pic = viz.scale_intensity(item.image, res.attribution.values)
-        viz.to_pil(pic).save(path)
-        return pic
+        # the report's style: an inferno overlay with its colour bar and scale (and unit)
+        method = res.record["method"]
+        fig = viz.attribution_figure(res.attribution.values, item.image,
+                                     title=f"{item.name}: {method}",
+                                     label=viz.map_label(method))
+        fig.savefig(path, dpi=100)
+        return fig
     if loaded.kind == "molecule":
         img = viz.molecule_image(item.raw, res.scores, legend=res.record["method"])
         img.save(path)

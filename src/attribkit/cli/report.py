@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["register", "write_report"]
+__all__ = ["failure_groups", "register", "write_report"]
 
 _STATS = (("relative_gap", "relative completeness gap |gap| / |F(x) - F(x')|"),
           ("abs_gap", "completeness gap |sum(a) - (F(x) - F(x'))|"),
@@ -86,6 +86,52 @@ def _item_block(rep: Any, store: Any, res: Any, item: int, methods: list[str], k
             rep.text(f"{cap}; values of shape {tuple(vals.shape)}")
 
 
+def failure_groups(failed: Any, examples: int = 5) -> list[dict[str, Any]]:
+    """The failed rows grouped by their error's first line, most frequent first.
+
+    Parameters
+    ----------
+    failed : pandas.DataFrame
+        ``item``, ``item_id``, ``method`` and ``error`` of each failure.
+    examples : int, default 5
+        Example item ids kept per error.
+
+    Returns
+    -------
+    list of dict
+        ``error``, ``count``, ``methods`` (sorted), ``items`` (item indices, in order) and
+        ``examples`` (the first ``examples`` item ids).
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    for r in failed.itertuples():
+        key = str(r.error or "unknown error").strip().splitlines()[0][:300]
+        g = groups.setdefault(key, {"error": key, "count": 0, "methods": set(), "items": [],
+                                    "examples": []})
+        g["count"] += 1
+        g["methods"].add(str(r.method))
+        if int(r.item) not in g["items"]:
+            g["items"].append(int(r.item))
+            if len(g["examples"]) < examples:
+                g["examples"].append(str(r.item_id))
+    out = sorted(groups.values(), key=lambda g: (-g["count"], g["error"]))
+    for g in out:
+        g["methods"] = sorted(g["methods"])
+    return out
+
+
+def _failure_table(groups: list[dict[str, Any]]) -> str:
+    rows = []
+    for g in groups:
+        links = ", ".join(f'<a href="#item-{i}">{html.escape(e)}</a>'
+                          for i, e in zip(g["items"], g["examples"], strict=False))
+        more = len(g["items"]) - len(g["examples"])
+        links += f" and {more} more" if more > 0 else ""
+        rows.append(f"<tr><td>{html.escape(g['error'])}</td><td>{g['count']}</td>"
+                    f"<td>{html.escape(', '.join(g['methods']))}</td><td>{links}</td></tr>")
+    return ("<table><caption>Failures grouped by error</caption><tr><th>error</th>"
+            "<th>count</th><th>methods</th><th>examples</th></tr>" + "".join(rows) + "</table>")
+
+
 def write_report(path: str | pathlib.Path, *, curves: bool = True, steps: int = 10,
                  out: str | pathlib.Path | None = None) -> pathlib.Path:
     """Summarise the store at ``path`` and write its HTML report (default ``path/report.html``)."""
@@ -132,9 +178,12 @@ def write_report(path: str | pathlib.Path, *, curves: bool = True, steps: int = 
     failed = store.failed
     if len(failed):
         rep.heading("Failed", 2)
-        rep.table(["item", "item_id", "method", "error"],
-                  [[r.item, r.item_id, r.method, r.error] for r in failed.itertuples()])
-        linked.update(int(i) for i in failed["item"].tolist()[:20])
+        groups = failure_groups(failed)
+        rep.text(f"{len(failed)} failed (item, method) pairs, {len(groups)} distinct errors; "
+                 "the first items of each are shown below.")
+        rep.raw(_failure_table(groups))
+        for g in groups:
+            linked.update(g["items"][:5])
     if linked:
         rep.heading("Worst and failed items", 2)
         methods = list(summary["methods"])

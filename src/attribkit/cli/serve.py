@@ -26,6 +26,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
     try:
         store = RunStore(args.store)
+        others = [RunStore(o) for o in args.others]
     except StoreError as err:
         raise RuntimeError(str(err)) from err
     for problem in store.problems:  # unreadable shards: named, and left out
@@ -37,7 +38,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         model = load_model(args.model)
     hosts = allowed_hosts(args.host, args.allow_host or [])
     app = create_app(store, model=model, hosts=sorted(hosts),
-                     max_upload=int(args.max_upload_mb * 1024 * 1024))
+                     max_upload=int(args.max_upload_mb * 1024 * 1024), others=others)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"attribkit explorer for {store.root} ({len(store.items)} items"
           f"{', live model ' + args.model if args.model else ''})")
@@ -95,6 +96,8 @@ def register(sub: Any) -> None:
                                    "and filtered, every method's map per item, interior "
                                    "gradients; with --model, explain new inputs live.")
     s.add_argument("store", metavar="STORE", help="the run store folder, e.g. runs/NAME")
+    s.add_argument("others", metavar="STORE2", nargs="*",
+                   help="more run stores to compare with STORE (the compare page)")
     s.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")

@@ -56,8 +56,9 @@ def aopc_section(run: VisionRun) -> None:
              "score over steps 0..k, averaged over the photos (band: one standard error).")
     rep.image(viz.evaluation_curves(curves, x=xs, xlabel="pixels removed"),
               "AOPC: higher means the attribution found the pixels the score depends on")
-    rep.table(["attribution", "AOPC"], [[m, v] for m, v in aopcs.items()],
-              reading=read_aopc(aopcs))
+    rep.table(["attribution", f"AOPC@{setup.aopc_steps}"], [[m, v] for m, v in aopcs.items()],
+              f"AOPC of the top-class softmax score after {setup.aopc_steps} steps of "
+              f"{setup.aopc_k} pixels, mean over the photos", reading=read_aopc(aopcs))
     for i, row in enumerate(run.rows):  # each photo's own AOPC (the mean is in the report)
         row["AOPC IG"] = float(per_photo["integrated gradients"][i])
         row["AOPC grad"] = float(per_photo["gradient at the image"][i])

@@ -33,6 +33,7 @@ def saturation(model: Callable[..., Tensor], photos: Mapping[str, Tensor], value
 def saturation_section(run: VisionRun) -> None:
     """Add the saturation curves (Figure 2) and the interior gradients (Figure 3)."""
     from attribkit import viz
+    from attribkit.report.reading import read_saturation
 
     setup, rep, images, names = run.setup, run.rep, run.images, run.names
     _, interior, _, _ = run.gradients()
@@ -42,11 +43,12 @@ def saturation_section(run: VisionRun) -> None:
     sat_alphas = torch.linspace(0.0, 1.0, setup.alphas + 1, dtype=run.x.dtype)
     sat = saturation(setup.model, setup.saturation_photos, setup.baseline_value, sat_alphas)
     rep.heading("Saturation (Gradients of Counterfactuals, Figure 2)")
-    rep.text("The top-class softmax score F(x' + α (x - x')) against α for every sample photo: "
-             "it rises steeply at small α and flattens well before α = 1, so the gradient at the "
-             "image itself is small.")
+    rep.text("The top-class softmax score F(x' + α (x - x')) against α for every sample photo "
+             "(forward passes only).")
     rep.image(viz.saturation_curves(sat_alphas, sat, labels=list(setup.saturation_photos)),
               "softmax score of the top class along the path from black")
+    rep.reading(read_saturation(sat_alphas.tolist(), sat.tolist(),
+                                list(setup.saturation_photos)))
     rep.heading("Interior gradients (Gradients of Counterfactuals, Figure 3)")
     rep.image(viz.interior_strip(images[0], interior, index=0,
                                  title=f"{names[0]}: {run.labels[0]}"),

@@ -40,14 +40,18 @@ def text_task(out: pathlib.Path, quiet: bool, photos: int = 3) -> DemoResult:
         gap, rg = attr.gap, attr.relative_gap
         p_pos = float(attr.output[0]) if attr.output is not None else math.nan
         rep.heading(sentence, 3)
-        rep.raw(tokens_html(ex.tokens, ex.scores, title="integrated gradients"))
+        f0 = attr.baseline_output
+        rep.raw(tokens_html(ex.tokens, ex.scores, title="integrated gradients",
+                            target="positive", output=p_pos,
+                            baseline_output=float(f0[0]) if f0 is not None else None))
         row = {"text": sentence[:30], "F(x)": p_pos,
                "sum IG": float(attr.total()[0]),
                "gap": float(gap[0]) if gap is not None else math.nan,
                "rel_gap": float(rg[0]) if rg is not None else math.nan}
         try:
             gx = text.explain_text(sentence, method="gradient_x_input", model=model)
-            rep.raw(tokens_html(gx.tokens, gx.scores, title="gradient x input"))
+            rep.raw(tokens_html(gx.tokens, gx.scores, title="gradient x input",
+                                target="positive", output=p_pos))
             row["sum grad*x"] = float(gx.attribution.total()[0])
         except Exception as err:
             result.notes.append(f"gradient_x_input on text: {str(err).splitlines()[0][:120]}")

@@ -23,7 +23,8 @@ from attribkit.demo.saturation import saturation_section
 from attribkit.demo.setups import VisionSetup, toy_setup, vision_setup
 from attribkit.demo.state import VisionRun, start_run
 
-__all__ = ["SECTIONS", "run_pipeline", "toy_task", "vision_task"]
+__all__ = ["SECTIONS", "SUMMARY_COLUMNS", "run_pipeline", "summary_table", "toy_task",
+           "vision_task"]
 
 SECTIONS: tuple[Callable[[VisionRun], None], ...] = (
     gradients_section,
@@ -45,6 +46,7 @@ def run_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> DemoResu
     run = start_run(setup, out, quiet)
     for section in SECTIONS:
         section(run)
+    summary_table(run)
     result = run.result
     run.stages.stop()
     result.seconds = time.perf_counter() - t0
@@ -54,6 +56,24 @@ def run_pipeline(setup: VisionSetup, out: pathlib.Path, quiet: bool) -> DemoResu
     run.rep.save(result.report)
     result.rows = run.rows
     return result
+
+
+SUMMARY_COLUMNS = {"photo": "photo", "class": "top class", "p": "softmax",
+                   "sum IG": "sum of IG", "rel_gap": "relative gap", "AOPC IG": "AOPC of IG",
+                   "AOPC grad": "AOPC of the gradient"}
+"""The summary's columns (keys of :attr:`VisionRun.rows`) and their headings."""
+
+
+def summary_table(run: VisionRun) -> None:
+    """Put one row per photo first on the page: its class, completeness and AOPC."""
+    keys = [k for k in SUMMARY_COLUMNS if run.rows and k in run.rows[0]]
+    if not keys:
+        return
+    run.rep.summary([SUMMARY_COLUMNS[k] for k in keys],
+                    [[r.get(k, "") for k in keys] for r in run.rows],
+                    caption="Each photo: the top class, how complete IG is (relative gap) and "
+                            "the AOPC of each ranking (higher: the ranking found the pixels the "
+                            "score depends on)")
 
 
 def vision_task(out: pathlib.Path, quiet: bool, photos: int) -> DemoResult:

@@ -33,6 +33,8 @@ __all__ = [
     "ablation_scores",
     "aopc_from_scores",
     "aopc_section",
+    "early_step",
+    "header",
     "main",
     "pixel_ranks",
 ]
@@ -141,15 +143,33 @@ def run(logits_fn: Callable[[Tensor], Tensor], x: Tensor, target: Tensor,
     return out
 
 
+def early_step(steps: int) -> int:
+    """The early AOPC column's step: a fifth of the steps (10 of the paper's 50), at least 1.
+
+    With ``steps`` no more than that, the early column would repeat the last one.
+    """
+    return max(1, steps // 5)
+
+
+def header(protocol: Protocol) -> list[str]:
+    """The table's columns for ``protocol``: the early and the final AOPC, with their pixels."""
+    e = early_step(protocol.steps)
+    unit = "px" if protocol.block == 1 else f"{protocol.block}x{protocol.block} blocks"
+    return ["ranking", f"AOPC@{e} ({e * protocol.k:,} {unit})",
+            f"AOPC@{protocol.steps} ({protocol.steps * protocol.k:,} {unit}) [95 % CI]",
+            "minus random [95 % CI]"]
+
+
 def table(curves: dict[str, dict[str, Tensor]], score: str) -> list[list[str]]:
-    """Rows: method, AOPC@10, AOPC@end with a 95 % bootstrap CI over images, and the paired
-    difference from the random ranking with its CI."""
+    """Rows: method, AOPC after a fifth of the steps (:func:`early_step`), AOPC at the end with
+    a 95 % bootstrap CI over images, and the paired difference from the random ranking with its
+    CI."""
     rows = []
     rand = curves.get("random", {}).get(score)
     for name, c in curves.items():
         a = c[score]
         m, lo, hi = bootstrap_ci(a[:, -1])
-        row = [name, f"{float(a[:, min(10, a.shape[1] - 1)].mean()):.3f}",
+        row = [name, f"{float(a[:, early_step(a.shape[1] - 1)].mean()):.3f}",
                f"{m:.3f} [{lo:.3f}, {hi:.3f}]"]
         if rand is not None and name != "random":
             d, dlo, dhi = bootstrap_ci(a[:, -1] - rand[:, -1])
@@ -160,7 +180,9 @@ def table(curves: dict[str, dict[str, Tensor]], score: str) -> list[list[str]]:
     return rows
 
 
-HEADER = ["ranking", "AOPC@10", "AOPC@end [95 % CI]", "minus random [95 % CI]"]
+CAPTIONS = {"probability": "Score: the top class's softmax probability",
+            "logit": "Score: the top class's logit (before the softmax), same forward passes"}
+"""The caption of each score's table."""
 
 
 def _images(names: Sequence[str], variants: Sequence[str]) -> tuple[list[str], Tensor]:
@@ -203,8 +225,8 @@ def aopc_section(rep: Any, setup: Any, *, quick: bool, progress: bool) -> list[s
     rep.text(f"{len(names)} images ({', '.join(names)}); top {proto.k} pixels to black per "
              f"step, {proto.steps} steps; score: the top class's probability, and its logit "
              "from the same forward passes. Intervals: percentile bootstrap over images.")
-    rep.table(HEADER, table(curves, "probability"))
-    rep.table(HEADER, table(curves, "logit"))
+    for score in ("probability", "logit"):
+        rep.table(header(proto), table(curves, score), CAPTIONS[score])
     return []
 
 
@@ -245,8 +267,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         lines = [head, "", f"{proto.name}; {n} images ({', '.join(names[sub])}); "
                  f"{time.perf_counter() - t1:.0f} s.", ""]
         for score in ("probability", "logit"):
-            lines += [f"Score: the top class's {score}.", "",
-                      "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+            head_row = header(proto)
+            lines += [f"{CAPTIONS[score]}.", "",
+                      "| " + " | ".join(head_row) + " |", "|" + "---|" * len(head_row)]
             lines += ["| " + " | ".join(r) + " |" for r in table(curves, score)] + [""]
         per = [f"{names[sub][j]}: " + ", ".join(
             f"{m} {float(c['probability'][j, -1]):.3f}" for m, c in curves.items())

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import pathlib
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from attribkit.core.attribution import Attribution
-from attribkit.core.errors import InputError
+from attribkit.report.encode import encode_image
 from attribkit.report.reading import read_gaps
-from attribkit.viz._common import figure_to_png, image_array, to_pil
+from attribkit.viz._common import image_array
 from attribkit.viz.compare import comparison_grid
 
 __all__ = ["Report", "data_uri"]
@@ -32,39 +31,34 @@ figure.wide figcaption{max-width:none}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f3f3f3}
 .note{color:#8a5a00;font-size:.9em}.reading{max-width:60em;color:#234;margin-top:.2em}
+caption{caption-side:top;text-align:left;font-weight:600;padding:.2em 0}
+nav.toc{background:#f7f7f7;border:1px solid #ddd;padding:.4em 1.2em;margin:1em 0}
+nav.toc>ol{columns:2 24em}nav.toc ol{margin:.2em 0;padding-left:1.4em}
+nav.toc li{break-inside:avoid}
+nav.toc h2{border:0;margin:.2em 0;font-size:1.1em}
 """
 #: Pictures of photos are shown at least this wide (in CSS pixels), small ones enlarged.
 MIN_PHOTO_PX = 320
 
 
-def data_uri(item: Any) -> str:
-    """A ``data:`` URI for an image.
+def data_uri(item: Any, *, photo: bool | None = None) -> str:
+    """A ``data:`` URI for an image, photo-like pictures compressed (WebP), line art as PNG.
 
     Parameters
     ----------
     item : bytes, PIL image, numpy array or matplotlib figure
-        PNG or GIF bytes, a PIL image, an ``(H, W, 3)`` array, or a figure (rendered to PNG).
+        PNG or GIF bytes, a PIL image, an ``(H, W, 3)`` array, or a figure.
+    photo : bool, optional
+        ``True``: encode as lossy WebP (photos and heat maps); ``False``: PNG (line art, exact
+        pixels); ``None`` decides from the picture (see
+        :func:`attribkit.report.encode.encode_image`).
 
     Returns
     -------
     str
-        ``data:image/png;base64,...`` (or ``image/gif``).
+        ``data:image/png;base64,...`` (or ``image/webp``, ``image/gif``).
     """
-    if isinstance(item, bytes | bytearray):
-        data = bytes(item)
-        if data[:6] in (b"GIF87a", b"GIF89a"):
-            mime = "image/gif"
-        elif data[:8] == b"\x89PNG\r\n\x1a\n":
-            mime = "image/png"
-        else:
-            raise InputError("image bytes must be PNG or GIF.")
-    elif hasattr(item, "savefig"):
-        data, mime = figure_to_png(item), "image/png"
-    else:
-        pil = item if isinstance(item, Image.Image) else to_pil(image_array(item))
-        buf = io.BytesIO()
-        pil.save(buf, format="PNG")
-        data, mime = buf.getvalue(), "image/png"
+    data, mime = encode_image(item, photo=photo)
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
@@ -99,11 +93,46 @@ class Report:
     def __init__(self, title: str) -> None:
         self.title = title
         self._parts: list[str] = []
+        self._lead: list[str] = []
+        self._toc: list[tuple[int, str, str]] = []
 
     def heading(self, text: str, level: int = 2) -> Report:
-        """Add a heading (``level`` 1-4)."""
+        """Add a heading (``level`` 1-4) with an anchor; levels 2 and 3 go in the contents."""
         level = min(max(int(level), 1), 4)
-        self._parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        anchor = self._anchor(text)
+        if level in (2, 3):
+            self._toc.append((level, text, anchor))
+        self._parts.append(f'<h{level} id="{anchor}">{html.escape(text)}</h{level}>')
+        return self
+
+    def _anchor(self, text: str) -> str:
+        base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48] or "section"
+        used = {a for _, _, a in self._toc}
+        anchor, n = base, 2
+        while anchor in used:
+            anchor, n = f"{base}-{n}", n + 1
+        return anchor
+
+    def summary(self, header: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                caption: str = "", reading: str = "") -> Report:
+        """Put a summary table first on the page (after the contents), whenever it is added.
+
+        Parameters
+        ----------
+        header : sequence of str
+            Column names.
+        rows : sequence of sequences
+            One row per item (floats to 4 significant digits, escaped).
+        caption : str, default ""
+            What the table shows (escaped).
+        reading : str, default ""
+            A short interpretation printed under it.
+        """
+        parts, self._parts = self._parts, []
+        self._toc.insert(0, (2, "Summary", "summary"))
+        self._parts.append('<h2 id="summary">Summary</h2>')
+        self.table(header, rows, caption, reading=reading)
+        self._lead, self._parts = self._lead + self._parts, parts
         return self
 
     def text(self, text: str, *, note: bool = False) -> Report:
@@ -121,7 +150,7 @@ class Report:
         return self
 
     def image(self, item: Any, caption: str = "", *, width: int | None = None,
-              wide: bool = False) -> Report:
+              wide: bool = False, photo: bool | None = None) -> Report:
         """Add an embedded image (see :func:`data_uri`) with an escaped caption.
 
         Parameters
@@ -134,11 +163,14 @@ class Report:
             Display width in CSS pixels (a smaller picture is enlarged without smoothing).
         wide : bool, default False
             Use the page's full width (for grids and figures with several panels).
+        photo : bool, optional
+            Compress as a photo (lossy WebP) or keep exact pixels (PNG); ``None`` decides
+            from the picture (see :func:`data_uri`).
         """
         w = f' width="{int(width)}" class="px"' if width else ""
         cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
         cls = ' class="wide"' if wide else ""
-        self._parts.append(f'<figure{cls}><img src="{data_uri(item)}" '
+        self._parts.append(f'<figure{cls}><img src="{data_uri(item, photo=photo)}" '
                            f'alt="{html.escape(caption)}"{w}>{cap}</figure>')
         return self
 
@@ -273,12 +305,35 @@ class Report:
                        [[m, *[r.get(c, "") for c in cols]] for m, r in results.items()])
         return self
 
+    def contents(self) -> str:
+        """The contents list: a link to every level-2 heading, level-3 ones nested under it."""
+        if len(self._toc) < 2:
+            return ""
+        out = ['<nav class="toc" id="contents"><h2>Contents</h2><ol>']
+        open_sub = False
+        for i, (level, text, anchor) in enumerate(self._toc):
+            link = f'<a href="#{anchor}">{html.escape(text)}</a>'
+            if level == 3 and i > 0:
+                out.append(("" if open_sub else "<ol>") + f"<li>{link}</li>")
+                open_sub = True
+                continue
+            if open_sub:
+                out.append("</ol></li>")
+                open_sub = False
+            elif i > 0:
+                out.append("</li>")
+            out.append(f"<li>{link}")
+        out.append("</ol></li>" if open_sub else "</li>")
+        out.append("</ol></nav>")
+        return "".join(out)
+
     def to_html(self) -> str:
-        """The whole page as a string."""
-        body = "\n".join(self._parts)
+        """The whole page as a string: title, contents list, summary, then the sections."""
+        body = "\n".join([*self._lead, *self._parts])
         return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head>\n"
-                f"<body><h1>{html.escape(self.title)}</h1>\n{body}\n</body></html>\n")
+                f"<body><h1>{html.escape(self.title)}</h1>\n{self.contents()}\n{body}\n"
+                f"</body></html>\n")
 
     def save(self, path: str | pathlib.Path) -> pathlib.Path:
         """Write the page to ``path`` (folders created) and return the path."""

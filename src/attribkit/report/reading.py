@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-__all__ = ["read_aopc", "read_gaps", "read_methods"]
+import numpy as np
+
+__all__ = ["read_aopc", "read_gaps", "read_methods", "read_saturation"]
 
 
 def read_aopc(aopcs: Mapping[str, float], *, method: str = "integrated gradients",
@@ -112,4 +114,59 @@ def read_methods(ran: int, skipped: Mapping[str, str], complete_gaps: Mapping[st
                          f"than {tolerance:.0%} (largest: {worst}, {finite[worst]:.1%}); the "
                          "settings here are cheap (few steps or samples), and more close the "
                          "gap.")
+    return " ".join(parts)
+
+
+def read_saturation(alphas: Sequence[float], scores: Sequence[Sequence[float]],
+                    labels: Sequence[str], *, tail: float = 0.1, still: float = 0.05) -> str:
+    """What the saturation curves show, computed from them (not fixed prose).
+
+    Parameters
+    ----------
+    alphas : sequence of float
+        The path positions, increasing from 0 to 1.
+    scores : sequence of sequences of float
+        ``(N, A)``: each curve's score at each alpha.
+    labels : sequence of str
+        The curves' names.
+    tail : float, default 0.1
+        The last part of the path examined (``alpha >= 1 - tail``).
+    still : float, default 0.05
+        A curve whose last ``tail`` of the path adds more than this share of its whole rise
+        ``F(1) - F(0)`` still rises near ``alpha = 1``.
+    """
+    a = np.asarray(alphas, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64).reshape(len(labels), a.size)
+    rise = s[:, -1] - s[:, 0]
+    j = int(np.searchsorted(a, 1.0 - tail - 1e-12))
+    late = s[:, -1] - s[:, j]
+    rising = [str(lb) for lb, r, d in zip(labels, rise, late, strict=True)
+              if r > 0 and d > still * r]
+    falling = [str(lb) for lb, r in zip(labels, rise, strict=True) if r <= 0]
+    dropping = [str(lb) for lb, r, d in zip(labels, rise, late, strict=True)
+                if r > 0 and d < -still * r]
+    reach = []
+    for row, r in zip(s, rise, strict=True):
+        if r > 0:
+            k = int(np.argmax(row - row[0] >= 0.9 * r))
+            reach.append(float(a[k]))
+    n = len(labels)
+    parts = []
+    if reach:
+        parts.append(f"{len(reach)} of {n} curves reach 90% of their rise F(1) - F(0) by "
+                     f"α = {np.median(reach):.2f} (median; earliest {min(reach):.2f}, latest "
+                     f"{max(reach):.2f}).")
+    if rising:
+        parts.append(f"{len(rising)} of {n} still rise near α = 1 (the last {tail:.0%} of the "
+                     f"path adds more than {still:.0%} of their rise: {', '.join(rising)}): "
+                     "for these the gradient at the image is not yet small.")
+    elif not dropping:
+        parts.append(f"All {n} flatten before α = 1 (the last {tail:.0%} of the path adds less "
+                     f"than {still:.0%} of each rise), so the gradient at the image is small: "
+                     "the saturation Integrated Gradients integrates past.")
+    if dropping:
+        parts.append(f"{len(dropping)} of {n} fall near α = 1 (by more than {still:.0%} of their "
+                     f"rise over the last {tail:.0%}: {', '.join(dropping)}).")
+    if falling:
+        parts.append(f"{len(falling)} end no higher than they start ({', '.join(falling)}).")
     return " ".join(parts)

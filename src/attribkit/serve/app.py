@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from attribkit.serve import routes_data, routes_live
+from attribkit.serve import routes_compare, routes_data, routes_live
 from attribkit.serve.explorer import Explorer
 from attribkit.serve.live import JobRunner, LiveModel
 from attribkit.serve.store import RunStore
@@ -92,8 +92,9 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
 def create_app(store: str | pathlib.Path | RunStore, *, model: LiveModel | None = None,
                hosts: Sequence[str] = ("127.0.0.1", "localhost"),
                max_upload: int = 8 * 1024 * 1024,
-               max_pixels: int | None = None) -> FastAPI:
-    """The explorer for one run store.
+               max_pixels: int | None = None,
+               others: Sequence[str | pathlib.Path | RunStore] = ()) -> FastAPI:
+    """The explorer for one run store, compared with ``others`` if given.
 
     Parameters
     ----------
@@ -109,6 +110,9 @@ def create_app(store: str | pathlib.Path | RunStore, *, model: LiveModel | None 
         The largest request body accepted by the live endpoints, in bytes.
     max_pixels : int, optional
         The largest uploaded image in pixels (default: Pillow's ``Image.MAX_IMAGE_PIXELS``).
+    others : sequence of path or RunStore, optional
+        More stores to compare with ``store`` (``attribkit serve runA runB``): the compare
+        page matches their items by ``item_id``.
 
     Returns
     -------
@@ -118,7 +122,8 @@ def create_app(store: str | pathlib.Path | RunStore, *, model: LiveModel | None 
     st = store if isinstance(store, RunStore) else RunStore(store)
     limit = int(max_pixels or Image.MAX_IMAGE_PIXELS or 89_478_485)
     runner = JobRunner(st, model, limit) if model is not None else None
-    ex = Explorer(st, runner, max_upload)
+    more = [o if isinstance(o, RunStore) else RunStore(o) for o in others]
+    ex = Explorer(st, runner, max_upload, more)
     app = FastAPI(title="attribkit explorer", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.explorer = ex
     static = _static_files()
@@ -138,6 +143,14 @@ def create_app(store: str | pathlib.Path | RunStore, *, model: LiveModel | None 
     async def item_page(n: int) -> Response:
         return page("item.html")
 
+    @app.get("/compare", include_in_schema=False)
+    async def compare_page() -> Response:
+        return page("compare.html")
+
+    @app.get("/slices", include_in_schema=False)
+    async def slices_page() -> Response:
+        return page("slices.html")
+
     @app.get("/live", include_in_schema=False)
     async def live_page() -> Response:
         return page("live.html")
@@ -151,6 +164,7 @@ def create_app(store: str | pathlib.Path | RunStore, *, model: LiveModel | None 
 
     routes_data.register(app, ex)
     routes_live.register(app, ex)
+    routes_compare.register(app, ex)
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Any) -> Response:

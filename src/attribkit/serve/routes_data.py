@@ -89,31 +89,54 @@ def register(app: FastAPI, ex: Explorer) -> None:
                 "live_kind": ex.runner.loaded.kind if ex.runner else None,
                 "model_live": ex.runner.loaded.name if ex.runner else None,
                 "live_methods": sorted(methods()) if ex.runner else [],
-                "sort_keys": ex.table.sort_keys(), "version": store.version}
+                "sort_keys": ex.table.sort_keys(), "version": store.version,
+                "stores": len(ex.stores), "curves": ex.table.curves}
+
+    summaries: dict[tuple[int, int], dict[str, Any]] = {}
 
     @app.get("/api/summary")
     async def summary() -> dict[str, Any]:
-        return {"gaps": gap_histograms(ex.table), "summary": store.summary()}
+        # the per-item scores are table columns (and would make this answer megabytes)
+        path = store.root / "summary.json"
+        key = (store.version, path.stat().st_mtime_ns if path.is_file() else -1)
+        if key not in summaries:
+            summaries.clear()
+            summaries[key] = {"gaps": gap_histograms(ex.table),
+                              "summary": _without(store.summary(), "per_item")}
+        return summaries[key]
 
     @app.get("/api/items")
     async def items(page: int = Query(0, ge=0), per_page: int = Query(50, ge=1, le=500),
               sort: str = Query("item", max_length=100), desc: bool = False,
               q: str = Query("", max_length=200),
               status: str = Query("all", pattern="^(all|ok|failed)$"),
-              target: str = Query("", max_length=200)) -> Any:
+              target: str = Query("", max_length=200), slice: str = Query("", max_length=20),
+              value: str = Query("", max_length=200)) -> Any:
         try:
             p = ex.table.query(page=page, per_page=per_page, sort=sort, descending=desc, q=q,
-                               status=status, target=target)
+                               status=status, target=target, slice_by=slice, slice_value=value)
         except ValueError as err:
             return _error(400, str(err))
         return {"total": p.total, "page": p.page, "per_page": p.per_page, "rows": p.rows,
-                "methods": ex.table.methods}
+                "methods": ex.table.methods, "curves": ex.table.curves}
 
     @app.get("/api/items/{n}")
-    async def item(n: int) -> Any:
+    async def item(n: int, sort: str = Query("item", max_length=100), desc: bool = False,
+                   q: str = Query("", max_length=200),
+                   status: str = Query("all", pattern="^(all|ok|failed)$"),
+                   target: str = Query("", max_length=200), slice: str = Query("", max_length=20),
+                   value: str = Query("", max_length=200)) -> Any:
         store.reload()
         if not known(n):
             return _error(404, f"no item {n} in this store")
+        try:  # previous / next follow the table's sorted, filtered order
+            prev, nxt, pos, total = ex.table.neighbours(
+                n, sort=sort, descending=desc, q=q, status=status, target=target,
+                slice_by=slice, slice_value=value)
+        except ValueError as err:
+            return _error(400, str(err))
+        if pos < 0:  # the filter leaves this item out: the store's order
+            prev, nxt = _neighbour(store.items.index, n, -1), _neighbour(store.items.index, n, 1)
         rec = store.item_record(n)
         kind = str(rec.get("kind") or store.kind)
         rows = store.result_rows(n)
@@ -159,8 +182,8 @@ def register(app: FastAPI, ex: Explorer) -> None:
                 "interior": interior, "interactions": item_interactions(rec),
                 "can_compute_interior": ex.runner is not None and not interior
                 and kind in ("image", "tensor"),
-                "previous": _neighbour(store.items.index, n, -1),
-                "next": _neighbour(store.items.index, n, 1), "version": store.version}
+                "previous": prev, "next": nxt, "position": pos, "in_view": total,
+                "version": store.version}
 
     @app.get("/api/items/{n}/input.png")
     async def input_png(n: int) -> Response:
@@ -223,6 +246,15 @@ def register(app: FastAPI, ex: Explorer) -> None:
             top = max(render.map_scale(render.reduce_map(vals[j], sign))
                       for j in range(vals.shape[0]))
         return _png(render.map_png(vals[k], sign, top))
+
+
+def _without(obj: Any, key: str) -> Any:
+    """``obj`` with every ``key`` of its nested dictionaries left out."""
+    if isinstance(obj, dict):
+        return {k: _without(v, key) for k, v in obj.items() if k != key}
+    if isinstance(obj, list):
+        return [_without(v, key) for v in obj]
+    return obj
 
 
 def _neighbour(index: Any, n: int, step: int) -> int | None:

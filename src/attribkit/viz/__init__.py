@@ -32,15 +32,24 @@ from attribkit.viz.image import (
 from attribkit.viz.interactions import interaction_bars, interaction_heatmap, interaction_network
 from attribkit.viz.interior import interior_frames, interior_gif, interior_strip
 from attribkit.viz.molecule import molecule_image
-from attribkit.viz.panels import CMAPS, STYLES, attribution_figure, draw_attribution, map_scale
+from attribkit.viz.panels import (
+    CMAPS,
+    STYLES,
+    UNITS,
+    attribution_figure,
+    draw_attribution,
+    map_label,
+    map_scale,
+)
 from attribkit.viz.segments import segment_boundaries
-from attribkit.viz.tabular import feature_bars
+from attribkit.viz.tabular import feature_bars, waterfall
 from attribkit.viz.text import token_colors, tokens_ansi, tokens_html
 
 __all__ = [
     "CMAPS",
     "SIGNS",
     "STYLES",
+    "UNITS",
     "as_array",
     "attribution_figure",
     "attribution_map",
@@ -61,6 +70,7 @@ __all__ = [
     "interior_frames",
     "interior_gif",
     "interior_strip",
+    "map_label",
     "map_scale",
     "mean_abs_bars",
     "molecule_image",
@@ -78,4 +88,5 @@ __all__ = [
     "token_values",
     "tokens_ansi",
     "tokens_html",
+    "waterfall",
 ]

@@ -17,7 +17,7 @@ from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
 from attribkit.core.signs import DEFAULT_SIGN
 from attribkit.viz._common import image_array
-from attribkit.viz.panels import draw_attribution
+from attribkit.viz.panels import draw_attribution, map_label
 
 __all__ = ["explanation_grid"]
 
@@ -114,7 +114,7 @@ def explanation_grid(image: Any, attributions: Mapping[str, Any], *,
             _failure(ax, name, attr)
             continue
         draw_attribution(ax, attr, image=base, style=style, sign=sign, percentile=percentile,
-                         index=index)
+                         index=index, label=map_label(name, sign))
         ax.set_title(_title(name, attr), fontsize=9)
     for ax in axes[k:]:
         ax.set_visible(False)

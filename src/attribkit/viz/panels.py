@@ -20,7 +20,8 @@ from attribkit.core.errors import InputError
 from attribkit.core.signs import DEFAULT_SIGN, check_sign
 from attribkit.viz._common import Array, as_array, image_array, reduce_channels
 
-__all__ = ["CMAPS", "STYLES", "attribution_figure", "draw_attribution", "map_scale"]
+__all__ = ["CMAPS", "STYLES", "UNITS", "attribution_figure", "draw_attribution", "map_label",
+           "map_scale"]
 
 #: The default colormap of each ``sign``: sequential for magnitudes, diverging for signed maps.
 CMAPS = {"absolute": "inferno", "positive": "Reds", "negative": "Blues", "all": "RdBu_r"}
@@ -28,6 +29,20 @@ CMAPS = {"absolute": "inferno", "positive": "Reds", "negative": "Blues", "all": 
 STYLES = ("heatmap", "overlay", "intensity")
 _LABELS = {"absolute": r"$\Sigma_c\,|a|$", "positive": r"positive part of $\Sigma_c\,a$",
            "negative": r"negative part of $\Sigma_c\,a$", "all": r"$\Sigma_c\,a$ (signed)"}
+
+
+#: What a method's attributions measure, where it is not a share of F(x) - F(x'): shown on the
+#: colour bar.
+UNITS = {"occlusion": "drop in the explained score",
+         "feature_ablation": "drop in the explained score"}
+
+
+def map_label(method: str | None = None, sign: str = DEFAULT_SIGN) -> str:
+    """The colour bar's label: what is shown (``sum_c |a|``) and, for methods in :data:`UNITS`,
+    its unit (occlusion: the drop in the explained score)."""
+    text = _LABELS[sign]
+    unit = UNITS.get(str(method or "").split(":")[0])
+    return f"{text}: {unit}" if unit else text
 
 
 def map_scale(m: Array, percentile: float = 99.0) -> float:
@@ -134,7 +149,7 @@ def draw_attribution(ax: Axes, values: Any, *, image: Any = None, style: str = "
 def attribution_figure(values: Any, image: Any = None, *, style: str | None = None,
                        sign: str = DEFAULT_SIGN, percentile: float = 99.0,
                        cmap: str | None = None, index: int = 0, title: str | None = None,
-                       size: float = 4.0) -> Figure:
+                       size: float = 4.0, label: str | None = None) -> Figure:
     """A figure of one attribution with its colour bar (and the picture beside it, if given).
 
     Parameters
@@ -152,6 +167,8 @@ def attribution_figure(values: Any, image: Any = None, *, style: str | None = No
         Figure title.
     size : float, default 4
         Panel size in inches (at 100 dpi: 400 px).
+    label : str, optional
+        The colour bar's label (default: :func:`map_label` of the attribution's method).
 
     Returns
     -------
@@ -167,8 +184,10 @@ def attribution_figure(values: Any, image: Any = None, *, style: str | None = No
         axes[0].imshow(image_array(image))
         axes[0].set_title("input", fontsize=9)
         axes[0].axis("off")
+    method = getattr(values, "method", None)
     draw_attribution(axes[-1], values, image=image, style=chosen, sign=sign,
-                     percentile=percentile, cmap=cmap, index=index)
+                     percentile=percentile, cmap=cmap, index=index,
+                     label=label if label is not None else map_label(method, sign))
     axes[-1].set_title(f"attribution ({sign})", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)

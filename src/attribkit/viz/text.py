@@ -51,7 +51,32 @@ def token_colors(scores: Any, tokens: Sequence[str] | None = None) -> list[tuple
     return out
 
 
-def tokens_html(tokens: Sequence[str], scores: Any, *, title: str | None = None) -> str:
+def _key(s: np.ndarray[Any, Any], target: str | None, output: float | None,
+         baseline_output: float | None) -> str:
+    """The colour key and the numbers the colours share: F(x), F(x'), their difference, the sum."""
+    (gr, gg, gb), (rr, rg, rb) = token_colors(np.array([1.0, -1.0]))
+    what = f"the explained class ({target})" if target else "the explained output"
+    swatch = ('<span style="background:rgb({},{},{});padding:0 6px;border-radius:3px;'
+              'margin:0 3px">&nbsp;</span>')
+    parts = [f'<div class="ak-key" style="font-size:.85em;color:#333">'
+             f'{swatch.format(gr, gg, gb)}supports {html.escape(what)}'
+             f'{swatch.format(rr, rg, rb)}speaks against it; stronger colour: larger |a| '
+             f"(max |a| = {float(np.abs(s).max()) if s.size else 0.0:.4g})."]
+    nums = []
+    if output is not None:
+        nums.append(f"F(x) = {output:.4g}")
+    if baseline_output is not None:
+        nums.append(f"F(x') = {baseline_output:.4g}")
+    if output is not None and baseline_output is not None:
+        nums.append(f"F(x) - F(x') = {output - baseline_output:.4g}")
+    nums.append(f"sum of attributions = {float(s.sum()):.4g}")
+    parts.append(" " + html.escape(", ".join(nums)) + ".</div>")
+    return "".join(parts)
+
+
+def tokens_html(tokens: Sequence[str], scores: Any, *, title: str | None = None,
+                key: bool = True, target: str | None = None, output: float | None = None,
+                baseline_output: float | None = None) -> str:
     """An HTML fragment with each token highlighted by its attribution.
 
     Every token (and the title) is HTML-escaped, so untrusted text is safe to embed.
@@ -64,6 +89,15 @@ def tokens_html(tokens: Sequence[str], scores: Any, *, title: str | None = None)
         One attribution per token.
     title : str, optional
         A caption above the tokens.
+    key : bool, default True
+        Add the colour key (which colour supports the explained class) and the numbers
+        ``F(x)``, ``F(x')``, their difference and the sum of the attributions.
+    target : str, optional
+        The explained class's name, for the key.
+    output : float, optional
+        ``F(x)``, the explained score at the text.
+    baseline_output : float, optional
+        ``F(x')``, the score at the baseline.
 
     Returns
     -------
@@ -77,6 +111,8 @@ def tokens_html(tokens: Sequence[str], scores: Any, *, title: str | None = None)
     for tok, v, (r, g, b) in zip(tokens, s, token_colors(s), strict=True):
         parts.append(f'<span style="background:rgb({r},{g},{b});padding:2px 3px;margin:1px;'
                      f'border-radius:3px" title="{v:+.4g}">{html.escape(str(tok))}</span>')
+    if key:
+        parts.append(_key(s, target, output, baseline_output))
     parts.append("</div>")
     return "".join(parts)
 

@@ -91,6 +91,9 @@ export function header(info, here) {
     el("a", { href: "/", cls: "brand", text: "attribkit explorer" }),
     el("span", { cls: "crumb", text: info ? `${info.name} · ${info.model} · ${info.kind}` : "" }),
     el("span", { cls: "spacer" }),
+    el("a", { href: "/slices", cls: here === "slices" ? "navlink here" : "navlink", text: "Slices" }),
+    el("a", { href: "/compare", cls: here === "compare" ? "navlink here" : "navlink",
+      text: info && info.stores > 1 ? `Compare ${info.stores} runs` : "Compare methods" }),
     info && info.live ? el("a", { href: "/live", cls: here === "live" ? "navlink here" : "navlink", text: "Explain a new input" }) : null);
   return nav;
 }

@@ -4,11 +4,13 @@ import { api, clear, el, fmt, header, pct, ready, showError } from "/static/comm
 const params = new URLSearchParams(location.search);
 const state = {
   sort: params.get("sort") || "item",
-  desc: params.get("desc") === "1",
+  desc: params.get("desc") === "1" || params.get("desc") === "true",
   page: Number(params.get("page") || 0),
   q: params.get("q") || "",
   status: params.get("status") || "all",
   per: Number(params.get("per") || 50),
+  slice: params.get("slice") || "",
+  value: params.get("value") || "",
 };
 let info = null;
 let seq = 0;
@@ -21,15 +23,34 @@ function saveState() {
   if (state.q) p.set("q", state.q);
   if (state.status !== "all") p.set("status", state.status);
   if (state.per !== 50) p.set("per", String(state.per));
+  if (state.slice) { p.set("slice", state.slice); p.set("value", state.value); }
   const query = p.toString();
   history.replaceState(null, "", query ? `/?${query}` : "/");
 }
 
+// The badge shows the relative gap, the number its colour comes from (the absolute gap in
+// its tooltip): green below 1 %, amber below 5 %, red above.
 function gapBadge(gap, rel) {
-  if (gap === null) return el("span", { cls: "muted", text: "–" });
-  const level = rel === null ? "" : rel < 0.01 ? "good" : rel < 0.05 ? "fair" : "poor";
-  return el("span", { cls: `gap ${level}`, title: rel === null ? "" : `relative gap ${pct(rel)}`,
-    text: fmt(gap, 2) });
+  if (gap === null && rel === null) return el("span", { cls: "muted", text: "–" });
+  if (rel === null) return el("span", { cls: "gap", title: "no relative gap (F(x) = F(x′))", text: fmt(gap, 2) });
+  const level = Math.abs(rel) < 0.01 ? "good" : Math.abs(rel) < 0.05 ? "fair" : "poor";
+  return el("span", { cls: `gap ${level}`, title: `gap ${fmt(gap, 3)} (relative ${pct(rel)})`,
+    text: pct(rel) });
+}
+
+const CURVE_LABELS = { aopc: ["AOPC", "higher is better"], deletion: ["del.", "deletion area, lower is better"],
+  insertion: ["ins.", "insertion area, higher is better"] };
+
+function curvesOf(m) {
+  return ((info && info.curves) || []).filter((c) => c.endsWith(`:${m}`)).map((c) => c.split(":")[0]);
+}
+
+// The query of the current view (sort, filter, slice), carried to the item page and exports.
+function viewQuery() {
+  const p = new URLSearchParams({ sort: state.sort, desc: state.desc ? "true" : "false",
+    q: state.q, status: state.status });
+  if (state.slice) { p.set("slice", state.slice); p.set("value", state.value); }
+  return p.toString();
 }
 
 function sortHeader(label, key, title) {
@@ -39,7 +60,8 @@ function sortHeader(label, key, title) {
     "data-sort": key, "aria-sort": active ? (state.desc ? "descending" : "ascending") : "none" },
     el("button", { type: "button", text: label + arrow, on: { click: () => {
       if (state.sort === key) state.desc = !state.desc;
-      else { state.sort = key; state.desc = key.startsWith("gap:") || key.startsWith("error:") || key === "output"; }
+      // worst first: large gaps, errors and deletion areas; small AOPC and insertion areas
+      else { state.sort = key; state.desc = /^(gap|rel_gap|error|deletion):/.test(key) || key === "output"; }
       state.page = 0;
       load();
     } } }));
@@ -49,14 +71,15 @@ function renderHead(methods) {
   const head = clear(document.querySelector("#items thead"));
   const top = el("tr", {},
     el("th", { colspan: 4, cls: "group", text: "" }),
-    methods.map((m) => el("th", { colspan: 2, cls: "group method", text: m })),
+    methods.map((m) => el("th", { colspan: 2 + curvesOf(m).length, cls: "group method", text: m })),
     el("th", { cls: "group", text: "" }));
   const row = el("tr", {},
     sortHeader("#", "item"), el("th", { text: "input" }), sortHeader("class", "target_name"),
     sortHeader("F(x)", "output", "the model's score for the explained class"),
     methods.map((m) => [
-      sortHeader("gap", `gap:${m}`, `sort by |completeness gap| of ${m}`),
-      sortHeader("error", `error:${m}`, `sort by error estimate of ${m}`)]),
+      sortHeader("rel. gap", `rel_gap:${m}`, `sort by |relative completeness gap| of ${m}`),
+      sortHeader("error", `error:${m}`, `sort by error estimate of ${m}`),
+      curvesOf(m).map((c) => sortHeader(CURVE_LABELS[c][0], `${c}:${m}`, `sort by ${c} of ${m} (${CURVE_LABELS[c][1]})`))]),
     sortHeader("status", "status"));
   head.append(top, row);
 }
@@ -72,7 +95,7 @@ function inputCell(r) {
 function renderRows(page) {
   const body = clear(document.querySelector("#items tbody"));
   for (const r of page.rows) {
-    const link = `/item/${r.item}`;
+    const link = `/item/${r.item}?${viewQuery()}`;
     const tr = el("tr", { cls: r.status, "data-item": r.item,
       on: { click: (ev) => { if (!ev.target.closest("a")) location.href = link; } } },
       el("td", { cls: "num" }, el("a", { href: link, text: String(r.item) })),
@@ -83,7 +106,8 @@ function renderRows(page) {
       page.methods.map((m) => {
         const v = r.methods[m] || {};
         return [el("td", { cls: "num" }, gapBadge(v.gap ?? null, v.relative_gap ?? null)),
-          el("td", { cls: "num muted", text: fmt(v.error_estimate ?? null, 2) })];
+          el("td", { cls: "num muted", text: fmt(v.error_estimate ?? null, 2) }),
+          curvesOf(m).map((c) => el("td", { cls: "num", text: fmt(v[c] ?? null) }))];
       }),
       el("td", {}, el("span", { cls: `status ${r.status}`, title: r.error || "",
         text: r.status === "partial" ? "a method failed" : r.status })));
@@ -105,6 +129,16 @@ function renderPager(page) {
     el("button", { type: "button", disabled: page.page + 1 >= pages, text: "last »", on: { click: () => go(pages - 1) } }));
   document.getElementById("count").textContent =
     `${page.total.toLocaleString()} of ${info.items.toLocaleString()} items`;
+  const exports = clear(document.getElementById("export"));
+  exports.append(el("span", { cls: "muted", text: "export this table: " }),
+    el("a", { href: `/api/export.csv?${viewQuery()}`, download: "", id: "export-csv", text: "CSV" }), " · ",
+    el("a", { href: `/api/export.parquet?${viewQuery()}`, download: "", id: "export-parquet", text: "Parquet" }));
+  const chip = clear(document.getElementById("slice-chip"));
+  if (state.slice) {
+    chip.append(el("span", { cls: "chip", text: `${state.slice === "target_name" ? "class" : state.slice} = ${state.value || "(none)"}` }),
+      el("button", { type: "button", text: "×", title: "show every item", on: { click: () => {
+        state.slice = ""; state.value = ""; state.page = 0; load(); } } }));
+  }
 }
 
 let first = null;  // the first page's request, started with /api/info
@@ -112,6 +146,7 @@ let first = null;  // the first page's request, started with /api/info
 function itemsUrl() {
   const q = new URLSearchParams({ page: state.page, per_page: state.per, sort: state.sort,
     desc: state.desc ? "true" : "false", q: state.q, status: state.status });
+  if (state.slice) { q.set("slice", state.slice); q.set("value", state.value); }
   return `/api/items?${q}`;
 }
 

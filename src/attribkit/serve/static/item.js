@@ -120,9 +120,10 @@ function renderMaps() {
 function renderTitle() {
   const box = clear(document.getElementById("title"));
   const nav = el("div", { cls: "itemnav" },
-    el("a", { href: "/", text: "← data set" }),
-    item.previous !== null ? el("a", { href: `/item/${item.previous}`, text: "‹ previous" }) : null,
-    item.next !== null ? el("a", { href: `/item/${item.next}`, text: "next ›" }) : null);
+    el("a", { href: `/${location.search}`, text: "← data set" }),
+    item.previous !== null ? el("a", { href: `/item/${item.previous}${location.search}`, id: "prev", text: "‹ previous" }) : null,
+    item.position >= 0 && location.search ? el("span", { cls: "muted small", text: `${item.position + 1} of ${item.in_view} in the table's order` }) : null,
+    item.next !== null ? el("a", { href: `/item/${item.next}${location.search}`, id: "next", text: "next ›" }) : null);
   box.append(nav, el("h1", { text: item.item_id }),
     el("div", { cls: "muted", text: `item ${item.item} · ${item.kind} · ${item.source || ""}` }));
   if (item.status === "failed") box.append(el("div", { cls: "error", text: `This item failed: ${item.error || "no reason recorded"}` }));
@@ -166,7 +167,7 @@ function bindControls() {
 async function main() {
   let info = null;
   try {
-    [info, item] = await Promise.all([api("/api/info"), api(`/api/items/${n}`)]);
+    [info, item] = await Promise.all([api("/api/info"), api(`/api/items/${n}${location.search}`)]);
   } catch (err) {
     showError(document.querySelector("main"), err);
     return;
@@ -182,7 +183,7 @@ async function main() {
 }
 
 async function main2() {
-  item = await api(`/api/items/${n}`);
+  item = await api(`/api/items/${n}${location.search}`);
   renderMaps();
   renderInterior(item, view, () => main2());
 }

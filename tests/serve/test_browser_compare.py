@@ -1,0 +1,134 @@
+"""Two stores in a real headless Chromium: compare, slice, sort by AOPC, follow the order on
+the item pages, export. Screenshots of each page go to ``$AK_SCREENSHOTS`` when it is set."""
+
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+from tests.serve.synthetic import write_store
+from tests.serve.test_browser import ARGS, _port, _ready
+
+from attribkit.serve import create_app
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import uvicorn
+
+    tmp = tmp_path_factory.mktemp("two")
+    a = write_store(tmp / "runA", 40, size=24, failed=[3], seed=1, folders=True)
+    b = write_store(tmp / "runB", 40, size=24, failed=[3, 7], seed=2, folders=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(a, others=[b]), host="127.0.0.1",
+                                           port=_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    t0 = time.time()
+    while not server.started:
+        assert time.time() - t0 < 30, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{server.config.port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def page(two: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    exe = shutil.which("chromium")
+    assert exe, "Debian's chromium is needed for the browser tests (apt-get install chromium)"
+    errors: list[str] = []
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=ARGS)
+        pg = b.new_page(viewport={"width": 1360, "height": 1000}, accept_downloads=True)
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        yield pg
+        b.close()
+    assert errors == [], errors
+
+
+def _shot(pg: Any, name: str) -> None:
+    folder = os.environ.get("AK_SCREENSHOTS")
+    if folder:
+        pathlib.Path(folder).mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(pathlib.Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_compare_two_runs(two: str, page: Any) -> None:
+    page.goto(two + "/compare")
+    _ready(page, "compare")
+    _shot(page, "compare")
+    cells = page.locator("#aggregate-table tbody tr")
+    assert cells.count() == 4  # relative gap, AOPC, deletion, insertion
+    assert "[" in cells.first.locator("td").nth(5).inner_text()  # the interval
+    assert page.locator("#compare-items tbody tr").count() == 40  # every matched item
+    assert cells.first.locator("td").nth(1).inner_text() == "38"  # items 3 and 7 failed
+    row = page.locator("#compare-items tbody tr").nth(2)
+    picked = row.get_attribute("data-id")
+    row.click()
+    page.wait_for_function("document.getElementById('diff-map').complete")
+    assert page.evaluate("document.getElementById('diff-map').naturalWidth") >= 24
+    assert page.locator("#diff-map").get_attribute("alt") == f"difference map of {picked}"
+    assert f"item={picked}" in page.url
+    page.select_option("#method-b", "saliency")  # two methods
+    page.wait_for_function("location.search.includes('mb=saliency')")
+    _ready(page, "compare")
+    _shot(page, "compare-methods")
+
+
+def test_slices_and_the_sliced_table(two: str, page: Any) -> None:
+    page.goto(two + "/slices?by=label")
+    _ready(page, "slices")
+    _shot(page, "slices")
+    keys = page.locator(".card.slice").evaluate_all("els => els.map(e => e.dataset.key)")
+    assert sorted(keys) == ["cats", "cups", "dogs"]
+    page.locator('.card.slice[data-key="dogs"] h3 a').click()
+    _ready(page, "table")
+    assert page.locator(".chip").inner_text() == "label = dogs"
+    assert "13 of 40 items" in page.locator("#count").inner_text()  # items 1, 4, ..., 37
+    _shot(page, "table-sliced")
+
+
+def test_sort_by_aopc_next_follows_the_order_and_export(two: str, page: Any) -> None:
+    page.goto(two + "/?slice=label&value=cats")
+    _ready(page, "table")
+    page.locator('th[data-sort="aopc:saliency"] button').click()  # worst (lowest) first
+    page.wait_for_selector('th[data-sort="aopc:saliency"][aria-sort=ascending]')
+    page.locator('th[data-sort="aopc:saliency"] button').click()
+    page.wait_for_selector('th[data-sort="aopc:saliency"][aria-sort=descending]')
+    rows = page.locator("#items tbody tr")
+    order = [rows.nth(i).get_attribute("data-item") for i in range(rows.count())]
+    with page.expect_download() as dl:
+        page.locator("#export-csv").click()
+    csv = pd.read_csv(io.BytesIO(pathlib.Path(dl.value.path()).read_bytes()))
+    assert [str(i) for i in csv["item"]] == order
+    aopc = csv["aopc:saliency"].dropna().tolist()
+    assert aopc == sorted(aopc, reverse=True) and set(csv["label"]) == {"cats"}
+    with page.expect_download() as dl:
+        page.locator("#export-parquet").click()
+    back = pd.read_parquet(pathlib.Path(dl.value.path()))
+    assert [str(i) for i in back["item"]] == order
+    badge = page.locator("#items tbody tr").first.locator(".gap").first
+    assert badge.inner_text().endswith("%")  # the badge shows the number its colour is from
+    _shot(page, "table-aopc")
+    rows.nth(1).click()
+    page.wait_for_url(f"**/item/{order[1]}?*")
+    _ready(page, "item")
+    _shot(page, "item")
+    page.locator("#next").click()
+    page.wait_for_url(f"**/item/{order[2]}?*")
+    _ready(page, "item")
+    page.locator("#prev").click()
+    page.wait_for_url(f"**/item/{order[1]}?*")
