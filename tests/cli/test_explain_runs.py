@@ -265,8 +265,9 @@ def test_table_report_is_one_compact_row_per_item(
     rng = np.random.default_rng(0)
     csv.write_text("a,b,c\n" + "".join(",".join(f"{v:.3f}" for v in rng.normal(size=3)) + "\n"
                                        for _ in range(20)))
+    # one class for every row (the SHAP convention), so each method has one set of global views
     code, _, err = _run(capsys, "explain", model, str(csv), "-m", "ig", "-m", "occlusion",
-                        "--steps", "4", "-o", str(tmp_path / "o"), "--quiet")
+                        "--steps", "4", "--target", "0", "-o", str(tmp_path / "o"), "--quiet")
     assert code == 0, err
     page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert page.index("global views") < page.index("Each row (20)")  # the global views on top
