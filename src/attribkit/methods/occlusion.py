@@ -27,13 +27,11 @@ from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import BaselineError, InputError
 from attribkit.core.masks import group_to_features, resolve_mask
 from attribkit.core.multi import several_inputs
+from attribkit.core.probes import forward_rows
 from attribkit.methods._masked import group_drops, occluded_drops
 from attribkit.methods.registry import register
 
 __all__ = ["occlusion", "prediction_difference", "window_grid"]
-
-_MAX_FORWARD_ROWS = 16384
-_CHUNK_BYTES = 8 << 20
 
 
 def _tuple(value: int | Sequence[int] | None, name: str) -> tuple[int, ...] | None:
@@ -134,15 +132,6 @@ def _spread(drops: Tensor, grids: list[Tensor]) -> Tensor:
     return t / count.clamp_min(1)  # features no window covers (stride > window) get 0
 
 
-def _rows(p: Problem, batch_size: int | None) -> int:
-    """Rows per forward-only call: the user's, else about 8 MiB of inputs (cache-friendly;
-    measured faster than larger chunks on CPU), at most 8x the engine's gradient chunk."""
-    if batch_size is not None:
-        return batch_size
-    per_row = max(1, p.inputs[:1].numel() * p.inputs.element_size())
-    return max(1, min(_MAX_FORWARD_ROWS, 8 * p.batch_size, _CHUNK_BYTES // per_row))
-
-
 @register(
     "occlusion",
     aliases=("occlusion_1", "occlusion_patch"),
@@ -210,7 +199,7 @@ def occlusion(
         if feature_mask is not None:
             return _ablate(p, feature_mask, None, batch_size, "occlusion")
         grids = window_grid(p.inputs.shape[1:], window, stride)
-        drops = _occluded_drops(p, grids, None, _rows(p, batch_size))
+        drops = _occluded_drops(p, grids, None, forward_rows(p, batch_size))
         values = _spread(drops, grids)
         params = {"window": window, "stride": stride if stride is not None else window,
                   "windows": int(drops.shape[-1]), "forward_evaluations": p.forward_evaluations}
@@ -276,7 +265,7 @@ def prediction_difference(
         if feature_mask is not None:
             return _ablate(p, feature_mask, bg, batch_size, "prediction_difference")
         grids = window_grid(p.inputs.shape[1:], window, stride)
-        drops = _occluded_drops(p, grids, bg, _rows(p, batch_size))
+        drops = _occluded_drops(p, grids, bg, forward_rows(p, batch_size))
         values = _spread(drops, grids)
         params = {"window": window, "stride": stride if stride is not None else window,
                   "background_size": int(bg.shape[0]), "windows": int(drops.shape[-1]),
@@ -315,7 +304,7 @@ def _ablate(p: Problem, feature_mask: Any, fills: Tensor | None, batch_size: int
             method: str) -> Attribution:
     """Occlusion of the groups of ``feature_mask``: every feature gets its group's drop."""
     ids, n, labels = resolve_mask(feature_mask, p.inputs)
-    drops = group_drops(p, ids, n, fills, _rows(p, batch_size))
+    drops = group_drops(p, ids, n, fills, forward_rows(p, batch_size))
     values = group_to_features(drops, ids, tuple(p.inputs.shape))
     params: dict[str, Any] = {"feature_mask": True, "groups": n,
                               "forward_evaluations": p.forward_evaluations}
