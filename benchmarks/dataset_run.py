@@ -1,14 +1,20 @@
 """Items per second of a data-set run: a plain loop of explain calls, the local engine, and Ray
-with 1 and 2 workers, in one process, on EfficientNet-Lite0.
+with 1 and 2 actors, in one process, on EfficientNet-Lite0.
 
 The photos are the 8 colour and grey photos of scikit-image / scikit-learn, each in 8 variants
-(the photo, flipped left-right, flipped up-down, three crops, rotated, crop + flip), so 64 by
+(the photo, flipped left-right, flipped up-down, three crops, rotated, crop + flip), 24 by
 default; methods IG (adaptive rule, 32 steps) and saliency, target the predicted class, black
-baseline. Each configuration runs once, in the order loop, local, Ray 1, Ray 2, each into a
-fresh store.
+baseline. Every configuration runs ``--repeats`` times (default 3), the order of the
+configurations rotating from one repeat to the next, each into a fresh store; the page gives the
+medians. The driver and every Ray actor use the same torch threads (``--threads``, default 1;
+the actors get it through ``ATTRIBKIT_THREADS``). Ray is started and shut down for each Ray
+configuration and repeat: its start-up is measured and counted in the "with start-up" column.
+Ray runs its workers at niceness 15 unless told otherwise, which on a loaded machine alone can
+change a time several-fold; the script sets ``RAY_worker_niceness=0`` (the driver's) unless
+``--ray-niceness`` says otherwise, and the page states the value used.
 
-Run: ``python benchmarks/dataset_run.py [--photos 64] [--skip-ray]``; writes its table into
-docs/benchmarks-runs.md.
+Run: ``python benchmarks/dataset_run.py [--photos 24] [--repeats 3] [--skip-ray]``; writes its
+table into docs/benchmarks-runs.md.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ import argparse
 import os
 import pathlib
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
 
+import torch
 from PIL import Image
 
 import attribkit
@@ -71,37 +79,53 @@ def plain_loop(paths: list[pathlib.Path]) -> None:
             attribkit.explain(model, x, method=name, **opts)
 
 
-def write_table(n: int, rows: list[tuple[str, float]], local_label: str, build_s: float,
-                ray_start: str) -> None:
-    """Write the measurements so far into docs/benchmarks-runs.md."""
-    local = dict(rows).get(local_label)
-    table = ["| configuration | wall time (s) | items/s | time relative to the local engine |",
-             "|---|---:|---:|---:|"]
-    for label, secs in rows:
-        rel = f"{secs / local:.2f}x" if local else "n/a"
-        table.append(f"| {label} | {secs:.1f} | {n / secs:.4f} | {rel} |")
+def write_table(n: int, times: dict[str, list[tuple[float, float, float]]], threads: int,
+                niceness: str, build_s: float) -> None:
+    """Write the medians so far into docs/benchmarks-runs.md."""
+    loop = times.get("plain loop of explain calls")
+    base = statistics.median(t[0] for t in loop) if loop else None
+    table = ["| configuration | runs | wall (s) | with start-up (s) | driver CPU (s) | items/s | "
+             "speed-up over the plain loop |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, ts in times.items():
+        wall = statistics.median(t[0] for t in ts)
+        total = statistics.median(t[0] + t[1] for t in ts)
+        cpu = statistics.median(t[2] for t in ts)
+        up = f"{base / total:.2f}x" if base else "n/a"
+        table.append(f"| {label} | {len(ts)} | {wall:.1f} | {total:.1f} | {cpu:.1f} | "
+                     f"{n / total:.3f} | {up} |")
     body = "\n".join([
         f"{n} photos (224 x 224), EfficientNet-Lite0, IG (adaptive rule, 32 steps, black "
-        "baseline) and saliency, target the predicted class; one run of each configuration, in "
-        "this order, in one process. Ray times include starting the actors and building the "
-        f"model in each (building EfficientNet-Lite0 took {build_s:.1f} s here); starting the "
-        f"local Ray instance ({ray_start}) is not included.",
+        "baseline) and saliency, target the predicted class. Medians over the repeats; the order "
+        "of the configurations rotates from one repeat to the next. \"with start-up\" adds, for "
+        "Ray, starting and joining the local Ray instance; items/s and the speed-up use it. "
+        f"Driver and actors: {threads} torch thread(s) each; Ray worker niceness {niceness}. "
+        "Driver CPU is this process's CPU time (the actors' is not in it). Building "
+        f"EfficientNet-Lite0 took {build_s:.1f} s (once per process or actor).",
         "",
         *table,
         "",
-        f"Machine: {machine()}. Single runs, not medians; the 1-minute load average of the "
-        f"machine (shared with other jobs) when the table was written: "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
+        f"Machine: {machine()}; the 1-minute load average of the machine (shared with other "
+        f"jobs) when the table was written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
     ])
     pages.write_section(DOCS, "dataset-run", body, title="# Benchmarks: data-set runs")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--photos", type=int, default=64)
+    ap.add_argument("--photos", type=int, default=24)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ray-niceness", default="0",
+                    help="RAY_worker_niceness for the local Ray instance ('default': Ray's 15)")
     ap.add_argument("--skip-ray", action="store_true")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    os.environ["ATTRIBKIT_THREADS"] = str(args.threads)
+    niceness = "15 (Ray's default)"
+    if args.ray_niceness != "default":
+        os.environ["RAY_worker_niceness"] = args.ray_niceness  # noqa: SIM112 (Ray spells it so)
+        niceness = f"{args.ray_niceness} (set by the script)"
     work = pathlib.Path(tempfile.mkdtemp(prefix="attribkit-bench-runs-"))
     folder = work / "photos"
     folder.mkdir()
@@ -110,39 +134,51 @@ def main() -> None:
     t = time.perf_counter()
     vision.load_efficientnet_lite0(fresh=True)
     build_s = time.perf_counter() - t
-    rows: list[tuple[str, float]] = []
-    ray_start = "not run"
-    local_label = f"local engine (batches of {args.batch_size})"
+    times: dict[str, list[tuple[float, float, float]]] = {}
 
-    def timed(label: str, fn: Callable[[], object]) -> None:
-        t0 = time.perf_counter()
-        result = fn()
-        if isinstance(result, runs.RunResult) and result.failed:
-            raise RuntimeError(f"{label}: {result.failed} results failed; see {result.path}")
-        rows.append((label, time.perf_counter() - t0))
-        print(f"{label}: {rows[-1][1]:.1f} s ({n / rows[-1][1]:.3f} items/s)", flush=True)
-        write_table(n, rows, local_label, build_s, ray_start)  # after each, in case of a kill
+    def local(out: pathlib.Path) -> float:
+        res = runs.run("efficientnet-lite0", folder, METHODS, out=out,
+                       batch_size=args.batch_size, progress=False)
+        if res.failed:
+            raise RuntimeError(f"{res.failed} results failed; see {res.path}")
+        return 0.0
 
-    timed("plain loop of explain calls", lambda: plain_loop(paths))
-    timed(local_label, lambda: runs.run(
-        "efficientnet-lite0", folder, METHODS, out=work / "local", batch_size=args.batch_size,
-        progress=False))
-    if not args.skip_ray:
+    def on_ray(workers: int, out: pathlib.Path) -> float:
         import ray
 
         from attribkit.runs.ray_engine import start
 
-        t = time.perf_counter()
+        t0 = time.perf_counter()
         start(num_cpus=os.cpu_count(), attempts=3)
-        ray_start = f"{time.perf_counter() - t:.1f} s"
-        for workers in (1, 2):
-            # every worker gets a batch even when there are few photos
-            size = min(args.batch_size, -(-n // workers))
-            timed(f"Ray, {workers} worker(s), batches of {size}",
-                  lambda w=workers, b=size: runs.run(  # type: ignore[misc]
-                      "efficientnet-lite0", folder, METHODS, out=work / f"ray{w}", engine="ray",
-                      concurrency=w, batch_size=b, progress=False))
-        ray.shutdown()
+        started = time.perf_counter() - t0
+        try:
+            size = min(args.batch_size, -(-n // workers))  # every actor gets a batch
+            res = runs.run("efficientnet-lite0", folder, METHODS, out=out, engine="ray",
+                           concurrency=workers, batch_size=size, progress=False)
+            if res.failed:
+                raise RuntimeError(f"{res.failed} results failed; see {res.path}")
+        finally:
+            ray.shutdown()
+        return started
+
+    configs: list[tuple[str, Callable[[pathlib.Path], float]]] = [
+        ("plain loop of explain calls", lambda _out: (plain_loop(paths), 0.0)[1]),
+        (f"local engine (batches of {args.batch_size})", local)]
+    if not args.skip_ray:
+        configs += [(f"Ray, {w} actor(s)", lambda out, w=w: on_ray(w, out))  # type: ignore[misc]
+                    for w in (1, 2)]
+    for r in range(args.repeats):
+        turn = configs[r % len(configs):] + configs[:r % len(configs)]
+        for label, fn in turn:
+            out = work / f"{r}-{len(times.get(label, []))}-{label.split()[0]}"
+            t0, c0 = time.perf_counter(), time.process_time()
+            setup = fn(out)
+            wall = time.perf_counter() - t0 - setup
+            times.setdefault(label, []).append((wall, setup, time.process_time() - c0))
+            print(f"repeat {r + 1}, {label}: {wall:.1f} s (+ {setup:.1f} s start-up), load "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
+            shutil.rmtree(out, ignore_errors=True)
+            write_table(n, times, args.threads, niceness, build_s)  # after each, if killed
     shutil.rmtree(work, ignore_errors=True)
 
 

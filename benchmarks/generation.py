@@ -75,16 +75,21 @@ def main() -> None:
     for _ in range(args.warmup):
         ours()
         theirs()
-    ta, tb = [], []
+    load0 = os.getloadavg()[0]
+    ta, tb, ca, cb = [], [], [], []
     a: object = None
     b: object = None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a = ours()
-        ta.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        b = theirs()
-        tb.append(time.perf_counter() - t)
+    for r in range(repeats):  # alternating which goes first
+        for side in ((0, 1) if r % 2 == 0 else (1, 0)):
+            t, c = time.perf_counter(), time.process_time()
+            if side == 0:
+                a = ours()
+                ta.append(time.perf_counter() - t)
+                ca.append(time.process_time() - c)
+            else:
+                b = theirs()
+                tb.append(time.perf_counter() - t)
+                cb.append(time.process_time() - c)
     ratio = statistics.median(y / x for x, y in zip(ta, tb, strict=True))
     res = a
     assert hasattr(res, "matrix") and hasattr(res, "relative_gap")
@@ -93,22 +98,23 @@ def main() -> None:
     scale = float(res.matrix.abs().max())
     rg = res.relative_gap
     gap = float(rg.max()) if rg is not None else float("nan")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = os.getloadavg()[0]
     body = f"""## IG of a 20-token continuation of a 30-token prompt
 
 Machine: {platform.machine()} CPU, {os.cpu_count()} cores visible, **shared with other jobs and
-noisy** (1-minute load average {load:.1f} when the run ended); torch {torch.__version__} with
+noisy** (1-minute load average {load0:.1f} before the runs, {load:.1f} after); torch {torch.__version__} with
 {torch.get_num_threads()} thread(s), float32. Model: GPT-2, {layers} layers, width {hidden},
 vocabulary {vocab} ({n_params / 1e6:.1f} M parameters, random initialisation). Prompt
 {n_prompt} tokens, continuation {n_new} tokens (teacher forcing), Gauss-Legendre, {steps} steps,
 all steps in one batch in both libraries, baseline: token 0 at every prompt position (Captum's
-default). Medians over {repeats} alternating run(s) after {args.warmup} full warm-up run(s)
-each (and one 2-step warm-up of each). attribkit chose the loop of backward passes here (the
+default). Medians over {repeats} pairs (which side goes first alternates) after {args.warmup}
+full warm-up run(s) each (and one 2-step warm-up of each). attribkit chose the loop of backward passes here (the
 problem is above its limit for the vectorised backward).
 
 | | attribkit `explain_generation` | Captum `LLMGradientAttribution` + `LayerIntegratedGradients` |
 |---|---|---|
 | wall time (s, median) | {statistics.median(ta):.2f} | {statistics.median(tb):.2f} |
+| CPU time (s, median, this process) | {statistics.median(ca):.2f} | {statistics.median(cb):.2f} |
 | model forward calls | {res.model_calls} | about {2 * n_new + n_new} (per token: input, baseline, path) |
 | speed-up (median of paired ratios) | **{ratio:.2f}x** | 1 |
 
@@ -116,10 +122,13 @@ Equal accuracy: the two (20 x 30) matrices differ by at most {diff:.1e} (largest
 {scale:.2e}); the largest completeness gap per generated token is {gap:.2%} of
 `log p(y_t | x) - log p(y_t | x')` in both (the same quadrature).
 """
+    print(body)
+    if args.quick or repeats < 5 or args.warmup < 1:  # the page shows the defaults only
+        print("not written to the page: it publishes at least 5 pairs after a warm-up")
+        return
     pages.write_section(PAGE, "generation", body,
                         title="# Benchmarks: attribution of generated text "
                               "(`benchmarks/generation.py`)")
-    print(body)
 
 
 if __name__ == "__main__":

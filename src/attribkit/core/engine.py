@@ -32,7 +32,12 @@ from attribkit.core.guard import (
 from attribkit.core.input_space import InputSpace, input_space_of
 from attribkit.core.multi import refuse_several
 from attribkit.core.neurons import NeuronModel
-from attribkit.core.probes import FALLBACK_ROWS, check_independent_rows, estimate_rows
+from attribkit.core.probes import (
+    FALLBACK_ROWS,
+    channels_last_helps,
+    check_independent_rows,
+    estimate_rows,
+)
 from attribkit.core.problem import Points, Problem, check_finite
 from attribkit.core.targets import check_output, check_rows, resolve_target, wrap_neuron
 from attribkit.core.validate import check_ids, check_model, first_call, validate_inputs
@@ -96,7 +101,9 @@ def prepare(
     channels_last
         Evaluate image batches ``(B, C, H, W)`` in the channels-last memory layout (and the
         model's 4-D weights with them, restored on exit): often faster for convolutions on CPUs.
-        The values are the same up to floating-point rounding.
+        The values are the same up to floating-point rounding. Forward-only problems
+        (``black_box=True``) on float32 images of at least 64 x 64 pixels on a CPU use it
+        whatever this says (:func:`~attribkit.core.probes.channels_last_helps`).
     compile
         Evaluate the path batches with ``torch.compile`` of the model (kept per model across
         calls; :mod:`attribkit.core.compiled`), falling back to the model with one warning where
@@ -168,6 +175,7 @@ def prepare(
                     rows = estimate_rows(problem, budget)
                     memo.remember(model, ("rows per chunk", shape, budget), now, rows)
                 problem.batch_size = rows
+        channels_last = channels_last or (black_box and channels_last_helps(model, space, layer))
         problem.channels_last = channels_last
         if channels_last:
             guard.use_channels_last()

@@ -31,13 +31,11 @@ from attribkit.core.errors import BaselineError, InputError
 from attribkit.core.masks import group_to_features, resolve_mask
 from attribkit.core.multi import several_inputs
 from attribkit.core.notes import note
+from attribkit.core.probes import forward_rows
 from attribkit.methods._masked import group_drops, occluded_drops
 from attribkit.methods.registry import register
 
 __all__ = ["occlusion", "prediction_difference", "window_grid"]
-
-_MAX_FORWARD_ROWS = 16384
-_CHUNK_BYTES = 8 << 20
 
 
 def _tuple(value: int | Sequence[int] | None, name: str) -> tuple[int, ...] | None:
@@ -138,15 +136,6 @@ def _spread(drops: Tensor, grids: list[Tensor]) -> Tensor:
     return t / count.clamp_min(1)  # features no window covers (stride > window) get 0
 
 
-def _rows(p: Problem, batch_size: int | None) -> int:
-    """Rows per forward-only call: the user's, else about 8 MiB of inputs (cache-friendly;
-    measured faster than larger chunks on CPU), at most 8x the engine's gradient chunk."""
-    if batch_size is not None:
-        return batch_size
-    per_row = max(1, p.inputs[:1].numel() * p.inputs.element_size())
-    return max(1, min(_MAX_FORWARD_ROWS, 8 * p.batch_size, _CHUNK_BYTES // per_row))
-
-
 @register(
     "occlusion",
     aliases=("occlusion_1", "occlusion_patch"),
@@ -221,7 +210,7 @@ def occlusion(
         grids = window_grid(p.inputs.shape[1:], window, stride)
         announce("occlusion", p.n * _positions(grids) * (1 if bg is None else len(bg)),
                  progress, "or a larger window=")
-        drops = _occluded_drops(p, grids, bg, _rows(p, batch_size))
+        drops = _occluded_drops(p, grids, bg, forward_rows(p, batch_size))
         values = _spread(drops, grids)
         params = {"window": window, "stride": stride if stride is not None else window,
                   "windows": int(drops.shape[-1]), "forward_evaluations": p.forward_evaluations}
@@ -292,7 +281,7 @@ def prediction_difference(
         grids = window_grid(p.inputs.shape[1:], window, stride)
         announce("prediction_difference", p.n * _positions(grids) * int(bg.shape[0]), progress,
                  "or a larger window=")
-        drops = _occluded_drops(p, grids, bg, _rows(p, batch_size))
+        drops = _occluded_drops(p, grids, bg, forward_rows(p, batch_size))
         values = _spread(drops, grids)
         params = {"window": window, "stride": stride if stride is not None else window,
                   "background_size": int(bg.shape[0]), "windows": int(drops.shape[-1]),
@@ -351,7 +340,7 @@ def _ablate(p: Problem, feature_mask: Any, fills: Tensor | None, batch_size: int
     ids, n, labels = resolve_mask(feature_mask, p.inputs)
     announce(method, p.n * n * (1 if fills is None else int(fills.shape[0])), p.progress,
              "or fewer groups")
-    drops = group_drops(p, ids, n, fills, _rows(p, batch_size))
+    drops = group_drops(p, ids, n, fills, forward_rows(p, batch_size))
     values = group_to_features(drops, ids, tuple(p.inputs.shape))
     params: dict[str, Any] = {"feature_mask": True, "groups": n,
                               "forward_evaluations": p.forward_evaluations}

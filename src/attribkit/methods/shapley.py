@@ -39,15 +39,13 @@ from attribkit.core.engine import Problem, prepare
 from attribkit.core.errors import InputError
 from attribkit.core.masks import group_to_features, pick_mask, resolve_mask
 from attribkit.core.multi import several_inputs
+from attribkit.core.probes import forward_rows
 from attribkit.methods.registry import register
 
 __all__ = ["AUTO_EXACT_PLAYERS", "shapley_values", "spread_to_features"]
 
 #: ``mode="auto"`` enumerates all coalitions up to this many players (65,536 evaluations).
 AUTO_EXACT_PLAYERS = 16
-#: The most rows per model call chosen automatically for forward-only evaluation.
-_MAX_FORWARD_ROWS = 16384
-_CHUNK_BYTES = 8 << 20
 
 
 def spread_to_features(phi: Tensor, ids: Tensor, shape: Sequence[int]) -> Tensor:
@@ -69,14 +67,6 @@ def spread_to_features(phi: Tensor, ids: Tensor, shape: Sequence[int]) -> Tensor
     """
     return group_to_features(phi, ids, shape, split=True)
 
-
-def _forward_rows(p: Problem, batch_size: int | None) -> int:
-    """Rows per forward-only call: the user's, else about 8 MiB of inputs, at most 8x the
-    engine's gradient chunk (forward passes keep no activations for a backward pass)."""
-    if batch_size is not None:
-        return batch_size
-    per_row = max(1, p.inputs[:1].numel() * p.inputs.element_size())
-    return max(1, min(_MAX_FORWARD_ROWS, 8 * p.batch_size, _CHUNK_BYTES // per_row))
 
 
 def _exact(p: Problem, ids: Tensor, n: int, rows: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -197,7 +187,7 @@ def shapley_values(
                 f"exact Shapley values enumerate 2^n coalitions; {n} players exceed the limit of "
                 f"{MAX_EXACT_PLAYERS}. Use mode='sampling' (or 'auto'), or fewer, larger groups.")
         use_exact = mode == "exact" or (mode == "auto" and n <= AUTO_EXACT_PLAYERS) or n == 1
-        rows = _forward_rows(p, batch_size)
+        rows = forward_rows(p, batch_size)
         announce("shapley_values", p.n * ((1 << n) if use_exact else n_samples * (n + 1)),
                  progress, "or fewer players (feature_mask=)")
         params: dict[str, Any] = {"mode": "exact" if use_exact else "sampling", "players": n,

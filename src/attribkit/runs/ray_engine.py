@@ -35,6 +35,8 @@ class _RayWorker:
         os.environ.update(env)
         import torch
 
+        # ATTRIBKIT_THREADS (passed on like every ATTRIBKIT_* variable) overrides CPUs / actors
+        threads = int(os.environ.get("ATTRIBKIT_THREADS", "0") or 0) or threads
         torch.set_num_threads(max(1, threads))
         self.kind = kind
         self.worker = Worker(spec, methods, target, out, token, max_pixels,

@@ -5,26 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from attribkit.core.blackbox import BlackBox
 from attribkit.core.coalitions import coalition_values
 from attribkit.core.engine import Problem
 from attribkit.core.errors import InputError
+from attribkit.core.probes import forward_rows
 
 __all__ = ["check_samples", "forward_rows", "sample_values", "weighted_r2"]
-
-_MAX_FORWARD_ROWS = 16384
-_CHUNK_BYTES = 8 << 20
-
-
-def forward_rows(p: Problem, batch_size: int | None) -> int:
-    """Rows per forward-only call: the user's, else about 8 MiB of inputs (for a torch model at
-    most 8x the engine's gradient chunk; forward passes keep no activations)."""
-    if batch_size is not None:
-        return batch_size
-    per_row = max(1, p.inputs[:1].numel() * p.inputs.element_size())
-    if isinstance(p.model, BlackBox):  # no activations to size; each call has a fixed cost
-        return max(1, min(_MAX_FORWARD_ROWS, _CHUNK_BYTES // per_row))
-    return max(1, min(_MAX_FORWARD_ROWS, 8 * p.batch_size, _CHUNK_BYTES // per_row))
 
 
 def check_samples(samples: object, n_ex: int, n: int) -> Tensor:

@@ -241,7 +241,10 @@ def lime(
         announce("lime", p.n * m, progress, "or fewer n_samples=")
         if samples is None:
             gen = torch.Generator().manual_seed(seed)
-            s = draw_samples(p.n, n_samples, n, sampler=sampler, generator=gen).to(ids.device)
+            # every example gets the draws a call on it alone would get: batching examples
+            # (a data-set run stacks items) leaves each one's result unchanged
+            s = draw_samples(1, n_samples, n, sampler=sampler, generator=gen).to(ids.device)
+            s = s.repeat(p.n, 1, 1)
         else:
             s = check_samples(samples, p.n, n).to(ids.device)
         width = kernel_width if kernel_width is not None else (
