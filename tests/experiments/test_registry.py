@@ -45,7 +45,8 @@ def test_sections_in_order_and_failure_is_a_note(registry: dict[str, Any],
     assert seen == [("first", False)]
     assert notes == ["first: fine", "broken: not run (ValueError: no photos)"]
     html = rep.to_html()
-    assert html.index("First experiment") < html.index("setup is S") < html.index(
-        "Broken experiment") < html.index("not run: ValueError: no photos")
+    body = html[html.index("</ol>"):]  # past the contents list, which names the sections too
+    assert body.index("First experiment") < body.index("setup is S") < body.index(
+        "Broken experiment") < body.index("not run: ValueError: no photos")
     assert "Chemistry only" not in html
     assert list(ex.experiments("chem")) == ["other"]

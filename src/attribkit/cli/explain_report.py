@@ -68,8 +68,9 @@ def _global_views(rep: Any, names: list[str], sections: Sequence[Section]) -> No
     for m in methods:
         rows = [(it, rec, res) for it, _, _, shown in sections for rec, _, res in shown
                 if rec["method"] == m and res is not None]
-        if len(rows) != len(sections):
-            continue
+        if len(rows) != len(sections) or any(
+                res.scores.numel() != len(names) for _, _, res in rows):
+            continue  # missing rows, or a layer's units (layer=) rather than the columns
         # rows explained for different classes do not share one plot: one view per class
         classes = sorted({rec["target"] for _, rec, _ in rows}, key=lambda t: (t is None, t))
         for c in classes:
@@ -112,7 +113,10 @@ def _write_table(rep: Any, loaded: Loaded, sections: Sequence[Section]) -> None:
             if rec["status"] != "ok" or res is None:
                 rep.text(f"{rec['method']}: {rec['status']}: {rec['error']}", note=True)
                 continue
-            fig = waterfall(names, res.scores, _features(item),
+            n = int(res.scores.numel())
+            same = n == len(names)  # else a layer's units (layer=), not the input's columns
+            fig = waterfall(names if same else [f"unit {i}" for i in range(n)], res.scores,
+                            _features(item) if same else None,
                             base=rec.get("baseline_output"), output=rec.get("output"),
                             title=rec["method"], width=3.6)
             rep.image(fig, "")

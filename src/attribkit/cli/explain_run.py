@@ -129,6 +129,8 @@ def _call(loaded: Loaded, item: Item, method: str, options: dict[str, Any],
         return attr, scores, item.extra["atoms"]
     names = (loaded.extra["data"].feature_names if loaded.kind == "tabular"
              else item.extra.get("names"))  # a CSV's header
+    if names is not None and len(names) != attr.values[0].numel():
+        names = None  # a layer's units (layer=), not the input's columns
     return attr, attr.values[0], names
 
 
