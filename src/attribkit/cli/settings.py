@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from attribkit.cli._common import UsageError
 from attribkit.cli.inputs import Item
 from attribkit.cli.models import Loaded
+from attribkit.core.cost import photo_grid, photo_window
 from attribkit.runs.checks import last_convolution
 
 __all__ = ["FLAGS", "Plan", "layer_of", "parse_set", "parse_value", "plan"]
@@ -184,8 +185,7 @@ def _defaults(loaded: Loaded, item: Item, params: Any, user: dict[str, Any]) -> 
             if name in params:
                 opts[name] = table[:64]
     elif x is not None and x.dim() == 4 and "window" in params and "feature_mask" not in user:
-        side = max(1, min(x.shape[-2:]) // 14)
-        opts["window"], opts["stride"] = (side, side), (max(1, side // 2),) * 2
+        opts["window"], opts["stride"] = photo_window(x)  # the API's default on photos too
     if "feature_mask" in user:
         pass  # the user's segments are the players
     elif "groups" in params and x is not None and loaded.kind == "molecule":
@@ -194,16 +194,12 @@ def _defaults(loaded: Loaded, item: Item, params: Any, user: dict[str, Any]) -> 
         opts["groups"] = chem.player_groups(len(item.extra["atoms"]))  # atoms and atom pairs
         if "n_samples" in params:
             opts["n_samples"] = 32
-    elif "groups" in params and x is not None:
-        from attribkit.core.coalitions import patch_group_ids
-
-        if x.dim() == 4:
-            side = max(1, min(x.shape[-2:]) // 4)  # 16 square patches
-            opts["groups"] = patch_group_ids(tuple(x.shape[1:]), (side, side))
-            if "mode" in params:
-                opts["mode"] = "sampling"
-            if "n_samples" in params:
-                opts["n_samples"] = 16
+    elif "groups" in params and x is not None and x.dim() == 4:
+        opts["groups"] = photo_grid(x)  # 16 square patches, the API's default on photos
+        if "mode" in params:
+            opts["mode"] = "sampling"
+        if "n_samples" in params:
+            opts["n_samples"] = 16
     for name in ("background", "reference", "references"):
         if name in params and name not in opts and x is not None:
             opts[name] = torch.zeros_like(x)  # the zero reference, as for the baseline

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.core.attribution import Attribution
+from attribkit.core.docstrings import shared_parameters
 from attribkit.core.engine import prepare
 from attribkit.core.errors import UnsupportedModelError
 from attribkit.core.guard import this_thread
@@ -316,6 +317,7 @@ def _modified_gradient(p: Any, x: Tensor, ex: Tensor, scope: RuleScope) -> tuple
     summary="AttnLRP: LRP for transformers (attention, gated MLP, RMSNorm/LayerNorm rules) in "
             "one modified backward pass.",
 )
+@shared_parameters("target:single", "progress")
 def attnlrp(
     model: nn.Module,
     inputs: Tensor,
@@ -336,8 +338,6 @@ def attnlrp(
         a Llama-style, GPT-2 or BERT transformer (see :data:`~.transformer_rules.BLOCKS`).
     inputs
         ``(N, L, D)`` input embeddings.
-    target
-        ``None`` (predicted class), an int, one index per example, or a callable.
     epsilon
         The epsilon rule's stabiliser on linear layers (0: the plain gradient, as lxt).
     layer
@@ -345,8 +345,6 @@ def attnlrp(
         are token ids).
     batch_size
         Rows per forward / backward pass.
-    progress
-        Show a progress bar.
     forward_args
         Extra per-example tensors passed to the model after the inputs (an attention mask).
 
