@@ -124,7 +124,8 @@ def _report(model: str, shown: list[tuple[Any, dict[str, Any]]], top: int) -> An
                  "lower-order terms give.")
         if res.order >= 2:
             rep.image(viz.interaction_heatmap(res), "pairs: heat map (diverging scale, 0 white)")
-        rep.image(viz.interaction_bars(res, k=top), f"the {top} strongest coalitions")
+        rep.image(viz.interaction_bars(res, k=top),
+                  f"the strongest coalitions of {res.order} players (at most {top})")
         rows = [[" × ".join(r["names"]), f"{r['value']:+.4g}",
                  f"± {1.96 * r['stderr']:.2g}" if "stderr" in r else "exact"]
                 for r in rec["top_interactions"]]
