@@ -3,10 +3,10 @@
 ``F(alpha) = log p(answer | x' + alpha (x - x'))`` is rough on a real language model: steep
 narrow stretches make a fixed rule's sum miss ``F(x) - F(x')``. This module measures the largest
 relative gap over the generated tokens, ``|sum_j IG_tj - (F_t(x) - F_t(x'))| / |F_t(x) -
-F_t(x')|``, for a few prompts under four settings: the former default (all-zero baseline,
+F_t(x')|``, for a few prompts under three settings: the former default (all-zero baseline,
 Gauss-Legendre, 50 steps), the first prompt token (the attention sink) kept at its own embedding
-with a fixed rule, and the current default (first token kept, panels refined where completeness
-fails, :mod:`attribkit.sequences.refine`) at 100 and 200 gradient evaluations.
+with a fixed rule of 100 steps, and the current default (first token kept, panels refined where
+completeness fails, :mod:`attribkit.sequences.refine`, 100 gradient evaluations).
 
 ``python -m attribkit.experiments.llm_ig_gap`` rewrites the ``llm-ig-gap`` section of
 docs/zoo-llm.md.
@@ -44,7 +44,6 @@ SETTINGS: tuple[tuple[str, dict[str, Any]], ...] = (
      {"keep_first": False, "rule": "gauss_legendre", "steps": 50}),
     ("first kept, Gauss-Legendre 100", {"rule": "gauss_legendre", "steps": 100}),
     ("first kept, refine 100 (default)", {}),
-    ("first kept, refine 200", {"steps": 200}),
 )
 
 
