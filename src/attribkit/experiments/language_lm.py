@@ -27,8 +27,8 @@ from torch import Tensor
 
 from attribkit.experiments import experiment
 
-__all__ = ["PAPER", "LanguageStudy", "RepeatStudy", "language_section", "language_study",
-           "main", "markdown", "repeat_study"]
+__all__ = ["PAPER", "LanguageStudy", "RepeatStudy", "curve_counts", "language_section",
+           "language_study", "main", "markdown", "repeat_study", "training_summary"]
 
 #: The paper's numbers (section 3.2): Figure 8 (20 curves, all but one start near 0, the one that
 #: does not is an out-of-vocabulary word; all flatten near alpha = 1), Figures 9 and 10 captions.
@@ -228,26 +228,43 @@ def curve_counts(scores: Tensor, near_zero: float = 0.01, late: float = 0.1) -> 
             "flat": int(flat.sum()), "rising_late": int((tail > late * (f1 - f0).abs()).sum())}
 
 
+def training_summary(lm: Any) -> str:
+    """The model, its convergence rule and its per-epoch validation perplexities, in words.
+
+    Parameters
+    ----------
+    lm
+        A :class:`attribkit.zoo.language.TrainedLanguageModel`.
+    """
+    c = lm.config
+    epochs = ", ".join(f"{v:.1f} ({r:g})" for v, r in zip(lm.valid_history, lm.lr_history,
+                                                          strict=True))
+    return (
+        f"Model: {c.layers}-layer LSTM, embedding {c.embed}, hidden {c.hidden}, vocabulary "
+        f"{c.vocab_size} (the rest `<unk>`), trained on {len(lm.corpus.train):,} training tokens "
+        f"(truncated back-propagation over {c.bptt} steps, batch {c.batch}, seed {c.seed}) with "
+        f"Adam at learning rate {c.lr:g} until converged: after an epoch that lowers the best "
+        f"validation perplexity by less than {c.plateau:.0%}, the learning rate is divided by "
+        f"{1 / c.lr_decay:g}, and at such an epoch after {c.max_decays} divisions training stops "
+        f"(at most {c.epochs} epochs). {len(lm.valid_history)} epochs ran; validation perplexity "
+        f"after each (learning rate): {epochs}; the best epoch's weights are kept. Training took "
+        f"{lm.train_seconds:.0f} s on one core of the shared machine.")
+
+
 def _rank(p0: Tensor, i: int) -> int:
     return int((p0 > p0[i]).sum()) + 1
 
 
 def markdown(s: LanguageStudy) -> str:
     """The page's measured section: the model, Figure 8's counts, the examples and the rules."""
-    lm, c = s.lm, s.lm.config
+    lm = s.lm
     k = curve_counts(s.scores)
     in_vocab = [i for i, x in enumerate(s.secs) if x.next_id != 0]
-    hist = ", ".join(f"{v:.1f}" for v in lm.valid_history)
     top = s.p0.topk(5)
     top_words = ", ".join(f"`{lm.corpus.vocab[int(i)]}` {float(v):.3f}"
                           for v, i in zip(top.values, top.indices, strict=True))
     lines = [
-        f"Model: {c.layers}-layer LSTM, embedding {c.embed}, hidden {c.hidden}, vocabulary "
-        f"{c.vocab_size} (the rest `<unk>`), up to {c.epochs} epochs over "
-        f"{len(lm.corpus.train):,} training tokens (truncated back-propagation over {c.bptt} "
-        f"steps, batch {c.batch}, Adam {c.lr} times {c.lr_decay} after each epoch, seed "
-        f"{c.seed}); validation perplexity after each epoch: {hist} (the best epoch's weights "
-        f"are kept); training took {lm.train_seconds:.0f} s on one core of the shared machine.",
+        training_summary(lm),
         "",
         f"Held-out perplexity: **validation {lm.valid_perplexity:.1f}, test "
         f"{lm.test_perplexity:.1f}** ({len(lm.corpus.test):,} test tokens).",
@@ -316,20 +333,39 @@ def markdown(s: LanguageStudy) -> str:
 def _add(rep: Any, s: LanguageStudy) -> None:
     from attribkit.viz import saturation_curves
 
+    lm = s.lm
+    rep.text(f"{training_summary(lm)} Held-out perplexity: validation "
+             f"{lm.valid_perplexity:.1f}, test {lm.test_perplexity:.1f}.")
+    k = curve_counts(s.scores)
     fig = saturation_curves(s.alphas, s.scores, labels=[x.next_word for x in s.secs],
                             title="Softmax score of the next word, 20 test sections",
                             ylabel="softmax score")
     rep.image(fig, "Figure 8: F(alpha x) for 20 random test sections (seed 0)")
-    for title, t in (("Figure 9", s.fig9), ("Figure 10", s.repeat.example)):
+    rep.text(f"{k['start_near_zero']} of {k['curves']} curves start below 0.01; {k['flat']} of "
+             f"{k['curves']} are flat near alpha = 1 (the paper: all).")
+    for title, rule, t in (
+            ("Figure 9", f"the most confident prediction of a word among {s.pool} random test "
+                         "sections (seed 1)", s.fig9),
+            ("Figure 10", "the most confident of those sections whose next word occurs among "
+                          "the preceding words", s.repeat.example)):
         if t is None:
             continue
         rep.heading(f"{title}: {t.caption()}", 3)
+        rep.text(f"Chosen by rule: {rule}.")
         rows = t.rows()
         rep.table(rows[0], rows[1:])
     r = s.repeat
     rep.text(f"Repeated next word: IG is largest at the earlier occurrence in {r.ig_top_repeat} "
              f"of {r.sections} sections, gradient x input in {r.gradient_top_repeat} (chance "
              f"{r.chance:.1f}).")
+
+
+def _note(s: LanguageStudy) -> str:
+    k, r = curve_counts(s.scores), s.repeat
+    return (f"language_lm: validation perplexity {s.lm.valid_perplexity:.1f}, test "
+            f"{s.lm.test_perplexity:.1f}; {k['flat']} of {k['curves']} curves flat near alpha = 1; "
+            f"Figure 9 prediction {s.fig9.prediction:.4f}, IG total {s.fig9.ig_total:.4f}; IG top "
+            f"at the repeated word in {r.ig_top_repeat} of {r.sections}")
 
 
 @experiment("language_lm", "The LSTM language model (Gradients of Counterfactuals, section 3.2)",
@@ -342,7 +378,7 @@ def language_section(rep: Any, setup: Any, *, quick: bool, progress: bool) -> li
     lm = language.load_language_model(progress=progress, dtype=torch.float64)
     s = language_study(lm, pool=100 if quick else 400, steps=32 if quick else 50)
     _add(rep, s)
-    return []
+    return [_note(s)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
