@@ -95,7 +95,7 @@ def test_study_matches_a_direct_computation(lm: language.TrainedLanguageModel) -
     if rep:
         assert s.repeat.example is not None
         assert s.repeat.example.prediction == pytest.approx(max(rep), rel=1e-9)
-    assert s.max_gap < 0.05
+    assert s.max_gap < 0.05 and (s.large_gaps == 0) == (s.max_gap <= 0.01)
     text = markdown(s)
     assert "Figure 9" in text and "| Figure 8" in text
 

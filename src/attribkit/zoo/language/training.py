@@ -172,8 +172,9 @@ def load_language_model(config: LMConfig = DEFAULT_CONFIG, *, cache: bool = True
     """The trained LSTM language model: from the cache, or trained now (seeded) and cached.
 
     Training the default configuration to convergence (see
-    :func:`~attribkit.zoo.language.config.schedule_step`) takes over an hour on one CPU core; it
-    is checkpointed after every epoch, so an interrupted training resumes where it stopped.
+    :func:`~attribkit.zoo.language.config.schedule_step`) takes about half an hour on one CPU
+    core; it is checkpointed after every epoch, so an interrupted training resumes where it
+    stopped.
 
     Parameters
     ----------
