@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from attribkit.zoo.language import TrainedLanguageModel
 
 # pytest-xdist runs one worker per core: one thread each avoids oversubscription.
 torch.set_num_threads(1)
@@ -44,3 +48,17 @@ def make_cnn() -> Callable[..., nn.Sequential]:
 def rng() -> torch.Generator:
     """A seeded generator for test data."""
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm() -> TrainedLanguageModel:
+    """The LSTM language model of ``TINY_CONFIG`` in float64 (trains in seconds, then cached).
+
+    Shared by the language-model tests of the zoo and the experiments: their mechanics are
+    checked on this small model, never on the full training.
+    """
+    from attribkit.core.threads import one_thread
+    from attribkit.zoo import language
+
+    with one_thread():
+        return language.load_language_model(language.TINY_CONFIG, dtype=torch.float64)

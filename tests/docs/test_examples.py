@@ -85,6 +85,8 @@ CHEAP: list[tuple[str, str, str]] = [
      "cat.jpg -m ig -m grad_cam -m lrp --steps 8 -o out/"),
     ("cli.md", "photos/ -m ig -m grad_cam -m occlusion -o out/",
      "photos/ -m ig -m grad_cam -m occlusion --window 56 --stride 56 -o out/"),
+    ("zoo-language.md", "lm = language.load_language_model()",
+     "lm = language.load_language_model(language.TINY_CONFIG)"),
     ("evaluation.md", 'axioms.audit(out="docs/axioms.md")',
      'axioms.audit(["saliency"], out="docs/axioms.md")'),
 ]

@@ -1,8 +1,9 @@
-"""attribkit.zoo.language: the LSTM language model of seed 003, section 3.2 (tiny configuration).
+"""attribkit.zoo.language: the LSTM language model of Gradients of Counterfactuals, section 3.2
+(tiny configuration).
 
 The tiny configuration trains in seconds and is little more than a unigram model; the full
 model's numbers are in docs/zoo-language.md (produced by
-``python -m attribkit.demo.language_page``).
+``python -m attribkit.experiments.language_lm``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def lm() -> language.TrainedLanguageModel:
-    return language.load_language_model(language.TINY_CONFIG, dtype=torch.float64)
+@pytest.fixture
+def lm(tiny_lm: language.TrainedLanguageModel) -> language.TrainedLanguageModel:
+    """The shared tiny model (``tests/conftest.py``)."""
+    return tiny_lm
 
 
 def test_tokenize_normalises_tweets() -> None:

@@ -9,11 +9,14 @@ Penn Treebank replaces numbers), each tweet closed by ``<eos>``, the words outsi
 ``vocab_size - 2`` most frequent training words mapped to ``<unk>``. The tweets are split
 (seeded, duplicates removed) 90 / 5 / 5 into training, validation and test streams.
 
-The model is Zaremba's "small" configuration scaled down to train in a minute or two on two CPU
-cores: two LSTM layers, truncated back-propagation over 20 steps, no dropout; Adam instead of
-plain SGD (it converges in one pass). The trained weights, the vocabulary and the validation and
-test perplexities are cached in :func:`attribkit.zoo._cache.cache_dir` (``language/``), so only
-the first call trains (with a progress bar).
+The model is Zaremba's "small" configuration scaled down for CPUs: two LSTM layers, truncated
+back-propagation over 20 steps, no dropout, Adam instead of plain SGD, trained until the
+validation perplexity stops improving (:func:`~attribkit.zoo.language.config.schedule_step`:
+the learning rate divided by 4 on a plateau, at most twice; about 11 epochs, over half an hour on
+one core). Training runs on one thread with deterministic kernels and is checkpointed after every
+epoch. The trained weights, the vocabulary and the validation and test perplexities are cached in
+:func:`attribkit.zoo._cache.cache_dir` (``language/``), so only the first call trains (with a
+progress bar).
 
 The explained function is :class:`NextWordModel`: word *embeddings* ``(N, L, E)`` of a section of
 text -> the softmax ``(N, V)`` of the next word, so that scaling the embeddings by ``alpha`` (the

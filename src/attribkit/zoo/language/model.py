@@ -92,6 +92,8 @@ class TrainedLanguageModel:
         Training wall time when it was trained (from the cache: as recorded then).
     valid_history
         Validation perplexity after each training epoch (the weights are the best epoch's).
+    lr_history
+        Adam's learning rate in each training epoch.
     """
 
     model: LSTMLanguageModel
@@ -102,3 +104,4 @@ class TrainedLanguageModel:
     test_perplexity: float
     train_seconds: float
     valid_history: tuple[float, ...] = ()
+    lr_history: tuple[float, ...] = ()
