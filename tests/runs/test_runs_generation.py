@@ -97,3 +97,31 @@ def test_generation_extra_labels_and_numbers() -> None:
                              groups=[[0, 1], [2, 3, 4]])  # one column per group
     labels = json.loads(generation_extra(occ))["prompt_tokens"]
     assert labels == list(occ.prompt_tokens) and len(labels) == 2 == occ.matrix.shape[1]
+
+
+def test_report_shows_each_answer_token_by_token(tmp_path: pathlib.Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from attribkit.cli import main
+    from attribkit.cli.report_generation import store_answers
+
+    out = tmp_path / "store"
+    runs.run(SPEC, _prompts(tmp_path), ["saliency", "gradient_x_input"], out=out,
+             progress=False)
+    assert main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "Answers, token by token" in page
+    for method in ("saliency", "gradient_x_input"):  # one heat map per answer and method
+        assert page.count(f'alt="{method}: ') == len(PROMPTS)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kind"] == "generation"
+    answers, left = store_answers(runs.open(out), max_items=2)
+    assert left == 1 and [(a.heading.split(" (")[0], a.method) for a in answers] == [
+        ("item 0", "saliency"), ("item 0", "gradient_x_input"),
+        ("item 1", "saliency"), ("item 1", "gradient_x_input")]
+    store = runs.open(out)
+    for a in answers:
+        item = int(a.heading.split()[1])
+        np.testing.assert_array_equal(a.matrix, store.values(item, a.method))
+        tok = tiny_tokenizer()
+        assert list(a.prompt_tokens) == tok.tokenize(PROMPTS[item])
+        assert a.logprobs is not None and a.logprobs.shape == (4,)
