@@ -137,3 +137,14 @@ def test_click_a_generated_token_and_keep_the_state(base: str, page: Any,
     page.wait_for_selector('#gen-answer [data-token="0"][aria-pressed=true]')
     np.testing.assert_allclose(_shown(page), np.asarray(_api(base, 0)["occlusion"]["matrix"])[0],
                                rtol=1e-12)
+
+
+def test_a_long_prompt_wraps_within_the_page(base: str, page: Any) -> None:
+    page.goto(f"{base}/item/3")
+    _ready(page)
+    spans = page.locator("#gen-prompt .tok")
+    spans.first.wait_for()
+    assert spans.count() == len(PROMPTS[3].split())
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1200
+    first, last = spans.first.bounding_box(), spans.last.bounding_box()
+    assert first is not None and last is not None and last["y"] > first["y"] + 100

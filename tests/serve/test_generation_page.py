@@ -21,7 +21,8 @@ from attribkit.serve import create_app
 
 HOST = ["testserver"]
 SPEC = "tests.runs._models:tiny_generation"
-PROMPTS = ("the cat sat on the", "paris is the capital of france and the", "one two three")
+PROMPTS = ("the cat sat on the", "paris is the capital of france and the", "one two three",
+           " ".join(["the cat sat on the road and the dog ran to the house ."] * 10))
 
 
 def generation_store(folder: pathlib.Path) -> pathlib.Path:

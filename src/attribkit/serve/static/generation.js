@@ -2,18 +2,12 @@
 // the selected generated token (row t of the method's generated x prompt matrix). Click a
 // generated token (or use the arrow keys on it) to switch; the method, token and colour scale
 // are kept in the address (?method=&token=&scale=) beside the table's own query.
-import { api, clear, colour, colourKey, el, fmt, pct, showError } from "/static/common.js";
+import { api, clear, colour, colourKey, el, fmt, pct, showError, shown } from "/static/common.js";
 
 const SCALES = {
   token: ["this token", "99th percentile of |a| for this generated token"],
   matrix: ["whole answer", "99th percentile of |a| over every generated token"],
 };
-
-// A byte-level BPE token as read: Ġ is a leading space, Ċ a newline.
-export function shown(tok) {
-  const s = String(tok).replace(/^Ġ/, "").replace(/Ġ/g, " ").replace(/Ċ/g, "↵");
-  return s.trim() === "" ? "␣" : s;
-}
 
 function readState(data) {
   const q = new URLSearchParams(location.search);
@@ -53,7 +47,8 @@ function scaleToggle(state, redraw) {
 function promptTokens(m, row, top) {
   return el("div", { cls: "tokens gen-prompt", id: "gen-prompt" }, m.prompt_tokens.map((tok, j) => {
     const v = row[j];
-    return el("span", { cls: "tok", text: shown(tok), title: `${tok}: ${fmt(v, 4)}`, "data-value": v ?? "",
+    const strong = v !== null && top > 0 && Math.abs(v) > 0.6 * top;  // white text on dark colours
+    return el("span", { cls: strong ? "tok strong" : "tok", text: shown(tok), title: `${tok}: ${fmt(v, 4)}`, "data-value": v ?? "",
       style: { background: colour(v, top, "signed") } });
   }));
 }

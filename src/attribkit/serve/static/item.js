@@ -1,5 +1,5 @@
 // The item page: the input, every method's map side by side, the numbers, interior gradients.
-import { api, clear, colour, colourKey, el, fmt, header, pct, ready, showError } from "/static/common.js";
+import { api, clear, colour, colourKey, el, fmt, header, pct, ready, showError, shown } from "/static/common.js";
 import { renderInterior } from "/static/interior.js";
 import { renderGeneration } from "/static/generation.js";
 
@@ -16,7 +16,8 @@ function tableSearch(drop) {
 }
 
 function numbersTable(rows) {
-  const cols = [["method", (r) => r.method], [item.kind === "generation" ? "answer" : "class", (r) => r.target_name ?? r.target ?? "–"],
+  const cols = [["method", (r) => r.method], item.kind === "generation" ? ["answer", (r) => (r.target_name === null ? "–" : shown(r.target_name))]
+    : ["class", (r) => r.target_name ?? r.target ?? "–"],
     ["F(x)", (r) => fmt(r.output, 4)], ["F(x′)", (r) => fmt(r.baseline_output, 4)],
     ["gap", (r) => fmt(r.gap, 3)], ["relative gap", (r) => pct(r.relative_gap)],
     ["error estimate", (r) => fmt(r.error_estimate, 2)], ["steps", (r) => r.steps_used ?? "–"],
