@@ -139,7 +139,8 @@ class Worker:
 
     def load(self, tasks: Sequence[Task], kind: str) -> Loaded:
         """Decode and prepare the items of ``tasks`` (no model call: may run in a thread)."""
-        self.kind = kind
+        # a module:callable language model is a generation whatever its input file looked like
+        self.kind = "generation" if self.built.kind == "generation" else kind
         prepared: dict[int, Prepared] = {}
         errors: dict[int, str] = {}
         item_rows = []
