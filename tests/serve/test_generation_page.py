@@ -83,3 +83,14 @@ def test_missing_and_other_items_are_refused(client: TestClient,
     assert r.status_code == 404
     assert r.json()["error"] == ("item 0 is not a generation (its kind is image); its "
                                 "page is /item/0")
+
+
+def test_a_store_without_labels_falls_back_to_the_items_tokens(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = client.app.state.explorer.store  # type: ignore[attr-defined]
+    monkeypatch.setattr(store, "extra", lambda *args, **kw: None)  # as a store written before
+    body = client.get("/api/items/0/generation").json()
+    m = body["methods"][0]
+    assert m["prompt_tokens"] == PROMPTS[0].split()  # the item's tokens (one per word here)
+    assert m["generated_tokens"] == ["#0", "#1", "#2", "#3"]
+    assert m["logprobs"] is None and m["relative_gap"] is None and len(m["matrix"]) == 4
