@@ -74,6 +74,7 @@ group_ids = patch_group_ids((1, 8, 8), (4, 4))
 WRITES: dict[str, set[str]] = {
     "visualisation.md": {"grid.png", "beeswarm.png", "dose.png", "batch.html"},
     "saving.md": {"ig.safetensors"},
+    "zoo-llm.md": {"answer.html", "store"},
 }
 
 #: (page, old, new): the only edits made before an example runs, each to a cheaper setting.

@@ -197,3 +197,34 @@ def test_cli_explain_generation_and_run(smollm2: tuple[Any, Any], tmp_path: Any,
     values = store.values(0, "saliency")
     assert values.shape[1] == 5 and np.isfinite(values).all()
 
+
+
+def test_run_store_and_explorer_show_the_matrix(smollm2: tuple[Any, Any],
+                                                tmp_path: Any) -> None:
+    """A run of SmolLM2 -> the store -> /api/items/0/generation: the matrix of the run is the
+    method's own (rows summing as its result's), with the tokenizer's labels. The run is given
+    the loaded model (``zoo.specs.generation``, what ``run smollm2`` builds) to load it once."""
+    from fastapi.testclient import TestClient
+
+    import attribkit.runs as runs
+    from attribkit.serve import create_app
+    from attribkit.zoo.specs import generation
+
+    model, tok = smollm2
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(f"{PARIS}\n")
+    runs.run(generation(model, tok, "smollm2"), prompts, ["gradient_x_input"],
+             out=tmp_path / "store", progress=False)
+    body = TestClient(create_app(tmp_path / "store", hosts=["testserver"])).get(
+        "/api/items/0/generation").json()
+    ref = explain_generation(model, tok, PARIS, method="gradient_x_input")  # 20 greedy tokens
+    (m,) = body["methods"]
+    assert m["method"] == "gradient_x_input" and m["status"] == "ok"
+    assert m["generated_tokens"] == list(ref.generated_tokens) and m["generated_tokens"][0] == (
+        "ĠParis")
+    assert m["prompt_tokens"] == tok.convert_ids_to_tokens(tok(PARIS)["input_ids"])
+    matrix = np.asarray(m["matrix"])
+    assert matrix.shape == (len(ref.generated_tokens), 5)
+    np.testing.assert_allclose(matrix.sum(axis=1), ref.totals.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(m["totals"], ref.totals.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(m["logprobs"], ref.logprobs.numpy(), rtol=1e-5)

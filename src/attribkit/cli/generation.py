@@ -83,25 +83,38 @@ def _cmd(args: argparse.Namespace) -> int:
         print(res.to_text())
         print(res.completeness())
     if args.out:
-        from attribkit.report import Report
-        from attribkit.viz import generation_heatmap, generation_html
+        from attribkit.viz import generation_heatmap
 
         out = pathlib.Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        fig = generation_heatmap(res)
-        fig.savefig(out / "generation.png", dpi=110)
+        generation_heatmap(res).savefig(out / "generation.png", dpi=110)
         (out / "generation.json").write_text(json.dumps(res.to_dict(), indent=1))
-        rep = Report(f"attribkit explain-generation {args.model}")
-        rep.text(f"Prompt: {args.prompt!r}. Each row attributes the log-probability of one "
-                 "generated token (given the tokens before it) to the prompt's tokens.")
-        rep.text(res.completeness())
-        rep.image(fig, "generated x prompt")
-        rep.raw(generation_html(res))
-        rep.save(out / "report.html")
+        _report(args, res, out / "report.html")
         if not args.quiet:
             print(f"wrote {out / 'report.html'}, {out / 'generation.png'}, "
                   f"{out / 'generation.json'}")
+    if args.report:
+        _report(args, res, pathlib.Path(args.report))
+        if not args.quiet:
+            print(f"wrote {args.report}")
     return 0
+
+
+def _report(args: argparse.Namespace, res: Any, path: pathlib.Path) -> None:
+    """The HTML report of one answer: its heat map ("Answers, token by token") and its table."""
+    from attribkit.cli.report_generation import add_answers
+    from attribkit.report import Report
+    from attribkit.viz import generation_html
+
+    rep = Report(f"attribkit explain-generation {args.model}")
+    rep.text(f"Prompt: {args.prompt!r}" + (" (as a chat message)" if args.chat else "") +
+             f"; method {res.method}.")
+    rep.text(res.completeness())
+    add_answers(rep, [res])
+    if res.matrix.shape[1] <= 30:  # the numbers; a longer prompt is summed up in the map
+        rep.raw(generation_html(res))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rep.save(path)
 
 
 def register(sub: Any) -> None:
@@ -130,6 +143,8 @@ def register(sub: Any) -> None:
                    help="zeros (default), a token id, or a special token name: pad, unk, eos")
     p.add_argument("--out", "-o", default=None,
                    help="folder for report.html, generation.png and generation.json")
+    p.add_argument("--report", default=None, metavar="FILE",
+                   help="write the HTML report (the token x token heat map) to FILE")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd)

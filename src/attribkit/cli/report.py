@@ -72,7 +72,9 @@ def _item_block(rep: Any, store: Any, res: Any, item: int, methods: list[str], k
             rep.text(f"{m} failed: {r['error']}", note=True)
             continue
         vals = store.values(item, m)
-        if kind in ("image", "tensor") and thumb and vals.ndim == 3:
+        if kind == "generation":
+            rep.text(f"{cap}; its token x token map is under \"Answers, token by token\"")
+        elif kind in ("image", "tensor") and thumb and vals.ndim == 3:
             from PIL import Image
 
             base = np.asarray(Image.open(io.BytesIO(thumb)).convert("RGB"))
@@ -174,7 +176,13 @@ def write_report(path: str | pathlib.Path, *, curves: bool = True, steps: int = 
                 linked.update(d["item"] for d in m[key])
     if summary["kind"] not in ("image", "tabular", "tensor") or not curves:
         rep.text("AOPC / deletion / insertion are computed for image, tabular and tensor "
-                 "stores (text stores keep per-token scores).", note=True)
+                 "stores (text stores keep per-token scores, generation stores token x token "
+                 "matrices).", note=True)
+    if man["kind"] == "generation":
+        from attribkit.cli.report_generation import add_answers, store_answers
+
+        answers, left_out = store_answers(store)
+        add_answers(rep, answers, left_out=left_out)
     failed = store.failed
     if len(failed):
         rep.heading("Failed", 2)

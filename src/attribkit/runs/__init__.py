@@ -204,6 +204,8 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         _say_layers(built, entries, say)
         if inter is not None:
             check_model(built)
+        if built.kind == "generation":  # a module:callable language model (zoo names know it)
+            kind = manifest["kind"] = "generation"
     root.mkdir(parents=True, exist_ok=True)
     with WriterLock(root, wait=wait, note=say):
         manifest = prepare_store(root, manifest)

@@ -33,7 +33,7 @@ from attribkit.runs.interactions import top_interactions
 from attribkit.runs.sources import DEFAULT_MAX_PIXELS, Item, check_pixels, pixel_limit
 from attribkit.zoo.specs import Built, Prepared, build
 
-__all__ = ["Done", "Loaded", "Task", "Worker", "method_target", "one_line"]
+__all__ = ["Done", "Loaded", "Task", "Worker", "generation_extra", "method_target", "one_line"]
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,8 @@ class Worker:
 
     def load(self, tasks: Sequence[Task], kind: str) -> Loaded:
         """Decode and prepare the items of ``tasks`` (no model call: may run in a thread)."""
-        self.kind = kind
+        # a module:callable language model is a generation whatever its input file looked like
+        self.kind = "generation" if self.built.kind == "generation" else kind
         prepared: dict[int, Prepared] = {}
         errors: dict[int, str] = {}
         item_rows = []
@@ -268,10 +269,10 @@ class Worker:
             "relative_gap": None if rel is None else float(rel.max()),
             "error_estimate": None, "steps_used": res.params.get("steps"),
             "seconds": time.perf_counter() - start, "status": "ok", "error": None,
-            "values": arr,
+            "values": arr, "extra": generation_extra(res),
         }
         if not np.isfinite(arr).all():
-            row.update(status="failed", values=None,
+            row.update(status="failed", values=None, extra=None,
                        error="non-finite values (NaN or inf) in the attribution")
         return row
 
@@ -307,6 +308,37 @@ class Worker:
                            error="non-finite values (NaN or inf) in the attribution or F(x)")
             rows.append(row)
         return rows
+
+
+def generation_extra(res: Any) -> str:
+    """The ``extra`` JSON of a generation row: the labels and per-token numbers of its matrix.
+
+    ``prompt_tokens`` (the columns: the prompt's tokens, or one label per group), and
+    ``generated_tokens``, ``logprobs`` (``log p(y_t | prompt, y_<t)``) and, where the method has
+    them, ``baseline_logprobs`` and ``relative_gap``, one per row of the stored
+    ``(generated x prompt)`` values.
+
+    Parameters
+    ----------
+    res : GenerationAttribution
+        The attribution of one prompt.
+
+    Returns
+    -------
+    str
+        The JSON text (non-finite numbers as null).
+    """
+    def floats(t: Any) -> list[float | None] | None:
+        if t is None:
+            return None
+        vals = [float(v) for v in t.detach().double().reshape(-1).tolist()]
+        return [v if np.isfinite(v) else None for v in vals]
+
+    return json.dumps({"prompt_tokens": [str(s) for s in res.prompt_tokens],
+                       "generated_tokens": [str(s) for s in res.generated_tokens],
+                       "logprobs": floats(res.logprobs),
+                       "baseline_logprobs": floats(res.baseline_logprobs),
+                       "relative_gap": floats(res.relative_gap)})
 
 
 def _label(label: Callable[[int], str] | None, target: int | None) -> str | None:

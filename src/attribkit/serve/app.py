@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from attribkit.serve import routes_compare, routes_data, routes_live
+from attribkit.serve import generation, routes_compare, routes_data, routes_live
 from attribkit.serve.explorer import Explorer
 from attribkit.serve.live import JobRunner, LiveModel
 from attribkit.serve.store import RunStore
@@ -165,6 +165,7 @@ def create_app(store: str | pathlib.Path | RunStore, *, model: LiveModel | None 
     routes_data.register(app, ex)
     routes_live.register(app, ex)
     routes_compare.register(app, ex)
+    generation.register(app, ex)
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Any) -> Response:

@@ -35,7 +35,10 @@ def _num(x: Any) -> Any:
 
 
 def view_of(kind: str, values: np.ndarray[Any, Any]) -> str:
-    """How the page shows one result: ``map``, ``tokens``, ``molecule`` or ``bars``."""
+    """How the page shows one result: ``map``, ``tokens``, ``molecule``, ``generation`` (a
+    token x token matrix, ``/api/items/N/generation``) or ``bars``."""
+    if kind == "generation":
+        return "generation"
     if kind == "text":
         return "tokens"
     if kind == "smiles":
@@ -164,7 +167,7 @@ def register(app: FastAPI, ex: Explorer) -> None:
                     if view == "map":
                         entry["scale"] = {s: render.map_scale(render.reduce_map(vals, s))
                                           for s in ("signed", "absolute")}
-                    else:
+                    elif view != "generation":  # its matrix: /api/items/N/generation
                         vec = _vector(vals, view)
                         entry["vector"] = vec
                         mag = [abs(v) for v in vec if v is not None]

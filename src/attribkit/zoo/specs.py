@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from attribkit.core.errors import InputError
 
-__all__ = ["ZOO", "Built", "Prepared", "build", "check", "image_thumbnail", "model_dtype", "plain",
-           "read_rgb"]
+__all__ = ["ZOO", "Built", "Prepared", "build", "check", "generation", "image_thumbnail",
+           "model_dtype", "plain", "read_rgb"]
 
 ZOO = {
     "efficientnet-lite0": "image (EfficientNet-Lite0, ImageNet; softmax of the top class)",
@@ -166,30 +166,53 @@ def _breast_cancer() -> Built:
     return Built(model, "tabular", prepare, label=lambda c: data.class_names[c])
 
 
-def _smollm2() -> Built:
+def generation(model: Any, tokenizer: Any, name: str = "this model") -> Built:
+    """A :class:`Built` (kind ``"generation"``) for a Hugging Face language model: each raw
+    input is a prompt, explained by :func:`attribkit.sequences.explain_generation` with the
+    method's settings, on the answer the model generates (greedy).
+
+    Parameters
+    ----------
+    model
+        A causal LM or encoder-decoder (``transformers``), in eval mode.
+    tokenizer
+        Its tokenizer.
+    name
+        The model's name in the one-line errors.
+
+    Returns
+    -------
+    Built
+        ``explain_item`` returns a :class:`attribkit.sequences.GenerationAttribution`.
+    """
     import inspect
 
     from attribkit.sequences import explain_generation
-    from attribkit.zoo import llm
 
-    model, tok = llm.load_smollm2(progress=False)
     accepted = set(inspect.signature(explain_generation).parameters) - {
         "model", "tokenizer", "prompt", "target", "progress"}
 
     def prepare(raw: Any) -> Prepared:
         if not isinstance(raw, str) or not raw.strip():
-            raise InputError("smollm2 reads prompts: one non-empty line of text per item")
-        ids = tok(raw, return_tensors="pt")["input_ids"]
-        return Prepared(ids, text=raw, tokens=tok.convert_ids_to_tokens(ids[0].tolist()))
+            raise InputError(f"{name} reads prompts: one non-empty line of text per item")
+        ids = tokenizer(raw, return_tensors="pt")["input_ids"]
+        return Prepared(ids, text=raw, tokens=tokenizer.convert_ids_to_tokens(ids[0].tolist()))
 
     def explain_item(method: str, settings: Mapping[str, Any], p: Prepared) -> Any:
         unknown = sorted(set(settings) - accepted)
         if unknown:
             raise InputError(f"explain_generation has no option {unknown[0]!r}; its options: "
                              f"{', '.join(sorted(accepted))}")
-        return explain_generation(model, tok, str(p.text), method=method, **dict(settings))
+        return explain_generation(model, tokenizer, str(p.text), method=method, **dict(settings))
 
     return Built(model, "generation", prepare, explain_item=explain_item)
+
+
+def _smollm2() -> Built:
+    from attribkit.zoo import llm
+
+    model, tok = llm.load_smollm2(progress=False)
+    return generation(model, tok, "smollm2")
 
 
 def _as_batch(raw: Any, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -42,6 +42,12 @@ export function fmt(x, digits = 3) {
   return x.toPrecision(digits).replace(/\.?0+$/, "");
 }
 
+// A byte-level BPE token (or tokens joined) as read: Ġ is a space (dropped at the start), Ċ a newline.
+export function shown(tok) {
+  const s = String(tok).replace(/^Ġ/, "").replace(/Ġ/g, " ").replace(/Ċ/g, "↵");
+  return s.trim() === "" ? "␣" : s;
+}
+
 export function pct(x) {
   if (x === null || x === undefined) return "–";
   const a = Math.abs(x) * 100;

@@ -1,5 +1,5 @@
 // The data-set page: overview, summaries, and the sortable, filterable, paged item table.
-import { api, clear, el, fmt, header, pct, ready, showError } from "/static/common.js";
+import { api, clear, el, fmt, header, pct, ready, showError, shown } from "/static/common.js";
 
 const params = new URLSearchParams(location.search);
 const state = {
@@ -74,7 +74,8 @@ function renderHead(methods) {
     methods.map((m) => el("th", { colspan: 2 + curvesOf(m).length, cls: "group method", text: m })),
     el("th", { cls: "group", text: "" }));
   const row = el("tr", {},
-    sortHeader("#", "item"), el("th", { text: "input" }), sortHeader("class", "target_name"),
+    sortHeader("#", "item"), el("th", { text: "input" }),
+    sortHeader(info && info.kind === "generation" ? "answer" : "class", "target_name"),
     sortHeader("F(x)", "output", "the model's score for the explained class"),
     methods.map((m) => [
       sortHeader("rel. gap", `rel_gap:${m}`, `sort by |relative completeness gap| of ${m}`),
@@ -100,7 +101,8 @@ function renderRows(page) {
       on: { click: (ev) => { if (!ev.target.closest("a")) location.href = link; } } },
       el("td", { cls: "num" }, el("a", { href: link, text: String(r.item) })),
       inputCell(r),
-      el("td", {}, el("div", { cls: "cls", text: r.target_name ?? (r.target ?? "–") }),
+      el("td", {}, el("div", { cls: "cls", text: r.target_name != null && info && info.kind === "generation"
+        ? shown(r.target_name) : r.target_name ?? (r.target ?? "–") }),
         el("div", { cls: "muted small", text: r.item_id })),
       el("td", { cls: "num", text: fmt(r.output) }),
       page.methods.map((m) => {

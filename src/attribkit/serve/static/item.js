@@ -1,13 +1,23 @@
 // The item page: the input, every method's map side by side, the numbers, interior gradients.
-import { api, clear, colour, colourKey, el, fmt, header, pct, ready, showError } from "/static/common.js";
+import { api, clear, colour, colourKey, el, fmt, header, pct, ready, showError, shown } from "/static/common.js";
 import { renderInterior } from "/static/interior.js";
+import { renderGeneration } from "/static/generation.js";
 
 const n = Number(location.pathname.split("/").pop());
 const view = { sign: "signed", opacity: 0.75, target: null };
 let item = null;
 
+// The table's query (sort, filter, page) without the generation view's own keys.
+function tableSearch(drop) {
+  const q = new URLSearchParams(location.search);
+  drop.forEach((k) => q.delete(k));
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
 function numbersTable(rows) {
-  const cols = [["method", (r) => r.method], ["class", (r) => r.target_name ?? r.target ?? "–"],
+  const cols = [["method", (r) => r.method], item.kind === "generation" ? ["answer", (r) => (r.target_name === null ? "–" : shown(r.target_name))]
+    : ["class", (r) => r.target_name ?? r.target ?? "–"],
     ["F(x)", (r) => fmt(r.output, 4)], ["F(x′)", (r) => fmt(r.baseline_output, 4)],
     ["gap", (r) => fmt(r.gap, 3)], ["relative gap", (r) => pct(r.relative_gap)],
     ["error estimate", (r) => fmt(r.error_estimate, 2)], ["steps", (r) => r.steps_used ?? "–"],
@@ -104,13 +114,15 @@ function methodCard(r) {
 function renderMaps() {
   const box = clear(document.getElementById("maps"));
   const rows = item.results.filter((r) => view.target === null || r.target === view.target || r.status === "failed");
+  const cards = rows.filter((r) => r.view !== "generation");
+  box.hidden = item.kind === "generation";  // its matrices: the generation panel
   box.append(el("h2", { text: "Attributions" }));
   const grid = el("div", { cls: "cards maps" });
   if (item.picture && rows.some((r) => r.view === "map")) {
     grid.append(el("figure", { cls: "card map-card" }, el("figcaption", {}, el("b", { text: "input" })),
       pictureStack(null, "")));
   }
-  rows.forEach((r) => grid.append(methodCard(r)));
+  cards.forEach((r) => grid.append(methodCard(r)));
   if (!rows.length) grid.append(el("p", { cls: "muted", text: "No attributions stored for this item." }));
   box.append(grid);
   const numbers = clear(document.getElementById("numbers"));
@@ -119,15 +131,16 @@ function renderMaps() {
 
 function renderTitle() {
   const box = clear(document.getElementById("title"));
+  const table = tableSearch(["method", "token", "scale"]), keep = tableSearch(["token"]);
   const nav = el("div", { cls: "itemnav" },
-    el("a", { href: `/${location.search}`, text: "← data set" }),
-    item.previous !== null ? el("a", { href: `/item/${item.previous}${location.search}`, id: "prev", text: "‹ previous" }) : null,
-    item.position >= 0 && location.search ? el("span", { cls: "muted small", text: `${item.position + 1} of ${item.in_view} in the table's order` }) : null,
-    item.next !== null ? el("a", { href: `/item/${item.next}${location.search}`, id: "next", text: "next ›" }) : null);
+    el("a", { href: `/${table}`, id: "back", text: "← data set" }),
+    item.previous !== null ? el("a", { href: `/item/${item.previous}${keep}`, id: "prev", text: "‹ previous" }) : null,
+    item.position >= 0 && table ? el("span", { cls: "muted small", text: `${item.position + 1} of ${item.in_view} in the table's order` }) : null,
+    item.next !== null ? el("a", { href: `/item/${item.next}${keep}`, id: "next", text: "next ›" }) : null);
   box.append(nav, el("h1", { text: item.item_id }),
     el("div", { cls: "muted", text: `item ${item.item} · ${item.kind} · ${item.source || ""}` }));
   if (item.status === "failed") box.append(el("div", { cls: "error", text: `This item failed: ${item.error || "no reason recorded"}` }));
-  if (item.text && item.kind !== "image") box.append(el("p", { cls: "input-text", text: item.text }));
+  if (item.text && item.kind !== "image" && item.kind !== "generation") box.append(el("p", { cls: "input-text", text: item.text }));
 }
 
 function bindControls() {
@@ -175,7 +188,10 @@ async function main() {
   document.getElementById("top").append(header(info, "item"));
   document.title = `${item.item_id} · attribkit explorer`;
   renderTitle();
-  bindControls();
+  if (item.kind === "generation") {
+    document.addEventListener("ak-url", renderTitle);  // previous / next keep the method and scale
+    await renderGeneration(n);
+  } else bindControls();
   renderMaps();
   renderInteractions();
   renderInterior(item, view, () => main2());
