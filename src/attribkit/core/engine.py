@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attribkit.core import compiled, memo
+from attribkit.core import compiled, fastgraph, memo
 from attribkit.core.baselines import resolve_baseline
 from attribkit.core.blackbox import admit
 from attribkit.core.checks import as_tensor, count
@@ -103,7 +103,9 @@ def prepare(
         model's 4-D weights with them, restored on exit): often faster for convolutions on CPUs.
         The values are the same up to floating-point rounding. Forward-only problems
         (``black_box=True``) on float32 images of at least 64 x 64 pixels on a CPU use it
-        whatever this says (:func:`~attribkit.core.probes.channels_last_helps`).
+        whatever this says (:func:`~attribkit.core.probes.channels_last_helps`), and run an
+        eval-mode model's BatchNorms folded into its convolutions
+        (:mod:`attribkit.core.fastgraph`).
     compile
         Evaluate the path batches with ``torch.compile`` of the model (kept per model across
         calls; :mod:`attribkit.core.compiled`), falling back to the model with one warning where
@@ -181,6 +183,9 @@ def prepare(
             guard.use_channels_last()
         if compile:
             problem.compiled = compiled.compiled_model(model, layer)
+        elif black_box and layer is None and not random_model:
+            problem.fast = fastgraph.fast_forward(model, raw, out, fargs, shape, now,
+                                                  channels_last)
         yield problem
 
 
