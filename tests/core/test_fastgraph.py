@@ -19,9 +19,9 @@ from attribkit.core.engine import prepare
 class _PadConv(nn.Conv2d):
     """A convolution that pads with a child module (like 'same' padding libraries)."""
 
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, pad: tuple[int, int, int, int]) -> None:
         super().__init__(cin, cout, 3, bias=False)
-        self.pad = nn.ZeroPad2d((0, 2, 0, 2))
+        self.pad = nn.ZeroPad2d(pad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(self.pad(x), self.weight, self.bias, self.stride, self.padding,
@@ -34,10 +34,10 @@ class _Net(nn.Module):
         self.c1 = nn.Conv2d(3, 6, 3, padding=1)
         self.b1 = nn.BatchNorm2d(6)
         self.a1 = nn.ReLU6()
-        self.c2 = _PadConv(6, 6)
+        self.c2 = _PadConv(6, 6, (1, 1, 1, 1))
         self.b2 = nn.BatchNorm2d(6, affine=False)
         self.a2 = nn.SiLU()
-        self.c3 = nn.Conv2d(6, 6, 1)
+        self.c3 = _PadConv(6, 6, (0, 2, 0, 2))
         self.b3 = nn.BatchNorm2d(6)
         self.head = nn.Linear(6, 4)
 
@@ -100,10 +100,12 @@ def test_fold_removes_every_batchnorm_and_keeps_the_outputs() -> None:
     before = _state(m)
     gm = fastgraph.fold(m)
     assert gm is not None
-    kinds = {type(mod) for mod in gm.modules()}
-    used = {n.target for n in gm.graph.nodes if n.op == "call_module"}
-    assert not any(isinstance(gm.get_submodule(t), nn.BatchNorm2d) for t in used)
-    assert nn.Conv2d in kinds
+    used = [type(gm.get_submodule(str(n.target))) for n in gm.graph.nodes
+            if n.op == "call_module"]
+    assert nn.BatchNorm2d not in used
+    assert used.count(nn.ZeroPad2d) == 1  # the symmetric pad went into the convolution
+    convs = [n for n in gm.graph.nodes if n.target is torch.conv2d]
+    assert len(convs) == 3
     inplace = [n for n in gm.graph.nodes if n.op == "call_function"
                and n.target in (F.hardtanh_, F.silu)]
     assert len(inplace) == 2  # ReLU6 and SiLU modules after a convolution run in place
@@ -179,3 +181,31 @@ def test_an_edited_model_is_folded_again() -> None:
         plain = attribkit.explain(m, x, method="occlusion", target=2, baseline=0.0)
     assert not torch.allclose(first.values, plain.values)
     torch.testing.assert_close(again.values, plain.values, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_pointwise_is_a_one_by_one_convolution(bias: bool) -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 5, 4, 3, dtype=torch.float64, generator=g)
+    w = torch.randn(7, 5, 1, 1, dtype=torch.float64, generator=g)
+    b = torch.randn(7, dtype=torch.float64, generator=g) if bias else None
+    want = F.conv2d(x, w, b)
+    got = fastgraph.pointwise(x.contiguous(memory_format=torch.channels_last), w, b)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fastgraph.pointwise(x, w, b), want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_channels_last_fold_matches_the_model() -> None:
+    m = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 3),
+                      nn.BatchNorm2d(2), nn.Flatten(), nn.LazyLinear(3)).double()
+    x = _x(3)
+    m(x)  # materialise the lazy layer
+    m[1].running_mean.uniform_(-1, 1)
+    m.eval()
+    gm = fastgraph.fold(m, channels_last=True)
+    assert gm is not None
+    assert sum(n.target is fastgraph.pointwise for n in gm.graph.nodes) == 1
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x.contiguous(memory_format=torch.channels_last)), m(x),
+                                   rtol=1e-12, atol=1e-12)

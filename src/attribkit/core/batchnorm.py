@@ -13,7 +13,8 @@ from torch import Tensor, nn
 
 from attribkit.core.errors import UnsupportedModelError
 
-__all__ = ["BATCHNORMS", "CONV_TYPES", "LINEAR_TYPES", "bn_affine", "merge_params"]
+__all__ = ["BATCHNORMS", "CONV_TYPES", "LINEAR_TYPES", "bn_affine", "merge_params",
+           "merge_tensors"]
 
 #: Convolutions: their output's channel axis (axis 1) is the axis a BatchNorm normalises.
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -62,10 +63,28 @@ def merge_params(linear: nn.Module, bn: nn.Module, name: str) -> tuple[Tensor, T
     """
     if not isinstance(linear, LINEAR_TYPES) or not isinstance(bn, BATCHNORMS):
         return None
-    w = linear.weight.detach()
-    if w.shape[0] != bn.num_features:
+    return merge_tensors(linear.weight, linear.bias, bn, name)
+
+
+def merge_tensors(weight: Tensor, bias: Tensor | None, bn: nn.Module,
+                  name: str) -> tuple[Tensor, Tensor] | None:
+    """:func:`merge_params` for a weight ``(out, ...)`` and bias given as tensors.
+
+    Parameters
+    ----------
+    weight
+        The linear layer's weight, output channels first.
+    bias
+        Its bias, or ``None``.
+    bn
+        The BatchNorm applied to its output.
+    name
+        The BatchNorm's name, for messages.
+    """
+    w = weight.detach()
+    if not isinstance(bn, BATCHNORMS) or w.shape[0] != bn.num_features:
         return None
     scale, shift = bn_affine(bn, name)
     new_w = w * scale.reshape((-1,) + (1,) * (w.dim() - 1))
-    new_b = shift if linear.bias is None else linear.bias.detach() * scale + shift
+    new_b = shift if bias is None else bias.detach() * scale + shift
     return new_w, new_b
