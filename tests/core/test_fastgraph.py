@@ -6,6 +6,9 @@ every perturbation method run again with the fast path off (:func:`plain_forward
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -136,11 +139,30 @@ def test_results_equal_with_and_without_the_fast_path(method: str, kwargs: dict)
     assert _same_state(before, _state(m))
 
 
-def test_prepare_uses_the_fast_copy_only_for_forward_only_problems() -> None:
+def test_integrated_gradients_equal_with_and_without_the_fast_path() -> None:
+    m = _net()
+    before = _state(m)
+    x = _x(2)
+    for target in (1, attribkit.all_classes()):
+        fast = attribkit.integrated_gradients(m, x, target=target, baseline=0.0, steps=16)
+        with fastgraph.plain_forward():
+            plain = attribkit.integrated_gradients(m, x, target=target, baseline=0.0, steps=16)
+        scale = float(plain.values.abs().max())
+        assert scale > 0
+        assert float((fast.values - plain.values).abs().max()) <= 1e-6 * scale
+    assert _same_state(before, _state(m))
+    assert all(p.grad is None for p in m.parameters())  # no weight gradients accumulated
+
+
+def test_prepare_uses_the_fast_copy_only_where_asked() -> None:
     m = _net()
     with prepare(m, _x(), target=0, baseline=0.0, black_box=True) as p:
         assert p.fast is not None
-    with prepare(m, _x(), target=0, baseline=0.0) as p:  # gradients: the model as given
+    with prepare(m, _x(), target=0, baseline=0.0, fast=True) as p:
+        assert p.fast is not None
+    with prepare(m, _x(), target=0, baseline=0.0) as p:  # hooks may follow: the model as given
+        assert p.fast is None
+    with prepare(m, _x(), target=attribkit.neuron(m.c1, 0), black_box=True) as p:
         assert p.fast is None
     with fastgraph.plain_forward(), prepare(m, _x(), target=0, black_box=True) as p:
         assert p.fast is None
@@ -209,3 +231,12 @@ def test_a_channels_last_fold_matches_the_model() -> None:
     with torch.no_grad():
         torch.testing.assert_close(gm(x.contiguous(memory_format=torch.channels_last)), m(x),
                                    rtol=1e-12, atol=1e-12)
+
+
+def test_the_kept_copy_goes_with_the_model() -> None:
+    m = _net()
+    attribkit.explain(m, _x(1), method="occlusion", target=0, baseline=0.0)
+    ref = weakref.ref(m)
+    del m
+    gc.collect()
+    assert ref() is None

@@ -66,6 +66,7 @@ def prepare(
     channels_last: bool = False,
     black_box: bool = False,
     compile: bool = False,
+    fast: bool = False,
 ) -> Iterator[Problem]:
     """Validate everything once and yield a :class:`Problem`; the model is restored on exit.
 
@@ -110,6 +111,11 @@ def prepare(
         Evaluate the path batches with ``torch.compile`` of the model (kept per model across
         calls; :mod:`attribkit.core.compiled`), falling back to the model with one warning where
         compilation fails.
+    fast
+        Run the forward passes and input gradients through the folded copy of an eval-mode
+        model (:mod:`attribkit.core.fastgraph`; the model as given where none can be made). For
+        methods that attach no hooks to the model's modules (Integrated Gradients);
+        forward-only problems (``black_box=True``) use it whatever this says.
     black_box
         Whether the method uses forward passes only: then any callable (a NumPy function, a
         scikit-learn ``predict_proba``) is a model and NumPy inputs are accepted
@@ -183,9 +189,10 @@ def prepare(
             guard.use_channels_last()
         if compile:
             problem.compiled = compiled.compiled_model(model, layer)
-        elif black_box and layer is None and not random_model:
+        elif ((black_box or fast) and layer is None and not random_model
+              and not isinstance(model, NeuronModel)):
             problem.fast = fastgraph.fast_forward(model, raw, out, fargs, shape, now,
-                                                  channels_last)
+                                                  channels_last, inplace=black_box)
         yield problem
 
 

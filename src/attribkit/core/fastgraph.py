@@ -208,7 +208,8 @@ def _has_hooks(model: nn.Module) -> bool:
     return any(getattr(m, d, None) for m in model.modules() for d in _HOOK_DICTS)
 
 
-def fold(model: nn.Module, channels_last: bool = False) -> fx.GraphModule | None:
+def fold(model: nn.Module, channels_last: bool = False,
+         inplace: bool = True) -> fx.GraphModule | None:
     """The traced model with BatchNorms folded and activations in place, or ``None``.
 
     ``None`` where the model cannot be traced, is in training mode, has hooks or has no
@@ -220,6 +221,9 @@ def fold(model: nn.Module, channels_last: bool = False) -> fx.GraphModule | None
         The user's model (never written).
     channels_last
         Lay the folded 4-D weights out channels-last (for channels-last batches).
+    inplace
+        Run activations after a convolution in place (forward-only use; gradients through the
+        copy are recorded without it).
     """
     if any(m.training for m in model.modules()) or _has_hooks(model):
         return None
@@ -259,7 +263,7 @@ def fold(model: nn.Module, channels_last: bool = False) -> fx.GraphModule | None
         a["input"], a["padding"] = outer.args[0], pad
         _emit(gm, node, a, channels_last)
         gm.graph.erase_node(outer)
-    for node in list(gm.graph.nodes):
+    for node in list(gm.graph.nodes) if inplace else ():
         act = gm.get_submodule(str(node.target)) if node.op == "call_module" else None
         fn = _inplace(act) if isinstance(act, nn.Module) else None
         src = node.args[0] if node.args else None
@@ -283,8 +287,8 @@ def fold(model: nn.Module, channels_last: bool = False) -> fx.GraphModule | None
 
 
 def fast_forward(model: object, inputs: Tensor, output: Tensor, args: tuple[Tensor, ...],
-                 key: Hashable, now: tuple[Any, ...] | None,
-                 channels_last: bool) -> Callable[..., Any] | None:
+                 key: Hashable, now: tuple[Any, ...] | None, channels_last: bool,
+                 inplace: bool = True) -> Callable[..., Any] | None:
     """The fast copy of ``model`` for forward-only calls, or ``None`` (run the model as given).
 
     Made once per model and ``key`` (the input shape) and kept with the model's fingerprint
@@ -307,14 +311,16 @@ def fast_forward(model: object, inputs: Tensor, output: Tensor, args: tuple[Tens
         The model's fingerprint (:func:`attribkit.core.memo.stamp`).
     channels_last
         Whether the batches are laid out channels-last.
+    inplace
+        See :func:`fold`.
     """
     if not enabled() or not isinstance(model, nn.Module):
         return None
-    full = ("fast forward", key, channels_last)
+    full = ("fast forward", key, channels_last, inplace)
     known = memo.recall(model, full, now)
     if known is not None:
         return None if known is False else known
-    gm = fold(model, channels_last)
+    gm = fold(model, channels_last, inplace)
     if gm is not None and not _agrees(gm, inputs, output, args, channels_last):
         gm = None
     memo.remember(model, full, now, gm if gm is not None else False)
