@@ -20,8 +20,11 @@ traced through) and rewrites the trace:
 On EfficientNet-Lite0 (49 folds, 12 paddings, 32 matrix products, 33 in-place activations) a
 forward pass of 3 channels-last photos cost 0.62x the CPU time of the model as given, one
 thread. The values are the same up to floating-point rounding (the folded weights round
-differently), and the copy is used only where it reproduces the model's own outputs on the
-call's inputs (to ``sqrt(eps)`` of the dtype, relative).
+differently): in float64 Integrated Gradients of EfficientNet-Lite0 moved by 6e-16; in float32
+the kinks of ReLU6 amplify rounding in gradients (16-step IG of a photo: 0.27 % relative L2
+from the model as given, where Captum and the model as given differ by 0.09 %). The copy is
+used only where it reproduces the model's own outputs on the call's inputs (to ``sqrt(eps)``
+of the dtype, relative).
 
 The fast path is not used (the model runs as given) for models in training mode, with hooks, or
 without a BatchNorm after a convolution; where tracing fails (data-dependent control flow) it
