@@ -4,8 +4,10 @@ Two models from the zoo, side by side in one process: EfficientNet-Lite0 (softma
 ``coffee`` photo (224 x 224, black baseline) with its 10 most probable classes, and the MNIST
 CNN on 4 digits (black baseline) with all 10 classes. Equal settings on both sides: the same
 Gauss-Legendre steps, the same rows per model call (attribkit's default chunk is Captum's
-``internal_batch_size``), the same contiguous layout, the same threads. attribkit is timed with
-its forward fast path (``core.fastgraph``, the default) and without it (``plain_forward()``).
+``internal_batch_size``), the same threads. attribkit is timed as called (its fast path,
+``core.fastgraph``: BatchNorm folded, photos channels-last) and without the fast path
+(``plain_forward()``); Captum as users call it (contiguous) and, on the photo, with the model
+and the inputs channels-last (the layout attribkit uses there).
 
 Each comparison warms every side up once, then runs ``--pairs`` rounds in rotating order and
 reports medians of wall and CPU time (this process) and the medians of the per-round ratios;
@@ -64,6 +66,10 @@ def rounds(sides: dict[str, Callable[[], object]], pairs: int) -> dict[str, Any]
               + f" (load {os.getloadavg()[0]:.1f})", flush=True)
     ref = times["Captum"]
     out: dict[str, Any] = {"load": (load0, os.getloadavg()[0])}
+    if "Captum, channels-last" in times:
+        cl = times["Captum, channels-last"]
+        out["vs_cl"] = tuple(statistics.median(r[i] / t[i] for r, t in zip(
+            cl, times["attribkit"], strict=True)) for i in (0, 1))
     for n in names:
         out[n] = {
             "wall": statistics.median(t[0] for t in times[n]),
@@ -131,12 +137,24 @@ def compare(name: str, model: nn.Module, x: torch.Tensor, baseline: torch.Tensor
         with fastgraph.plain_forward():
             return ours()
 
+    sides = {"attribkit": ours, "attribkit, fast path off": ours_plain, "Captum": captum}
+    if x.dim() == 4 and x.shape[-1] * x.shape[-2] >= 64 * 64:
+        cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        ig_cl = IntegratedGradients(cl_model)
+        x_cl, b_cl = (t.contiguous(memory_format=torch.channels_last) for t in (x, baseline))
+
+        def captum_cl() -> list[torch.Tensor]:
+            return [ig_cl.attribute(x_cl, baselines=b_cl, target=k, n_steps=steps,
+                                    method="gausslegendre", internal_batch_size=rows)
+                    for k in targets]
+
+        sides["Captum, channels-last"] = captum_cl
+
     diff = float((probe.values - torch.stack(captum(), dim=1)).abs().max())
     scale = float(probe.values.abs().max())
     print(f"{name}: {rows} rows per call, largest difference {diff:.2e} of {scale:.2e}",
           flush=True)
-    res = rounds({"attribkit": ours, "attribkit, fast path off": ours_plain, "Captum": captum},
-                 pairs)
+    res = rounds(sides, pairs)
     n = min(rows, steps * len(x))
     pts = (torch.linspace(0.05, 1.0, n).reshape(-1, *[1] * (x.dim() - 1))
            * x.repeat_interleave(-(-n // len(x)), dim=0)[:n])
@@ -145,6 +163,13 @@ def compare(name: str, model: nn.Module, x: torch.Tensor, baseline: torch.Tensor
                     "parameters frozen": cost_model(frozen_copy(model), pts, targets)}
     if folded is not None:
         res["costs"]["folded copy"] = cost_model(folded, pts, targets)
+    if "Captum, channels-last" in sides:
+        pts_cl = pts.contiguous(memory_format=torch.channels_last)
+        res["costs"]["as given, channels-last"] = cost_model(cl_model, pts_cl, targets)
+        folded_cl = fastgraph.fold(cl_model, True, inplace=False)
+        if folded_cl is not None:
+            res["costs"]["folded copy, channels-last (attribkit)"] = cost_model(
+                folded_cl, pts_cl, targets)
     res.update(name=name, rows=rows, steps=steps, n=len(x), diff=diff, scale=scale)
     return res
 
@@ -179,17 +204,20 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     """The tables so far into docs/benchmarks-all-class-ig.md."""
     table = ["| model | steps, rows per call | attribkit wall / CPU (s) | attribkit, fast path "
              "off (s) | 10 Captum calls (s) | speed-up wall / CPU | fast path off: speed-up "
-             "wall / CPU | load before / after |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "wall / CPU | speed-up against Captum channels-last, wall / CPU | load before / "
+             "after |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     costs = ["| model | copy | forward, no graph | forward with graph | one backward | "
              "forward + 10 backwards | bound 10 (F + B) / (F + 10 B) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in results:
         a, p, c = r["attribkit"], r["attribkit, fast path off"], r["Captum"]
+        vs_cl = ("n/a (28 x 28: both contiguous)" if "vs_cl" not in r
+                 else f"{r['vs_cl'][0]:.2f}x / {r['vs_cl'][1]:.2f}x")
         table.append(
             f"| {r['name']} | {r['steps']}, {r['rows']} | {a['wall']:.2f} / {a['cpu']:.2f} | "
             f"{p['wall']:.2f} / {p['cpu']:.2f} | {c['wall']:.2f} / {c['cpu']:.2f} | "
             f"**{a['ratio_wall']:.2f}x** / {a['ratio_cpu']:.2f}x | {p['ratio_wall']:.2f}x / "
-            f"{p['ratio_cpu']:.2f}x | {r['load'][0]:.1f} / {r['load'][1]:.1f} |")
+            f"{p['ratio_cpu']:.2f}x | {vs_cl} | {r['load'][0]:.1f} / {r['load'][1]:.1f} |")
         for copy_name, m in r["costs"].items():
             costs.append(f"| {r['name'].split(',')[0]} | {copy_name} | {m['F']:.2f} | "
                          f"{m['Fg']:.2f} | {m['B']:.2f} | {m['GK']:.2f} | {m['bound']:.2f}x |")

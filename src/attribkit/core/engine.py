@@ -103,19 +103,19 @@ def prepare(
         Evaluate image batches ``(B, C, H, W)`` in the channels-last memory layout (and the
         model's 4-D weights with them, restored on exit): often faster for convolutions on CPUs.
         The values are the same up to floating-point rounding. Forward-only problems
-        (``black_box=True``) on float32 images of at least 64 x 64 pixels on a CPU use it
-        whatever this says (:func:`~attribkit.core.probes.channels_last_helps`), and run an
-        eval-mode model's BatchNorms folded into its convolutions
-        (:mod:`attribkit.core.fastgraph`).
+        (``black_box=True``) and ``fast=True`` problems on float32 images of at least 64 x 64
+        pixels on a CPU use it whatever this says
+        (:func:`~attribkit.core.probes.channels_last_helps`).
     compile
         Evaluate the path batches with ``torch.compile`` of the model (kept per model across
         calls; :mod:`attribkit.core.compiled`), falling back to the model with one warning where
         compilation fails.
     fast
         Run the forward passes and input gradients through the folded copy of an eval-mode
-        model (:mod:`attribkit.core.fastgraph`; the model as given where none can be made). For
-        methods that attach no hooks to the model's modules (Integrated Gradients);
-        forward-only problems (``black_box=True``) use it whatever this says.
+        model (:mod:`attribkit.core.fastgraph`; the model as given where none can be made), and
+        CPU images channels-last. For methods that attach no hooks to the model's modules
+        (Integrated Gradients); forward-only problems (``black_box=True``) do both whatever
+        this says.
     black_box
         Whether the method uses forward passes only: then any callable (a NumPy function, a
         scikit-learn ``predict_proba``) is a model and NumPy inputs are accepted
@@ -183,7 +183,8 @@ def prepare(
                     rows = estimate_rows(problem, budget)
                     memo.remember(model, ("rows per chunk", shape, budget), now, rows)
                 problem.batch_size = rows
-        channels_last = channels_last or (black_box and channels_last_helps(model, space, layer))
+        channels_last = channels_last or ((black_box or fast)
+                                          and channels_last_helps(model, space, layer))
         problem.channels_last = channels_last
         if channels_last:
             guard.use_channels_last()
