@@ -28,9 +28,10 @@ of the dtype, relative).
 
 The fast path is not used (the model runs as given) for models in training mode, with hooks, or
 without a BatchNorm after a convolution; where tracing fails (data-dependent control flow) it
-falls back silently. The copy is kept per model and input shape
-(:mod:`attribkit.core.memo`, so an edited model is traced again). :func:`plain_forward` turns
-the fast path off in a scope (to compare, or to rule it out).
+falls back silently. The copy is kept per model, input shape and layout
+(:mod:`attribkit.core.memo`, so an edited model is traced again, and the copy goes with the
+model); it holds folded convolution weights of its own, about the size of the model's.
+:func:`plain_forward` turns the fast path off in a scope (to compare, or to rule it out).
 """
 
 from __future__ import annotations
