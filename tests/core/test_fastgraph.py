@@ -240,3 +240,22 @@ def test_the_kept_copy_goes_with_the_model() -> None:
     del m
     gc.collect()
     assert ref() is None
+
+
+def test_fast_problems_run_cpu_photos_channels_last_and_restore_the_layout() -> None:
+    torch.manual_seed(4)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                      nn.LazyLinear(2))
+    x = torch.rand(1, 3, 64, 64)
+    m(x)
+    m.eval()
+    with prepare(m, x, target=0, baseline=0.0, fast=True) as p:
+        assert p.channels_last and p.fast is not None
+    with prepare(m, x, target=0, baseline=0.0) as p:
+        assert not p.channels_last
+    assert m[0].weight.is_contiguous()  # the user's layout is back
+    fast = attribkit.integrated_gradients(m, x, target=0, baseline=0.0, steps=8)
+    with fastgraph.plain_forward():
+        plain = attribkit.integrated_gradients(m, x, target=0, baseline=0.0, steps=8)
+    torch.testing.assert_close(fast.values, plain.values, rtol=1e-4,
+                               atol=1e-5 * float(plain.values.abs().max()))
