@@ -56,6 +56,7 @@ def test_new_shape_is_checked_and_memory_is_weak() -> None:
     attribkit.integrated_gradients(model, x, target=0, steps=4)
     handle.remove()
     assert 2 in seen  # another image size: probed again
+    gc.collect()  # models of earlier tests that only a reference cycle kept
     n_before = len(memo._MEMORY)
     del model, handle
     gc.collect()

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attribkit.core import compiled, memo
+from attribkit.core import compiled, fastgraph, memo
 from attribkit.core.baselines import resolve_baseline
 from attribkit.core.blackbox import admit
 from attribkit.core.checks import as_tensor, count
@@ -66,6 +66,7 @@ def prepare(
     channels_last: bool = False,
     black_box: bool = False,
     compile: bool = False,
+    fast: bool = False,
 ) -> Iterator[Problem]:
     """Validate everything once and yield a :class:`Problem`; the model is restored on exit.
 
@@ -102,12 +103,19 @@ def prepare(
         Evaluate image batches ``(B, C, H, W)`` in the channels-last memory layout (and the
         model's 4-D weights with them, restored on exit): often faster for convolutions on CPUs.
         The values are the same up to floating-point rounding. Forward-only problems
-        (``black_box=True``) on float32 images of at least 64 x 64 pixels on a CPU use it
-        whatever this says (:func:`~attribkit.core.probes.channels_last_helps`).
+        (``black_box=True``) and ``fast=True`` problems on float32 images of at least 64 x 64
+        pixels on a CPU use it whatever this says
+        (:func:`~attribkit.core.probes.channels_last_helps`).
     compile
         Evaluate the path batches with ``torch.compile`` of the model (kept per model across
         calls; :mod:`attribkit.core.compiled`), falling back to the model with one warning where
         compilation fails.
+    fast
+        Run the forward passes and input gradients through the folded copy of an eval-mode
+        model (:mod:`attribkit.core.fastgraph`; the model as given where none can be made), and
+        CPU images channels-last. For methods that attach no hooks to the model's modules
+        (Integrated Gradients); forward-only problems (``black_box=True``) do both whatever
+        this says.
     black_box
         Whether the method uses forward passes only: then any callable (a NumPy function, a
         scikit-learn ``predict_proba``) is a model and NumPy inputs are accepted
@@ -175,12 +183,17 @@ def prepare(
                     rows = estimate_rows(problem, budget)
                     memo.remember(model, ("rows per chunk", shape, budget), now, rows)
                 problem.batch_size = rows
-        channels_last = channels_last or (black_box and channels_last_helps(model, space, layer))
+        channels_last = channels_last or ((black_box or fast)
+                                          and channels_last_helps(model, space, layer))
         problem.channels_last = channels_last
         if channels_last:
             guard.use_channels_last()
         if compile:
             problem.compiled = compiled.compiled_model(model, layer)
+        elif ((black_box or fast) and layer is None and not random_model
+              and not isinstance(model, NeuronModel)):
+            problem.fast = fastgraph.fast_forward(model, raw, out, fargs, shape, now,
+                                                  channels_last, inplace=black_box)
         yield problem
 
 

@@ -122,7 +122,7 @@ def forward_rows(problem: Problem, batch_size: int | None) -> int:
 
 
 def channels_last_helps(model: object, inputs: Tensor, layer: object) -> bool:
-    """Whether forward-only batches of ``inputs`` should run channels-last by default.
+    """Whether forward-only (and ``fast=True``) batches of ``inputs`` run channels-last by default.
 
     True for an ``nn.Module`` with 2-D convolutions explained at its inputs, float32 images
     ``(N, C, H, W)`` of at least 64 x 64 pixels on a CPU: there the layout was measured 1.3-1.4x

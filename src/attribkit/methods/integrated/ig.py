@@ -136,7 +136,7 @@ def integrated_gradients(
                  memory_budget=memory_budget, progress=progress, layer=layer,
                  layer_input=layer_side(attribute_to, layer),
                  forward_args=forward_args, channels_last=channels_last,
-                 compile=compile) as p:
+                 compile=compile, fast=True) as p:
         params: dict[str, Any] = {"rule": rule}
         estimate = None
         if tolerance is not None:
@@ -233,7 +233,7 @@ def interior_gradients(
     with prepare(model, inputs, target=target, baseline=baseline, batch_size=batch_size,
                  progress=progress, layer=layer,
                  layer_input=layer_side(attribute_to, layer), forward_args=forward_args,
-                 allow_multi_target=False) as p:
+                 allow_multi_target=False, fast=True) as p:
         a = (torch.linspace(0.02, 1.0, 50, dtype=p.inputs.dtype) if alphas is None
              else torch.as_tensor(alphas, dtype=p.inputs.dtype))
         if a.dim() != 1 or a.numel() == 0:

@@ -1,11 +1,12 @@
 """Canonizers: rewrite a model into an equivalent one the rules handle, without touching it.
 
 A BatchNorm whose input is the output of a ``Linear`` or ``Conv`` layer (found in the autograd
-graph during the forward pass, whatever the module order) is merged with it: :func:`merge_params`
-gives ``W' = s W``, ``b' = s (b - mu) + beta`` with ``s = gamma / sqrt(var + eps)``. The merge
-is *virtual*: the rule of the pair is applied to the linear layer's input with the merged
-parameters, so the user's parameters are never written (they are
-bit-for-bit the same afterwards by construction, and two threads may explain the same
+graph during the forward pass, whatever the module order) is merged with it:
+:func:`~attribkit.core.batchnorm.merge_params` (written once in core, shared with the
+forward-only fast path) gives ``W' = s W``, ``b' = s (b - mu) + beta`` with
+``s = gamma / sqrt(var + eps)``. The merge is *virtual*: the rule of the pair is applied to
+the linear layer's input with the merged parameters, so the user's parameters are never written
+(they are bit-for-bit the same afterwards by construction, and two threads may explain the same
 weights).
 
 Residual additions are handled in the graph (``hooks._residual_hooks``): an addition of two
@@ -18,14 +19,11 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from attribkit.core.errors import UnsupportedModelError
+from attribkit.core.batchnorm import BATCHNORMS, LINEAR_TYPES, bn_affine, merge_params
 
 __all__ = ["LINEAR_TYPES", "batchnorms", "bn_affine", "canonized", "merge_params", "units"]
-
-LINEAR_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def units(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
@@ -47,57 +45,9 @@ def units(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
             yield name, m
 
 
-def bn_affine(bn: nn.Module, name: str) -> tuple[Tensor, Tensor]:
-    """``(scale, shift)`` of an eval-mode BatchNorm: ``bn(z) = scale * z + shift`` per channel.
-
-    Parameters
-    ----------
-    bn
-        The BatchNorm.
-    name
-        Its name, for messages.
-    """
-    assert isinstance(bn, _BN)
-    if bn.running_mean is None or bn.running_var is None:
-        raise UnsupportedModelError(
-            f"BatchNorm '{name}' has no running statistics (track_running_stats=False), so it "
-            "is not a fixed affine map in eval mode; it cannot be merged.")
-    scale = 1.0 / torch.sqrt(bn.running_var + bn.eps)
-    shift = -bn.running_mean * scale
-    if bn.weight is not None:
-        scale = scale * bn.weight
-        shift = shift * bn.weight
-    if bn.bias is not None:
-        shift = shift + bn.bias
-    return scale.detach(), shift.detach()
-
-
-def merge_params(linear: nn.Module, bn: nn.Module, name: str) -> tuple[Tensor, Tensor] | None:
-    """The parameters of ``bn(linear(x))`` as one linear layer, or ``None`` if they do not fit.
-
-    Parameters
-    ----------
-    linear
-        A ``Linear`` or ``Conv`` layer.
-    bn
-        The BatchNorm applied to its output.
-    name
-        The BatchNorm's name, for messages.
-    """
-    if not isinstance(linear, LINEAR_TYPES) or not isinstance(bn, _BN):
-        return None
-    w = linear.weight.detach()
-    if w.shape[0] != bn.num_features:
-        return None
-    scale, shift = bn_affine(bn, name)
-    new_w = w * scale.reshape((-1,) + (1,) * (w.dim() - 1))
-    new_b = shift if linear.bias is None else linear.bias.detach() * scale + shift
-    return new_w, new_b
-
-
 def batchnorms(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Every BatchNorm of ``model`` with its name."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, _BN)]
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, BATCHNORMS)]
 
 
 @contextlib.contextmanager
