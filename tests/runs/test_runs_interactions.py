@@ -41,13 +41,19 @@ def _csv(folder: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def _header(path: pathlib.Path) -> list[str]:
+    """The CSV's column names, read back from its first line."""
+    return path.read_text().splitlines()[0].split(",")
+
+
 def _dividends(r: list[float]) -> dict[tuple[int, ...], float]:
     return {(0, 1): 3 * r[0] * r[1], (1, 3): -2 * r[1] * r[3], (2,): r[2]}
 
 
 def test_run_stores_top_interactions_per_item(tmp_path: pathlib.Path) -> None:
-    out = tmp_path / "store"
-    res = runs.run(pairs_model(), _csv(tmp_path),
+    out, csv = tmp_path / "store", _csv(tmp_path)
+    header = _header(csv)
+    res = runs.run(pairs_model(), csv,
                    ["saliency", ("interactions", {"index": "fsii", "top": 3})], out=out,
                    progress=False)
     assert res.failed == 0
@@ -68,9 +74,10 @@ def test_run_stores_top_interactions_per_item(tmp_path: pathlib.Path) -> None:
         for t in rec["top"]:
             key = tuple(t["players"])
             assert t["value"] == pytest.approx(want.get(key, 0.0), abs=1e-9), key
-            assert t["names"] == [str(p) for p in key]  # a plain model: no column names
+            assert t["names"] == [header[p] for p in key]  # the CSV's column names
         strongest = max(((0, 1), (1, 3)), key=lambda k: abs(want[k]))
         assert tuple(pairs[0]["players"]) == strongest
+        assert list(store.item(i)["feature_names"]) == header
     # plain pyarrow sees a string column of JSON
     table = pq.read_table(out / "items")
     assert json.loads(table.column("interactions")[0].as_py())["index"] == "FSII"
@@ -94,6 +101,7 @@ def test_cli_run_with_interactions_and_resume(tmp_path: pathlib.Path,
     assert rec is not None and rec["index"] == "FSII"
     top_pair = next(t for t in rec["top"] if len(t["players"]) == 2)
     assert top_pair["value"] == pytest.approx(3 * 1.5 * 2.0, abs=1e-9)
+    assert top_pair["names"] == [_header(csv)[p] for p in top_pair["players"]]
     assert main(args) == 0
     assert "nothing to do" in capsys.readouterr().out
     # another interaction configuration is another run: refused in one line
