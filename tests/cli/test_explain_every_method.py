@@ -93,6 +93,9 @@ def test_every_method_on_csv_rows(capsys: pytest.CaptureFixture[str],
     assert by["grad_cam"]["status"] == "refused"  # no convolution in an MLP
     names = {r["name"] for r in doc["results"]}
     assert names == {"patients_row1", "patients_row2"}  # every row, named after the file
+    header = csv.read_text().splitlines()[0].split(",")
+    ig = by["integrated_gradients"]  # features named by the CSV's own header
+    assert ig["top_features"] and {f["name"] for f in ig["top_features"]} <= set(header)
 
 
 def test_every_method_on_a_molecule(capsys: pytest.CaptureFixture[str]) -> None:

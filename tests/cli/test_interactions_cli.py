@@ -75,3 +75,17 @@ def test_interactions_with_a_budget_give_errors_and_bad_settings_are_refused(
     code, _, err = _run(capsys, "explain", pair_model, "1,2,3,0.5", "-m", "interactions",
                         "-m", "ig")
     assert code != 0 and "runs on its own" in err
+
+
+def test_interactions_on_a_csv_name_the_players_by_its_header(
+        capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, pair_model: str) -> None:
+    csv = tmp_path / "rows.csv"
+    csv.write_text("age,income,height,weight\n1,2,3,0.5\n")
+    header = csv.read_text().splitlines()[0].split(",")
+    code, out, _err = _run(capsys, "explain", pair_model, str(csv), "-m", "interactions",
+                           "--set", "index=FSII", "--set", "order=2", "--top", "2", "--json")
+    assert code == 0, out
+    rec = json.loads(out)["results"][0]
+    assert rec["top_interactions"]
+    for r in rec["top_interactions"]:
+        assert r["names"] == [header[p] for p in sorted(r["players"])]

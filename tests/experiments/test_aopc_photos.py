@@ -49,3 +49,14 @@ def test_block_ranks_by_hand() -> None:
     assert int(signed[0, 0, 0]) == 5  # the negative block goes last
     assert torch.equal(aopc_from_scores(torch.tensor([[1.0, 0.5, 0.0]]))[0],
                        torch.tensor([0.0, 0.25, 0.5]))
+
+
+def test_table_columns_say_what_they_hold() -> None:
+    from attribkit.experiments.aopc_photos import Protocol, header
+
+    # the paper's protocol: 100 pixels a step, 50 steps; the early column after 10 steps
+    assert header(Protocol("paper")) == [
+        "ranking", "AOPC@10 (1,000 px)", "AOPC@50 (5,000 px) [95 % CI]",
+        "AOPC@50 minus random [95 % CI]"]
+    assert header(Protocol("blocks", block=10, k=1))[1:3] == [
+        "AOPC@10 (10 10x10 blocks)", "AOPC@50 (50 10x10 blocks) [95 % CI]"]

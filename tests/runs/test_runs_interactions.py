@@ -41,13 +41,19 @@ def _csv(folder: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def _header(path: pathlib.Path) -> list[str]:
+    """The CSV's column names, read back from its first line."""
+    return path.read_text().splitlines()[0].split(",")
+
+
 def _dividends(r: list[float]) -> dict[tuple[int, ...], float]:
     return {(0, 1): 3 * r[0] * r[1], (1, 3): -2 * r[1] * r[3], (2,): r[2]}
 
 
 def test_run_stores_top_interactions_per_item(tmp_path: pathlib.Path) -> None:
-    out = tmp_path / "store"
-    res = runs.run(pairs_model(), _csv(tmp_path),
+    out, csv = tmp_path / "store", _csv(tmp_path)
+    header = _header(csv)
+    res = runs.run(pairs_model(), csv,
                    ["saliency", ("interactions", {"index": "fsii", "top": 3})], out=out,
                    progress=False)
     assert res.failed == 0
@@ -68,9 +74,10 @@ def test_run_stores_top_interactions_per_item(tmp_path: pathlib.Path) -> None:
         for t in rec["top"]:
             key = tuple(t["players"])
             assert t["value"] == pytest.approx(want.get(key, 0.0), abs=1e-9), key
-            assert t["names"] == [str(p) for p in key]  # a plain model: no column names
+            assert t["names"] == [header[p] for p in key]  # the CSV's column names
         strongest = max(((0, 1), (1, 3)), key=lambda k: abs(want[k]))
         assert tuple(pairs[0]["players"]) == strongest
+        assert list(store.item(i)["feature_names"]) == header
     # plain pyarrow sees a string column of JSON
     table = pq.read_table(out / "items")
     assert json.loads(table.column("interactions")[0].as_py())["index"] == "FSII"
@@ -94,6 +101,7 @@ def test_cli_run_with_interactions_and_resume(tmp_path: pathlib.Path,
     assert rec is not None and rec["index"] == "FSII"
     top_pair = next(t for t in rec["top"] if len(t["players"]) == 2)
     assert top_pair["value"] == pytest.approx(3 * 1.5 * 2.0, abs=1e-9)
+    assert top_pair["names"] == [_header(csv)[p] for p in top_pair["players"]]
     assert main(args) == 0
     assert "nothing to do" in capsys.readouterr().out
     # another interaction configuration is another run: refused in one line
@@ -145,3 +153,25 @@ def test_image_players_are_a_grid_of_patches(tmp_path: pathlib.Path) -> None:
     assert rec["output"] == pytest.approx(float(row["output"]), rel=1e-5)
     assert all("stderr" in t and t["stderr"] >= 0 for t in rec["top"])
     assert {len(t["players"]) for t in rec["top"]} == {1, 2}
+
+
+def test_ray_workers_get_the_csv_header(tmp_path: pathlib.Path) -> None:
+    # the actor class Ray builds per worker, called here directly (no Ray needed)
+    import pickle
+
+    from attribkit.runs.ray_engine import _RayWorker
+
+    header = _header(_csv(tmp_path))
+    (tmp_path / "s" / "items").mkdir(parents=True)
+    (tmp_path / "s" / "results").mkdir()
+    worker = _RayWorker(SPEC, [{"name": "saliency", "params": {}}], None, str(tmp_path / "s"),
+                        "tabular", {}, 1, "tok", 10**6,
+                        {"index": "FSII", "order": 2, "top": 2}, header)
+    worker({"item": np.array([0]), "item_id": np.array(["row 0"], dtype=object),
+            "source": np.array(["rows.csv row 0"], dtype=object),
+            "raw": np.array([pickle.dumps(ROWS[0])], dtype=object),
+            "methods": np.array(["saliency"], dtype=object), "write_item": np.array([True])})
+    items = pq.read_table(tmp_path / "s" / "items")
+    assert items.column("feature_names")[0].as_py() == header
+    top = json.loads(items.column("interactions")[0].as_py())["top"]
+    assert all(t["names"] == [header[p] for p in t["players"]] for t in top)

@@ -89,3 +89,32 @@ def test_failures_are_grouped_by_error_with_counts() -> None:
 def test_report_groups_failures(reported: pathlib.Path) -> None:
     page = (reported / "report.html").read_text()
     assert "Failures grouped by error" in page and "distinct errors" in page
+
+
+def test_a_table_store_names_its_features_by_the_csv_header(tmp_path: pathlib.Path) -> None:
+    from attribkit.cli.report import write_report
+    from attribkit.cli.report_table import feature_names, feature_values
+
+    w = torch.tensor([[0.5], [-3.0], [1.25]], dtype=torch.float64)  # F(x) = x @ w
+    model = torch.nn.Linear(3, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(w.T)
+    csv = tmp_path / "people.csv"
+    csv.write_text("age,income,height\n1,2,3\n-1,0.5,2\n4,4,-4\n")
+    header = csv.read_text().splitlines()[0].split(",")
+    runs.run(model, csv, [("ig", {"steps": 4})], out=tmp_path / "s", progress=False)
+    store = runs.open(tmp_path / "s")
+    rec = store.item(1)
+    assert list(rec["feature_names"]) == header
+    assert feature_names(rec, 3) == header and feature_names(rec, 4)[0] == "x[0]"
+    np.testing.assert_allclose(feature_values(rec, 3), [-1.0, 0.5, 2.0])  # the CSV's row
+    page = write_report(tmp_path / "s").read_text()
+    # the features section: IG of a linear model from 0 is w * x, so mean |a| = |w| mean |x|
+    rows = np.array([[1, 2, 3], [-1, 0.5, 2], [4, 4, -4]], dtype=np.float64)
+    mean_abs = np.abs(w[:, 0].numpy()) * np.abs(rows).mean(axis=0)
+    order = np.argsort(-mean_abs, kind="stable")
+    cells = re.findall(r"<tr><td>(\w+)</td><td>([-0-9.e+]+)</td></tr>", page)
+    assert [c[0] for c in cells] == [header[j] for j in order]
+    assert [float(c[1]) for c in cells] == pytest.approx(mean_abs[order].tolist(), rel=1e-3)
+    assert "integrated_gradients: target" in page  # the worst items' waterfalls, captioned
+    assert "values of shape" not in page

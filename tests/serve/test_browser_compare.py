@@ -78,12 +78,20 @@ def test_compare_two_runs(two: str, page: Any) -> None:
     row = page.locator("#compare-items tbody tr").nth(2)
     picked = row.get_attribute("data-id")
     row.click()
-    page.wait_for_function("document.getElementById('diff-map').complete")
+    # the new picture, not the first row's: its alt names the picked item, and it is decoded
+    page.wait_for_function("(id) => { const i = document.getElementById('diff-map'); return i "
+                           "&& i.alt === `difference map of ${id}` && i.complete && "
+                           "i.naturalWidth > 0; }", arg=picked)
     assert page.evaluate("document.getElementById('diff-map').naturalWidth") >= 24
-    assert page.locator("#diff-map").get_attribute("alt") == f"difference map of {picked}"
     assert f"item={picked}" in page.url
-    page.select_option("#method-b", "saliency")  # two methods
-    page.wait_for_function("location.search.includes('mb=saliency')")
+    with page.expect_response(lambda r: "/api/compare?" in r.url and "mb=saliency" in r.url):
+        page.select_option("#method-b", "saliency")  # two methods
+    # drawn from that response: the heading names method B
+    page.wait_for_function("() => (document.querySelector('#aggregate h2') || {}).textContent"
+                           "?.endsWith('saliency')")
+    page.wait_for_selector("#compare-items tbody tr", state="attached")
+    page.wait_for_function("() => { const i = document.getElementById('diff-map'); "
+                           "return !i || i.complete; }")  # nothing left loading
     _ready(page, "compare")
     _shot(page, "compare-methods")
 

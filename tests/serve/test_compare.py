@@ -147,3 +147,81 @@ def test_summary_leaves_the_per_item_scores_to_the_table(client: TestClient) -> 
     assert "per_item" not in aopc and aopc["mean"] == pytest.approx(0.41)
     row = client.get("/api/items?per_page=1").json()["rows"][0]
     assert row["methods"]["saliency"]["aopc"] is not None
+
+
+def _independent(store: pathlib.Path, method: str) -> pd.DataFrame:
+    """Per item id, straight from the shards and ``summary.json``: |relative gap| and the
+    report's AOPC / deletion / insertion of ``method``."""
+    import json
+
+    items = pd.concat([pd.read_parquet(f, columns=["item", "item_id"])
+                       for f in sorted((store / "items").glob("*.parquet"))])
+    per = json.loads((store / "summary.json").read_text())["methods"][method]
+    out = pd.DataFrame({"item_id": items["item_id"].to_numpy()}, index=items["item"].to_numpy())
+    out["rel_gap"] = out["item_id"].map(_gaps(store, method))
+    for key in ("aopc", "deletion", "insertion"):
+        scores = {int(k): v for k, v in per[key]["per_item"].items()}
+        out[key] = [scores.get(int(i), np.nan) for i in out.index]
+    return out.set_index("item_id")
+
+
+@pytest.mark.parametrize("measure", ["rel_gap", "aopc", "deletion", "insertion"])
+def test_every_page_of_a_comparison_matches_an_independent_join(
+        client: TestClient, stores: tuple[pathlib.Path, pathlib.Path], measure: str) -> None:
+    a = _independent(stores[0], "integrated_gradients")
+    b = _independent(stores[1], "saliency")
+    seen: list[str] = []
+    for page in range(5):  # 30 items, 7 a page: the cached join serves every page
+        doc = client.get(f"/api/compare?a=0&b=1&ma=integrated_gradients&mb=saliency"
+                         f"&measure={measure}&per_page=7&page={page}").json()
+        for r in doc["rows"]:
+            for m in ("rel_gap", "aopc", "deletion", "insertion"):
+                va, vb = a.loc[r["item_id"], m], b.loc[r["item_id"], m]
+                for got, want in ((r[f"{m}:a"], va), (r[f"{m}:b"], vb),
+                                  (r[f"{m}:diff"], vb - va)):
+                    assert (got is None) == bool(np.isnan(want))
+                    assert got is None or got == pytest.approx(want, rel=1e-12, abs=1e-15)
+        seen += [r["item_id"] for r in doc["rows"]]
+        agg = {x["measure"]: x for x in doc["aggregate"]}
+        d = (b[measure] - a[measure]).dropna()
+        assert agg[measure]["n"] == len(d)
+        assert agg[measure]["mean_diff"] == pytest.approx(float(d.mean()), rel=1e-12)
+        assert agg[measure]["mean_a"] == pytest.approx(float(a[measure][d.index].mean()),
+                                                       rel=1e-12)
+    assert sorted(seen) == sorted(a.index)  # every item once, over the pages
+    d = (b[measure] - a[measure]).abs()
+    mags = [float(d[i]) for i in seen]
+    known = [v for v in mags if not np.isnan(v)]
+    assert known == sorted(known, reverse=True)  # largest change first, missing ones last
+    assert all(np.isnan(v) for v in mags[len(known):])
+
+
+def test_the_cached_comparison_follows_new_shards(tmp_path: pathlib.Path) -> None:
+    import shutil
+
+    from attribkit.serve.compare import Comparisons, Side, compare
+
+    full = write_store(tmp_path / "full", 30, shard=20, seed=3)
+    grow = tmp_path / "grow"
+    for sub in ("items", "results"):
+        (grow / sub).mkdir(parents=True)
+        for f in (full / sub).glob("*-00000000-00000019.parquet"):
+            shutil.copy(f, grow / sub / f.name)
+    shutil.copy(full / "manifest.json", grow / "manifest.json")
+    other = write_store(tmp_path / "other", 30, shard=30, seed=4)
+    ta, tb = ItemTable(RunStore(grow)), ItemTable(RunStore(other))
+    cache = Comparisons()
+    sa, sb = Side("grow", ta, "integrated_gradients"), Side("other", tb, "integrated_gradients")
+    first = compare(sa, sb, cache=cache, per_page=100)
+    assert first["matched"] == 20
+    assert compare(sa, sb, cache=cache)["aggregate"] == first["aggregate"]  # reused
+    for sub in ("items", "results"):
+        for f in (full / sub).glob("*-00000020-00000029.parquet"):
+            shutil.copy(f, grow / sub / f.name)
+    ta.store.reload()
+    later = compare(sa, sb, cache=cache, per_page=100)
+    assert later["matched"] == 30  # the ten new items joined in
+    d = (_gaps(other, "integrated_gradients") - _gaps(full, "integrated_gradients")).dropna()
+    agg = {x["measure"]: x for x in later["aggregate"]}
+    assert agg["rel_gap"]["mean_diff"] == pytest.approx(float(d.mean()), rel=1e-12)
+    assert later == compare(sa, sb, per_page=100)  # the same as without a cache

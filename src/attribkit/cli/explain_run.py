@@ -127,8 +127,8 @@ def _call(loaded: Loaded, item: Item, method: str, options: dict[str, Any],
         split = chem.split_attribution(attr.values[0], item.extra["bonded"], method=method)
         scores = split.per_atom(include_pairs=True)
         return attr, scores, item.extra["atoms"]
-    names = (loaded.extra["data"].feature_names if loaded.kind == "tabular"
-             else item.extra.get("names"))  # a CSV's header
+    names = item.extra.get("names") or (  # a CSV's header, else the zoo model's names
+        loaded.extra["data"].feature_names if loaded.kind == "tabular" else None)
     if names is not None and len(names) != attr.values[0].numel():
         names = None  # a layer's units (layer=), not the input's columns
     return attr, attr.values[0], names

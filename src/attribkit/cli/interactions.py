@@ -67,7 +67,7 @@ def _players(args: argparse.Namespace, extra: dict[str, Any], loaded: Loaded, it
 def _record(res: Any, item: Item, top: int, feature_names: list[str] | None) -> dict[str, Any]:
     def name(p: int) -> str:
         label = res.player_name(p)
-        if feature_names is not None and res.labels is None and p < len(feature_names):
+        if feature_names is not None and len(feature_names) == res.n_players:
             return feature_names[p]
         return str(label)
 
@@ -97,7 +97,7 @@ def _pictures(res: Any, out: pathlib.Path, stem: str, top: int,
 
     files = []
     shown = None
-    if names is not None and res.labels is None and len(names) == res.n_players:
+    if names is not None and len(names) == res.n_players:
         shown = names
     if res.order >= 2:
         path = out / f"{stem}_interactions_heatmap.png"
@@ -191,10 +191,11 @@ def run_interactions(args: argparse.Namespace, prepare: Callable[[Loaded, Item],
             if not args.json:
                 print(f"{item.source[:50]} | interactions | failed: {one_line(err)}")
             continue
-        rec = _record(res, item, args.top, feature_names if mask is None else None)
+        # a CSV's own column names first, then the model's
+        names = (item.extra.get("names") or feature_names) if mask is None else None
+        rec = _record(res, item, args.top, names)
         if out is not None:
-            rec["files"] = _pictures(res, out, item.name, args.top,
-                                     feature_names if mask is None else None)
+            rec["files"] = _pictures(res, out, item.name, args.top, names)
             path = out / f"{item.name}_interactions.json"
             path.write_text(json.dumps(rec, indent=2))
             rec["files"].append(str(path))

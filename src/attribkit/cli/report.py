@@ -49,7 +49,8 @@ def _histogram(values: list[float], title: str) -> Any:
 
 def _item_block(rep: Any, store: Any, res: Any, item: int, methods: list[str], kind: str
                 ) -> None:
-    from attribkit.viz import feature_bars, scale_intensity, tokens_html
+    from attribkit.cli.report_table import item_waterfall
+    from attribkit.viz import scale_intensity, tokens_html
 
     rec = store.item(item)
     rep.raw(f'<h3 id="item-{item}">item {item}: {html.escape(str(rec["item_id"]))}</h3>')
@@ -82,8 +83,8 @@ def _item_block(rep: Any, store: Any, res: Any, item: int, methods: list[str], k
         elif rec.get("tokens") is not None:
             rep.text(cap)
             rep.raw(tokens_html(list(rec["tokens"]), vals))
-        elif rec.get("feature_names") is not None:
-            rep.image(feature_bars(list(rec["feature_names"]), vals, title=m), cap)
+        elif rec.get("feature_names") is not None or kind == "tabular":
+            item_waterfall(rep, rec, r, vals, cap, m)
         else:
             rep.text(f"{cap}; values of shape {tuple(vals.shape)}")
 
@@ -174,6 +175,10 @@ def write_report(path: str | pathlib.Path, *, curves: bool = True, steps: int = 
                     for d in m[key])
                 rep.raw(f"<p>Worst items by {html.escape(label)}: {links}</p>")
                 linked.update(d["item"] for d in m[key])
+    if summary["kind"] == "tabular":
+        from attribkit.cli.report_table import feature_section
+
+        feature_section(rep, store, list(summary["methods"]))
     if summary["kind"] not in ("image", "tabular", "tensor") or not curves:
         rep.text("AOPC / deletion / insertion are computed for image, tabular and tensor "
                  "stores (text stores keep per-token scores, generation stores token x token "

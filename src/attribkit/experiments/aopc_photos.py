@@ -157,7 +157,7 @@ def header(protocol: Protocol) -> list[str]:
     unit = "px" if protocol.block == 1 else f"{protocol.block}x{protocol.block} blocks"
     return ["ranking", f"AOPC@{e} ({e * protocol.k:,} {unit})",
             f"AOPC@{protocol.steps} ({protocol.steps * protocol.k:,} {unit}) [95 % CI]",
-            "minus random [95 % CI]"]
+            f"AOPC@{protocol.steps} minus random [95 % CI]"]
 
 
 def table(curves: dict[str, dict[str, Tensor]], score: str) -> list[list[str]]:
@@ -274,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         per = [f"{names[sub][j]}: " + ", ".join(
             f"{m} {float(c['probability'][j, -1]):.3f}" for m, c in curves.items())
             for j in range(n)]
-        lines += ["Per image, AOPC@end of the probability: " + "; ".join(per) + "."]
+        lines += [f"Per image, AOPC@{proto.steps} of the probability: " + "; ".join(per) + "."]
         write_section(args.out, f"aopc-{i}", "\n".join(lines),
                       title="# AOPC on the sample photos (Gradients of Counterfactuals, Figure 5)")
         print("\n".join(lines), flush=True)

@@ -229,7 +229,7 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
             from attribkit.runs.local import run_local
 
             run_local(Worker(built, entries, target, str(root), token, max_image_pixels,
-                             interactions=inter),
+                             interactions=inter, feature_names=src.feature_names),
                       tasks, kind=kind, batch_size=batch_size, progress=progress, record=keep)
         elif tasks:
             from attribkit.runs.ray_engine import run_ray
@@ -237,7 +237,7 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
             run_ray(spec, entries, target, str(root), tasks, kind=kind, batch_size=batch_size,
                     concurrency=concurrency, address=address, num_cpus=num_cpus,
                     progress=progress, token=token, max_pixels=max_image_pixels,
-                    interactions=inter, record=keep)
+                    interactions=inter, feature_names=src.feature_names, record=keep)
         failed = len(open_store(root).failed)
     return RunResult(str(root), len(src.items), len(tasks), failed, time.perf_counter() - t0)
 

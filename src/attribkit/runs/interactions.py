@@ -110,15 +110,17 @@ def top_interactions(model: Any, p: Prepared, target: Any, settings: Mapping[str
 
     opts = {k: v for k, v in settings.items() if k != "top"}
     top = int(settings.get("top", 10))
+    mask = _players(p)
     try:
         res = interactions(model, p.x, target=target, baseline=p.baseline,
-                           feature_mask=_players(p), forward_args=p.forward_args or None,
+                           feature_mask=mask, forward_args=p.forward_args or None,
                            **opts)
     except Exception as err:  # one item's failure is recorded, the run goes on
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         return json.dumps({"index": opts.get("index"), "order": opts.get("order"),
                            "error": f"{type(err).__name__}: {first}"})
-    names = p.feature_names if res.labels is None and p.feature_names is not None and \
+    # every feature its own player (no mask): the features' names (a CSV's columns) name them
+    names = p.feature_names if mask is None and p.feature_names is not None and \
         len(p.feature_names) == res.n_players else None
     pos = {c: i for i, c in enumerate(res.coalitions)}
     se = None if res.stderr is None else res.stderr.reshape(-1, res.stderr.shape[-1])[0]

@@ -31,7 +31,8 @@ class _RayWorker:
 
     def __init__(self, spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str,
                  kind: str, env: Mapping[str, str], threads: int, token: str,
-                 max_pixels: int, interactions: Mapping[str, Any] | None = None) -> None:
+                 max_pixels: int, interactions: Mapping[str, Any] | None = None,
+                 feature_names: Sequence[str] | None = None) -> None:
         os.environ.update(env)
         import torch
 
@@ -40,7 +41,7 @@ class _RayWorker:
         torch.set_num_threads(max(1, threads))
         self.kind = kind
         self.worker = Worker(spec, methods, target, out, token, max_pixels,
-                             interactions=interactions)
+                             interactions=interactions, feature_names=feature_names)
 
     def __call__(self, batch: Mapping[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
         tasks = [Task(Item(int(i), str(iid), str(src), pickle.loads(raw)),
@@ -87,6 +88,7 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
             tasks: Sequence[Task], *, kind: str, batch_size: int, concurrency: int | None,
             address: str | None, num_cpus: int | None, progress: bool, token: str,
             max_pixels: int, interactions: Mapping[str, Any] | None = None,
+            feature_names: Sequence[str] | None = None,
             record: Callable[[Sequence[Mapping[str, Any]]], None] | None = None
             ) -> list[dict[str, Any]]:
     """Do ``tasks`` on Ray: a local instance unless ``address`` names a cluster.
@@ -98,7 +100,7 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
     num_cpus
         CPUs of the local Ray instance this call starts (ignored when Ray is running already or
         ``address`` is given).
-    token, max_pixels, interactions
+    token, max_pixels, interactions, feature_names
         As for :class:`~attribkit.runs.work.Worker`.
     record
         Receives the records of the shards written, as the batches finish.
@@ -129,7 +131,9 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
         fn_constructor_kwargs={"spec": spec, "methods": [dict(m) for m in methods],
                                "target": target, "out": out, "kind": kind, "env": env,
                                "threads": threads, "token": token, "max_pixels": max_pixels,
-                               "interactions": interactions})
+                               "interactions": interactions,
+                               "feature_names": None if feature_names is None
+                               else list(feature_names)})
     summary = []
     for r in out_ds.iter_rows():
         summary.append({"item": int(r["item"]), "method": str(r["method"]),

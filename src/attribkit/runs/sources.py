@@ -58,6 +58,8 @@ class Source:
     items: list[Item]
     description: str
     kind: str  # "image", "text", "smiles", "tabular", "python"
+    feature_names: tuple[str, ...] | None = None
+    """A CSV's column names (its header row), when it has one."""
 
     @property
     def sha256(self) -> str:
@@ -131,8 +133,9 @@ def _is_number(text: str) -> bool:
 def _csv(path: pathlib.Path) -> Source:
     with path.open(newline="", encoding="utf-8-sig") as fh:  # Excel's "CSV UTF-8" has a BOM
         rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    names = None
     if rows and not all(_is_number(c) for c in rows[0]):
-        rows = rows[1:]  # a header
+        names, rows = tuple(c.strip() for c in rows[0]), rows[1:]  # a header
     if not rows:
         raise ValueError(f"{str(path)!r} has no data rows; give a CSV with one item per row")
     items = []
@@ -142,7 +145,7 @@ def _csv(path: pathlib.Path) -> Source:
         except ValueError:
             values = r  # recorded as failed by the worker, with the reason
         items.append(Item(i, f"row {i}", f"{path.name} row {i}", values))
-    return Source(items, str(path), "tabular")
+    return Source(items, str(path), "tabular", names)
 
 
 def _lines(path: pathlib.Path, kind: str) -> Source:

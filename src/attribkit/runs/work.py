@@ -14,6 +14,7 @@ CPU images with convolutions (:func:`~attribkit.core.probes.channels_last_helps`
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import time
@@ -108,11 +109,16 @@ class Worker:
     interactions
         The manifest's interaction settings: each item row written gets its top interactions
         (:func:`attribkit.runs.interactions.top_interactions`); None: none.
+    feature_names
+        The source's column names (a CSV's header): they name the features of every item with
+        as many features, in the item rows, the interactions and the reports, before any names
+        the model's ``prepare`` gives. None: the model's names, if any.
     """
 
     def __init__(self, model: str | Built, methods: Sequence[Mapping[str, Any]], target: Any,
                  out: str, token: str, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 interactions: Mapping[str, Any] | None = None) -> None:
+                 interactions: Mapping[str, Any] | None = None,
+                 feature_names: Sequence[str] | None = None) -> None:
         from attribkit.methods import get
 
         self.built = build(model) if isinstance(model, str) else model
@@ -126,6 +132,7 @@ class Worker:
         self.token = token
         self.max_pixels = max_pixels
         self.interactions = interactions
+        self.feature_names = None if feature_names is None else [str(n) for n in feature_names]
         self.kind = ""
 
     # -- one batch ---------------------------------------------------------------------------
@@ -149,7 +156,7 @@ class Worker:
             try:
                 check_pixels(t.item.raw, self.max_pixels)
                 with pixel_limit(self.max_pixels):
-                    prepared[i] = self.built.prepare(t.item.raw)
+                    prepared[i] = self._named(self.built.prepare(t.item.raw))
             except Exception as err:  # one bad input fails one item
                 errors[i] = one_line(err)
             if t.write_item:
@@ -183,6 +190,13 @@ class Worker:
         for name, rows in done.results.items():
             written.append(store.write_results(self.out, name, rows, self.token))
         return [r for r in written if r is not None]
+
+    def _named(self, p: Prepared) -> Prepared:
+        """``p`` with the source's column names when it has as many features as names."""
+        names = self.feature_names
+        if names is None or p.x.dim() != 2 or p.x.shape[1] != len(names):
+            return p
+        return dataclasses.replace(p, feature_names=list(names))
 
     # -- rows --------------------------------------------------------------------------------
     def _item_row(self, item: Item, p: Prepared | None, error: str | None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from attribkit.serve.compare import Comparisons
 from attribkit.serve.live import JobRunner
 from attribkit.serve.store import RunStore
 from attribkit.serve.table import ItemTable
@@ -18,7 +19,8 @@ __all__ = ["Explorer"]
 
 
 class Explorer:
-    """What the routes share: the stores, their tables, the live runner and the limits."""
+    """What the routes share: the stores, their tables, the joined comparisons, the live
+    runner and the limits."""
 
     def __init__(self, store: RunStore, runner: JobRunner | None, max_upload: int,
                  others: Sequence[RunStore] = ()) -> None:
@@ -28,6 +30,7 @@ class Explorer:
         self.max_upload = max_upload
         self.stores = [store, *others]
         self.tables = [self.table, *(ItemTable(s) for s in others)]
+        self.comparisons = Comparisons()
 
     def names(self) -> list[str]:
         """Each store's name (its folder), made unique by its position when two share one."""

@@ -55,7 +55,8 @@ def register(app: FastAPI, ex: Explorer) -> None:
                      ) -> Any:
         try:
             return compare(side(a, ma), side(b if len(ex.stores) > 1 else 0, mb),
-                           measure=measure, page=page, per_page=per_page)
+                           measure=measure, page=page, per_page=per_page,
+                           cache=ex.comparisons)
         except ValueError as err:
             return _error(400, str(err))
 

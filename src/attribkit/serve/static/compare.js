@@ -86,12 +86,16 @@ function showDiff(r) {
     el("p", { cls: "small" }, links));
 }
 
-async function run() {
+function compareUrl() {
+  const q = new URLSearchParams({ a: state.a, b: state.b, ma: state.ma, mb: state.mb, measure: state.measure, per_page: 100 });
+  return `/api/compare?${q}`;
+}
+
+async function run(pending = null) {
   saveState();
   renderControls();
   try {
-    const q = new URLSearchParams({ a: state.a, b: state.b, ma: state.ma, mb: state.mb, measure: state.measure, per_page: 100 });
-    const doc = await api(`/api/compare?${q}`);
+    const doc = await (pending || api(compareUrl()));
     state.ma = doc.a.method; state.mb = doc.b.method;
     saveState();
     renderControls();
@@ -104,6 +108,10 @@ async function run() {
 }
 
 async function main() {
+  // the comparison is asked for at once, beside the stores (the server compares a store with
+  // itself when it serves only one, as the page then does)
+  const first = api(compareUrl());
+  first.catch(() => {});  // its error, if any, is shown by run()
   try {
     const [info, s] = await Promise.all([api("/api/info"), api("/api/stores")]);
     stores = s;
@@ -113,7 +121,7 @@ async function main() {
     showError(document.querySelector("main"), err);
     return;
   }
-  await run();
+  await run(first);
 }
 
 main();
