@@ -102,7 +102,7 @@ def test_summary_rows_average_the_valid_prompts():
     assert row[0] == "occlusion" and row[1].startswith(f"**{mean:+.3f}**")
 
 
-def test_main_writes_its_section(tmp_path):
+def test_main_writes_its_section(tmp_path, capsys):
     page = tmp_path / "page.md"
     page.write_text("# page\n\ntext\n", encoding="utf-8")
     lf.main(["--model", "tiny-llama", "--sink", "[BOS]", "--limit", "2", "--methods",
@@ -114,6 +114,14 @@ def test_main_writes_its_section(tmp_path):
     assert "| occlusion | **" in text and "| random | **" in text
     assert "`python -m attribkit.experiments.llm_faithfulness`" in text
     assert len(list((tmp_path / "c").glob("*/*.json"))) == 4
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    capsys.readouterr()
+    # the cached-only table loads no model and computes nothing: the same rows
+    lf.main(["--model", "tiny-llama", "--sink", "[BOS]", "--methods", "occlusion", "random",
+             "--curve-steps", "2", "--cache", str(tmp_path / "c"), "--cached-only",
+             "--no-write"])
+    printed = capsys.readouterr().out
+    assert [line for line in printed.splitlines() if line.startswith("| ")] == table
 
 
 def test_the_prompts_are_enough_and_distinct():

@@ -46,7 +46,7 @@ from attribkit.sequences import explain_generation
 from attribkit.sequences.inputs import encode_prompt, encode_target, rows_per_pass, vocab_size
 from attribkit.sequences.scoring import build_scorer
 
-__all__ = ["LABELS", "METHODS", "PromptResult", "Settings", "main", "markdown", "run",
+__all__ = ["LABELS", "METHODS", "PromptResult", "Settings", "cached", "main", "markdown", "run",
            "run_prompt", "summary_rows"]
 
 #: The compared methods, in table order; ``random`` is a seeded random ranking (the floor).
@@ -271,6 +271,27 @@ def run(model: Any, tok: Any, prompts: Sequence[FaithPrompt], methods: Sequence[
     return out
 
 
+def cached(prompts: Sequence[FaithPrompt], methods: Sequence[str],
+           cache: pathlib.Path) -> list[PromptResult]:
+    """The cached results of the prompts that have every method done (nothing is computed).
+
+    Parameters
+    ----------
+    prompts
+        The prompts.
+    methods
+        Names from :data:`METHODS`.
+    cache
+        Folder of the cached results.
+    """
+    out = []
+    for prompt in prompts:
+        paths = [cache / f"{prompt.name}.{m}.json" for m in methods]
+        if all(p.is_file() for p in paths):
+            out += [PromptResult(**json.loads(p.read_text(encoding="utf-8"))) for p in paths]
+    return out
+
+
 def summary_rows(results: Sequence[PromptResult], methods: Sequence[str]) -> list[list[str]]:
     """One table row per method: score with its interval, both areas, per kind, time.
 
@@ -348,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m attribkit.experiments.llm_faithfulness")
     ap.add_argument("--out", default="docs/zoo-llm.md", help="the docs page to update")
     ap.add_argument("--no-write", action="store_true", help="print the table only")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="tabulate the prompts already done (every method), compute nothing")
     ap.add_argument("--limit", type=int, default=None, help="the first N prompts only")
     ap.add_argument("--prompts", nargs="+", default=None, help="these prompts only (names)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -363,10 +386,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         ig_steps=args.ig_steps, model=args.model)
     cache = (args.cache or cache_dir("llm-faithfulness")) / settings.key()
     cache.mkdir(parents=True, exist_ok=True)
-    model, tok = _load(args.model)
     prompts = [p for p in PROMPTS[:args.limit] if args.prompts is None or p.name in args.prompts]
     t0 = time.perf_counter()
-    results = run(model, tok, prompts, args.methods, settings, cache, progress=True)
+    if args.cached_only:
+        results = cached(prompts, args.methods, cache)
+    else:
+        model, tok = _load(args.model)
+        results = run(model, tok, prompts, args.methods, settings, cache, progress=True)
     body = markdown(results, args.methods, settings, len(PROMPTS)) + (
         f"\n\n{platform.machine()} CPU, {torch.get_num_threads()} thread(s), torch "
         f"{torch.__version__}, float32, on a machine shared with other jobs; this run "
