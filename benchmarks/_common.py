@@ -62,3 +62,8 @@ def write_section(name: str, body: str, path: Path = DOCS) -> None:
     Text outside the markers (hand-written readings of the numbers) is kept.
     """
     pages.write_section(path, name, body, title="# Benchmarks")
+
+
+#: ``explain_generation`` settings that compute what Captum's ``LayerIntegratedGradients`` does
+#: (a fixed Gauss-Legendre rule; every prompt token interpolated), for comparisons at equal steps.
+SAME_AS_CAPTUM = {"rule": "gauss_legendre", "keep_first": False}

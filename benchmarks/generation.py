@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from _common import SAME_AS_CAPTUM
 from attribkit.core import pages
 from attribkit.sequences import explain_generation
 from attribkit.sequences.tiny import tiny_model, tiny_tokenizer
@@ -64,13 +65,14 @@ def main() -> None:
 
     def ours() -> object:
         return explain_generation(model, tok, prompt, target, baseline=0, steps=steps,
-                                  batch_size=steps)
+                                  batch_size=steps, **SAME_AS_CAPTUM)
 
     def theirs() -> object:
         return _captum(model, tok, prompt, target, steps)
 
     # a cheap warm-up of both code paths (2 steps), so that neither pays first-call costs
-    explain_generation(model, tok, prompt, target, baseline=0, steps=2, batch_size=2)
+    explain_generation(model, tok, prompt, target, baseline=0, steps=2, batch_size=2,
+                       **SAME_AS_CAPTUM)
     _captum(model, tok, prompt, target, 2)
     for _ in range(args.warmup):
         ours()

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from _common import SAME_AS_CAPTUM
 from attribkit.core import pages
 from attribkit.sequences import explain_generation
 from attribkit.zoo import llm
@@ -124,7 +125,8 @@ def main() -> None:
 
     runs: dict[str, Callable[[], Any]] = {
         "attribkit": lambda: explain_generation(model, tok, prompt, target, baseline=0,
-                                                steps=steps, batch_size=steps),
+                                                steps=steps, batch_size=steps,
+                                                **SAME_AS_CAPTUM),
         "captum": lambda: _captum(model, tok, prompt, target, steps),
     }
     inseq_note = ""

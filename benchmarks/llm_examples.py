@@ -104,7 +104,7 @@ def _case(name: str) -> dict[str, Any]:
                                                    method="saliency"))
         out.update(saliency_seconds=sec, saliency_mb=_rss_mb())
         res, sec = _timed(lambda: explain_generation(model, tok, prompt, " pineapple",
-                                                     steps=2))
+                                                     steps=2, rule="gauss_legendre"))
         out.update(ig_seconds=sec, ig_rows_per_pass=1)
     out["peak_mb"] = _rss_mb()
     return out
@@ -156,8 +156,8 @@ runs in its own process; "peak" is that process's largest resident set size, mod
 (about {p["after_load_mb"]:.0f} MB right after loading).
 
 **"The capital of France is" -> " Paris"** (log p = {p["integrated_gradients"]["logp"]:.3f}).
-IG with its defaults for this model: baseline {ig.get("baseline")}, {ig.get("rule")},
-{ig.get("steps")} steps. Peak {p["peak_mb"]:.0f} MB.
+IG with its defaults for this model: baseline {ig.get("baseline")} (first token kept:
+{ig.get("keep_first")}), rule {ig.get("rule")}, {ig.get("steps")} steps. Peak {p["peak_mb"]:.0f} MB.
 
 {chr(10).join(lines)}
 

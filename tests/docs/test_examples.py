@@ -79,7 +79,7 @@ WRITES: dict[str, set[str]] = {
 #: (page, old, new): the only edits made before an example runs, each to a cheaper setting.
 CHEAP: list[tuple[str, str, str]] = [
     ("zoo-llm.md", "hay = llm.haystack()", "hay = llm.haystack(n_filler=3, needle_at=1)"),
-    ("zoo-llm.md", "prompts.txt -m ig --out", "prompts.txt -m ig --steps 4 --out"),
+    ("zoo-llm.md", "prompts.txt -m ig --out", "prompts.txt -m ig --steps 6 --out"),
     ("README.md", "attribkit demo --out out", "attribkit demo --task toy --out out"),
     ("README.md", "cat.jpg -m ig -m grad_cam -m lrp -o out/",
      "cat.jpg -m ig -m grad_cam -m lrp --steps 8 -o out/"),

@@ -52,7 +52,8 @@ def test_ig_and_gradients_match_captum(tok, gpt2):
 
     emb = gpt2.get_input_embeddings()
     inp = TextTokenInput(PROMPT, tok)
-    ours = explain_generation(gpt2, tok, PROMPT, TARGET, baseline=0, steps=20)
+    ours = explain_generation(gpt2, tok, PROMPT, TARGET, baseline=0, steps=20, keep_first=False,
+                              rule="gauss_legendre")
     theirs = LLMGradientAttribution(LayerIntegratedGradients(gpt2, emb), tok).attribute(
         inp, target=TARGET, n_steps=20)
     torch.testing.assert_close(ours.matrix, theirs.token_attr.double(), rtol=1e-7, atol=1e-10)
@@ -79,7 +80,8 @@ def test_saliency_and_first_ig_row_match_inseq(tok, gpt2):
         PROMPT, full, n_steps=16, attributed_fn="probability", logprob=True,
         show_progress=False)
     theirs = res.sequence_attributions[0].target_attributions[:lp, 0].sum(dim=-1)
-    ours = explain_generation(gpt2, tok, PROMPT, TARGET, baseline="unk", steps=16)
+    ours = explain_generation(gpt2, tok, PROMPT, TARGET, baseline="unk", steps=16,
+                              keep_first=False, rule="gauss_legendre")
     # inseq keeps float32 attributions: compare to float32 precision
     torch.testing.assert_close(ours.matrix[0], theirs.double(), rtol=1e-5, atol=1e-8)
 
@@ -173,7 +175,7 @@ def test_model_left_as_given_and_errors(tok, gpt2):
     before = hook_state(model)
     flags = [(m.training) for m in model.modules()]
     grads = [p.requires_grad for p in model.parameters()]
-    explain_generation(model, tok, PROMPT, TARGET, steps=4)
+    explain_generation(model, tok, PROMPT, TARGET, steps=6)
     with pytest.raises(InputError, match="no tokens"):
         explain_generation(model, tok, PROMPT, [], steps=4)
     with pytest.raises(InputError, match="unknown generation method"):
@@ -188,8 +190,9 @@ def test_model_left_as_given_and_errors(tok, gpt2):
 def test_loop_and_vectorised_backward_agree(tok, gpt2, monkeypatch):
     from attribkit.sequences import methods
 
-    batched = explain_generation(gpt2, tok, PROMPT, TARGET, steps=8, batch_size=3)
+    kw = {"steps": 8, "batch_size": 3, "rule": "gauss_legendre"}
+    batched = explain_generation(gpt2, tok, PROMPT, TARGET, **kw)
     monkeypatch.setattr(methods, "BATCHED_BACKWARD_LIMIT", 0)
-    looped = explain_generation(gpt2, tok, PROMPT, TARGET, steps=8, batch_size=3)
+    looped = explain_generation(gpt2, tok, PROMPT, TARGET, **kw)
     torch.testing.assert_close(batched.matrix, looped.matrix, rtol=1e-10, atol=1e-13)
     assert batched.model_calls == looped.model_calls == 1 + 3  # ends, then 3 chunks of rows

@@ -122,7 +122,8 @@ def register(sub: Any) -> None:
     p.add_argument("--method", "-m", default="integrated_gradients",
                    help="integrated_gradients (default), saliency, gradient_x_input, "
                         "occlusion, shapley")
-    p.add_argument("--steps", type=int, default=50, help="IG steps (default 50)")
+    p.add_argument("--steps", type=int, default=100,
+                   help="IG gradient evaluations (default 100, on refined panels)")
     p.add_argument("--max-new-tokens", type=int, default=10,
                    help="tokens to generate without --target (default 10)")
     p.add_argument("--baseline", default=None,

@@ -26,6 +26,7 @@ from attribkit.sequences.methods import (
     integrated_matrix,
     perturbation_matrix,
 )
+from attribkit.sequences.refine import refined_matrix
 from attribkit.sequences.result import GenerationAttribution
 from attribkit.sequences.rollout import rollout_matrix
 from attribkit.sequences.scoring import Scorer, build_scorer, is_encoder_decoder
@@ -68,11 +69,13 @@ def _special_ids(tokenizer: Any) -> set[int]:
     return {int(i) for i in (getattr(tokenizer, "all_special_ids", None) or [])}
 
 
-def _baseline(scorer: Scorer, tokenizer: Any, baseline: Any, keep_special: bool) -> Tensor:
+def _baseline(scorer: Scorer, tokenizer: Any, baseline: Any, keep_special: bool,
+              keep_first: bool = False) -> Tensor:
     """Baseline prompt embeddings ``(Lp, D)``: zeros, or one token's embedding at each position.
 
     With ``keep_special`` the prompt's special tokens (BOS, EOS, ...) keep their own embeddings:
-    they are context, not features, and get zero attribution from IG.
+    they are context, not features, and get zero attribution from IG. With ``keep_first`` so does
+    the prompt's first token (a causal model's attention sink).
     """
     x = scorer.prompt_embeds
     if baseline is None or (isinstance(baseline, str) and baseline in ("zeros", "zero")):
@@ -89,6 +92,8 @@ def _baseline(scorer: Scorer, tokenizer: Any, baseline: Any, keep_special: bool)
         special = torch.tensor([int(i) in _special_ids(tokenizer)
                                 for i in scorer.prompt_ids.tolist()], dtype=torch.bool)
         base = torch.where(special[:, None], x, base)
+    if keep_first:
+        base = torch.cat([x[:1], base[1:]])
     return base
 
 
@@ -131,8 +136,9 @@ def explain_generation(
     max_new_tokens: int = 20,
     baseline: Any = None,
     keep_special: bool = True,
-    steps: int = 50,
-    rule: str = "gauss_legendre",
+    keep_first: bool | None = None,
+    steps: int = 100,
+    rule: str = "refine",
     aggregate_by: str | None = None,
     groups: Sequence[Sequence[int]] | None = None,
     samples: int = 64,
@@ -178,8 +184,19 @@ def explain_generation(
         by IG, occlusion and Shapley.
     keep_special
         Keep the prompt's special tokens (BOS, ...) at their own embeddings in the baseline.
-    steps, rule
-        IG's quadrature (see :mod:`attribkit.core.paths`).
+    keep_first
+        Keep the prompt's first token at its own embedding in IG's baseline (it then gets zero
+        attribution). ``None`` (default): yes for a causal model, no for an encoder-decoder. A
+        causal model's first position is its attention sink: interpolating it makes the path
+        far rougher (see ``docs/zoo-llm.md``); a BOS token or a chat template's first token is
+        kept anyway by ``keep_special``.
+    steps
+        IG's gradient evaluations (path points) in all.
+    rule
+        IG's quadrature: ``"refine"`` (default: Gauss-Legendre panels halved where the
+        attributions of a panel do not add up to the change of ``F`` across it, measured with
+        forward passes; see :mod:`attribkit.sequences.refine`) or a fixed rule of
+        :mod:`attribkit.core.paths` (``"gauss_legendre"``, ``"riemann_trapezoid"``, ...).
     aggregate_by
         Reduction of the embedding axis for gradient methods: ``"sum"`` (default for IG and
         gradient x input, keeps completeness), ``"l2"`` (default for saliency) or ``"abs_sum"``.
@@ -229,11 +246,18 @@ def explain_generation(
         f_b: Tensor | None = None
         extras: dict[str, Any] = {}
         if name == "integrated_gradients":
-            base = _baseline(scorer, tokenizer, baseline, keep_special)
-            values, f_x, f_b = integrated_matrix(scorer, base, steps=steps, rule=rule,
-                                                 batch_size=chunk, progress=progress)
+            first = not scorer.encoder_decoder if keep_first is None else bool(keep_first)
+            base = _baseline(scorer, tokenizer, baseline, keep_special, first)
+            if rule == "refine":
+                values, f_x, f_b, info = refined_matrix(scorer, base, steps=steps,
+                                                        batch_size=chunk, progress=progress)
+                extras.update(info)
+            else:
+                values, f_x, f_b = integrated_matrix(scorer, base, steps=steps, rule=rule,
+                                                     batch_size=chunk, progress=progress)
             matrix = aggregate(values, how)
-            params.update(steps=steps, rule=rule, baseline=_describe(baseline))
+            params.update(steps=steps, rule=rule, baseline=_describe(baseline),
+                          keep_first=first)
         elif name == "attnlrp":
             values, f_x, logits = attnlrp_matrix(scorer, progress=progress)
             matrix = aggregate(values, how)

@@ -28,13 +28,15 @@ from attribkit.core.errors import InputError, NonFiniteError
 from attribkit.core.progress import progress_bar
 from attribkit.sequences.scoring import Scorer
 
-__all__ = ["AGGREGATES", "gradient_matrix", "integrated_matrix", "perturbation_matrix"]
+__all__ = ["AGGREGATES", "check_finite", "gradient_matrix", "integrated_matrix",
+           "perturbation_matrix", "weighted_gradients"]
 
 #: How gradient methods reduce the embedding axis to one score per token.
 AGGREGATES = ("sum", "l2", "abs_sum")
 
 
-def _check(t: Tensor, what: str) -> None:
+def check_finite(t: Tensor, what: str) -> None:
+    """Refuse NaN or inf in ``t`` (``what`` names it in the error)."""
     if not bool(torch.isfinite(t).all()):
         raise NonFiniteError(f"{what} contain NaN or inf; try a float64 model "
                              "(model.double()) or another baseline.")
@@ -62,30 +64,57 @@ def _batched_fits(sc: Tensor, x: Tensor) -> bool:
     return int(sc.shape[1]) * x.numel() <= BATCHED_BACKWARD_LIMIT
 
 
-def _weighted_grads(scorer: Scorer, x: Tensor, weight: Tensor,
-                    state: dict[str, bool]) -> tuple[Tensor, Tensor]:
-    """Scores ``(b, T)`` and ``sum_rows weight * grad F_t`` ``(T, Lp, D)`` for rows ``x``."""
+def weighted_gradients(scorer: Scorer, x: Tensor, weight: Tensor, state: dict[str, bool],
+                       segments: Tensor | None = None,
+                       n_segments: int = 1) -> tuple[Tensor, Tensor]:
+    """Scores ``(b, T)`` and ``sum_rows weight * grad F_t`` for rows ``x`` ``(b, Lp, D)``.
+
+    Parameters
+    ----------
+    scorer
+        The target log-probabilities.
+    x
+        The rows (prompt embeddings) at which to take gradients.
+    weight
+        ``(b,)`` the weight of each row in the sum.
+    state
+        Remembers, across calls, that the vectorised backward pass failed (``"batched"``).
+    segments
+        ``(b,)`` which of ``n_segments`` sums each row goes to; ``None``: one sum.
+    n_segments
+        The number of sums.
+
+    Returns
+    -------
+    scores, sums
+        ``(b, T)`` and ``(T, Lp, D)``, or ``(T, n_segments, Lp, D)`` with ``segments``.
+    """
     x = x.detach().requires_grad_(True)
+    seg = torch.zeros(x.shape[0], dtype=torch.long) if segments is None else segments
+    k = 1 if segments is None else n_segments
     with torch.enable_grad():
         sc = scorer(x)
         t = sc.shape[1]
         w = weight.to(sc.dtype)
+        g: Tensor | None = None
         if state.get("batched", _batched_fits(sc, x)):
             eye = torch.eye(t, dtype=sc.dtype, device=sc.device)
             cot = eye[:, None, :] * w[None, :, None]          # (T, b, T)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    (g,) = torch.autograd.grad(sc, x, cot, is_grads_batched=True,
-                                               retain_graph=True)
-                _check(sc, "the log-probabilities")
-                return sc.detach(), g.sum(dim=1)
+                    (full,) = torch.autograd.grad(sc, x, cot, is_grads_batched=True,
+                                                  retain_graph=True)
+                g = full.new_zeros(t, k, *x.shape[1:]).index_add_(1, seg.to(x.device), full)
             except (RuntimeError, NotImplementedError):
                 state["batched"] = False  # some operation has no batching rule: loop instead
-        rows = [torch.autograd.grad(sc[:, j], x, w, retain_graph=j < t - 1)[0].sum(dim=0)
-                for j in range(t)]
-    _check(sc, "the log-probabilities")
-    return sc.detach(), torch.stack(rows)
+        if g is None:
+            rows = [torch.autograd.grad(sc[:, j], x, w, retain_graph=j < t - 1)[0]
+                    for j in range(t)]
+            g = torch.stack([r.new_zeros(k, *x.shape[1:]).index_add_(0, seg.to(x.device), r)
+                             for r in rows])
+    check_finite(sc, "the log-probabilities")
+    return sc.detach(), (g[:, 0] if segments is None else g)
 
 
 def _gradient_sum(scorer: Scorer, make: Callable[[slice], Tensor], weights: Tensor,
@@ -97,12 +126,12 @@ def _gradient_sum(scorer: Scorer, make: Callable[[slice], Tensor], weights: Tens
     with progress_bar(m, desc, progress) as bar:
         for s in range(0, m, batch_size):
             sl = slice(s, min(m, s + batch_size))
-            sc, g = _weighted_grads(scorer, make(sl), weights[sl], state)
+            sc, g = weighted_gradients(scorer, make(sl), weights[sl], state)
             total = g if total is None else total + g
             scores.append(sc)
             bar.update(sl.stop - sl.start)
     assert total is not None
-    _check(total, "the gradients")
+    check_finite(total, "the gradients")
     return torch.cat(scores), total
 
 
@@ -128,7 +157,7 @@ def integrated_matrix(scorer: Scorer, baseline: Tensor, *, steps: int, rule: str
 
     with torch.no_grad():
         ends = scorer(torch.stack([x, baseline]))
-    _check(ends, "the log-probabilities")
+    check_finite(ends, "the log-probabilities")
     _, sums = _gradient_sum(scorer, make, wt, batch_size, progress,
                             "integrated gradients (all generated tokens)")
     return diff * sums, ends[0], ends[1]
@@ -137,7 +166,7 @@ def integrated_matrix(scorer: Scorer, baseline: Tensor, *, steps: int, rule: str
 def gradient_matrix(scorer: Scorer, times_input: bool) -> tuple[Tensor, Tensor]:
     """Gradients ``(T, Lp, D)`` of every target at the prompt embeddings (times them if asked)."""
     x = scorer.prompt_embeds
-    sc, g = _weighted_grads(scorer, x[None], x.new_ones(1), {})
+    sc, g = weighted_gradients(scorer, x[None], x.new_ones(1), {})
     return (g * x if times_input else g), sc[0]
 
 
@@ -150,7 +179,7 @@ def _values(scorer: Scorer, make: Callable[[slice], Tensor], m: int, batch_size:
             out.append(scorer(make(sl)))
             bar.update(sl.stop - sl.start)
     res = torch.cat(out)
-    _check(res, "the log-probabilities")
+    check_finite(res, "the log-probabilities")
     return res
 
 
