@@ -17,7 +17,7 @@ from attribkit.sequences.tiny import tiny_model, tiny_tokenizer
 pytest.importorskip("transformers")
 
 PROMPT = FaithPrompt("tiny", "fact", "the cat sat on the old red", " dog")
-SETTINGS = lf.Settings(sink="[BOS]", curve_steps=3, ig_steps=8, model="tiny-llama")
+SETTINGS = lf.Settings(sink="[BOS]", curve_steps=3, model="tiny-llama")
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +132,19 @@ def test_the_prompts_are_enough_and_distinct():
     for p in PROMPTS:
         if p.kind == "needle":
             assert "The secret password for the vault is pineapple." in p.text
+
+
+def test_ig_runs_with_the_default_or_a_named_quadrature_each_cached_apart(lm, tmp_path):
+    model, tok = lm
+    rule, steps = lf.ig_defaults()
+    default = lf.run_prompt(model, tok, PROMPT, "integrated_gradients", SETTINGS, tmp_path)
+    named = lf.run_prompt(model, tok, PROMPT, "integrated_gradients-gauss_legendre-6",
+                          SETTINGS, tmp_path)
+    assert (default.info["rule"], default.info["steps"]) == (rule, steps)
+    assert (named.info["rule"], named.info["steps"]) == ("gauss_legendre", 6)
+    assert {p.name for p in tmp_path.iterdir()} == {
+        f"tiny.integrated_gradients-{rule}-{steps}.json",
+        "tiny.integrated_gradients-gauss_legendre-6.json"}
+    again = lf.cached([PROMPT], ["integrated_gradients-gauss_legendre-6"], tmp_path)
+    assert [r.method for r in again] == ["integrated_gradients-gauss_legendre-6"]
+    assert again[0].importance == named.importance

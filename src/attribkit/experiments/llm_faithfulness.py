@@ -25,7 +25,9 @@ writes the table into ``docs/zoo-llm.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
+import inspect
 import json
 import pathlib
 import platform
@@ -46,14 +48,18 @@ from attribkit.sequences import explain_generation
 from attribkit.sequences.inputs import encode_prompt, encode_target, rows_per_pass, vocab_size
 from attribkit.sequences.scoring import build_scorer
 
-__all__ = ["LABELS", "METHODS", "PromptResult", "Settings", "cached", "main", "markdown", "run",
-           "run_prompt", "summary_rows"]
+__all__ = ["LABELS", "METHODS", "PromptResult", "Settings", "cached", "ig_defaults", "main",
+           "markdown", "run", "run_prompt", "summary_rows"]
 
 #: The compared methods, in table order; ``random`` is a seeded random ranking (the floor).
-METHODS = ("attnlrp", "occlusion", "integrated_gradients", "gradient_x_input",
-           "attention_rollout", "random")
+#: ``integrated_gradients`` runs with ``explain_generation``'s defaults;
+#: ``integrated_gradients-<rule>-<steps>`` with that quadrature (here the former default).
+METHODS = ("attnlrp", "occlusion", "integrated_gradients",
+           "integrated_gradients-gauss_legendre-50", "gradient_x_input", "attention_rollout",
+           "random")
 #: Row labels of the table.
 LABELS = {"attnlrp": "AttnLRP", "occlusion": "occlusion", "integrated_gradients": "IG",
+          "integrated_gradients-gauss_legendre-50": "IG, Gauss-Legendre 50 steps",
           "gradient_x_input": "gradient x input", "attention_rollout": "attention rollout",
           "random": "random"}
 _VERSION = 1  # bumped when the protocol changes; part of the cache key
@@ -69,8 +75,6 @@ class Settings:
         The token put before every prompt (never removed, inserted or ranked).
     curve_steps
         Steps of each curve (fewer for a shorter prompt: one token per step).
-    ig_steps, ig_rule
-        Integrated Gradients' quadrature (baseline: ``explain_generation``'s default).
     seed
         Seed of the random ranking (combined with the prompt's name).
     model
@@ -79,8 +83,6 @@ class Settings:
 
     sink: str = "<|endoftext|>"
     curve_steps: int = 20
-    ig_steps: int = 50
-    ig_rule: str = "gauss_legendre"
     seed: int = 0
     model: str = "smollm2"
 
@@ -159,19 +161,37 @@ class PromptResult:
         return self.insertion_area - self.deletion_area
 
 
+def ig_defaults() -> tuple[str, int]:
+    """``explain_generation``'s default IG quadrature: ``(rule, steps)``."""
+    params = inspect.signature(explain_generation).parameters
+    return str(params["rule"].default), int(params["steps"].default)
+
+
+def _resolve(method: str) -> tuple[str, dict[str, Any], str]:
+    """``(explain_generation method, its keywords, the cache file's tag)`` of a method name."""
+    if method == "integrated_gradients":
+        rule, steps = ig_defaults()
+        return method, {}, f"{method}-{rule}-{steps}"
+    if method.startswith("integrated_gradients-"):
+        rule, _, steps = method.removeprefix("integrated_gradients-").rpartition("-")
+        return "integrated_gradients", {"rule": rule, "steps": int(steps)}, method
+    return method, {}, method
+
+
 def _importance(model: Any, tok: Any, text: str, prompt: FaithPrompt, method: str,
                 settings: Settings, n: int) -> tuple[Tensor, dict[str, Any]]:
     if method == "random":
         seed = settings.seed * 1_000_003 + zlib.crc32(prompt.name.encode())
         gen = torch.Generator().manual_seed(seed)
         return torch.rand(n, generator=gen, dtype=torch.float64), {}
-    res = explain_generation(model, tok, text, prompt.answer, method=method,
-                             steps=settings.ig_steps, rule=settings.ig_rule)
+    name, kwargs, _ = _resolve(method)
+    res = explain_generation(model, tok, text, prompt.answer, method=name, **kwargs)
     info: dict[str, Any] = {}
-    if method == "integrated_gradients":
+    if name == "integrated_gradients":
         gap = res.matrix.sum() - (res.logprobs.sum() - res.baseline_logprobs.sum())  # type: ignore[union-attr]
         span = (res.logprobs.sum() - res.baseline_logprobs.sum()).abs()  # type: ignore[union-attr]
-        info.update(baseline=res.params.get("baseline"), relative_gap=float(gap.abs() / span))
+        info.update(baseline=res.params.get("baseline"), rule=res.params.get("rule"),
+                    steps=res.params.get("steps"), relative_gap=float(gap.abs() / span))
     return res.matrix.sum(0)[1:].to(torch.float64), info
 
 
@@ -220,9 +240,10 @@ def run_prompt(model: Any, tok: Any, prompt: FaithPrompt, method: str, settings:
     cache
         Folder of the cached results (``None``: compute, keep nothing).
     """
-    path = None if cache is None else cache / f"{prompt.name}.{method}.json"
+    path = None if cache is None else cache / f"{prompt.name}.{_resolve(method)[2]}.json"
     if path is not None and path.is_file():
-        return PromptResult(**json.loads(path.read_text(encoding="utf-8")))
+        done = PromptResult(**json.loads(path.read_text(encoding="utf-8")))
+        return dataclasses.replace(done, method=method)
     t0 = time.perf_counter()
     text = settings.sink + prompt.text
     n = int(encode_prompt(tok, text, vocab_size(model, tok)).shape[0]) - 1
@@ -286,9 +307,10 @@ def cached(prompts: Sequence[FaithPrompt], methods: Sequence[str],
     """
     out = []
     for prompt in prompts:
-        paths = [cache / f"{prompt.name}.{m}.json" for m in methods]
+        paths = [cache / f"{prompt.name}.{_resolve(m)[2]}.json" for m in methods]
         if all(p.is_file() for p in paths):
-            out += [PromptResult(**json.loads(p.read_text(encoding="utf-8"))) for p in paths]
+            out += [dataclasses.replace(PromptResult(**json.loads(p.read_text(
+                encoding="utf-8"))), method=m) for p, m in zip(paths, methods, strict=True)]
     return out
 
 
@@ -325,20 +347,24 @@ def markdown(results: Sequence[PromptResult], methods: Sequence[str], settings: 
     count = {k: len({r.prompt for r in results if r.kind == k}) for k in kinds}
     bad = sorted({r.prompt for r in results if not r.valid})
     greedy = sum(1 for p in done if all(r.greedy for r in results if r.prompt == p))
-    ig = [r for r in results if r.method == "integrated_gradients"]
-    gap = _median([r.info["relative_gap"] for r in ig])
+    ig_notes = []
+    for m in methods:
+        ig = [r for r in results if r.method == m and "relative_gap" in r.info]
+        if ig:
+            gap = _median([r.info["relative_gap"] for r in ig])
+            ig_notes.append(f"{LABELS.get(m, m)}: rule `{ig[0].info.get('rule')}`, "
+                            f"{ig[0].info.get('steps')} steps, median relative completeness "
+                            f"gap {gap:.1%}")
     head = ["method", "insertion - deletion [95 % CI]", "insertion area", "deletion area",
             *[f"{k} ({count[k]})" for k in kinds], "s / prompt"]
     lines = [
         f"{len(done)} of {n_prompts} prompts ("
         + ", ".join(f"{count[k]} {k}" for k in kinds) + f"); {greedy} of them answered "
         "greedily as expected. Curves in up to "
-        f"{settings.curve_steps} steps (one token per step for shorter prompts); IG "
-        f"{settings.ig_steps} {settings.ig_rule.replace('_', '-')} steps, baseline "
-        + (f"`{ig[0].info.get('baseline')}` with the sink kept at its own embedding"
-           if ig else "(not run)")
-        + (f" (median relative completeness gap {gap:.0%})" if ig else "")
-        + "; intervals: percentile bootstrap over prompts (10,000 resamples, seed 0)."
+        f"{settings.curve_steps} steps (one token per step for shorter prompts). IG from "
+        "zero embeddings with the sink kept at its own"
+        + ("".join(f"; {n}" for n in ig_notes) if ig_notes else "")
+        + ". Intervals: percentile bootstrap over prompts (10,000 resamples, seed 0)."
         + (f" Left out (zeroing the prompt does not lower the answer): {', '.join(bad)}."
            if bad else ""),
         "",
@@ -377,13 +403,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--model", default="smollm2", help="smollm2, or tiny-llama (tests)")
     ap.add_argument("--sink", default=None, help="the first token (default <|endoftext|>)")
     ap.add_argument("--curve-steps", type=int, default=20)
-    ap.add_argument("--ig-steps", type=int, default=50)
     ap.add_argument("--cache", type=pathlib.Path, default=None, help="results folder")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = Settings(sink=args.sink or Settings.sink, curve_steps=args.curve_steps,
-                        ig_steps=args.ig_steps, model=args.model)
+                        model=args.model)
     cache = (args.cache or cache_dir("llm-faithfulness")) / settings.key()
     cache.mkdir(parents=True, exist_ok=True)
     prompts = [p for p in PROMPTS[:args.limit] if args.prompts is None or p.name in args.prompts]
