@@ -173,8 +173,8 @@ def _resolve(method: str) -> tuple[str, dict[str, Any], str]:
         rule, steps = ig_defaults()
         return method, {}, f"{method}-{rule}-{steps}"
     if method.startswith("integrated_gradients-"):
-        rule, _, steps = method.removeprefix("integrated_gradients-").rpartition("-")
-        return "integrated_gradients", {"rule": rule, "steps": int(steps)}, method
+        quad, _, count = method.removeprefix("integrated_gradients-").rpartition("-")
+        return "integrated_gradients", {"rule": quad, "steps": int(count)}, method
     return method, {}, method
 
 
