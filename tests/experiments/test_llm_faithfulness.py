@@ -148,3 +148,14 @@ def test_ig_runs_with_the_default_or_a_named_quadrature_each_cached_apart(lm, tm
     again = lf.cached([PROMPT], ["integrated_gradients-gauss_legendre-6"], tmp_path)
     assert [r.method for r in again] == ["integrated_gradients-gauss_legendre-6"]
     assert again[0].importance == named.importance
+
+
+def test_recency_deletes_the_last_token_first(lm):
+    model, tok = lm
+    res = lf.run_prompt(model, tok, PROMPT, "recency", SETTINGS)
+    assert res.importance == [float(j) for j in range(7)]
+    ids = torch.tensor(tok("[BOS] " + PROMPT.text)["input_ids"])
+    answer = torch.tensor(tok(PROMPT.answer, add_special_tokens=False)["input_ids"])
+    # 3 steps over 7 tokens: 2, then 5 tokens (round(7/3), round(14/3)), latest first
+    assert res.deletion[1] == pytest.approx(_logp(model, ids, answer, [6, 7]), abs=1e-9)
+    assert res.insertion[2] == pytest.approx(_logp(model, ids, answer, [1, 2]), abs=1e-9)

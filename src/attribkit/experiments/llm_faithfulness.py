@@ -51,17 +51,18 @@ from attribkit.sequences.scoring import build_scorer
 __all__ = ["LABELS", "METHODS", "PromptResult", "Settings", "cached", "ig_defaults", "main",
            "markdown", "run", "run_prompt", "summary_rows"]
 
-#: The compared methods, in table order; ``random`` is a seeded random ranking (the floor).
+#: The compared methods, in table order; ``random`` is a seeded random ranking (the floor),
+#: ``recency`` ranks by position alone, the prompt's last token first (a reference).
 #: ``integrated_gradients`` runs with ``explain_generation``'s defaults;
 #: ``integrated_gradients-<rule>-<steps>`` with that quadrature (here the former default).
 METHODS = ("attnlrp", "occlusion", "integrated_gradients",
            "integrated_gradients-gauss_legendre-50", "gradient_x_input", "attention_rollout",
-           "random")
+           "random", "recency")
 #: Row labels of the table.
 LABELS = {"attnlrp": "AttnLRP", "occlusion": "occlusion", "integrated_gradients": "IG",
           "integrated_gradients-gauss_legendre-50": "IG, Gauss-Legendre 50 steps",
           "gradient_x_input": "gradient x input", "attention_rollout": "attention rollout",
-          "random": "random"}
+          "random": "random", "recency": "recency (last token first)"}
 _VERSION = 1  # bumped when the protocol changes; part of the cache key
 
 
@@ -184,6 +185,8 @@ def _importance(model: Any, tok: Any, text: str, prompt: FaithPrompt, method: st
         seed = settings.seed * 1_000_003 + zlib.crc32(prompt.name.encode())
         gen = torch.Generator().manual_seed(seed)
         return torch.rand(n, generator=gen, dtype=torch.float64), {}
+    if method == "recency":
+        return torch.arange(n, dtype=torch.float64), {}
     name, kwargs, _ = _resolve(method)
     res = explain_generation(model, tok, text, prompt.answer, method=name, **kwargs)
     info: dict[str, Any] = {}
@@ -346,6 +349,7 @@ def markdown(results: Sequence[PromptResult], methods: Sequence[str], settings: 
     done = sorted({r.prompt for r in results})
     count = {k: len({r.prompt for r in results if r.kind == k}) for k in kinds}
     bad = sorted({r.prompt for r in results if not r.valid})
+    wrong = [p for p in done if not all(r.greedy for r in results if r.prompt == p)]
     greedy = sum(1 for p in done if all(r.greedy for r in results if r.prompt == p))
     ig_notes = []
     for m in methods:
@@ -360,7 +364,8 @@ def markdown(results: Sequence[PromptResult], methods: Sequence[str], settings: 
     lines = [
         f"{len(done)} of {n_prompts} prompts ("
         + ", ".join(f"{count[k]} {k}" for k in kinds) + f"); {greedy} of them answered "
-        "greedily as expected. Curves in up to "
+        "greedily as expected" + (f" (not: {', '.join(wrong)})" if wrong else "")
+        + ". Curves in up to "
         f"{settings.curve_steps} steps (one token per step for shorter prompts). IG from "
         "zero embeddings with the sink kept at its own"
         + ("".join(f"; {n}" for n in ig_notes) if ig_notes else "")
