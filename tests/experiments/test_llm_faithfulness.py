@@ -159,3 +159,19 @@ def test_recency_deletes_the_last_token_first(lm):
     # 3 steps over 7 tokens: 2, then 5 tokens (round(7/3), round(14/3)), latest first
     assert res.deletion[1] == pytest.approx(_logp(model, ids, answer, [6, 7]), abs=1e-9)
     assert res.insertion[2] == pytest.approx(_logp(model, ids, answer, [1, 2]), abs=1e-9)
+
+
+def test_the_recency_column_is_the_paired_mean_difference():
+    def result(name, method, deletion):
+        return lf.PromptResult(prompt=name, kind="fact", method=method, importance=[1.0],
+                               fractions=[0.0, 0.5, 1.0], deletion=deletion,
+                               insertion=[-4.0, -2.0, 0.0], greedy=True, seconds=1.0)
+
+    rs = [result("a", "occlusion", [0.0, -2.0, -4.0]), result("b", "occlusion", [0.0, -1.0, -4.0]),
+          result("a", "recency", [0.0, -3.0, -4.0]), result("b", "recency", [0.0, -4.0, -4.0])]
+    # deletion areas 0.5, 0.625 (occlusion) and 0.375, 0.25 (recency); the insertions are equal
+    rows = lf.summary_rows(rs, ["occlusion", "recency"])
+    assert rows[0][2].startswith(f"{-((0.5 - 0.375) + (0.625 - 0.25)) / 2:+.3f} [")
+    assert rows[1][2] == ""
+    page = lf.markdown(rs, ["occlusion", "recency"], lf.Settings(), 2)
+    assert "| method | insertion - deletion [95 % CI] | minus recency (paired) |" in page

@@ -318,24 +318,30 @@ def cached(prompts: Sequence[FaithPrompt], methods: Sequence[str],
 
 
 def summary_rows(results: Sequence[PromptResult], methods: Sequence[str]) -> list[list[str]]:
-    """One table row per method: score with its interval, both areas, per kind, time.
+    """One table row per method: score with its interval, its paired difference to the recency
+    reference (where that ran), both areas, per kind, time.
 
     Only prompts whose log-probability drops when every token is zeroed (:attr:`PromptResult.valid`
     under every method) count.
     """
     kinds = sorted({r.kind for r in results}, key=("fact", "arithmetic", "needle").index)
     bad = {r.prompt for r in results if not r.valid}
+    recency = {r.prompt: r.score for r in results if r.method == "recency"}
     rows = []
     for m in methods:
         rs = [r for r in results if r.method == m and r.prompt not in bad]
         if not rs:
             continue
         mean, low, high = bootstrap_ci([r.score for r in rs], seed=0)
+        paired = []
+        if recency:
+            d = bootstrap_ci([r.score - recency[r.prompt] for r in rs], seed=0)
+            paired = ["" if m == "recency" else f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"]
         per_kind = []
         for k in kinds:
             ks = [r.score for r in rs if r.kind == k]
             per_kind.append(f"{sum(ks) / len(ks):+.3f}" if ks else "")
-        rows.append([LABELS.get(m, m), f"**{mean:+.3f}** [{low:+.3f}, {high:+.3f}]",
+        rows.append([LABELS.get(m, m), f"**{mean:+.3f}** [{low:+.3f}, {high:+.3f}]", *paired,
                      f"{sum(r.insertion_area for r in rs) / len(rs):.3f}",
                      f"{sum(r.deletion_area for r in rs) / len(rs):.3f}", *per_kind,
                      f"{sum(r.seconds for r in rs) / len(rs):.1f}"])
@@ -359,7 +365,9 @@ def markdown(results: Sequence[PromptResult], methods: Sequence[str], settings: 
             ig_notes.append(f"{LABELS.get(m, m)}: rule `{ig[0].info.get('rule')}`, "
                             f"{ig[0].info.get('steps')} steps, median relative completeness "
                             f"gap {gap:.1%}")
-    head = ["method", "insertion - deletion [95 % CI]", "insertion area", "deletion area",
+    head = ["method", "insertion - deletion [95 % CI]",
+            *(["minus recency (paired)"] if any(r.method == "recency" for r in results) else []),
+            "insertion area", "deletion area",
             *[f"{k} ({count[k]})" for k in kinds], "s / prompt"]
     lines = [
         f"{len(done)} of {n_prompts} prompts ("
