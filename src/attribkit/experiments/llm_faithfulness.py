@@ -433,8 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run(model, tok, prompts, args.methods, settings, cache, progress=True)
     body = markdown(results, args.methods, settings, len(PROMPTS)) + (
         f"\n\n{platform.machine()} CPU, {torch.get_num_threads()} thread(s), torch "
-        f"{torch.__version__}, float32, on a machine shared with other jobs; this run "
-        f"{time.perf_counter() - t0:.0f} s (cached results included). Regenerate with: "
+        f"{torch.__version__}, float32, on a machine shared with other jobs; the results took "
+        f"{sum(r.seconds for r in results) / 60:.0f} min of computation (this call "
+        f"{time.perf_counter() - t0:.0f} s, cached results read). Regenerate with: "
         "`python -m attribkit.experiments.llm_faithfulness` (resumes from its cache).")
     if not args.no_write:
         write_section(pathlib.Path(args.out), "faithfulness", body)
