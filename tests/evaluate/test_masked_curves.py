@@ -1,7 +1,8 @@
 """Deletion, insertion and AOPC with a feature mask, against a hand-written loop.
 
 Whole groups are removed (or revealed) together, ranked by the group's summed attribution
-(signed, or of absolute values); elements with a negative id are never touched.
+(signed, or of absolute values); elements with a negative id are never touched: they keep the
+input's value in deletion and in insertion.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _hand_curve(model, x, b, attr, mask, counts, target, insert, sign):
         score = {g: float(a[m == g].sum()) for g in ids}
         order = sorted(ids, key=lambda g: -score[g])  # stable: ties keep the id order
         for s, c in enumerate(counts):
-            hit = torch.zeros_like(m, dtype=torch.bool)
+            hit = (m < 0) if insert else torch.zeros_like(m, dtype=torch.bool)
             for g in order[:c]:
                 hit |= m == g
             z = torch.where(hit, x[i], b[i]) if insert else torch.where(hit, b[i], x[i])
@@ -71,6 +72,12 @@ def test_curves_with_a_mask_match_the_hand_loop(sign):
     z[1] = b[1]
     with torch.no_grad():
         torch.testing.assert_close(full, model(z)[:, 1])
+    # ... and insertion starts from the baseline with that pixel at the input's value, not
+    # at the baseline's (it is never inserted because it is never removed)
+    start = insertion_curve(model, x, attr, steps=1, **opts).scores[:, 0]
+    with torch.no_grad():
+        torch.testing.assert_close(start, model(z)[:, 1])
+        assert float((start[0] - model(b)[0, 1]).abs()) > 1e-6
 
 
 def test_feature_mask_is_groups():

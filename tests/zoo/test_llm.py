@@ -228,3 +228,24 @@ def test_run_store_and_explorer_show_the_matrix(smollm2: tuple[Any, Any],
     np.testing.assert_allclose(matrix.sum(axis=1), ref.totals.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(m["totals"], ref.totals.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(m["logprobs"], ref.logprobs.numpy(), rtol=1e-5)
+
+
+def test_attention_rollout_runs_eager_and_leaves_the_model_as_given(
+        smollm2: tuple[Any, Any]) -> None:
+    """Rollout rows of SmolLM2 sum to one over the prompt for the first generated token; the
+    attention implementation is back to what it was; the first token, the attention sink,
+    takes almost all of the flow (the reason rollout ranks prompt tokens poorly here)."""
+    model, tok = smollm2
+    before = (_state(model), model.config._attn_implementation)
+    res = explain_generation(model, tok, "<|endoftext|>" + PARIS, " Paris",
+                             method="attention_rollout")
+    assert (_state(model), model.config._attn_implementation) == before
+    row = res.matrix[0]
+    assert row.shape == (6,) and bool((row >= 0).all())
+    assert float(row.sum()) == pytest.approx(1.0, abs=1e-6)
+    assert float(row[0]) > 0.9
+    ids = tok("<|endoftext|>" + PARIS, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        direct = torch.log_softmax(model(input_ids=ids).logits[0, -1], -1)[tok(" Paris")[
+            "input_ids"][0]]
+    assert float(res.logprobs[0]) == pytest.approx(float(direct), abs=1e-4)

@@ -3,8 +3,11 @@
 
 Features (pixels, or groups of elements: patches, superpixels, tokens, atoms) are ranked by their
 attribution; the top ones are replaced by the baseline ``k`` at a time (ablation, deletion) or
-revealed on the baseline (insertion), and the target score is recorded after every step. All
-perturbed inputs are evaluated in batches through :func:`attribkit.core.engine.prepare`.
+revealed on the baseline (insertion), and the target score is recorded after every step.
+Elements in no group (a negative id in the feature mask) are never perturbed: they keep the
+input's value throughout, in deletion and insertion alike (e.g. a language model's first token,
+its attention sink). All perturbed inputs are evaluated in batches through
+:func:`attribkit.core.engine.prepare`.
 """
 
 from __future__ import annotations
@@ -132,15 +135,21 @@ def _curve(
         ranks = torch.where(gid < 0, never, ranks.gather(1, gid.clamp_min(0)))
         n_groups = int(gid.max()) + 1
         counts = counts_of(n_groups)
-        scores = _scores(p, ranks, counts, insert=kind == "insertion", desc=kind)
+        scores = _scores(p, ranks, counts, insert=kind == "insertion", desc=kind,
+                         fixed=gid < 0)
     method = attributions.method if isinstance(attributions, Attribution) else ""
     fractions = counts.to(torch.float64) / n_groups
     return PerturbationCurve(kind=kind, counts=counts, fractions=fractions,
                              scores=scores.to(torch.float64).cpu(), method=method)
 
 
-def _scores(p: Problem, ranks: Tensor, counts: Tensor, insert: bool, desc: str) -> Tensor:
-    """Scores of every example with the ``counts[s]`` top-ranked features perturbed."""
+def _scores(p: Problem, ranks: Tensor, counts: Tensor, insert: bool, desc: str,
+            fixed: Tensor) -> Tensor:
+    """Scores of every example with the ``counts[s]`` top-ranked features perturbed.
+
+    ``fixed`` ``(N, D)`` marks the elements in no group: never perturbed, they keep the input's
+    value at every step, of deletion and of insertion alike.
+    """
     assert p.baseline is not None
     x, b = p.inputs, p.baseline
     s = counts.numel()
@@ -152,6 +161,7 @@ def _scores(p: Problem, ranks: Tensor, counts: Tensor, insert: bool, desc: str) 
         ex = example[sl]
         mask = (ranks[ex] < limit[sl, None]).reshape(-1, *x.shape[1:])
         if insert:
+            mask = mask | fixed[ex].reshape(mask.shape)
             return torch.where(mask, x[ex], b[ex])
         return torch.where(mask, b[ex], x[ex])
 

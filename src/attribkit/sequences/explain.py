@@ -28,16 +28,18 @@ from attribkit.sequences.methods import (
 )
 from attribkit.sequences.refine import refined_matrix
 from attribkit.sequences.result import GenerationAttribution
+from attribkit.sequences.rollout import rollout_matrix
 from attribkit.sequences.scoring import Scorer, build_scorer, is_encoder_decoder
 
 __all__ = ["GENERATION_METHODS", "explain_generation"]
 
 #: Methods of :func:`explain_generation` (aliases: ``ig``, ``gradient``, ``grad_x_input``).
 GENERATION_METHODS = ("integrated_gradients", "saliency", "gradient_x_input", "occlusion",
-                      "shapley", "attnlrp")
+                      "shapley", "attnlrp", "attention_rollout")
 _ALIASES = {"ig": "integrated_gradients", "gradient": "saliency", "gradients": "saliency",
             "grad_x_input": "gradient_x_input", "gxi": "gradient_x_input",
-            "shapley_values": "shapley", "occlusion_1": "occlusion", "attn_lrp": "attnlrp"}
+            "shapley_values": "shapley", "occlusion_1": "occlusion", "attn_lrp": "attnlrp",
+            "rollout": "attention_rollout"}
 
 
 def _canonical(method: str) -> str:
@@ -169,8 +171,10 @@ def explain_generation(
         explain the model's own greedy generation of ``max_new_tokens`` tokens.
     method
         ``"integrated_gradients"`` (``"ig"``), ``"saliency"``, ``"gradient_x_input"``,
-        ``"occlusion"``, ``"shapley"`` or ``"attnlrp"`` (which explains each token's logit;
-        ``extras["logits"]`` and ``extras["conservation"]``, the relevance's sum over the logit).
+        ``"occlusion"``, ``"shapley"``, ``"attnlrp"`` (which explains each token's logit;
+        ``extras["logits"]`` and ``extras["conservation"]``, the relevance's sum over the logit)
+        or ``"attention_rollout"`` (``"rollout"``, Abnar & Zuidema 2020: the attention flow from
+        each prompt token, causal LMs; see :mod:`attribkit.sequences.rollout`).
     max_new_tokens
         Tokens to generate when ``target`` is ``None``.
     baseline
@@ -258,6 +262,8 @@ def explain_generation(
             values, f_x, logits = attnlrp_matrix(scorer, progress=progress)
             matrix = aggregate(values, how)
             extras.update(logits=logits, conservation=values.flatten(1).sum(1) / logits)
+        elif name == "attention_rollout":
+            matrix, f_x = rollout_matrix(scorer)
         elif name in ("saliency", "gradient_x_input"):
             values, f_x = gradient_matrix(scorer, times_input=name == "gradient_x_input")
             matrix = aggregate(values, how)
