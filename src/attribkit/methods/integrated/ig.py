@@ -107,7 +107,8 @@ def integrated_gradients(
         Extra per-example tensors passed to the model after the inputs (e.g. an attention mask).
     channels_last
         Evaluate image batches in the channels-last memory layout (often faster for CNNs on
-        CPUs; the model is restored on exit).
+        CPUs; the model is restored on exit). Float32 images of at least 64 x 64 pixels on a CPU
+        use it whatever this says (:func:`~attribkit.core.probes.channels_last_helps`).
     compile
         Evaluate the path batches with ``torch.compile`` of the model: the compilation (tens
         of seconds to minutes) is paid once per model and chunk shape and kept across calls;
