@@ -28,7 +28,7 @@ import lxt_env
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks-attnlrp.md"
 
-#: The small Llama of the oracle test, and a random Llama of SmolLM2-135M's shape.
+#: The small Llama of the oracle test, a random Llama of SmolLM2-135M's shape, and SmolLM2 itself.
 SPECS: dict[str, dict[str, Any]] = {
     "small Llama (2 layers, hidden 32), float64": {
         "arch": "llama", "seed": 0, "vocab_size": 40, "hidden_size": 32,
@@ -39,6 +39,12 @@ SPECS: dict[str, dict[str, Any]] = {
         "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
         "num_attention_heads": 9, "num_key_value_heads": 3, "tie_word_embeddings": True,
         "rope_theta": 100000.0, "rms_norm_eps": 1e-5},
+    "SmolLM2-135M-Instruct (its dequantised weights), float32": {
+        "arch": "llama", "seed": 0, "dtype": "float32", "weights": "smollm2",
+        "vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536,
+        "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+        "tie_word_embeddings": True, "rope_theta": 100000.0, "rms_norm_eps": 1e-5,
+        "max_position_embeddings": 8192},
 }
 
 
@@ -46,6 +52,10 @@ def _cases(length: int, names: list[str]) -> list[dict[str, Any]]:
     out = []
     for spec in (SPECS[n] for n in names):
         model = lxt_env.build(spec)
+        if spec.get("weights") == "smollm2":  # the real model's weights, from attribkit's zoo
+            from attribkit.zoo import llm
+
+            model.load_state_dict(llm.load_smollm2(progress=False)[0].state_dict())
         g = torch.Generator().manual_seed(7)
         ids = torch.randint(0, int(spec["vocab_size"]), (1, length), generator=g)
         embeds = model.get_input_embeddings()(ids).detach()

@@ -85,11 +85,12 @@ def build(spec: dict[str, Any]) -> torch.nn.Module:
     """A random model in eval mode from ``spec`` (same code under transformers 4 and 5).
 
     ``spec``: ``{"arch": "llama" | "gpt2", "seed": int, "dtype": "float64" (default) or
-    "float32", ...config fields}``.
+    "float32", "weights": where the caller's weights come from (not a config field), ...config
+    fields}``.
     """
     import transformers as tf
 
-    fields = {k: v for k, v in spec.items() if k not in ("arch", "seed", "dtype")}
+    fields = {k: v for k, v in spec.items() if k not in ("arch", "seed", "dtype", "weights")}
     torch.manual_seed(int(spec["seed"]))
     if spec["arch"] == "llama":
         cfg: Any = tf.LlamaConfig(**fields)
