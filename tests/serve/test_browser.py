@@ -7,10 +7,6 @@ broke it would show up here as a console error.
 from __future__ import annotations
 
 import pathlib
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from tests.serve.browser import checked_page, chromium, serving
 from tests.serve.synthetic import write_store
 
 from attribkit.cli.models import load_model
@@ -26,58 +23,23 @@ from attribkit.serve import create_app
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, pathlib.Path]]:
-    import uvicorn
-
     root = write_store(tmp_path_factory.mktemp("b") / "run", 80, size=32, failed=[3], alphas=10)
-    app = create_app(root, model=load_model("tests.serve.tiny_model:build"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_port(),
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    t0 = time.time()
-    while not server.started:
-        assert time.time() - t0 < 30, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.config.port}", root
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(root, model=load_model("tests.serve.tiny_model:build"))) as base:
+        yield base, root
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    exe = shutil.which("chromium")
-    assert exe, "Debian's chromium is needed for the browser tests (apt-get install chromium)"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    pg = browser.new_page(viewport={"width": 1360, "height": 1000})
-    errors: list[str] = []
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    pg.close()
-    assert errors == [], errors
+    with checked_page(browser, viewport={"width": 1360, "height": 1000}) as pg:
+        yield pg
 
 
 def _ready(pg: Any, name: str) -> None:

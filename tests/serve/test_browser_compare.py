@@ -6,16 +6,14 @@ from __future__ import annotations
 import io
 import os
 import pathlib
-import shutil
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 import pytest
+from tests.serve.browser import checked_page, chromium, serving
 from tests.serve.synthetic import write_store
-from tests.serve.test_browser import ARGS, _port, _ready
+from tests.serve.test_browser import _ready
 
 from attribkit.serve import create_app
 
@@ -24,39 +22,18 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
-
     tmp = tmp_path_factory.mktemp("two")
     a = write_store(tmp / "runA", 40, size=24, failed=[3], seed=1, folders=True)
     b = write_store(tmp / "runB", 40, size=24, failed=[3, 7], seed=2, folders=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(a, others=[b]), host="127.0.0.1",
-                                           port=_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    t0 = time.time()
-    while not server.started:
-        assert time.time() - t0 < 30, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.config.port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(a, others=[b])) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def page(two: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    exe = shutil.which("chromium")
-    assert exe, "Debian's chromium is needed for the browser tests (apt-get install chromium)"
-    errors: list[str] = []
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=ARGS)
-        pg = b.new_page(viewport={"width": 1360, "height": 1000}, accept_downloads=True)
-        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        pg.on("pageerror", lambda e: errors.append(str(e)))
+    with chromium() as b, checked_page(b, viewport={"width": 1360, "height": 1000},
+                                       accept_downloads=True) as pg:
         yield pg
-        b.close()
-    assert errors == [], errors
 
 
 def _shot(pg: Any, name: str) -> None:

@@ -10,63 +10,29 @@ from __future__ import annotations
 
 import json
 import pathlib
-import shutil
-import socket
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from tests.serve.browser import checked_page, chromium, serving
 from tests.serve.test_generation_page import PROMPTS, generation_store
 
 from attribkit.serve import create_app
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
-
-    app = create_app(generation_store(tmp_path_factory.mktemp("bg")))
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    t0 = time.time()
-    while not server.started:
-        assert time.time() - t0 < 30, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(generation_store(tmp_path_factory.mktemp("bg")))) as url:
+        yield url
 
 
 @pytest.fixture
 def page(base: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    exe = shutil.which("chromium")
-    assert exe, "Debian's chromium is needed for the browser tests (apt-get install chromium)"
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1200, "height": 900})
-        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        pg.on("pageerror", lambda e: errors.append(str(e)))
+    with chromium() as b, checked_page(b, viewport={"width": 1200, "height": 900}) as pg:
         yield pg
-        browser.close()
-    assert errors == [], errors
 
 
 def _api(base: str, n: int) -> dict[str, Any]:
