@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from attribkit.core.errors import InputError
+from attribkit.core.threads import one_thread
 from attribkit.zoo._cache import cache_dir
 
 __all__ = [
@@ -257,16 +258,12 @@ def train_breast_cancer_mlp(
     model.train()
     # One thread: the matrices are tiny (threads only add overhead, badly so on a busy machine)
     # and the result no longer depends on the machine's thread count.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread(deterministic=False):
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
             loss = nn.functional.cross_entropy(model(data.X_train), data.y_train)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
-    finally:
-        torch.set_num_threads(threads)
     return model.eval()
 
 

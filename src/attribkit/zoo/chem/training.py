@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from attribkit.core.threads import one_thread
 from attribkit.zoo.chem.features import MolFeatures, batch_features
 from attribkit.zoo.chem.model import GraphConvNet
 
@@ -85,11 +86,8 @@ def fit(net: GraphConvNet, features: Sequence[MolFeatures], targets: np.ndarray[
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps))
     cached: dict[tuple[int, ...], tuple[Tensor, Tensor, Tensor]] = {}
     net.train()
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)  # small ops: one thread is faster and bitwise reproducible
-    torch.use_deterministic_algorithms(True)  # no kernel may pick a nondeterministic path
-    try:
+    # small ops: one thread is faster and bitwise reproducible; no nondeterministic kernel
+    with one_thread(deterministic=True):
         for _ in range(epochs):
             for idx in batches(sizes, batch_size, gen):
                 key = tuple(idx)
@@ -103,9 +101,6 @@ def fit(net: GraphConvNet, features: Sequence[MolFeatures], targets: np.ndarray[
                 torch.autograd.backward(value)
                 opt.step()
                 sched.step()
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
     net.eval()
 
 
