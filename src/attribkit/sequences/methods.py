@@ -28,8 +28,8 @@ from attribkit.core.errors import InputError, NonFiniteError
 from attribkit.core.progress import progress_bar
 from attribkit.sequences.scoring import Scorer
 
-__all__ = ["AGGREGATES", "check_finite", "gradient_matrix", "integrated_matrix",
-           "perturbation_matrix", "weighted_gradients"]
+__all__ = ["AGGREGATES", "check_finite", "forward_values", "gradient_matrix", "gradient_sum",
+           "integrated_matrix", "perturbation_matrix", "weighted_gradients"]
 
 #: How gradient methods reduce the embedding axis to one score per token.
 AGGREGATES = ("sum", "l2", "abs_sum")
@@ -117,19 +117,45 @@ def weighted_gradients(scorer: Scorer, x: Tensor, weight: Tensor, state: dict[st
     return sc.detach(), (g[:, 0] if segments is None else g)
 
 
-def _gradient_sum(scorer: Scorer, make: Callable[[slice], Tensor], weights: Tensor,
-                  batch_size: int, progress: bool, desc: str) -> tuple[Tensor, Tensor]:
+def gradient_sum(scorer: Scorer, make: Callable[[slice], Tensor], weights: Tensor,
+                 batch_size: int, bar: Any, *, segments: Tensor | None = None,
+                 n_segments: int = 1,
+                 state: dict[str, bool] | None = None) -> tuple[Tensor, Tensor]:
+    """Weighted gradient sums over rows ``make(slice)``, ``batch_size`` rows per pass.
+
+    Parameters
+    ----------
+    scorer
+        The target log-probabilities.
+    make
+        The rows of a slice of ``0 .. len(weights)``.
+    weights
+        ``(m,)`` the weight of each row.
+    batch_size
+        Rows per forward / backward pass.
+    bar
+        A progress bar (:func:`attribkit.core.progress.progress_bar`) advanced by the rows done.
+    segments, n_segments
+        As in :func:`weighted_gradients`: which of ``n_segments`` sums each row goes to.
+    state
+        As in :func:`weighted_gradients`; kept across calls by a caller that makes several.
+
+    Returns
+    -------
+    scores, sums
+        ``(m, T)`` and the sums (:func:`weighted_gradients`' shapes).
+    """
     m = int(weights.shape[0])
-    state: dict[str, bool] = {}
+    state = {} if state is None else state
     total: Tensor | None = None
     scores = []
-    with progress_bar(m, desc, progress) as bar:
-        for s in range(0, m, batch_size):
-            sl = slice(s, min(m, s + batch_size))
-            sc, g = weighted_gradients(scorer, make(sl), weights[sl], state)
-            total = g if total is None else total + g
-            scores.append(sc)
-            bar.update(sl.stop - sl.start)
+    for s in range(0, m, batch_size):
+        sl = slice(s, min(m, s + batch_size))
+        sc, g = weighted_gradients(scorer, make(sl), weights[sl], state,
+                                   None if segments is None else segments[sl], n_segments)
+        total = g if total is None else total + g
+        scores.append(sc)
+        bar.update(sl.stop - sl.start)
     assert total is not None
     check_finite(total, "the gradients")
     return torch.cat(scores), total
@@ -158,8 +184,8 @@ def integrated_matrix(scorer: Scorer, baseline: Tensor, *, steps: int, rule: str
     with torch.no_grad():
         ends = scorer(torch.stack([x, baseline]))
     check_finite(ends, "the log-probabilities")
-    _, sums = _gradient_sum(scorer, make, wt, batch_size, progress,
-                            "integrated gradients (all generated tokens)")
+    with progress_bar(len(wt), "integrated gradients (all generated tokens)", progress) as bar:
+        _, sums = gradient_sum(scorer, make, wt, batch_size, bar)
     return diff * sums, ends[0], ends[1]
 
 
@@ -170,8 +196,9 @@ def gradient_matrix(scorer: Scorer, times_input: bool) -> tuple[Tensor, Tensor]:
     return (g * x if times_input else g), sc[0]
 
 
-def _values(scorer: Scorer, make: Callable[[slice], Tensor], m: int, batch_size: int,
-            progress: bool, desc: str) -> Tensor:
+def forward_values(scorer: Scorer, make: Callable[[slice], Tensor], m: int, batch_size: int,
+                   progress: bool, desc: str) -> Tensor:
+    """The targets ``(m, T)`` at rows ``make(slice)`` of ``0 .. m``, without gradients."""
     out = []
     with torch.no_grad(), progress_bar(m, desc, progress) as bar:
         for s in range(0, m, batch_size):
@@ -213,11 +240,11 @@ def perturbation_matrix(scorer: Scorer, baseline: Tensor, groups: Sequence[Seque
     """
     x = scorer.prompt_embeds.to(baseline.dtype)
     g = len(groups)
-    ends = _values(scorer, lambda sl: torch.stack([x, baseline])[sl], 2, 2, False, "ends")
+    ends = forward_values(scorer, lambda sl: torch.stack([x, baseline])[sl], 2, 2, False, "ends")
     f_x, f_b = ends[0], ends[1]
     if method == "occlusion":
         masks = ~torch.eye(g, dtype=torch.bool)
-        vals = _values(scorer, lambda sl: _member_rows(x, baseline, groups, masks[sl]), g,
+        vals = forward_values(scorer, lambda sl: _member_rows(x, baseline, groups, masks[sl]), g,
                        batch_size, progress, "occlusion")
         return (f_x[None] - vals).T, f_x, f_b, {}
     if g <= max_exact:
@@ -228,7 +255,7 @@ def perturbation_matrix(scorer: Scorer, baseline: Tensor, groups: Sequence[Seque
             ids = torch.arange(sl.start, sl.stop)
             return _member_rows(x, baseline, groups, ((ids[:, None] >> bits) & 1).bool())
 
-        v = _values(scorer, coalition, n, batch_size, progress, "shapley (all coalitions)")
+        v = forward_values(scorer, coalition, n, batch_size, progress, "shapley (all coalitions)")
         phi = coalitions.shapley_from_dividends(coalitions.moebius(v.T.contiguous()))
         return phi, f_x, f_b, {"exact": True, "permutations": 0}
     if samples < 1:
@@ -245,7 +272,7 @@ def perturbation_matrix(scorer: Scorer, baseline: Tensor, groups: Sequence[Seque
         rank.scatter_(1, perms, steps[:g].expand(samples, g))
         return _member_rows(x, baseline, groups, rank[p] < k[:, None])
 
-    v = _values(scorer, prefix, samples * (g + 1), batch_size, progress,
+    v = forward_values(scorer, prefix, samples * (g + 1), batch_size, progress,
                 "shapley (permutations)").reshape(samples, g + 1, -1)
     marg = v[:, 1:] - v[:, :-1]                                  # (S, G, T) by position
     phi = torch.zeros(g, v.shape[-1], dtype=v.dtype)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -27,7 +28,7 @@ from torch import Tensor
 from attribkit.core import paths
 from attribkit.core.checks import count
 from attribkit.core.progress import progress_bar
-from attribkit.sequences.methods import check_finite, weighted_gradients
+from attribkit.sequences.methods import forward_values, gradient_sum
 from attribkit.sequences.scoring import Scorer
 
 __all__ = ["ORDER", "refined_matrix"]
@@ -43,6 +44,7 @@ class _Panel:
     f_lo: Tensor   # (T,) F at lo
     f_hi: Tensor   # (T,) F at hi
     grads: Tensor  # (T, Lp, D) the panel's weighted gradient sum
+    residual: float = 0.0  # sum_t |its attributions' total - (F_t(hi) - F_t(lo))|
 
 
 def refined_matrix(scorer: Scorer, baseline: Tensor, *, steps: int, batch_size: int,
@@ -77,28 +79,23 @@ def refined_matrix(scorer: Scorer, baseline: Tensor, *, steps: int, batch_size: 
 
     def forward(alphas: list[float]) -> Tensor:
         a = torch.as_tensor(alphas, dtype=x.dtype)
-        with torch.no_grad():
-            out = torch.cat([scorer(baseline + a[s:s + batch_size, None, None] * diff)
-                             for s in range(0, len(alphas), batch_size)])
-        check_finite(out, "the log-probabilities")
-        return out
+        return forward_values(scorer, lambda sl: baseline + a[sl, None, None] * diff,
+                              len(alphas), batch_size, False, "panel edges")
 
-    def gradients(spans: list[tuple[float, float]], bar: object) -> list[Tensor]:
-        lo = torch.as_tensor([s[0] for s in spans], dtype=x.dtype)
-        width = torch.as_tensor([s[1] - s[0] for s in spans], dtype=x.dtype)
+    def gradients(spans: list[tuple[float, float]], bar: Any) -> list[Tensor]:
+        lo = torch.as_tensor([sp[0] for sp in spans], dtype=x.dtype)
+        width = torch.as_tensor([sp[1] - sp[0] for sp in spans], dtype=x.dtype)
         alpha = (lo[:, None] + width[:, None] * nodes).flatten()
         w = (width[:, None] * weights).flatten()
         seg = torch.arange(len(spans)).repeat_interleave(ORDER)
-        total: Tensor | None = None
-        for s in range(0, alpha.numel(), batch_size):
-            sl = slice(s, min(alpha.numel(), s + batch_size))
-            _, g = weighted_gradients(scorer, baseline + alpha[sl, None, None] * diff, w[sl],
-                                      state, seg[sl], len(spans))
-            total = g if total is None else total + g
-            bar.update(sl.stop - sl.start)  # type: ignore[attr-defined]
-        assert total is not None
-        check_finite(total, "the gradients")
+        _, total = gradient_sum(scorer, lambda sl: baseline + alpha[sl, None, None] * diff, w,
+                                batch_size, bar, segments=seg, n_segments=len(spans),
+                                state=state)
         return list(total.unbind(1))
+
+    def panel(lo: float, hi: float, f_lo: Tensor, f_hi: Tensor, grads: Tensor) -> _Panel:
+        miss = (grads * diff).sum(dim=(1, 2)) - (f_hi - f_lo)
+        return _Panel(lo, hi, f_lo, f_hi, grads, float(miss.abs().sum()))
 
     first = max(1, steps // (2 * ORDER))
     edges = [i / first for i in range(first + 1)]
@@ -106,22 +103,18 @@ def refined_matrix(scorer: Scorer, baseline: Tensor, *, steps: int, batch_size: 
     calls = len(edges)
     with progress_bar(steps, "integrated gradients (refined panels)", progress) as bar:
         spans = list(itertools.pairwise(edges))
-        panels = [_Panel(lo, hi, f_edges[i], f_edges[i + 1], g)
+        panels = [panel(lo, hi, f_edges[i], f_edges[i + 1], g)
                   for i, ((lo, hi), g) in enumerate(zip(spans, gradients(spans, bar),
                                                         strict=True))]
         used = first * ORDER
-        while used + 2 * ORDER <= steps:
-            resid = torch.stack([((p.grads * diff).sum(dim=(1, 2)) - (p.f_hi - p.f_lo))
-                                 .abs().sum() for p in panels])
-            split = [panels.pop(int(resid.argmax()))]  # greedy: one at a time measured best
-            mids = [(p.lo + p.hi) / 2 for p in split]
-            f_mid = forward(mids)
-            calls += len(mids)
-            spans = [s for p, m in zip(split, mids, strict=True) for s in ((p.lo, m), (m, p.hi))]
-            grads = gradients(spans, bar)
-            for i, (p, m) in enumerate(zip(split, mids, strict=True)):
-                panels += [_Panel(p.lo, m, p.f_lo, f_mid[i], grads[2 * i]),
-                           _Panel(m, p.hi, f_mid[i], p.f_hi, grads[2 * i + 1])]
-            used += len(spans) * ORDER
+        while used + 2 * ORDER <= steps:  # greedy, one panel at a time (measured best)
+            worst = panels.pop(max(range(len(panels)), key=lambda i: panels[i].residual))
+            mid = (worst.lo + worst.hi) / 2
+            f_mid = forward([mid])[0]
+            left, right = gradients([(worst.lo, mid), (mid, worst.hi)], bar)
+            panels += [panel(worst.lo, mid, worst.f_lo, f_mid, left),
+                       panel(mid, worst.hi, f_mid, worst.f_hi, right)]
+            calls += 1
+            used += 2 * ORDER
     values = diff * torch.stack([p.grads for p in panels]).sum(dim=0)
     return values, f_edges[-1], f_edges[0], {"panels": len(panels), "forward_passes": calls}
