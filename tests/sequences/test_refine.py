@@ -87,3 +87,14 @@ def test_refine_needs_two_panels_of_steps() -> None:
     tok = tiny_tokenizer()
     with pytest.raises(InputError, match="steps"):
         explain_generation(tiny_model("tiny-gpt2"), tok, PROMPT, TARGET, steps=5)
+
+
+def test_keep_first_leaves_a_given_baseline_tensor_unless_asked() -> None:
+    tok = tiny_tokenizer()
+    gpt2 = tiny_model("tiny-gpt2", dtype=torch.float64)
+    base = torch.full((5, gpt2.config.n_embd), 0.1, dtype=torch.float64)
+    res = explain_generation(gpt2, tok, PROMPT, TARGET, steps=12, baseline=base)
+    assert res.params["keep_first"] is False and bool((res.matrix[:, 0] != 0).all())
+    kept = explain_generation(gpt2, tok, PROMPT, TARGET, steps=12, baseline=base,
+                              keep_first=True)
+    assert kept.params["keep_first"] is True and torch.all(kept.matrix[:, 0] == 0)

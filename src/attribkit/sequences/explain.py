@@ -84,7 +84,8 @@ def _baseline(scorer: Scorer, tokenizer: Any, baseline: Any, keep_special: bool,
         if baseline.shape != x.shape:
             raise InputError(f"baseline embeddings must be {tuple(x.shape)}, got "
                              f"{tuple(baseline.shape)}.")
-        return baseline.to(x.dtype)
+        given = baseline.to(x.dtype)
+        return torch.cat([x[:1], given[1:]]) if keep_first else given
     else:
         tok_id = _baseline_token(tokenizer, baseline)
         base = scorer.embed_ids(torch.full_like(scorer.prompt_ids, tok_id)).to(x.dtype)
@@ -186,7 +187,8 @@ def explain_generation(
         Keep the prompt's special tokens (BOS, ...) at their own embeddings in the baseline.
     keep_first
         Keep the prompt's first token at its own embedding in IG's baseline (it then gets zero
-        attribution). ``None`` (default): yes for a causal model, no for an encoder-decoder. A
+        attribution). ``None`` (default): yes for a causal model, no for an encoder-decoder or a
+        baseline given as a tensor of embeddings (used as given unless this is ``True``). A
         causal model's first position is its attention sink: interpolating it makes the path
         far rougher (see ``docs/zoo-llm.md``); a BOS token or a chat template's first token is
         kept anyway by ``keep_special``.
@@ -246,7 +248,8 @@ def explain_generation(
         f_b: Tensor | None = None
         extras: dict[str, Any] = {}
         if name == "integrated_gradients":
-            first = not scorer.encoder_decoder if keep_first is None else bool(keep_first)
+            first = ((not scorer.encoder_decoder and not isinstance(baseline, Tensor))
+                     if keep_first is None else bool(keep_first))
             base = _baseline(scorer, tokenizer, baseline, keep_special, first)
             if rule == "refine":
                 values, f_x, f_b, info = refined_matrix(scorer, base, steps=steps,
