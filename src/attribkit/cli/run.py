@@ -61,8 +61,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         v = getattr(args, opt)
         if v is not None and v < 1:
             raise UsageError(f"--{opt.replace('_', '-')} must be a positive integer, got {v}")
-    if args.engine == "local" and (args.address or args.concurrency or args.num_cpus):
-        raise UsageError("--address, --concurrency and --num-cpus need --engine ray")
+    if args.engine == "local" and (args.address or args.num_cpus):
+        raise UsageError("--address and --num-cpus need --engine ray")
     try:
         result = runs.run(args.model, args.inputs, methods, out=args.out, engine=args.engine,
                           target=_target(args.target), steps=args.steps,
@@ -107,11 +107,13 @@ def register(sub: Any) -> None:
                         "top interactions")
     r.add_argument("--out", "-o", required=True, help="the store folder, e.g. runs/NAME")
     r.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local (one process, default) or ray")
+                   help="local (this machine, default) or ray")
     r.add_argument("--address", default=None, help="ray: join this cluster (default: start a "
                                                     "local Ray instance)")
     r.add_argument("--concurrency", type=int, default=None,
-                   help="ray: number of workers (model copies); default one per CPU or GPU")
+                   help="model copies at once: local, worker processes (default 1; on a "
+                        "CPU one per core is usually fastest); ray, actors (default one per "
+                        "CPU or GPU)")
     r.add_argument("--num-cpus", type=int, default=None,
                    help="ray: CPUs of the local Ray instance (default all)")
     r.add_argument("--batch-size", type=int, default=8, help="items per batch (default 8)")

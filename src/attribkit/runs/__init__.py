@@ -38,7 +38,7 @@ from attribkit.runs.store import (
     new_token,
     prepare_store,
 )
-from attribkit.runs.work import Task, Worker
+from attribkit.runs.work import Task, Worker, balanced_batches
 from attribkit.zoo.specs import Built
 
 __all__ = ["DEFAULT_MAX_PIXELS", "ConfigMismatch", "Item", "MethodError", "RunResult", "RunStore",
@@ -132,7 +132,8 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
     out
         The store folder.
     engine
-        ``"local"`` (one process) or ``"ray"``.
+        ``"local"`` (this machine: the calling process, or ``concurrency`` worker processes) or
+        ``"ray"``.
     target
         ``None`` (the predicted class), a class index, or ``"top_k:K"``.
     steps
@@ -141,9 +142,13 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         Items per batch (per model call group and per shard).
     progress
         Show a progress bar (items/s and ETA).
-    address, concurrency, num_cpus
-        Ray only: a cluster to join (default: start a local instance with ``num_cpus``), and
-        the number of actors (model copies).
+    concurrency
+        Model copies working at once. Ray: actors (default one per CPU, or per GPU). Local
+        engine: worker processes (default 1: the calling process), each with ``CPUs / N`` torch
+        threads; more than 1 needs the model as a zoo name or ``module:callable`` (built in each
+        process). On a CPU, one copy per core is usually fastest (docs/runs.md).
+    address, num_cpus
+        Ray only: a cluster to join (default: start a local instance with ``num_cpus``).
     retry_failed
         Compute the failed rows again (they are taken out of the store first).
     wait
@@ -169,6 +174,8 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    if concurrency is not None and concurrency < 1:
+        raise ValueError(f"concurrency must be a positive integer, got {concurrency}")
     if max_image_pixels < 1:
         raise ValueError(f"max_image_pixels must be a positive integer, got {max_image_pixels}")
     methods, inter = split_interactions(methods)
@@ -185,9 +192,10 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         spec = model
         kind = _ZOO_KINDS.get(model.lower(), _KINDS[src.kind])
     else:
-        if engine == "ray":
-            raise ValueError("the ray engine builds the model in each worker: give a zoo name "
-                             "or module:callable, not a model object")
+        if engine == "ray" or (concurrency or 1) > 1:
+            where = "the ray engine" if engine == "ray" else "concurrency > 1"
+            raise ValueError(f"{where} builds the model in each worker process: give a zoo "
+                             "name or module:callable, not a model object")
         spec = f"python:{type(model).__module__}.{type(model).__qualname__}"
         kind = _KINDS[src.kind]
     manifest = manifest_for(model=spec, kind=kind, methods=entries, target=target,
@@ -225,7 +233,15 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         def keep(records: Sequence[Mapping[str, Any]]) -> None:
             ledger.record(root, manifest, records)
 
-        if tasks and built is not None:
+        if tasks and built is not None and (concurrency or 1) > 1:
+            from attribkit.runs.pool import run_pool
+
+            run_pool(spec, entries, target, str(root),
+                     balanced_batches(tasks, batch_size, concurrency or 1), kind=kind,
+                     workers=concurrency or 1, progress=progress, token=token,
+                     max_pixels=max_image_pixels, interactions=inter,
+                     feature_names=src.feature_names, record=keep)
+        elif tasks and built is not None:
             from attribkit.runs.local import run_local
 
             run_local(Worker(built, entries, target, str(root), token, max_image_pixels,

@@ -12,7 +12,6 @@ rewritten, so a retried batch cannot write an item twice.
 from __future__ import annotations
 
 import json
-import math
 import os
 import pickle
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from attribkit.runs.sources import Item
-from attribkit.runs.work import Task, Worker
+from attribkit.runs.work import Task, Worker, balanced_batches
 
 __all__ = ["run_ray", "start"]
 
@@ -122,10 +121,12 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
     rows = [{"item": t.item.item, "item_id": t.item.item_id, "source": t.item.source,
              "raw": pickle.dumps(t.item.raw), "methods": "\n".join(t.methods),
              "write_item": t.write_item} for t in tasks]
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / batch_size)))
+    # one batch per block, as many blocks per actor, of equal sizes (no actor idle at the end)
+    blocks = len(balanced_batches(tasks, batch_size, actors))
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, blocks))
     env = {k: v for k, v in os.environ.items() if k.startswith("ATTRIBKIT_")}
     out_ds = ds.map_batches(
-        _RayWorker, batch_size=batch_size, batch_format="numpy",
+        _RayWorker, batch_size=None, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=threads if not gpus else 1, num_gpus=1 if gpus else None,
         fn_constructor_kwargs={"spec": spec, "methods": [dict(m) for m in methods],

@@ -34,7 +34,8 @@ from attribkit.runs.interactions import top_interactions
 from attribkit.runs.sources import DEFAULT_MAX_PIXELS, Item, check_pixels, pixel_limit
 from attribkit.zoo.specs import Built, Prepared, build
 
-__all__ = ["Done", "Loaded", "Task", "Worker", "generation_extra", "method_target", "one_line"]
+__all__ = ["Done", "Loaded", "Task", "Worker", "balanced_batches", "generation_extra",
+           "method_target", "one_line"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,24 @@ class Done:
     item_rows: list[dict[str, Any]]
     results: dict[str, list[dict[str, Any]]]
     summary: list[dict[str, Any]]
+
+
+def balanced_batches(tasks: Sequence[Task], batch_size: int, workers: int = 1
+                     ) -> list[list[Task]]:
+    """``tasks`` in batches of at most ``batch_size``, as many batches per worker, their sizes
+    differing by at most one (24 tasks, batches of 8 and 2 workers: 4 batches of 6, not 8 + 8 +
+    8, which would leave one worker idle for a third of the run)."""
+    if not tasks:
+        return []
+    rounds = -(-len(tasks) // (batch_size * workers))
+    count = min(len(tasks), rounds * workers)
+    size, extra = divmod(len(tasks), count)
+    out, start = [], 0
+    for b in range(count):
+        stop = start + size + (1 if b < extra else 0)
+        out.append(list(tasks[start:stop]))
+        start = stop
+    return out
 
 
 def one_line(err: BaseException) -> str:

@@ -1,0 +1,83 @@
+"""The local engine with worker processes (``concurrency > 1``): the same store as one process,
+batches balanced across the workers, and a worker process that dies ends the run with one clear
+error while the batches finished before it stay in the store and a second run completes it."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import attribkit.runs as runs
+from attribkit.runs.sources import Item
+from attribkit.runs.work import Task, balanced_batches
+
+SPEC = "tests.runs._models:tiny_cnn"
+METHODS = [("ig", {"steps": 8}), "saliency"]
+
+
+def _tasks(n: int) -> list[Task]:
+    return [Task(Item(i, f"i{i}", "", None), ("ig",), True) for i in range(n)]
+
+
+@pytest.mark.parametrize(("n", "size", "workers", "want"), [
+    (24, 8, 2, [6, 6, 6, 6]),      # not 8 + 8 + 8: one worker would idle a third of the run
+    (24, 8, 1, [8, 8, 8]),
+    (7, 3, 2, [2, 2, 2, 1]),
+    (3, 8, 4, [1, 1, 1]),          # fewer tasks than workers: one each
+    (0, 8, 2, []),
+    (10, 3, 3, [2, 2, 2, 2, 1, 1]),
+])
+def test_balanced_batches(n: int, size: int, workers: int, want: list[int]) -> None:
+    batches = balanced_batches(_tasks(n), size, workers)
+    assert [len(b) for b in batches] == want
+    assert [t.item.item for b in batches for t in b] == list(range(n))  # in order, each once
+
+
+def test_workers_give_the_store_of_one_process(photos: pathlib.Path,
+                                               tmp_path: pathlib.Path) -> None:
+    one = runs.run(SPEC, photos, METHODS, out=tmp_path / "one", batch_size=3, progress=False)
+    two = runs.run(SPEC, photos, METHODS, out=tmp_path / "two", batch_size=3, progress=False,
+                   concurrency=2)
+    assert (two.items, two.computed, two.failed) == (one.items, one.computed, 0) == (8, 8, 0)
+    a, b = runs.open(tmp_path / "one"), runs.open(tmp_path / "two")
+    cols = ["item", "item_id", "method", "params", "target", "status"]
+    assert a.results[cols].equals(b.results[cols])
+    for row in a.results.itertuples():
+        np.testing.assert_allclose(b.values(row.item, row.method), a.values(row.item, row.method),
+                                   rtol=1e-6, atol=1e-9)
+    # 8 items, batches of 3, 2 workers: 4 batches of 2, each written by the worker that did it
+    assert len(list((tmp_path / "two" / "items").glob("part-*.parquet"))) == 4
+
+
+def test_model_object_needs_a_spec_for_workers(photos: pathlib.Path,
+                                               tmp_path: pathlib.Path) -> None:
+    from tests.runs._models import cnn
+
+    with pytest.raises(ValueError, match="concurrency > 1 builds the model in each worker"):
+        runs.run(cnn(), photos, METHODS, out=tmp_path / "s", concurrency=2, progress=False)
+    with pytest.raises(ValueError, match="concurrency must be a positive integer"):
+        runs.run(SPEC, photos, METHODS, out=tmp_path / "s", concurrency=0, progress=False)
+
+
+def test_a_dead_worker_ends_the_run_and_a_second_run_completes_it(
+        photos: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mark, counter = tmp_path / "died.txt", tmp_path / "count.txt"
+    monkeypatch.setenv("ATTRIBKIT_TEST_DIE_ON", "coffee")
+    monkeypatch.setenv("ATTRIBKIT_TEST_DIE_MARK", str(mark))
+    monkeypatch.setenv("ATTRIBKIT_TEST_COUNTER", str(counter))
+    out = tmp_path / "store"
+    with pytest.raises(RuntimeError, match=r"worker process of the local engine died.*run the "
+                                           r"same command again"):
+        runs.run(SPEC, photos, METHODS, out=out, batch_size=1, progress=False, concurrency=2)
+    assert mark.exists() and int(mark.read_text()) != os.getpid()  # a worker process died
+    res = runs.run(SPEC, photos, METHODS, out=out, batch_size=1, progress=False, concurrency=2)
+    assert (res.items, res.failed) == (8, 0) and 1 <= res.computed < 8  # only what was missing
+    items = pq.read_table(out / "items").column("item").to_pylist()
+    assert sorted(items) == list(range(8))
+    rows = pq.read_table(out / "results", columns=["item", "method", "status"]).to_pandas()
+    assert len(rows) == 16 and not rows.duplicated(["item", "method"]).any()
+    assert set(rows["status"]) == {"ok"}
