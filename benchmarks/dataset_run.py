@@ -1,4 +1,5 @@
-"""Items per second of a data-set run: a plain loop of explain calls, the local engine, and Ray
+"""Items per second of a data-set run: a plain loop of explain calls (with one torch thread, and
+with one per core), the local engine (one process, and one worker process per core), and Ray
 with 1 and 2 actors, in one process, on EfficientNet-Lite0.
 
 The photos are the 8 colour and grey photos of scikit-image / scikit-learn, each in 8 variants
@@ -6,8 +7,9 @@ The photos are the 8 colour and grey photos of scikit-image / scikit-learn, each
 default; methods IG (adaptive rule, 32 steps) and saliency, target the predicted class, black
 baseline. Every configuration runs ``--repeats`` times (default 3), the order of the
 configurations rotating from one repeat to the next, each into a fresh store; the page gives the
-medians. The driver and every Ray actor use the same torch threads (``--threads``, default 1;
-the actors get it through ``ATTRIBKIT_THREADS``). Ray is started and shut down for each Ray
+medians. The driver, the local engine's worker processes and every Ray actor use the same
+torch threads (``--threads``, default 1; workers and actors get it through
+``ATTRIBKIT_THREADS``); the second plain loop uses one thread per core instead. Ray is started and shut down for each Ray
 configuration and repeat: its start-up is measured and counted in the "with start-up" column.
 Ray runs its workers at niceness 15 unless told otherwise, which on a loaded machine alone can
 change a time several-fold; the script sets ``RAY_worker_niceness=0`` (the driver's) unless
@@ -39,6 +41,7 @@ from attribkit.zoo import vision
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks-runs.md"
 METHODS = [("integrated_gradients", {"rule": "adaptive", "steps": 32}), ("saliency", {})]
+LOOP = "plain loop of explain calls"
 
 
 def variants(img: Image.Image) -> list[Image.Image]:
@@ -67,22 +70,28 @@ def write_photos(folder: pathlib.Path, count: int) -> list[pathlib.Path]:
     return paths
 
 
-def plain_loop(paths: list[pathlib.Path]) -> None:
-    """What a user writes without attribkit.runs: one explain call per photo and method."""
-    model = vision.SoftmaxModel(vision.load_efficientnet_lite0())
-    for p in paths:
-        x = vision.load_image(p)
-        for name, params in METHODS:
-            opts = dict(params)
-            if name == "integrated_gradients":
-                opts["baseline"] = vision.black_baseline(x)
-            attribkit.explain(model, x, method=name, **opts)
+def plain_loop(paths: list[pathlib.Path], threads: int) -> None:
+    """What a user writes without attribkit.runs: one explain call per photo and method, with
+    ``threads`` torch threads (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = vision.SoftmaxModel(vision.load_efficientnet_lite0())
+        for p in paths:
+            x = vision.load_image(p)
+            for name, params in METHODS:
+                opts = dict(params)
+                if name == "integrated_gradients":
+                    opts["baseline"] = vision.black_baseline(x)
+                attribkit.explain(model, x, method=name, **opts)
+    finally:
+        torch.set_num_threads(before)
 
 
 def write_table(n: int, times: dict[str, list[tuple[float, float, float]]], threads: int,
                 niceness: str, build_s: float) -> None:
     """Write the medians so far into docs/benchmarks-runs.md."""
-    loop = times.get("plain loop of explain calls")
+    loop = times.get(LOOP)
     base = statistics.median(t[0] for t in loop) if loop else None
     table = ["| configuration | runs | wall (s) | with start-up (s) | driver CPU (s) | items/s | "
              "speed-up over the plain loop |", "|---|---:|---:|---:|---:|---:|---:|"]
@@ -98,7 +107,10 @@ def write_table(n: int, times: dict[str, list[tuple[float, float, float]]], thre
         "baseline) and saliency, target the predicted class. Medians over the repeats; the order "
         "of the configurations rotates from one repeat to the next. \"with start-up\" adds, for "
         "Ray, starting and joining the local Ray instance; items/s and the speed-up use it. "
-        f"Driver and actors: {threads} torch thread(s) each; Ray worker niceness {niceness}. "
+        f"Driver, local worker processes and Ray actors: {threads} torch thread(s) each "
+        "(the second plain loop excepted: it gives one process every core's thread); batches "
+        "spread evenly over the workers (24 photos, 2 workers: 4 batches of 6); Ray worker "
+        f"niceness {niceness}. "
         "Driver CPU is this process's CPU time (the actors' is not in it). Building "
         f"EfficientNet-Lite0 took {build_s:.1f} s (once per process or actor).",
         "",
@@ -136,9 +148,9 @@ def main() -> None:
     build_s = time.perf_counter() - t
     times: dict[str, list[tuple[float, float, float]]] = {}
 
-    def local(out: pathlib.Path) -> float:
+    def local(out: pathlib.Path, workers: int) -> float:
         res = runs.run("efficientnet-lite0", folder, METHODS, out=out,
-                       batch_size=args.batch_size, progress=False)
+                       batch_size=args.batch_size, progress=False, concurrency=workers)
         if res.failed:
             raise RuntimeError(f"{res.failed} results failed; see {res.path}")
         return 0.0
@@ -152,18 +164,23 @@ def main() -> None:
         start(num_cpus=os.cpu_count(), attempts=3)
         started = time.perf_counter() - t0
         try:
-            size = min(args.batch_size, -(-n // workers))  # every actor gets a batch
             res = runs.run("efficientnet-lite0", folder, METHODS, out=out, engine="ray",
-                           concurrency=workers, batch_size=size, progress=False)
+                           concurrency=workers, batch_size=args.batch_size, progress=False)
             if res.failed:
                 raise RuntimeError(f"{res.failed} results failed; see {res.path}")
         finally:
             ray.shutdown()
         return started
 
+    cores = os.cpu_count() or 1
     configs: list[tuple[str, Callable[[pathlib.Path], float]]] = [
-        ("plain loop of explain calls", lambda _out: (plain_loop(paths), 0.0)[1]),
-        (f"local engine (batches of {args.batch_size})", local)]
+        (LOOP, lambda _out: (plain_loop(paths, args.threads), 0.0)[1]),
+        (f"plain loop, {cores} torch threads (all cores, one process)",
+         lambda _out: (plain_loop(paths, cores), 0.0)[1]),
+        (f"local engine, 1 process (batches of {args.batch_size})",
+         lambda out: local(out, 1)),
+        (f"local engine, {cores} worker processes (`concurrency={cores}`)",
+         lambda out: local(out, cores))]
     if not args.skip_ray:
         configs += [(f"Ray, {w} actor(s)", lambda out, w=w: on_ray(w, out))  # type: ignore[misc]
                     for w in (1, 2)]

@@ -6,7 +6,8 @@ Environment variables steer them, so that a test can reach into a worker process
 * ``ATTRIBKIT_TEST_SLOW``: seconds to sleep per prepared item (to kill a run mid-way).
 * ``ATTRIBKIT_TEST_HOLD``: a file; preparing an item waits while it exists (a run held open).
 * ``ATTRIBKIT_TEST_DIE_ON`` and ``ATTRIBKIT_TEST_DIE_MARK``: the process exits (as if killed)
-  when it prepares the item of that file stem, once: the marker file records that it died.
+  when it prepares the item of that file stem (``*``: any item), once: the marker file records
+  that it died. ``ATTRIBKIT_TEST_SPARE_PID``: a process that never exits so (the test's own).
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def _hooks(raw: Any) -> None:
             fh.write(f"{stem}\n")
     die_on = os.environ.get("ATTRIBKIT_TEST_DIE_ON")
     mark = os.environ.get("ATTRIBKIT_TEST_DIE_MARK")
-    if die_on and mark and stem == die_on and not os.path.exists(mark):
+    spared = os.environ.get("ATTRIBKIT_TEST_SPARE_PID") == str(os.getpid())
+    if (die_on and mark and die_on in (stem, "*") and not spared
+            and not os.path.exists(mark)):
         pathlib.Path(mark).write_text(str(os.getpid()))
         os._exit(1)
     hold = os.environ.get("ATTRIBKIT_TEST_HOLD")

@@ -1,6 +1,7 @@
 """The local engine with worker processes (``concurrency > 1``): the same store as one process,
-batches balanced across the workers, and a worker process that dies ends the run with one clear
-error while the batches finished before it stay in the store and a second run completes it."""
+batches balanced across the workers, the calling process working as one of them, and a worker
+process that dies ends the run with one clear error while every batch finished stays in the store
+and a second run completes it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pathlib
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 import attribkit.runs as runs
 from attribkit.runs.sources import Item
@@ -39,6 +41,7 @@ def test_balanced_batches(n: int, size: int, workers: int, want: list[int]) -> N
 
 def test_workers_give_the_store_of_one_process(photos: pathlib.Path,
                                                tmp_path: pathlib.Path) -> None:
+    threads = torch.get_num_threads()
     one = runs.run(SPEC, photos, METHODS, out=tmp_path / "one", batch_size=3, progress=False)
     two = runs.run(SPEC, photos, METHODS, out=tmp_path / "two", batch_size=3, progress=False,
                    concurrency=2)
@@ -49,8 +52,9 @@ def test_workers_give_the_store_of_one_process(photos: pathlib.Path,
     for row in a.results.itertuples():
         np.testing.assert_allclose(b.values(row.item, row.method), a.values(row.item, row.method),
                                    rtol=1e-6, atol=1e-9)
-    # 8 items, batches of 3, 2 workers: 4 batches of 2, each written by the worker that did it
+    # 8 items, batches of 3, 2 workers: 4 batches of 2, each written by the copy that did it
     assert len(list((tmp_path / "two" / "items").glob("part-*.parquet"))) == 4
+    assert torch.get_num_threads() == threads  # the calling process's threads are restored
 
 
 def test_model_object_needs_a_spec_for_workers(photos: pathlib.Path,
@@ -66,7 +70,8 @@ def test_model_object_needs_a_spec_for_workers(photos: pathlib.Path,
 def test_a_dead_worker_ends_the_run_and_a_second_run_completes_it(
         photos: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mark, counter = tmp_path / "died.txt", tmp_path / "count.txt"
-    monkeypatch.setenv("ATTRIBKIT_TEST_DIE_ON", "coffee")
+    monkeypatch.setenv("ATTRIBKIT_TEST_DIE_ON", "*")  # a worker process dies on its first item
+    monkeypatch.setenv("ATTRIBKIT_TEST_SPARE_PID", str(os.getpid()))  # this one works on
     monkeypatch.setenv("ATTRIBKIT_TEST_DIE_MARK", str(mark))
     monkeypatch.setenv("ATTRIBKIT_TEST_COUNTER", str(counter))
     out = tmp_path / "store"
@@ -75,9 +80,25 @@ def test_a_dead_worker_ends_the_run_and_a_second_run_completes_it(
         runs.run(SPEC, photos, METHODS, out=out, batch_size=1, progress=False, concurrency=2)
     assert mark.exists() and int(mark.read_text()) != os.getpid()  # a worker process died
     res = runs.run(SPEC, photos, METHODS, out=out, batch_size=1, progress=False, concurrency=2)
-    assert (res.items, res.failed) == (8, 0) and 1 <= res.computed < 8  # only what was missing
+    # the calling process went on alone: only the dead worker's batch (one item) was missing
+    assert (res.items, res.computed, res.failed) == (8, 1, 0)
     items = pq.read_table(out / "items").column("item").to_pylist()
     assert sorted(items) == list(range(8))
     rows = pq.read_table(out / "results", columns=["item", "method", "status"]).to_pandas()
     assert len(rows) == 16 and not rows.duplicated(["item", "method"]).any()
     assert set(rows["status"]) == {"ok"}
+
+
+def test_cli_concurrency_on_the_local_engine(photos: pathlib.Path, tmp_path: pathlib.Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from attribkit.cli import main
+
+    out = tmp_path / "s"
+    argv = ["run", SPEC, str(photos), "-m", "saliency", "--out", str(out), "-q"]
+    assert main([*argv, "--concurrency", "2"]) == 0
+    assert "computed 8 item(s)" in capsys.readouterr().out
+    assert sorted(runs.open(out).results["item"]) == list(range(8))
+    assert main([*argv, "--concurrency", "2"]) == 0  # complete: nothing to do, no process started
+    assert "nothing to do" in capsys.readouterr().out
+    assert main([*argv, "--num-cpus", "2"]) == 2
+    assert "--address and --num-cpus need --engine ray" in capsys.readouterr().err

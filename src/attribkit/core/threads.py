@@ -1,4 +1,4 @@
-"""Running a block of torch code on one thread, with deterministic kernels."""
+"""Running a block of torch code on a set number of threads (one, with deterministic kernels)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["one_thread"]
+__all__ = ["one_thread", "torch_threads"]
 
 
 @contextlib.contextmanager
@@ -29,13 +29,33 @@ def one_thread(deterministic: bool = True) -> Iterator[None]:
     None
         Inside the block torch uses one thread; the previous settings come back on exit.
     """
-    threads = torch.get_num_threads()
     was_deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)
-    if deterministic:
-        torch.use_deterministic_algorithms(True)
+    with torch_threads(1):
+        if deterministic:
+            torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was_deterministic)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op torch threads, then restore the previous number.
+
+    Parameters
+    ----------
+    threads : int
+        Intra-op threads inside the block (at least one).
+
+    Yields
+    ------
+    None
+        Inside the block torch uses ``threads`` threads.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(before)

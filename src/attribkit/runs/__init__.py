@@ -236,11 +236,10 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         if tasks and built is not None and (concurrency or 1) > 1:
             from attribkit.runs.pool import run_pool
 
-            run_pool(spec, entries, target, str(root),
-                     balanced_batches(tasks, batch_size, concurrency or 1), kind=kind,
-                     workers=concurrency or 1, progress=progress, token=token,
-                     max_pixels=max_image_pixels, interactions=inter,
-                     feature_names=src.feature_names, record=keep)
+            run_pool(Worker(built, entries, target, str(root), token, max_image_pixels,
+                            interactions=inter, feature_names=src.feature_names),
+                     spec, balanced_batches(tasks, batch_size, concurrency or 1), kind=kind,
+                     workers=concurrency or 1, progress=progress, record=keep)
         elif tasks and built is not None:
             from attribkit.runs.local import run_local
 

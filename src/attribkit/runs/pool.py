@@ -1,26 +1,31 @@
 """Worker processes for the local engine: several model copies on one machine, without Ray.
 
-``concurrency=N`` on the local engine starts ``N`` processes (``spawn``), each building the model
-once from its spec string with ``CPUs / N`` torch threads (``ATTRIBKIT_THREADS`` overrides).
-Each process decodes, explains and writes whole batches (:meth:`Worker.process`); the calling
-process hands out the batches, keeps the progress bar and records the shards in the manifest as
-the batches finish. On CPUs several single-threaded copies use the cores better than one copy
-with several threads (small convolutions parallelise poorly inside one call).
+``concurrency=N`` on the local engine works with ``N`` copies of the model: the calling process
+(whose model is built already) and ``N - 1`` processes (``spawn``), each building the model once
+from its spec string. Every copy runs ``CPUs / N`` torch threads (``ATTRIBKIT_THREADS``
+overrides) and takes the next batch when it finishes one, so a slower copy takes fewer; each
+decodes, explains and writes whole batches (:meth:`Worker.process`), and the calling process
+records their shards in the manifest as they finish. On CPUs several single-threaded copies use
+the cores better than one copy with several threads (small convolutions parallelise poorly
+inside one call).
 
-A worker process that dies (killed, out of memory) ends the run with one clear error; the batches
-finished before it are in the store, and running the same command again computes the rest.
+A worker process that dies (killed, out of memory) ends the run with one clear error once the
+other copies have finished their batches; everything finished is in the store, and running the
+same command again computes the rest.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from attribkit.core.progress import progress_bar
+from attribkit.core.threads import torch_threads
 from attribkit.runs.work import Task, Worker
 
 __all__ = ["run_pool", "threads_per_worker"]
@@ -53,26 +58,24 @@ def _process(tasks: Sequence[Task], kind: str
     return _WORKER.process(tasks, kind)
 
 
-def run_pool(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str,
-             batches: Sequence[Sequence[Task]], *, kind: str, workers: int, progress: bool,
-             token: str, max_pixels: int, interactions: Mapping[str, Any] | None = None,
-             feature_names: Sequence[str] | None = None,
+def run_pool(here: Worker, spec: str, batches: Sequence[Sequence[Task]], *, kind: str,
+             workers: int, progress: bool,
              record: Callable[[Sequence[Mapping[str, Any]]], None] | None = None
              ) -> list[dict[str, Any]]:
-    """Do ``batches`` on ``workers`` processes; the status summary of every result row.
+    """Do ``batches`` with ``workers`` copies of the model; the status summary of every row.
 
     Parameters
     ----------
+    here
+        The calling process's worker (its model built); the worker processes are made like it.
     spec
         The model's spec string (a zoo name or ``module:callable``), built in each process.
-    methods, target, out, token, max_pixels, interactions, feature_names
-        As for :class:`~attribkit.runs.work.Worker`.
     batches
         The work, in batches (:func:`~attribkit.runs.work.balanced_batches`).
     kind
         The items' kind, as for :meth:`Worker.load`.
     workers
-        Processes (model copies).
+        Copies of the model at work: the calling process and ``workers - 1`` processes.
     progress
         Show a progress bar (items/s and ETA).
     record
@@ -81,35 +84,72 @@ def run_pool(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: 
     Raises
     ------
     RuntimeError
-        When a worker process died; what finished before is in the store.
+        When a worker process died; what finished is in the store.
     """
     threads = threads_per_worker(os.cpu_count() or 1, workers)
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
+    todo = iter(batches)
+    lock = threading.Lock()
     summary: list[dict[str, Any]] = []
-    with (progress_bar(sum(len(b) for b in batches), "attribkit run", progress,
-                       unit="item") as bar,
-          ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start,
-                              initargs=(spec, [dict(m) for m in methods], target, out, token,
-                                        max_pixels, interactions,
-                                        None if feature_names is None else list(feature_names),
-                                        threads)) as pool):
-        pending: dict[Future[Any], int] = {pool.submit(_process, list(b), kind): len(b)
-                                           for b in batches}
+    failures: list[BaseException] = []
+
+    def take() -> list[Task] | None:
+        with lock:  # after an error of the calling process, nothing more is handed out
+            if failures and not isinstance(failures[0], BrokenProcessPool):
+                return None
+            b = next(todo, None)
+            return None if b is None else list(b)
+
+    def finish(part: list[dict[str, Any]], shards: list[dict[str, Any]], n: int) -> None:
+        with lock:
+            if record is not None:
+                record(shards)
+            summary.extend(part)
+            bar.update(n)
+
+    def feed(pool: ProcessPoolExecutor) -> None:
+        """Keep every worker process busy with one batch until none is left."""
+        pending: dict[Future[Any], int] = {}
         try:
+            for _ in range(workers - 1):
+                if (b := take()) is not None:
+                    pending[pool.submit(_process, b, kind)] = len(b)
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished:
                     part, shards = f.result()
-                    if record is not None:
-                        record(shards)
-                    summary.extend(part)
-                    bar.update(pending.pop(f))
-        except BrokenProcessPool as err:
-            for f in pending:
-                f.cancel()
+                    finish(part, shards, pending.pop(f))
+                    if (b := take()) is not None:
+                        pending[pool.submit(_process, b, kind)] = len(b)
+        except BaseException as err:  # the calling process finishes its share, then raises
+            with lock:
+                failures.append(err)
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
+    init = (spec, here.entries, here.manifest_target, here.out,
+            here.token, here.max_pixels, here.interactions, here.feature_names, threads)
+    with (progress_bar(sum(len(b) for b in batches), "attribkit run", progress,
+                       unit="item") as bar,
+          ProcessPoolExecutor(workers - 1, mp_context=ctx, initializer=_start,
+                              initargs=init) as pool):
+        feeder = threading.Thread(target=feed, args=(pool,), name="attribkit-feed", daemon=True)
+        feeder.start()
+        try:
+            with torch_threads(threads):
+                while (b := take()) is not None:
+                    part, shards = here.process(b, kind)
+                    finish(part, shards, len(b))
+        except BaseException as own:
+            with lock:
+                failures.insert(0, own)
+            raise
+        finally:
+            feeder.join()
+    if failures:
+        first = failures[0]
+        if isinstance(first, BrokenProcessPool):
             raise RuntimeError(
-                f"a worker process of the local engine died ({err}); the batches finished "
-                f"before it are in the store: run the same command again to compute the rest, "
-                f"with fewer workers (concurrency) or a smaller batch size if memory ran out"
-            ) from err
+                f"a worker process of the local engine died ({first}); the batches finished "
+                f"are in the store: run the same command again to compute the rest, with fewer "
+                f"workers (concurrency) or a smaller batch size if memory ran out") from first
+        raise first
     return summary

@@ -141,6 +141,7 @@ class Worker:
         from attribkit.methods import get
 
         self.built = build(model) if isinstance(model, str) else model
+        self.entries = [dict(m) for m in methods]
         self.methods = {m["name"]: dict(m["params"]) for m in methods}
         self.order = [m["name"] for m in methods]
         self.info = {name: get(name) for name in self.order}
