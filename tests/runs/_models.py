@@ -128,17 +128,9 @@ def v1_data() -> list[torch.Tensor]:
 
 def tiny_generation() -> Built:
     """A seeded random GPT-2 with a word-level tokenizer, read as a language model: one prompt
-    per item, each answer (4 greedy tokens unless a method sets ``max_new_tokens``) attributed."""
+    per item, each answer (a run's ``max_new_tokens`` greedy tokens) attributed."""
     from attribkit.sequences.tiny import tiny_model, tiny_tokenizer
     from attribkit.zoo.specs import generation
 
-    built = generation(tiny_model("tiny-gpt2", dtype=torch.float64), tiny_tokenizer(),
-                       "tiny-gpt2")
-    explain = built.explain_item
-    assert explain is not None
-
-    def explain_item(method: str, settings: Any, p: Prepared) -> Any:
-        return explain(method, {"max_new_tokens": 4, **dict(settings)}, p)
-
-    built.explain_item = explain_item
-    return built
+    return generation(tiny_model("tiny-gpt2", dtype=torch.float64), tiny_tokenizer(),
+                      "tiny-gpt2")

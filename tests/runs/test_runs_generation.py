@@ -49,10 +49,10 @@ def _oracle_gxi(model: Any, tok: Any, prompt: str, answer: list[int]) -> np.ndar
 def test_run_stores_tokens_and_matrix(tmp_path: pathlib.Path) -> None:
     out = tmp_path / "store"
     result = runs.run(SPEC, _prompts(tmp_path), ["gradient_x_input", "occlusion"], out=out,
-                      progress=False)
+                      progress=False, max_new_tokens=4)
     assert result.failed == 0
     store = runs.open(out)
-    assert store.manifest["kind"] == "generation"
+    assert store.manifest["kind"] == "generation" and store.manifest["max_new_tokens"] == 4
     assert set(store.items["kind"]) == {"generation"}
     assert len(store.results) == 2 * len(PROMPTS)
     model, tok = tiny_model("tiny-gpt2", dtype=torch.float64), tiny_tokenizer()
@@ -106,7 +106,7 @@ def test_report_shows_each_answer_token_by_token(tmp_path: pathlib.Path,
 
     out = tmp_path / "store"
     runs.run(SPEC, _prompts(tmp_path), ["saliency", "gradient_x_input"], out=out,
-             progress=False)
+             progress=False, max_new_tokens=4)
     assert main(["report", str(out)]) == 0
     page = (out / "report.html").read_text()
     assert "Answers, token by token" in page
@@ -125,3 +125,97 @@ def test_report_shows_each_answer_token_by_token(tmp_path: pathlib.Path,
         tok = tiny_tokenizer()
         assert list(a.prompt_tokens) == tok.tokenize(PROMPTS[item])
         assert a.logprobs is not None and a.logprobs.shape == (4,)
+
+
+def _greedy(model: Any, tok: Any, prompt: str, n: int) -> list[str]:
+    """The model's ``n`` greedy tokens after ``prompt``, by a plain argmax loop."""
+    ids = tok(prompt)["input_ids"]
+    out: list[int] = []
+    with torch.no_grad():
+        for _ in range(n):
+            out.append(int(model(torch.tensor([ids + out])).logits[0, -1].argmax()))
+    return list(tok.convert_ids_to_tokens(out))
+
+
+def test_max_new_tokens_sets_each_answer_and_is_recorded(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "store"
+    prompts = _prompts(tmp_path)
+    runs.run(SPEC, prompts, ["saliency", "occlusion"], out=out,
+             progress=False, max_new_tokens=6)
+    store = runs.open(out)
+    assert store.manifest["max_new_tokens"] == 6 and store.manifest["kind"] == "generation"
+    model, tok = tiny_model("tiny-gpt2", dtype=torch.float64), tiny_tokenizer()
+    for i, prompt in enumerate(PROMPTS):
+        want = _greedy(model, tok, prompt, 6)
+        for method in ("saliency", "occlusion"):
+            row = store.results[(store.results["item"] == i)
+                                & (store.results["method"] == method)].iloc[0]
+            assert json.loads(row["extra"])["generated_tokens"] == want
+            assert store.values(i, method).shape == (6, len(tok.tokenize(prompt)))
+    # the same setting resumes (nothing to do); another one is refused, naming it
+    assert runs.run(SPEC, prompts, ["saliency", "occlusion"],
+                    out=out, progress=False, max_new_tokens=6).computed == 0
+    with pytest.raises(runs.ConfigMismatch,
+                       match=r"its max_new_tokens is 6, this run's is 5"):
+        runs.run(SPEC, prompts, ["saliency", "occlusion"], out=out,
+                 progress=False, max_new_tokens=5)
+    # a generation store written before the key existed is not resumed, and says why
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["max_new_tokens"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(runs.ConfigMismatch, match="written before runs recorded max_new_tokens"):
+        runs.run(SPEC, prompts, ["saliency", "occlusion"], out=out, progress=False,
+                 max_new_tokens=6)
+
+
+def test_default_is_explain_generations_and_resumes_as_given(tmp_path: pathlib.Path) -> None:
+    """Without the setting an answer has 20 tokens (explain_generation's default), recorded as
+    such: the same run with max_new_tokens=20 resumes it, with 3 it is refused."""
+    out = tmp_path / "store"
+    prompts = tmp_path / "one.txt"
+    prompts.write_text(PROMPTS[0] + "\n")
+    runs.run(SPEC, prompts, ["saliency"], out=out, progress=False)
+    store = runs.open(out)
+    assert store.manifest["max_new_tokens"] == 20
+    extra = json.loads(store.results.iloc[0]["extra"])
+    model, tok = tiny_model("tiny-gpt2", dtype=torch.float64), tiny_tokenizer()
+    assert extra["generated_tokens"] == _greedy(model, tok, PROMPTS[0], 20)
+    assert runs.run(SPEC, prompts, ["saliency"], out=out, progress=False,
+                    max_new_tokens=20).computed == 0
+    with pytest.raises(runs.ConfigMismatch, match="max_new_tokens is 20, this run's is 3"):
+        runs.run(SPEC, prompts, ["saliency"], out=out, progress=False, max_new_tokens=3)
+
+
+def test_max_new_tokens_refused_where_nothing_is_generated(tmp_path: pathlib.Path) -> None:
+    txt = tmp_path / "s.txt"
+    txt.write_text("a good film\n")
+    for bad in (0, -2, True, 2.5):
+        with pytest.raises(ValueError, match="max_new_tokens must be a positive integer"):
+            runs.run(SPEC, txt, ["saliency"], out=tmp_path / "a", progress=False,
+                     max_new_tokens=bad)
+    # a text classifier (module:callable, built) and a zoo one (refused unbuilt)
+    with pytest.raises(runs.MethodError, match=r"max_new_tokens \(--max-new-tokens\) is for "
+                                               r"language models; .* reads text items"):
+        runs.run("tests.runs._models:tiny_text", txt, ["saliency"], out=tmp_path / "b",
+                 progress=False, max_new_tokens=4)
+    with pytest.raises(runs.MethodError, match="'minilm' reads text items"):
+        runs.run("minilm", txt, ["saliency"], out=tmp_path / "c", progress=False,
+                 max_new_tokens=4)
+    assert not any((tmp_path / d).exists() for d in ("a", "b", "c"))
+
+
+def test_cli_max_new_tokens(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from attribkit.cli import main
+
+    prompts, out = _prompts(tmp_path), tmp_path / "store"
+    assert main(["run", SPEC, str(prompts), "-m", "saliency", "--out", str(out), "-q",
+                 "--max-new-tokens", "3"]) == 0
+    store = runs.open(out)
+    assert store.manifest["max_new_tokens"] == 3
+    assert {len(json.loads(e)["generated_tokens"]) for e in store.results["extra"]} == {3}
+    assert main(["run", SPEC, str(prompts), "-m", "saliency", "--out", str(out), "-q",
+                 "--max-new-tokens", "0"]) == 2
+    assert "--max-new-tokens must be a positive integer, got 0" in capsys.readouterr().err
+    assert main(["run", SPEC, str(prompts), "-m", "saliency", "--out", str(out), "-q",
+                 "--max-new-tokens", "4"]) == 2
+    assert "its max_new_tokens is 3, this run's is 4" in capsys.readouterr().err

@@ -59,9 +59,10 @@ def ray_store(ray_instance: None, photos: pathlib.Path,
 
 def test_ray_engine(ray_store: tuple[pathlib.Path, str], photos: pathlib.Path,
                     tmp_path: pathlib.Path) -> None:
-    """One test, so that pytest-xdist keeps the single Ray run of this module in one worker."""
+    """One test, so that pytest-xdist keeps the Ray runs of this module in one worker."""
     _check_equals_local_store_and_direct_calls(ray_store, photos, tmp_path)
     _check_dead_worker_retried_and_items_stored_once(ray_store)
+    _check_language_model_is_a_generation_run(tmp_path / "gen")
 
 
 def _check_equals_local_store_and_direct_calls(
@@ -108,3 +109,30 @@ def _check_dead_worker_retried_and_items_stored_once(
     on_disk = {f"{p.parent.name}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
                for p in out.glob("*/part-*.parquet")}
     assert {k: v["sha256"] for k, v in shards.items()} == on_disk
+
+
+def _check_language_model_is_a_generation_run(tmp: pathlib.Path) -> None:
+    """A module:callable language model on Ray: the manifest says ``generation`` (as the local
+    engine's does), the answers have max_new_tokens tokens, the report shows them."""
+    from attribkit.cli import main
+    from attribkit.runs.store import CONFIG_KEYS
+
+    spec = "tests.runs._models:tiny_generation"
+    tmp.mkdir()
+    prompts = tmp / "prompts.txt"
+    prompts.write_text("the cat sat on the\nparis is the capital of\n")
+    for engine in ("ray", "local"):
+        runs.run(spec, prompts, ["saliency"], out=tmp / engine, engine=engine, concurrency=1,
+                 progress=False, max_new_tokens=3)
+    remote, local = runs.open(tmp / "ray"), runs.open(tmp / "local")
+    assert remote.manifest["kind"] == "generation" and remote.manifest["max_new_tokens"] == 3
+    assert {k: remote.manifest.get(k) for k in CONFIG_KEYS} == {
+        k: local.manifest.get(k) for k in CONFIG_KEYS}
+    assert set(remote.items["kind"]) == {"generation"}
+    for item in (0, 1):
+        np.testing.assert_allclose(remote.values(item, "saliency"),
+                                   local.values(item, "saliency"), rtol=1e-9)
+        assert remote.values(item, "saliency").shape[0] == 3
+    assert main(["report", str(tmp / "ray")]) == 0
+    page = (tmp / "ray" / "report.html").read_text()
+    assert "Answers, token by token" in page and page.count('alt="saliency: ') == 2

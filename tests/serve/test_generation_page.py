@@ -30,7 +30,7 @@ def generation_store(folder: pathlib.Path) -> pathlib.Path:
     (folder / "prompts.txt").write_text("\n".join(PROMPTS) + "\n")
     out = folder / "store"
     runs.run(SPEC, folder / "prompts.txt", ["gradient_x_input", "occlusion"], out=out,
-             progress=False)
+             progress=False, max_new_tokens=4)
     return out
 
 

@@ -57,7 +57,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         runs.normalise_methods(plain, args.steps)
     except ValueError as err:
         raise UsageError(str(err)) from err
-    for opt in ("batch_size", "concurrency", "steps", "num_cpus", "max_image_pixels"):
+    for opt in ("batch_size", "concurrency", "steps", "num_cpus", "max_image_pixels",
+                "max_new_tokens"):
         v = getattr(args, opt)
         if v is not None and v < 1:
             raise UsageError(f"--{opt.replace('_', '-')} must be a positive integer, got {v}")
@@ -69,7 +70,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, progress=not args.quiet,
                           address=args.address, concurrency=args.concurrency,
                           num_cpus=args.num_cpus, retry_failed=args.retry_failed,
-                          wait=args.wait, max_image_pixels=args.max_image_pixels)
+                          wait=args.wait, max_image_pixels=args.max_image_pixels,
+                          max_new_tokens=args.max_new_tokens)
     except (runs.ConfigMismatch, runs.MethodError) as err:
         raise UsageError(str(err)) from err
     done = ("nothing to do: the store is complete" if result.computed == 0 else
@@ -127,5 +129,9 @@ def register(sub: Any) -> None:
     r.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help="an image larger than this (width x height) fails as one item "
                         f"(default {DEFAULT_MAX_PIXELS:,}, Pillow's limit)")
+    r.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help="language models: tokens generated (greedy) and explained per prompt "
+                        "(default 20, recorded in the store); refused for a model that does not "
+                        "generate")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_run, default_methods=["integrated_gradients"])

@@ -20,15 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from attribkit.runs import ledger
-from attribkit.runs.checks import (
-    MethodArg,
-    MethodError,
-    last_convolution,
-    method_layers,
-    normalise_methods,
-)
-from attribkit.runs.interactions import check_model, split_interactions
+from attribkit.runs.checks import MethodArg, MethodError, normalise_methods
+from attribkit.runs.interactions import split_interactions
 from attribkit.runs.lock import StoreBusy, WriterLock
+from attribkit.runs.probe import check_new_tokens, describe, new_tokens
 from attribkit.runs.reader import RunStore, open_store
 from attribkit.runs.sources import DEFAULT_MAX_PIXELS, Item, Source, collect
 from attribkit.runs.store import (
@@ -47,8 +42,7 @@ __all__ = ["DEFAULT_MAX_PIXELS", "ConfigMismatch", "Item", "MethodError", "RunRe
 _KINDS = {"image": "image", "tabular": "tabular", "text": "text", "smiles": "smiles",
           "python": "tensor"}
 _ZOO_KINDS = {"efficientnet-lite0": "image", "minilm-sentiment": "text",
-              "breast-cancer-mlp": "tabular", "smollm2": "generation",
-              "smollm2-135m": "generation", "smollm2-135m-instruct": "generation"}
+              "breast-cancer-mlp": "tabular", "smollm2": "generation"}
 
 @dataclass(frozen=True)
 class RunResult:
@@ -104,7 +98,7 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         steps: int | None = None, batch_size: int = 8, progress: bool = True,
         address: str | None = None, concurrency: int | None = None,
         num_cpus: int | None = None, retry_failed: bool = False, wait: bool = False,
-        max_image_pixels: int = DEFAULT_MAX_PIXELS,
+        max_image_pixels: int = DEFAULT_MAX_PIXELS, max_new_tokens: int | None = None,
         note: Callable[[str], None] | None = None) -> RunResult:
     """Attribute every item of ``data`` with every method into the store at ``out``.
 
@@ -118,8 +112,10 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
     model
         A zoo name (``efficientnet-lite0``, ``minilm-sentiment``, ``breast-cancer-mlp``,
         ``smollm2``: a ``.txt`` of prompts, each generation stored as its matrix) or
-        ``module:callable`` (both engines: the model is built in each worker); for the local
-        engine also a :class:`attribkit.zoo.specs.Built` or a model object.
+        ``module:callable`` (both engines: the model is built in each worker, and the Ray
+        engine builds it once more in a short Ray task first, to learn its kind and check the
+        methods as the local engine does in the driver); for the local engine also a
+        :class:`attribkit.zoo.specs.Built` or a model object.
     data
         A folder of images, a ``.csv``, a ``.txt`` (one sentence per line), a ``.smi`` file, or
         an iterable / map-style ``torch.utils.data.Dataset`` (of tensors or (tensor, label)).
@@ -155,6 +151,11 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         When another run is writing the store, wait for it instead of refusing.
     max_image_pixels
         The largest image (width x height) decoded; a larger one fails alone, as one item.
+    max_new_tokens
+        Generation models: the tokens each answer has (greedy, for every method); None:
+        :func:`attribkit.sequences.explain_generation`'s default (20). The value in force is
+        recorded in the manifest (a resume with another one is refused). Given for a model that
+        does not generate, it is refused (:class:`MethodError`) before any work.
     note
         Where one-line notes go (default: stderr, prefixed ``attribkit:``).
 
@@ -167,6 +168,10 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
     ------
     StoreBusy
         When another run is writing the store (and ``wait`` is False).
+    ConfigMismatch
+        When ``out`` holds a store of another configuration (one line: what differs).
+    MethodError
+        When a method's settings (or ``max_new_tokens``) cannot work with the model.
     """
     t0 = time.perf_counter()
     say = note or (lambda text: print(f"attribkit: {text}", file=sys.stderr))
@@ -178,6 +183,7 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         raise ValueError(f"concurrency must be a positive integer, got {concurrency}")
     if max_image_pixels < 1:
         raise ValueError(f"max_image_pixels must be a positive integer, got {max_image_pixels}")
+    check_new_tokens(max_new_tokens)
     methods, inter = split_interactions(methods)
     entries = normalise_methods(methods, steps)
     target = _target_arg(target)
@@ -185,12 +191,13 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
     if inter is not None and _KINDS[src.kind] in ("text", "smiles"):
         raise MethodError(f"-m interactions needs inputs that are feature tensors (images, "
                           f"tabular, tensors), not {src.kind}")
+    zoo = None
     if isinstance(model, str):
-        from attribkit.zoo.specs import check
+        from attribkit.zoo.specs import check, zoo_name
 
         check(model)
-        spec = model
-        kind = _ZOO_KINDS.get(model.lower(), _KINDS[src.kind])
+        spec, zoo = model, zoo_name(model)
+        kind = _ZOO_KINDS[zoo] if zoo is not None else _KINDS[src.kind]
     else:
         if engine == "ray" or (concurrency or 1) > 1:
             where = "the ray engine" if engine == "ray" else "concurrency > 1"
@@ -198,22 +205,32 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
                              "name or module:callable, not a model object")
         spec = f"python:{type(model).__module__}.{type(model).__qualname__}"
         kind = _KINDS[src.kind]
-    manifest = manifest_for(model=spec, kind=kind, methods=entries, target=target,
-                            source=src.description, count=len(src.items), sha256=src.sha256,
-                            interactions=inter)
+    if zoo is not None:
+        new_tokens(kind, max_new_tokens, spec)  # a zoo model's kind is known: refused unbuilt
     root = pathlib.Path(out)
     check_folder(root)
     built = None
+    notes: list[str] = []
     if engine == "local":  # every method's settings are checked before any work
         from attribkit.zoo.specs import build, plain
 
         built = build(model) if isinstance(model, str) else (
             model if isinstance(model, Built) else plain(model))
-        _say_layers(built, entries, say)
-        if inter is not None:
-            check_model(built)
-        if built.kind == "generation":  # a module:callable language model (zoo names know it)
-            kind = manifest["kind"] = "generation"
+        found, notes = describe(built, entries, inter)
+    elif zoo is None:  # module:callable on Ray: built once in a Ray task, not in the driver
+        from attribkit.runs.ray_engine import probe
+
+        found, notes = probe(spec, entries, inter, address=address, num_cpus=num_cpus)
+    else:  # a zoo model on Ray: its kind is known
+        found = kind
+    for line in notes:
+        say(line)
+    if found == "generation":  # a module:callable language model (zoo names know it)
+        kind = "generation"
+    manifest = manifest_for(model=spec, kind=kind, methods=entries, target=target,
+                            source=src.description, count=len(src.items), sha256=src.sha256,
+                            interactions=inter,
+                            max_new_tokens=new_tokens(kind, max_new_tokens, spec))
     root.mkdir(parents=True, exist_ok=True)
     with WriterLock(root, wait=wait, note=say):
         manifest = prepare_store(root, manifest)
@@ -244,7 +261,8 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
             from attribkit.runs.local import run_local
 
             run_local(Worker(built, entries, target, str(root), token, max_image_pixels,
-                             interactions=inter, feature_names=src.feature_names),
+                             interactions=inter, feature_names=src.feature_names,
+                             max_new_tokens=manifest.get("max_new_tokens")),
                       tasks, kind=kind, batch_size=batch_size, progress=progress, record=keep)
         elif tasks:
             from attribkit.runs.ray_engine import run_ray
@@ -252,17 +270,8 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
             run_ray(spec, entries, target, str(root), tasks, kind=kind, batch_size=batch_size,
                     concurrency=concurrency, address=address, num_cpus=num_cpus,
                     progress=progress, token=token, max_pixels=max_image_pixels,
-                    interactions=inter, feature_names=src.feature_names, record=keep)
+                    interactions=inter, feature_names=src.feature_names,
+                    max_new_tokens=manifest.get("max_new_tokens"), record=keep)
         failed = len(open_store(root).failed)
     return RunResult(str(root), len(src.items), len(tasks), failed, time.perf_counter() - t0)
 
-
-def _say_layers(built: Built, entries: Sequence[Mapping[str, Any]],
-                say: Callable[[str], None]) -> None:
-    """Resolve every layer (refusing a bad one) and say which default was taken."""
-    layers = method_layers(built, entries)
-    last = last_convolution(built.model)
-    for e in entries:
-        if layers.get(e["name"]) is not None and "layer" not in e["params"]:
-            say(f"{e['name']} works at layer {last!r} (the last convolution; "
-                f"-m {e['name']}:layer=NAME for another)")

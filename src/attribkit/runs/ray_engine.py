@@ -22,7 +22,7 @@ import numpy as np
 from attribkit.runs.sources import Item
 from attribkit.runs.work import Task, Worker, balanced_batches
 
-__all__ = ["run_ray", "start"]
+__all__ = ["probe", "run_ray", "start"]
 
 
 class _RayWorker:
@@ -31,7 +31,8 @@ class _RayWorker:
     def __init__(self, spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str,
                  kind: str, env: Mapping[str, str], threads: int, token: str,
                  max_pixels: int, interactions: Mapping[str, Any] | None = None,
-                 feature_names: Sequence[str] | None = None) -> None:
+                 feature_names: Sequence[str] | None = None,
+                 max_new_tokens: int | None = None) -> None:
         os.environ.update(env)
         import torch
 
@@ -40,7 +41,8 @@ class _RayWorker:
         torch.set_num_threads(max(1, threads))
         self.kind = kind
         self.worker = Worker(spec, methods, target, out, token, max_pixels,
-                             interactions=interactions, feature_names=feature_names)
+                             interactions=interactions, feature_names=feature_names,
+                             max_new_tokens=max_new_tokens)
 
     def __call__(self, batch: Mapping[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
         tasks = [Task(Item(int(i), str(iid), str(src), pickle.loads(raw)),
@@ -83,11 +85,61 @@ def start(num_cpus: int | None = None, address: str | None = None, attempts: int
                 raise RuntimeError(f"could not {where}: {str(err).splitlines()[0]}") from err
 
 
+def _describe(spec: str, methods: Sequence[Mapping[str, Any]],
+              interactions: Mapping[str, Any] | None, env: Mapping[str, str]
+              ) -> dict[str, Any]:
+    """In a Ray worker: build the model and describe it (errors returned as one line)."""
+    os.environ.update(env)
+    from attribkit.runs.checks import MethodError
+    from attribkit.runs.probe import describe
+    from attribkit.runs.work import one_line
+    from attribkit.zoo.specs import build
+
+    try:
+        kind, notes = describe(build(spec), methods, interactions)
+    except MethodError as err:
+        return {"error": str(err), "method_error": True}
+    except Exception as err:  # the factory's own error, said in the driver in one line
+        return {"error": one_line(err), "method_error": False}
+    return {"kind": kind, "notes": notes}
+
+
+def probe(spec: str, methods: Sequence[Mapping[str, Any]],
+          interactions: Mapping[str, Any] | None, *, address: str | None,
+          num_cpus: int | None) -> tuple[str, list[str]]:
+    """Build the model of ``spec`` once in a Ray task (its process then exits, freeing what the
+    model held) and return what :func:`attribkit.runs.probe.describe` says of it: the kind and
+    the notes. The driver never builds the model, so a client of a cluster need not hold it.
+
+    Raises
+    ------
+    MethodError
+        When a method's settings cannot work with the model (one line).
+    ValueError
+        When the model cannot be built (one line: the factory's error).
+    """
+    import ray
+
+    from attribkit.runs.checks import MethodError
+
+    start(num_cpus, address)
+    resources = ray.available_resources() or ray.cluster_resources()  # type: ignore[no-untyped-call]
+    gpus = 1 if resources.get("GPU", 0) else 0
+    env = {k: v for k, v in os.environ.items() if k.startswith("ATTRIBKIT_")}
+    task = ray.remote(num_cpus=1, num_gpus=gpus, max_calls=1)(_describe)
+    got = ray.get(task.remote(spec, [dict(m) for m in methods], interactions, env))
+    if "error" in got and got["method_error"]:
+        raise MethodError(got["error"])
+    if "error" in got:
+        raise ValueError(f"{spec!r} could not be built in a Ray worker: {got['error']}")
+    return str(got["kind"]), [str(n) for n in got["notes"]]
+
+
 def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str,
             tasks: Sequence[Task], *, kind: str, batch_size: int, concurrency: int | None,
             address: str | None, num_cpus: int | None, progress: bool, token: str,
             max_pixels: int, interactions: Mapping[str, Any] | None = None,
-            feature_names: Sequence[str] | None = None,
+            feature_names: Sequence[str] | None = None, max_new_tokens: int | None = None,
             record: Callable[[Sequence[Mapping[str, Any]]], None] | None = None
             ) -> list[dict[str, Any]]:
     """Do ``tasks`` on Ray: a local instance unless ``address`` names a cluster.
@@ -99,7 +151,7 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
     num_cpus
         CPUs of the local Ray instance this call starts (ignored when Ray is running already or
         ``address`` is given).
-    token, max_pixels, interactions, feature_names
+    token, max_pixels, interactions, feature_names, max_new_tokens
         As for :class:`~attribkit.runs.work.Worker`.
     record
         Receives the records of the shards written, as the batches finish.
@@ -134,7 +186,7 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
                                "threads": threads, "token": token, "max_pixels": max_pixels,
                                "interactions": interactions,
                                "feature_names": None if feature_names is None
-                               else list(feature_names)})
+                               else list(feature_names), "max_new_tokens": max_new_tokens})
     summary = []
     for r in out_ds.iter_rows():
         summary.append({"item": int(r["item"]), "method": str(r["method"]),

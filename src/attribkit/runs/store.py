@@ -31,7 +31,7 @@ FORMAT = "attribkit-run"
 VERSION = 2
 #: Versions this attribkit opens (a version-1 store is upgraded when a run resumes it).
 READS = (1, 2)
-CONFIG_KEYS = ("model", "kind", "methods", "target", "inputs", "interactions")
+CONFIG_KEYS = ("model", "kind", "methods", "target", "inputs", "interactions", "max_new_tokens")
 _SHARD = re.compile(r"part-(?:(?P<method>.+)-)?(?P<first>\d{8})-(?P<last>\d{8})"
                     r"(?:-(?P<token>r[0-9a-f]{10}))?\.parquet")
 
@@ -129,9 +129,11 @@ def _span(rows: Sequence[Mapping[str, Any]], token: str) -> str:
 
 def manifest_for(*, model: str, kind: str, methods: Sequence[Mapping[str, Any]], target: Any,
                  source: str, count: int, sha256: str,
-                 interactions: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 interactions: Mapping[str, Any] | None = None,
+                 max_new_tokens: int | None = None) -> dict[str, Any]:
     """A manifest for a run's configuration (``shards`` is filled as the run writes); the key
-    ``interactions`` only when the run stores interactions."""
+    ``interactions`` only when the run stores interactions, ``max_new_tokens`` only for a
+    generation run (the tokens of each answer)."""
     import torch
 
     from attribkit import __version__
@@ -144,6 +146,8 @@ def manifest_for(*, model: str, kind: str, methods: Sequence[Mapping[str, Any]],
            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "shards": {}}
     if interactions is not None:
         out["interactions"] = dict(interactions)
+    if max_new_tokens is not None:
+        out["max_new_tokens"] = int(max_new_tokens)
     return out
 
 
@@ -156,6 +160,9 @@ def _difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
                         f"items from {a.get('source') if isinstance(a, dict) else a!r} there, "
                         f"{b.get('count')} from {b.get('source')!r} now)"
                         if isinstance(b, dict) else "the inputs differ")
+            if key == "max_new_tokens" and a is None and old.get("kind") == "generation":
+                return (f"it was written before runs recorded max_new_tokens (its answers have "
+                        f"the model's default length), this run's is {json.dumps(b)}")
             return f"its {key} is {json.dumps(a)}, this run's is {json.dumps(b)}"
     return None
 

@@ -132,12 +132,16 @@ class Worker:
         The source's column names (a CSV's header): they name the features of every item with
         as many features, in the item rows, the interactions and the reports, before any names
         the model's ``prepare`` gives. None: the model's names, if any.
+    max_new_tokens
+        Generation models: the tokens of each answer (the manifest's ``max_new_tokens``),
+        passed to ``explain_item`` with each method's settings. None: the model's default.
     """
 
     def __init__(self, model: str | Built, methods: Sequence[Mapping[str, Any]], target: Any,
                  out: str, token: str, max_pixels: int = DEFAULT_MAX_PIXELS,
                  interactions: Mapping[str, Any] | None = None,
-                 feature_names: Sequence[str] | None = None) -> None:
+                 feature_names: Sequence[str] | None = None,
+                 max_new_tokens: int | None = None) -> None:
         from attribkit.methods import get
 
         self.built = build(model) if isinstance(model, str) else model
@@ -153,6 +157,7 @@ class Worker:
         self.max_pixels = max_pixels
         self.interactions = interactions
         self.feature_names = None if feature_names is None else [str(n) for n in feature_names]
+        self.max_new_tokens = max_new_tokens
         self.kind = ""
 
     # -- one batch ---------------------------------------------------------------------------
@@ -285,9 +290,12 @@ class Worker:
     def _generation_row(self, name: str, item: Item, p: Prepared) -> dict[str, Any]:
         """One prompt of a generation model: its (generated x prompt) matrix."""
         assert self.built.explain_item is not None
+        settings = self.methods[name]
+        if self.max_new_tokens is not None:
+            settings = {**settings, "max_new_tokens": self.max_new_tokens}
         start = time.perf_counter()
         try:
-            res = self.built.explain_item(name, self.methods[name], p)
+            res = self.built.explain_item(name, settings, p)
         except Exception as err:
             return self._failed_row(item, name, one_line(err), time.perf_counter() - start)
         arr = res.matrix.detach().to(torch.float32).cpu().numpy()

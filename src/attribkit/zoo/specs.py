@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from attribkit.core.errors import InputError
 
 __all__ = ["ZOO", "Built", "Prepared", "build", "check", "generation", "image_thumbnail",
-           "model_dtype", "plain", "read_rgb"]
+           "model_dtype", "plain", "read_rgb", "zoo_name"]
 
 ZOO = {
     "efficientnet-lite0": "image (EfficientNet-Lite0, ImageNet; softmax of the top class)",
@@ -242,6 +242,12 @@ def plain(model: Callable[..., Tensor]) -> Built:
         return Prepared(_as_batch(raw, dtype))
 
     return Built(model, "tensor", prepare)
+
+
+def zoo_name(spec: str) -> str | None:
+    """The zoo name ``spec`` stands for (aliases and case resolved), or None for another spec."""
+    key = _ALIASES.get(spec.lower(), spec.lower())
+    return key if key in ZOO else None
 
 
 def check(spec: str) -> None:
