@@ -102,3 +102,18 @@ def test_cli_concurrency_on_the_local_engine(photos: pathlib.Path, tmp_path: pat
     assert "nothing to do" in capsys.readouterr().out
     assert main([*argv, "--num-cpus", "2"]) == 2
     assert "--address and --num-cpus need --engine ray" in capsys.readouterr().err
+
+
+def test_workers_pass_max_new_tokens_to_generations(tmp_path: pathlib.Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the cat sat on the\nparis is the capital of\none two three four\n")
+    spec = "tests.runs._models:tiny_generation"
+    for name, workers in (("one", 1), ("two", 2)):
+        runs.run(spec, prompts, ["saliency"], out=tmp_path / name, batch_size=1,
+                 progress=False, max_new_tokens=3, concurrency=workers)
+    a, b = runs.open(tmp_path / "one"), runs.open(tmp_path / "two")
+    assert b.manifest["max_new_tokens"] == 3 and b.manifest["kind"] == "generation"
+    assert list(a.results["extra"]) == list(b.results["extra"])  # the same answers, 3 tokens
+    for i in range(3):
+        assert b.values(i, "saliency").shape[0] == 3
+        np.testing.assert_allclose(b.values(i, "saliency"), a.values(i, "saliency"), rtol=1e-6)

@@ -250,20 +250,20 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         def keep(records: Sequence[Mapping[str, Any]]) -> None:
             ledger.record(root, manifest, records)
 
-        if tasks and built is not None and (concurrency or 1) > 1:
-            from attribkit.runs.pool import run_pool
+        if tasks and built is not None:
+            here = Worker(built, entries, target, str(root), token, max_image_pixels,
+                          interactions=inter, feature_names=src.feature_names,
+                          max_new_tokens=manifest.get("max_new_tokens"))
+            if (concurrency or 1) > 1:
+                from attribkit.runs.pool import run_pool
 
-            run_pool(Worker(built, entries, target, str(root), token, max_image_pixels,
-                            interactions=inter, feature_names=src.feature_names),
-                     spec, balanced_batches(tasks, batch_size, concurrency or 1), kind=kind,
-                     workers=concurrency or 1, progress=progress, record=keep)
-        elif tasks and built is not None:
-            from attribkit.runs.local import run_local
+                run_pool(here, spec, balanced_batches(tasks, batch_size, concurrency or 1),
+                         kind=kind, workers=concurrency or 1, progress=progress, record=keep)
+            else:
+                from attribkit.runs.local import run_local
 
-            run_local(Worker(built, entries, target, str(root), token, max_image_pixels,
-                             interactions=inter, feature_names=src.feature_names,
-                             max_new_tokens=manifest.get("max_new_tokens")),
-                      tasks, kind=kind, batch_size=batch_size, progress=progress, record=keep)
+                run_local(here, tasks, kind=kind, batch_size=batch_size, progress=progress,
+                          record=keep)
         elif tasks:
             from attribkit.runs.ray_engine import run_ray
 

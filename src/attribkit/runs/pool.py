@@ -42,14 +42,16 @@ def threads_per_worker(cpus: int, workers: int) -> int:
 
 def _start(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str, token: str,
            max_pixels: int, interactions: Mapping[str, Any] | None,
-           feature_names: Sequence[str] | None, threads: int) -> None:
+           feature_names: Sequence[str] | None, max_new_tokens: int | None,
+           threads: int) -> None:
     """Process initialiser: the threads first, then the model, once per process."""
     import torch
 
     global _WORKER
     torch.set_num_threads(threads)
     _WORKER = Worker(spec, methods, target, out, token, max_pixels,
-                     interactions=interactions, feature_names=feature_names)
+                     interactions=interactions, feature_names=feature_names,
+                     max_new_tokens=max_new_tokens)
 
 
 def _process(tasks: Sequence[Task], kind: str
@@ -126,7 +128,8 @@ def run_pool(here: Worker, spec: str, batches: Sequence[Sequence[Task]], *, kind
 
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
     init = (spec, here.entries, here.manifest_target, here.out,
-            here.token, here.max_pixels, here.interactions, here.feature_names, threads)
+            here.token, here.max_pixels, here.interactions, here.feature_names,
+            here.max_new_tokens, threads)
     with (progress_bar(sum(len(b) for b in batches), "attribkit run", progress,
                        unit="item") as bar,
           ProcessPoolExecutor(workers - 1, mp_context=ctx, initializer=_start,
