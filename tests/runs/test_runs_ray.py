@@ -27,6 +27,8 @@ def ray_instance() -> Iterator[None]:
     os.environ["PYTHONPATH"] = env_with_paths()["PYTHONPATH"]  # the workers import the test model
     from attribkit.runs.ray_engine import start
 
+    if ray.is_initialized():  # started by an earlier test of this process, without the path
+        ray.shutdown()
     start(num_cpus=2, attempts=3)
     try:
         yield
