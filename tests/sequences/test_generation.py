@@ -196,3 +196,28 @@ def test_loop_and_vectorised_backward_agree(tok, gpt2, monkeypatch):
     looped = explain_generation(gpt2, tok, PROMPT, TARGET, **kw)
     torch.testing.assert_close(batched.matrix, looped.matrix, rtol=1e-10, atol=1e-13)
     assert batched.model_calls == looped.model_calls == 1 + 3  # ends, then 3 chunks of rows
+
+
+def test_vectorised_backward_only_where_the_model_is_small(tok, gpt2, monkeypatch):
+    """The tiny GPT-2 takes the vectorised backward; a model of SmolLM2-135M's size (135 M
+    parameters, width 576) with 20 targets, 4 rows and 80 positions takes the loop, and so does
+    the tiny model when the limit is below its size."""
+    import types
+
+    from attribkit.sequences import methods
+
+    seen: list[bool] = []
+    real = methods.batched_fits
+    monkeypatch.setattr(methods, "batched_fits", lambda *a: seen.append(real(*a)) or seen[-1])
+    explain_generation(gpt2, tok, PROMPT, TARGET, steps=4, rule="gauss_legendre")
+    assert seen and all(seen)
+
+    big = torch.nn.Linear(576, 234_375, bias=False)  # 576 x 234,375 = 135 M parameters
+    scorer = types.SimpleNamespace(model=big)
+    assert not real(scorer, torch.zeros(4, 20), torch.zeros(4, 60, 576))
+    assert real(scorer, torch.zeros(1, 1), torch.zeros(1, 60, 576))  # 1 x 1 x 61 x 234,375
+    small = types.SimpleNamespace(model=gpt2)
+    width = gpt2.get_input_embeddings().weight.shape[1]
+    count = sum(p.numel() for p in gpt2.parameters())
+    monkeypatch.setattr(methods, "BATCHED_BACKWARD_LIMIT", 3 * 2 * 8 * count // width - 1)
+    assert not real(small, torch.zeros(2, 3), torch.zeros(2, 5, width))

@@ -26,8 +26,9 @@ __all__ = ["TOKENS_PER_PASS", "Prompt", "check_context", "context_length", "enco
 Prompt = str | Sequence[Mapping[str, str]]
 
 #: Tokens (rows x sequence length) per forward pass when ``batch_size`` is not given: bounds
-#: the activations kept for the backward pass (about 1.4 MB per token for SmolLM2-135M).
-TOKENS_PER_PASS = 1024
+#: the activations kept for the backward pass (about 1.4 MB per token for SmolLM2-135M, so at
+#: most about 0.7 GB; twice as many rows took as long and held 1.6x the memory there).
+TOKENS_PER_PASS = 512
 
 
 def vocab_size(model: Any, tokenizer: Any) -> int:

@@ -7,7 +7,8 @@ work is shared by every generated token:
 * gradient methods (Integrated Gradients, saliency, gradient x input): the path points of IG are
   rows of one batch; after one forward pass of a chunk of rows, the ``T`` quadrature-weighted
   gradient sums come from one vectorised backward pass (``is_grads_batched``) on small problems
-  (``T * rows * Lp * D <= BATCHED_BACKWARD_LIMIT``), and from a loop of ``T`` backward passes
+  (``T x rows x positions x parameters / D <= BATCHED_BACKWARD_LIMIT``: :func:`batched_fits`),
+  and from a loop of ``T`` backward passes
   through the same retained graph on larger ones or where an operation has no batching rule
   (see ``docs/benchmarks-generation.md`` for what each costs).
 * perturbation methods (occlusion, Shapley values): each coalition of prompt tokens is one row;
@@ -28,8 +29,8 @@ from attribkit.core.errors import InputError, NonFiniteError
 from attribkit.core.progress import progress_bar
 from attribkit.sequences.scoring import Scorer
 
-__all__ = ["AGGREGATES", "check_finite", "forward_values", "gradient_matrix", "gradient_sum",
-           "integrated_matrix", "perturbation_matrix", "weighted_gradients"]
+__all__ = ["AGGREGATES", "batched_fits", "check_finite", "forward_values", "gradient_matrix",
+           "gradient_sum", "integrated_matrix", "perturbation_matrix", "weighted_gradients"]
 
 #: How gradient methods reduce the embedding axis to one score per token.
 AGGREGATES = ("sum", "l2", "abs_sum")
@@ -57,11 +58,25 @@ def aggregate(values: Tensor, how: str) -> Tensor:
 #: Largest ``T * rows * Lp * D`` for the vectorised backward: beyond it, the vectorised pass
 #: carries ``T`` copies of every activation's gradient and was measured slower than a loop of
 #: ``T`` backward passes (5 M-parameter GPT-2, 50 rows, T = 20: 300 s against Captum's 178 s).
-BATCHED_BACKWARD_LIMIT = 1 << 22
+#: The largest ``T x rows x positions x (parameters / width)`` given to the vectorised backward.
+BATCHED_BACKWARD_LIMIT = 1 << 26
 
 
-def _batched_fits(sc: Tensor, x: Tensor) -> bool:
-    return int(sc.shape[1]) * x.numel() <= BATCHED_BACKWARD_LIMIT
+def batched_fits(scorer: Scorer, sc: Tensor, x: Tensor) -> bool:
+    """Whether one vectorised backward pass beats a loop of ``T`` for rows ``x`` ``(b, Lp, D)``.
+
+    The vectorised pass carries ``T`` copies of every activation gradient at once, so it pays
+    only while those stay small: ``T x rows x positions`` times the model's parameters per unit
+    of width (a proxy of the activations per position summed over the layers). A 2-layer GPT-2 of
+    width 128 with 10 targets and 16 rows is under the limit (the vectorised pass is faster); on
+    SmolLM2-135M with 20 targets and 4 rows of 80 tokens the loop is faster and holds 2.4x less
+    memory (``docs/benchmarks-llm.md``).
+    """
+    t, (b, lp, d) = int(sc.shape[1]), x.shape
+    params = getattr(getattr(scorer, "model", None), "parameters", None)
+    count = sum(p.numel() for p in params()) if callable(params) else 0
+    per_position = count / max(1, int(d))
+    return t * b * (int(lp) + t) * per_position <= BATCHED_BACKWARD_LIMIT  # positions: Lp + T
 
 
 def weighted_gradients(scorer: Scorer, x: Tensor, weight: Tensor, state: dict[str, bool],
@@ -97,7 +112,7 @@ def weighted_gradients(scorer: Scorer, x: Tensor, weight: Tensor, state: dict[st
         t = sc.shape[1]
         w = weight.to(sc.dtype)
         g: Tensor | None = None
-        if state.get("batched", _batched_fits(sc, x)):
+        if state.get("batched", batched_fits(scorer, sc, x)):
             eye = torch.eye(t, dtype=sc.dtype, device=sc.device)
             cot = eye[:, None, :] * w[None, :, None]          # (T, b, T)
             try:
