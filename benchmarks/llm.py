@@ -4,8 +4,10 @@ SmolLM2-135M-Instruct (``attribkit.zoo.llm``: the float32 dequantised copy of th
 GGUF file), a prompt of about 60 tokens and the model's own greedy answer of 20 tokens, fixed as
 token ids so that every library explains the same tokens (teacher forcing). All three attribute
 each answer token's log-probability to the prompt's token embeddings with Integrated Gradients,
-Gauss-Legendre, the same number of steps, all steps in one batch, baseline token 0 at every
-prompt position (Captum's default). Runs alternate (attribkit, Captum, inseq, attribkit, ...) in
+Gauss-Legendre, the same number of steps, baseline token 0 at every prompt position (Captum's
+default), each library batching as it does by default (Captum and inseq: all steps in one
+batch; attribkit: as many path points per pass as keep rows x tokens within its
+``TOKENS_PER_PASS``). Runs alternate (attribkit, Captum, inseq, attribkit, ...) in
 one process after one warm-up run of each.
 
 Peak memory of a run is the largest resident set size seen by a sampling thread (every 2 ms)
@@ -36,6 +38,7 @@ import torch
 from _common import SAME_AS_CAPTUM
 from attribkit.core import pages
 from attribkit.sequences import explain_generation
+from attribkit.sequences.inputs import TOKENS_PER_PASS, rows_per_pass
 from attribkit.zoo import llm
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -122,11 +125,11 @@ def main() -> None:
     target = out[0, len(ids):]
     target_text = tok.decode(target)
     steps = args.steps
+    rows = min(steps, rows_per_pass(None, len(ids) + len(target)))
 
     runs: dict[str, Callable[[], Any]] = {
         "attribkit": lambda: explain_generation(model, tok, prompt, target, baseline=0,
-                                                steps=steps, batch_size=steps,
-                                                **SAME_AS_CAPTUM),
+                                                steps=steps, **SAME_AS_CAPTUM),
         "captum": lambda: _captum(model, tok, prompt, target, steps),
     }
     inseq_note = ""
@@ -169,9 +172,10 @@ def main() -> None:
 Machine: {platform.machine()} CPU, {os.cpu_count()} cores visible, **shared with other jobs**
 (1-minute load average {load:.1f} when the run ended); torch {torch.__version__} with
 {torch.get_num_threads()} thread(s), float32. Model: SmolLM2-135M-Instruct (dequantised 4-bit
-GGUF, frozen weights). Gauss-Legendre, {steps} steps in one batch in every library, baseline
-token 0 at each prompt position; medians over {args.pairs} alternating rounds after one warm-up
-round. Peak memory: the largest resident set size during a run above the size before it.
+GGUF, frozen weights). Gauss-Legendre, {steps} steps, baseline token 0 at each prompt position,
+each library at its own batching: Captum and inseq all steps in one batch, attribkit
+{rows} path points per pass (its default: rows x tokens within {TOKENS_PER_PASS}); medians over
+{args.pairs} alternating rounds after one warm-up round. Peak memory: the largest resident set size during a run above the size before it.
 
 | | wall time (s, median) | peak memory above start (MB, largest) | time / attribkit's |
 |---|---|---|---|

@@ -213,7 +213,7 @@ def explain_generation(
         Seed of the permutations.
     batch_size
         Rows (path points or coalitions) per forward pass. ``None`` (default): as many as keep
-        ``rows x (prompt + continuation)`` within 512 tokens, which bounds the activations
+        ``rows x (prompt + continuation)`` within 384 tokens, which bounds the activations
         kept for the backward pass (SmolLM2-135M: a 2,000-token context runs in under 4 GB).
     progress
         Show a progress bar.
