@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from attribkit.core.saving import finite
+
 __all__ = ["feature_names", "feature_section", "feature_values", "item_waterfall"]
 
 FEATURE_ITEMS = 200
@@ -49,7 +51,7 @@ def item_waterfall(rep: Any, rec: dict[str, Any], row: Any, vals: np.ndarray[Any
     from attribkit.viz import waterfall
 
     v = np.asarray(vals, dtype=np.float64).reshape(-1)
-    base, out = _number(row.get("baseline_output")), _number(row.get("output"))
+    base, out = finite(row.get("baseline_output")), finite(row.get("output"))
     rep.image(waterfall(feature_names(rec, v.size), v, feature_values(rec, v.size), base=base,
                         output=out, title=method), caption)
 
@@ -83,9 +85,3 @@ def feature_section(rep: Any, store: Any, methods: Sequence[str]) -> None:
               f"(by {next(iter(means))})")
 
 
-def _number(x: Any) -> float | None:
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if np.isfinite(f) else None

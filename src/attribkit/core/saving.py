@@ -26,7 +26,7 @@ from attribkit.core import writers
 from attribkit.core.attribution import Attribution
 from attribkit.core.errors import InputError
 
-__all__ = ["FORMAT", "VERSION", "load", "save"]
+__all__ = ["FORMAT", "VERSION", "finite", "load", "save"]
 
 #: The value of ``"format"`` in the JSON metadata.
 FORMAT = "attribkit.Attribution"
@@ -73,6 +73,15 @@ class _Encoder:
         warnings.warn(f"{where}: a {type(v).__name__} cannot be saved; it is stored as its repr "
                       "text and loads back as a string.", UserWarning, stacklevel=4)
         return {"$repr": repr(v)}
+
+
+def finite(x: Any) -> float | None:
+    """A finite float for JSON, or None (for None, NaN, infinities and what is not a number)."""
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 def _decode(v: Any, tensors: dict[str, Tensor]) -> Any:

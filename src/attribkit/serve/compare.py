@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attribkit.serve.store import finite
+from attribkit.core.saving import finite
 from attribkit.serve.table import CURVES, ItemTable
 
 __all__ = ["BOOTSTRAP_MAX", "MEASURES", "Comparisons", "Joined", "Side", "aggregate",

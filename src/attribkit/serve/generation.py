@@ -17,9 +17,10 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from attribkit.core.saving import finite
 from attribkit.serve.explorer import Explorer
 from attribkit.serve.render import map_scale
-from attribkit.serve.store import RunStore, finite
+from attribkit.serve.store import RunStore
 from attribkit.serve.table import SPECIAL
 
 __all__ = ["generation_payload", "register"]

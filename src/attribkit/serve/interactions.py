@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from attribkit.serve.store import finite
+from attribkit.core.saving import finite
 
 __all__ = ["item_interactions"]
 

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from attribkit.core.saving import finite
 from attribkit.serve.append import LiveResult, write_item, write_result
-from attribkit.serve.store import RunStore, finite
+from attribkit.serve.store import RunStore
 
 __all__ = ["Job", "JobRunner", "LiveModel", "UploadError", "decode_image"]
 

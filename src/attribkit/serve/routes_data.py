@@ -9,10 +9,10 @@ import numpy as np
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, Response
 
+from attribkit.core.saving import finite
 from attribkit.serve import render
 from attribkit.serve.explorer import Explorer
 from attribkit.serve.interactions import item_interactions
-from attribkit.serve.store import finite
 from attribkit.serve.table import SPECIAL, gap_histograms
 
 __all__ = ["register"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from attribkit.serve.store import finite
+from attribkit.core.saving import finite
 from attribkit.serve.table import CURVES, SLICES, ItemTable, slice_keys
 
 __all__ = ["slices"]

@@ -11,7 +11,6 @@ Values are read one Parquet row group at a time, so an item page never loads the
 from __future__ import annotations
 
 import json
-import math
 import pathlib
 import threading
 from collections import OrderedDict
@@ -365,10 +364,3 @@ def _concat(frames: list[pd.DataFrame], defaults: dict[str, Any]) -> pd.DataFram
     return df
 
 
-def finite(x: Any) -> float | None:
-    """A finite float for JSON, or None."""
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None

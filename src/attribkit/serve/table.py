@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attribkit.serve.store import RunStore, finite
+from attribkit.core.saving import finite
+from attribkit.serve.store import RunStore
 
 __all__ = ["CURVES", "SLICES", "ItemTable", "gap_histograms", "label_of"]
 
