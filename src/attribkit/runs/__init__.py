@@ -181,6 +181,7 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency}")
+    copies = concurrency or 1  # the local engine's copies of the model
     if max_image_pixels < 1:
         raise ValueError(f"max_image_pixels must be a positive integer, got {max_image_pixels}")
     check_new_tokens(max_new_tokens)
@@ -199,7 +200,7 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
         spec, zoo = model, zoo_name(model)
         kind = _ZOO_KINDS[zoo] if zoo is not None else _KINDS[src.kind]
     else:
-        if engine == "ray" or (concurrency or 1) > 1:
+        if engine == "ray" or copies > 1:
             where = "the ray engine" if engine == "ray" else "concurrency > 1"
             raise ValueError(f"{where} builds the model in each worker process: give a zoo "
                              "name or module:callable, not a model object")
@@ -254,11 +255,11 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
             here = Worker(built, entries, target, str(root), token, max_image_pixels,
                           interactions=inter, feature_names=src.feature_names,
                           max_new_tokens=manifest.get("max_new_tokens"))
-            if (concurrency or 1) > 1:
+            if copies > 1:
                 from attribkit.runs.pool import run_pool
 
-                run_pool(here, spec, balanced_batches(tasks, batch_size, concurrency or 1),
-                         kind=kind, workers=concurrency or 1, progress=progress, record=keep)
+                run_pool(here, spec, balanced_batches(tasks, batch_size, copies),
+                         kind=kind, workers=copies, progress=progress, record=keep)
             else:
                 from attribkit.runs.local import run_local
 

@@ -26,18 +26,11 @@ from typing import Any
 
 from attribkit.core.progress import progress_bar
 from attribkit.core.threads import torch_threads
-from attribkit.runs.work import Task, Worker
+from attribkit.runs.work import Task, Worker, threads_per_worker
 
-__all__ = ["run_pool", "threads_per_worker"]
+__all__ = ["run_pool"]
 
 _WORKER: Worker | None = None
-
-
-def threads_per_worker(cpus: int, workers: int) -> int:
-    """Torch threads of each of ``workers`` copies: ``ATTRIBKIT_THREADS``, else ``cpus // workers``
-    (at least one)."""
-    forced = int(os.environ.get("ATTRIBKIT_THREADS", "0") or 0)
-    return forced if forced > 0 else max(1, cpus // workers)
 
 
 def _start(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str, token: str,

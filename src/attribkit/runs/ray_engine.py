@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from attribkit.runs.sources import Item
-from attribkit.runs.work import Task, Worker, balanced_batches
+from attribkit.runs.work import Task, Worker, balanced_batches, threads_per_worker
 
 __all__ = ["probe", "run_ray", "start"]
 
@@ -36,9 +36,7 @@ class _RayWorker:
         os.environ.update(env)
         import torch
 
-        # ATTRIBKIT_THREADS (passed on like every ATTRIBKIT_* variable) overrides CPUs / actors
-        threads = int(os.environ.get("ATTRIBKIT_THREADS", "0") or 0) or threads
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(threads_per_worker(threads, 1))  # threads: this actor's CPUs
         self.kind = kind
         self.worker = Worker(spec, methods, target, out, token, max_pixels,
                              interactions=interactions, feature_names=feature_names,

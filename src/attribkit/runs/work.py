@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from attribkit.runs.sources import DEFAULT_MAX_PIXELS, Item, check_pixels, pixel
 from attribkit.zoo.specs import Built, Prepared, build
 
 __all__ = ["Done", "Loaded", "Task", "Worker", "balanced_batches", "generation_extra",
-           "method_target", "one_line"]
+           "method_target", "one_line", "threads_per_worker"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,14 @@ def balanced_batches(tasks: Sequence[Task], batch_size: int, workers: int = 1
         out.append(list(tasks[start:stop]))
         start = stop
     return out
+
+
+def threads_per_worker(cpus: int, workers: int) -> int:
+    """Torch threads of each of ``workers`` copies of the model sharing ``cpus``: the variable
+    ``ATTRIBKIT_THREADS`` when set (both engines pass it on), else ``cpus // workers`` (at least
+    one)."""
+    forced = int(os.environ.get("ATTRIBKIT_THREADS", "0") or 0)
+    return forced if forced > 0 else max(1, cpus // workers)
 
 
 def one_line(err: BaseException) -> str:
