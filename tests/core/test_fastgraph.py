@@ -259,3 +259,53 @@ def test_fast_problems_run_cpu_photos_channels_last_and_restore_the_layout() -> 
         plain = attribkit.integrated_gradients(m, x, target=0, baseline=0.0, steps=8)
     torch.testing.assert_close(fast.values, plain.values, rtol=1e-4,
                                atol=1e-5 * float(plain.values.abs().max()))
+
+
+class _Depthwise(nn.Module):
+    """A depthwise convolution after a zero pad with unequal sides, then BatchNorm."""
+
+    def __init__(self, dims: int, k: int, stride: int, pad: tuple[int, ...]) -> None:
+        super().__init__()
+        conv, bn, zpad = ((nn.Conv1d, nn.BatchNorm1d, nn.ZeroPad1d) if dims == 1
+                          else (nn.Conv2d, nn.BatchNorm2d, nn.ZeroPad2d))
+        self.pad = zpad(pad)
+        self.conv = conv(4, 4, k, stride=stride, groups=4)
+        self.bn = bn(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(self.pad(x))).relu()
+
+
+@pytest.mark.parametrize("dims,k,stride,pad", [
+    (2, 3, 2, (0, 1, 0, 1)),      # TensorFlow 'same' before a stride-2 3 x 3
+    (2, 5, 2, (1, 2, 1, 2)),      # ... and before a stride-2 5 x 5
+    (2, 3, 1, (2, 0, 1, 1)),      # more before than after on one axis, equal on the other
+    (1, 4, 3, (0, 3)),
+])
+def test_an_unequal_pad_before_a_depthwise_convolution_becomes_its_padding(
+        dims: int, k: int, stride: int, pad: tuple[int, ...]) -> None:
+    torch.manual_seed(3)
+    m = _Depthwise(dims, k, stride, pad).double()
+    m.bn.running_mean.uniform_(-0.5, 0.5)
+    m.bn.running_var.uniform_(0.5, 2.0)
+    m.eval()
+    before = _state(m)
+    gm = fastgraph.fold(m)
+    assert gm is not None
+    assert not [n for n in gm.graph.nodes if n.op == "call_module"
+                and isinstance(gm.get_submodule(str(n.target)), nn.modules.padding._ConstantPadNd)]
+    x = torch.randn((3, 4, 11) if dims == 1 else (3, 4, 11, 12), dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), m(x), rtol=1e-12, atol=1e-12)
+    assert _same_state(before, _state(m))
+    used = {str(n.target) for n in gm.graph.nodes if n.op == "get_attr"}
+    assert {b for b in gm._buffers if b.startswith("attribkit_")} == used
+
+
+def test_an_unequal_pad_before_a_dense_convolution_stays() -> None:
+    m = _net()
+    gm = fastgraph.fold(m)
+    assert gm is not None
+    pads = [gm.get_submodule(str(n.target)) for n in gm.graph.nodes if n.op == "call_module"
+            and isinstance(gm.get_submodule(str(n.target)), nn.ZeroPad2d)]
+    assert [p.padding for p in pads] == [(0, 2, 0, 2)]
