@@ -50,7 +50,7 @@ from torch import Tensor, fx, nn
 from attribkit.core import memo
 from attribkit.core.batchnorm import BATCHNORMS, CONV_TYPES, merge_tensors
 
-__all__ = ["enabled", "fast_forward", "fold", "plain_forward", "pointwise"]
+__all__ = ["conv_args", "enabled", "fast_forward", "fold", "plain_forward", "pointwise"]
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
                "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs")
@@ -102,7 +102,7 @@ def _attr(gm: nn.Module, target: str) -> Any:
     return obj
 
 
-def _conv(gm: fx.GraphModule, node: Any) -> dict[str, Any] | None:
+def conv_args(gm: fx.GraphModule, node: Any) -> dict[str, Any] | None:
     """A convolution node's arguments (weight and bias as tensors), or ``None``.
 
     A convolution module (zeros padding, numeric) or a call of ``conv1d/2d/3d`` whose weight and
@@ -273,7 +273,7 @@ def fold(model: nn.Module, channels_last: bool = False,
         if (not isinstance(bn, BATCHNORMS) or not isinstance(src, fx.Node)
                 or len(src.users) != 1 or len(node.args) != 1 or node.kwargs):
             continue
-        a = _conv(gm, src)
+        a = conv_args(gm, src)
         try:
             merged = None if a is None else merge_tensors(a["weight"], a["bias"], bn,
                                                           str(node.target))
@@ -288,7 +288,7 @@ def fold(model: nn.Module, channels_last: bool = False,
     if folds == 0:
         return None
     for node in list(gm.graph.nodes):
-        a = _conv(gm, node)
+        a = conv_args(gm, node)
         pad = None if a is None else _zero_pad(gm, a["input"], a["weight"].dim() - 2)
         if a is None or pad is None or not _own_padding(a, pad):
             continue
@@ -302,7 +302,7 @@ def fold(model: nn.Module, channels_last: bool = False,
         src = node.args[0] if node.args else None
         fresh = isinstance(src, fx.Node) and src.target is pointwise
         if fn is None or len(node.args) != 1 or node.kwargs or not (
-                fresh or _conv(gm, src) is not None):
+                fresh or conv_args(gm, src) is not None):
             continue
         assert isinstance(src, fx.Node)
         if len(src.users) != 1:

@@ -32,7 +32,7 @@ from attribkit.core.masks import group_to_features, resolve_mask
 from attribkit.core.multi import several_inputs
 from attribkit.core.notes import note
 from attribkit.core.probes import forward_rows
-from attribkit.methods._masked import group_drops, occluded_drops
+from attribkit.methods._masked import Boxes, group_drops, occluded_drops
 from attribkit.methods.registry import register
 
 __all__ = ["occlusion", "prediction_difference", "window_grid"]
@@ -121,7 +121,24 @@ def _occluded_drops(p: Problem, grids: list[Tensor], fills: Tensor | None,
             m = m & grids[d][pos].reshape(shape)
         return m
 
-    return occluded_drops(p, n_win, mask, fills, rows_per_call, "occlusion")
+    return occluded_drops(p, n_win, mask, fills, rows_per_call, "occlusion", _boxes(grids))
+
+
+def _boxes(grids: list[Tensor]) -> Boxes | None:
+    """The windows' boxes on the last two axes of ``(C, H, W)`` examples (see
+    :func:`~attribkit.methods._masked.occluded_drops`), or ``None`` for other shapes."""
+    if len(grids) != 3:
+        return None
+    gh, gw = grids[1], grids[2]
+    h, w = int(gh.sum(1).max()), int(gw.sum(1).max())
+    top = gh.to(torch.int8).argmax(1).clamp_max(int(gh.shape[1]) - h)  # first covered row
+    left = gw.to(torch.int8).argmax(1).clamp_max(int(gw.shape[1]) - w)
+    n_w, n_h = int(gw.shape[0]), int(gh.shape[0])
+
+    def corner(k: Tensor) -> tuple[Tensor, Tensor]:
+        return top[(k // n_w) % n_h], left[k % n_w]
+
+    return (h, w), corner
 
 
 def _spread(drops: Tensor, grids: list[Tensor]) -> Tensor:

@@ -1,0 +1,306 @@
+"""Forward passes of images that differ from one reference image only inside a box.
+
+Occlusion evaluates a model on copies of an image that differ from it only under the window. In
+a convolutional network that change reaches, layer by layer, only a neighbourhood of the
+window: a ``k x k`` convolution widens it by ``k - 1`` and a stride divides it. :class:`Local`
+runs a traced model (:mod:`attribkit.core.fastgraph`'s copy) on such copies computing, in every
+layer it can, only the box of the activation that may differ from the reference's; the rest is
+read from the reference's activations, computed once. A convolution reads its input box with
+the margin its kernel needs (the reference's values around the changed box, zeros outside the
+map); elementwise operations (activations, BatchNorm in eval mode, adding a number or a
+per-channel tensor) work on the box alone; the sum of two boxes (a residual connection) works
+on the larger where it holds the smaller. Where the box would cover the whole map, or an
+operation is not one of these (pooling, a reshape, the classifier), the full activation is
+assembled (reference outside the box) and the graph runs on as usual.
+
+The result equals the model's up to floating-point rounding (a convolution of a crop sums the
+same products as one of the whole map, in an order of the library's choosing); callers compare
+the first batch with the model's own output and fall back to full passes where they differ.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, fx, nn
+
+from attribkit.core.fastgraph import conv_args, pointwise
+
+__all__ = ["Local"]
+
+#: Modules that act on each value alone or per channel: a box of their input is enough.
+_ELEMENTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.SiLU, nn.Hardswish,
+                        nn.Sigmoid, nn.Tanh, nn.GELU, nn.ELU, nn.Identity, nn.BatchNorm2d)
+_ELEMENTWISE_FUNCTIONS = {torch.relu, torch.relu_, F.relu, F.relu6, F.hardtanh, F.hardtanh_,
+                          F.silu, F.hardswish, F.gelu, torch.sigmoid, torch.tanh,
+                          F.leaky_relu, F.leaky_relu_}
+_ARITHMETIC = {operator.add, operator.mul, operator.sub, torch.add, torch.mul, torch.sub}
+
+
+@dataclass
+class _Box:
+    """Rows whose activation differs from the reference's only in ``patch``'s box."""
+
+    patch: Tensor  # (R, C, h, w)
+    top: Tensor  # (R,) first map row of the box
+    left: Tensor  # (R,) first map column
+
+
+def _span(k: int, s: int, p: int, d: int, size: int, n_out: int) -> int:
+    """How many outputs of a convolution axis ``size`` changed inputs can reach, at most."""
+    most = 0
+    for a in range(s):  # the count depends on the box's start only modulo the stride
+        lo = -(-(a + p - (k - 1) * d) // s)
+        hi = (a + size - 1 + p) // s
+        most = max(most, hi - lo + 1)
+    return min(most, n_out)
+
+
+class Local:
+    """Forward passes of rows that differ from ``reference`` only inside a fixed-size box.
+
+    Parameters
+    ----------
+    gm
+        The traced model (its first placeholder takes the images ``(N, C, H, W)``).
+    reference
+        ``(1, C, H, W)``: the image the rows differ from.
+    box
+        ``(h, w)``: the size of the box in which they differ.
+    """
+
+    def __init__(self, gm: fx.GraphModule, reference: Tensor, box: tuple[int, int]) -> None:
+        self.gm = gm
+        self.box = (int(box[0]), int(box[1]))
+        self.nodes = list(gm.graph.nodes)
+        self.input = next(n for n in self.nodes if n.op == "placeholder")
+        self.ref: dict[fx.Node, Any] = {}
+        self._padded: dict[tuple[fx.Node, int, int], Tensor] = {}
+        self.local_nodes = 0
+        #: False where an in-place operation writes an activation that something else reads
+        #: too (boxes and whole activations would then see different values): do not use.
+        self.usable = not any(_writes_shared(gm, n) for n in self.nodes)
+        with torch.no_grad():
+            env: dict[fx.Node, Any] = {}
+            for node in self.nodes:
+                if node.op == "placeholder":
+                    value: Any = reference
+                elif node.op == "output":
+                    break
+                else:
+                    value = self._run(node, env)
+                env[node] = value
+                # kept unchanged: a later in-place activation must not alter it
+                self.ref[node] = value.clone() if isinstance(value, Tensor) else value
+
+    def __call__(self, rows: Tensor, top: Tensor, left: Tensor) -> Any:
+        """The model's output on ``rows`` ``(R, C, H, W)``, which differ from the reference only
+        in the boxes starting at rows ``top`` and columns ``left`` ``(R,)``."""
+        h, w = self.box
+        full: dict[fx.Node, Tensor] = {self.input: rows}
+        env: dict[fx.Node, Any] = {}
+        self.local_nodes = 0
+        for node in self.nodes:
+            if node.op == "placeholder":
+                env[node] = _Box(_crop(rows, top, left, h, w), top, left)
+                continue
+            if node.op == "output":
+                return fx.node.map_arg(node.args[0], lambda a: self._full(a, env, full))
+            value = self._local(node, env, full)
+            if value is None:
+                value = self._run(node, env, full)
+            else:
+                self.local_nodes += 1
+            env[node] = value
+        raise RuntimeError("the traced model has no output node")
+
+    # ------------------------------------------------------------------ running one node
+    def _run(self, node: fx.Node, env: dict[fx.Node, Any],
+             full: dict[fx.Node, Tensor] | None = None) -> Any:
+        """``node`` on full values (boxes assembled into whole activations)."""
+        def value(a: fx.Node) -> Any:
+            return env[a] if full is None else self._full(a, env, full)
+
+        args = fx.node.map_arg(node.args, value)
+        kwargs = fx.node.map_arg(node.kwargs, value)
+        if node.op == "get_attr":
+            obj: Any = self.gm
+            for part in str(node.target).split("."):
+                obj = getattr(obj, part)
+            return obj
+        if node.op == "call_function":
+            return node.target(*args, **kwargs)  # type: ignore[operator]
+        if node.op == "call_module":
+            return self.gm.get_submodule(str(node.target))(*args, **kwargs)
+        if node.op == "call_method":
+            this, *rest = args
+            return getattr(this, str(node.target))(*rest, **kwargs)
+        raise RuntimeError(f"unexpected node {node.op} in the traced model")
+
+    def _full(self, a: fx.Node, env: dict[fx.Node, Any], full: dict[fx.Node, Tensor]) -> Any:
+        v = env[a]
+        if not isinstance(v, _Box):
+            return v
+        if a not in full:
+            ref = self.ref[a]
+            hh, ww = (int(s) for s in ref.shape[-2:])
+            zero = torch.zeros_like(v.top)
+            full[a] = self._assemble(ref, v, zero, zero, hh, ww, 0, 0)
+        return full[a]
+
+    def _local(self, node: fx.Node, env: dict[fx.Node, Any],
+               full: dict[fx.Node, Tensor]) -> _Box | None:
+        """``node`` on boxes, or ``None`` where it needs whole activations."""
+        boxes = [a for a in node.all_input_nodes if isinstance(env.get(a), _Box)]
+        if not boxes:
+            return None
+        if node.op == "call_module":
+            m = self.gm.get_submodule(str(node.target))
+            if isinstance(m, nn.Conv2d):
+                return self._conv(node, env)
+            if isinstance(m, (nn.ZeroPad2d, nn.ConstantPad2d)) and float(m.value) == 0.0:
+                return self._pad(node, env, m.padding)
+            if isinstance(m, _ELEMENTWISE_MODULES) and len(node.args) == 1 and not node.kwargs:
+                v = env[node.args[0]]  # type: ignore[index]
+                return _Box(m(v.patch), v.top, v.left)
+            return None
+        if node.op != "call_function":
+            return None
+        if node.target in (torch.conv2d, F.conv2d):
+            return self._conv(node, env)
+        if node.target is pointwise:
+            v = env[node.args[0]]  # type: ignore[index]
+            return _Box(pointwise(v.patch, *(self._run_arg(a, env) for a in node.args[1:])),
+                        v.top, v.left)
+        if node.target in _ELEMENTWISE_FUNCTIONS:
+            first, *rest = node.args
+            if not isinstance(first, fx.Node) or any(
+                    isinstance(a, fx.Node) for a in (*rest, *node.kwargs.values())):
+                return None
+            v = env[first]
+            return _Box(node.target(v.patch, *rest, **node.kwargs),  # type: ignore[operator]
+                        v.top, v.left)
+        if node.target in _ARITHMETIC and len(node.args) == 2 and not node.kwargs:
+            return self._arithmetic(node, env)
+        return None
+
+    def _run_arg(self, a: Any, env: dict[fx.Node, Any]) -> Any:
+        return env[a] if isinstance(a, fx.Node) else a
+
+    # ------------------------------------------------------------------ local operations
+    def _conv(self, node: fx.Node, env: dict[fx.Node, Any]) -> _Box | None:
+        a = conv_args(self.gm, node)
+        if a is None or a["fn"] is not torch.conv2d or not isinstance(a["input"], fx.Node):
+            return None
+        v = env[a["input"]]
+        ref_in, ref_out = self.ref[a["input"]], self.ref[node]
+        if not isinstance(v, _Box) or not isinstance(ref_out, Tensor) or ref_out.dim() != 4:
+            return None
+        k = [int(s) for s in a["weight"].shape[2:]]
+        s, p, d = (_pair(a[key]) for key in ("stride", "padding", "dilation"))
+        n_out = [int(x) for x in ref_out.shape[2:]]
+        size = [int(x) for x in v.patch.shape[2:]]
+        span = [_span(k[i], s[i], p[i], d[i], size[i], n_out[i]) for i in range(2)]
+        if span == n_out:
+            return None  # the change reaches every output: a whole pass costs no more
+        starts = []
+        for i, at in enumerate((v.top, v.left)):
+            lo = torch.div(at + p[i] - (k[i] - 1) * d[i] + s[i] - 1, s[i], rounding_mode="floor")
+            starts.append(lo.clamp(0, n_out[i] - span[i]))
+        need = [(span[i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 for i in range(2)]
+        crop = self._assemble(ref_in, v, starts[0] * s[0] - p[0], starts[1] * s[1] - p[1],
+                              need[0], need[1], p[0], p[1], node=a["input"])
+        out = F.conv2d(crop, a["weight"], a["bias"], s, 0, d, a["groups"])
+        return _Box(out, starts[0], starts[1])
+
+    def _pad(self, node: fx.Node, env: dict[fx.Node, Any], padding: Any) -> _Box | None:
+        if not isinstance(node.args[0], fx.Node) or len(node.args) != 1:
+            return None
+        v = env[node.args[0]]
+        left, _, top, _ = (int(x) for x in padding)
+        return _Box(v.patch, v.top + top, v.left + left)
+
+    def _arithmetic(self, node: fx.Node, env: dict[fx.Node, Any]) -> _Box | None:
+        x, y = (self._run_arg(a, env) for a in node.args)
+        fn = node.target
+        if isinstance(x, _Box) and isinstance(y, _Box):
+            bx, by = x.patch.shape[2:], y.patch.shape[2:]
+            big, small, small_node = (x, y, node.args[1]) if (
+                bx[0] >= by[0] and bx[1] >= by[1]) else (y, x, node.args[0])
+            hb, wb = (int(s) for s in big.patch.shape[2:])
+            hs, ws = (int(s) for s in small.patch.shape[2:])
+            inside = ((small.top >= big.top) & (small.top + hs <= big.top + hb)
+                      & (small.left >= big.left) & (small.left + ws <= big.left + wb))
+            if not bool(inside.all()):
+                return None
+            assert isinstance(small_node, fx.Node)
+            grown = self._assemble(self.ref[small_node], small, big.top, big.left, hb, wb, 0, 0)
+            px, py = (big.patch, grown) if big is x else (grown, big.patch)
+            return _Box(fn(px, py), big.top, big.left)  # type: ignore[operator]
+        box, other = (x, y) if isinstance(x, _Box) else (y, x)
+        assert isinstance(box, _Box)
+        if isinstance(other, Tensor) and any(int(n) != 1 for n in other.shape[-2:]):
+            return None  # varies over the map: needs the whole activation
+        if not isinstance(other, (Tensor, int, float)):
+            return None
+        out = fn(box.patch, other) if box is x else fn(other, box.patch)  # type: ignore[operator]
+        return _Box(out, box.top, box.left)
+
+    def _assemble(self, ref: Tensor, v: _Box | None, top: Tensor | None, left: Tensor | None,
+                  h: int, w: int, ph: int, pw: int, node: fx.Node | None = None) -> Tensor:
+        """Per row, the ``h x w`` window at (``top``, ``left``) of the reference's activation
+        (zeros outside the map, which is padded by ``ph``, ``pw``), the box ``v`` pasted in.
+        Channels-last ``(R, C, h, w)``."""
+        assert v is not None and top is not None and left is not None
+        if ph or pw:
+            key = (node, ph, pw) if node is not None else None
+            padded = self._padded.get(key) if key is not None else None
+            if padded is None:
+                padded = F.pad(ref, (pw, pw, ph, ph))
+                if key is not None:
+                    self._padded[key] = padded
+            ref = padded
+        nhwc = ref[0].permute(1, 2, 0)  # (H, W, C)
+        dev = v.patch.device
+        rows = (top + ph)[:, None] + torch.arange(h, device=dev)
+        cols = (left + pw)[:, None] + torch.arange(w, device=dev)
+        out = nhwc[rows[:, :, None], cols[:, None, :]]  # (R, h, w, C), a fresh tensor
+        hs, ws = (int(s) for s in v.patch.shape[2:])
+        ii = (v.top - top)[:, None] + torch.arange(hs, device=dev)  # box rows in the window
+        jj = (v.left - left)[:, None] + torch.arange(ws, device=dev)
+        ok = (((ii >= 0) & (ii < h))[:, :, None] & ((jj >= 0) & (jj < w))[:, None, :])
+        r, i, j = ok.nonzero(as_tuple=True)
+        out[r, ii[r, i], jj[r, j]] = v.patch.permute(0, 2, 3, 1)[r, i, j]
+        return out.permute(0, 3, 1, 2)
+
+
+def _writes_shared(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """Whether ``node`` works in place on an input that another node reads as well."""
+    if node.op == "call_module":
+        inplace = bool(getattr(gm.get_submodule(str(node.target)), "inplace", False))
+    elif node.op in ("call_function", "call_method"):
+        name = getattr(node.target, "__name__", str(node.target))
+        inplace = (name.endswith("_") and not name.startswith("_")) or bool(
+            node.kwargs.get("inplace", False))
+    else:
+        return False
+    first = node.args[0] if node.args else None
+    return inplace and isinstance(first, fx.Node) and len(first.users) > 1
+
+
+def _crop(rows: Tensor, top: Tensor, left: Tensor, h: int, w: int) -> Tensor:
+    """Per row, its ``h x w`` box at (``top``, ``left``), channels-last ``(R, C, h, w)``."""
+    dev = rows.device
+    r = torch.arange(rows.shape[0], device=dev)[:, None, None]
+    ii = top[:, None, None] + torch.arange(h, device=dev)[None, :, None]
+    jj = left[:, None, None] + torch.arange(w, device=dev)[None, None, :]
+    return rows.permute(0, 2, 3, 1)[r, ii, jj].permute(0, 3, 1, 2)
+
+
+def _pair(v: Any) -> list[int]:
+    t = list(v) if isinstance(v, (tuple, list)) else [v, v]
+    return [int(x) for x in t]
