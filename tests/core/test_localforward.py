@@ -161,3 +161,19 @@ def test_local_passes_that_disagree_with_the_model_are_dropped(
     with fastgraph.plain_forward():
         want = attribkit.explain(m, x, method="occlusion", **kw)
     torch.testing.assert_close(got.values, want.values, rtol=1e-10, atol=1e-12)
+
+
+def test_a_given_batch_size_bounds_the_local_passes_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = _model(4)
+    x = torch.randn(1, 3, 40, 44, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    sizes: list[int] = []
+    real = Local.__call__
+
+    def spy(self: Local, rows: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> object:
+        sizes.append(int(rows.shape[0]))
+        return real(self, rows, top, left)
+
+    monkeypatch.setattr(localforward.Local, "__call__", spy)
+    got = attribkit.explain(m, x, method="occlusion", window=(3, 4, 4), baseline=0.0, target=2,
+                            batch_size=5)
+    assert len(sizes) == -(-got.params["windows"] // 5) and max(sizes) == 5

@@ -97,6 +97,12 @@ class Local:
                 # kept unchanged: a later in-place activation must not alter it
                 self.ref[node] = value.clone() if isinstance(value, Tensor) else value
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the reference's activations this object keeps."""
+        return sum(v.numel() * v.element_size() for v in self.ref.values()
+                   if isinstance(v, Tensor) and v.dim() == 4)
+
     def __call__(self, rows: Tensor, top: Tensor, left: Tensor) -> Any:
         """The model's output on ``rows`` ``(R, C, H, W)``, which differ from the reference only
         in the boxes starting at rows ``top`` and columns ``left`` ``(R,)``."""

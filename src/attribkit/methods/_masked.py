@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, fx
 
-from attribkit.core.engine import Problem
+from attribkit.core.engine import DEFAULT_MEMORY_BUDGET, Problem
 from attribkit.core.localforward import Local
 from attribkit.core.problem import check_finite
 from attribkit.core.progress import progress_bar
@@ -20,6 +20,9 @@ from attribkit.core.progress import progress_bar
 #: Rows per model call where only the boxes are computed, as a multiple of a full pass's
 #: (a local pass holds whole activations only in the small late layers).
 LOCAL_ROWS = 4
+#: The most bytes of one image's activations kept for local passes (EfficientNet-Lite0 at
+#: 224 x 224: 77 MiB); larger images run whole passes.
+LOCAL_MAX_BYTES = DEFAULT_MEMORY_BUDGET // 2
 
 #: Boxes of the masks: their ``(h, w)`` size, and ``(top, left)`` of mask numbers ``k``.
 Boxes = tuple[tuple[int, int], Callable[[Tensor], tuple[Tensor, Tensor]]]
@@ -62,7 +65,7 @@ def group_drops(p: Problem, ids: Tensor, n: int, fills: Tensor | None,
 
 def occluded_drops(p: Problem, n: int, mask: Callable[[Tensor, Tensor], Tensor],
                    fills: Tensor | None, rows_per_call: int, desc: str,
-                   boxes: Boxes | None = None) -> Tensor:
+                   boxes: Boxes | None = None, local_rows: int | None = None) -> Tensor:
     """``F(x) - F(x with mask k filled)`` per example and mask ``k < n``, averaged over the fills.
 
     Parameters
@@ -84,6 +87,8 @@ def occluded_drops(p: Problem, n: int, mask: Callable[[Tensor, Tensor], Tensor],
         Where each mask lies in an image ``(N, C, H, W)``: the box size and the ``(top,
         left)`` of mask numbers, so that a traced model can compute only what a mask changes
         (:mod:`attribkit.core.localforward`); ``None``: whole forward passes.
+    local_rows
+        Rows per call of the local passes (default: ``rows_per_call``).
 
     Returns
     -------
@@ -107,8 +112,8 @@ def occluded_drops(p: Problem, n: int, mask: Callable[[Tensor, Tensor], Tensor],
         return torch.where(mask(ex, k), fill, x[ex])
 
     example = torch.arange(p.n, device=dev).repeat_interleave(per_ex)
-    scores = None if boxes is None else _local_scores(p, make, per_ex, n, boxes,
-                                                      rows_per_call, desc)
+    scores = None if boxes is None else _local_scores(
+        p, make, per_ex, n, boxes, rows_per_call, local_rows or rows_per_call, desc)
     if scores is None:
         old = p.batch_size
         p.batch_size = rows_per_call
@@ -123,12 +128,13 @@ def occluded_drops(p: Problem, n: int, mask: Callable[[Tensor, Tensor], Tensor],
 
 
 def _local_scores(p: Problem, make: Callable[[slice], Tensor], per_ex: int, n: int,
-                  boxes: Boxes, rows_per_call: int, desc: str) -> Tensor | None:
+                  boxes: Boxes, whole_rows: int, rows: int, desc: str) -> Tensor | None:
     """Target scores of all rows by local passes (:class:`Local`), example by example, or
     ``None`` where they do not apply (no traced copy, not images, extra forward arguments).
 
-    The first call of each example is also run whole; where the two differ by more than
-    ``sqrt(eps)`` of the dtype (relative), the rest runs whole as well.
+    The first call of each example (``whole_rows`` rows) is also run whole; where the two
+    differ by more than ``sqrt(eps)`` of the dtype (relative), the rest runs whole as well.
+    Later calls take ``rows`` rows.
     """
     x = p.inputs
     if (not isinstance(p.fast, fx.GraphModule) or p.layer is not None or p.compiled is not None
@@ -137,7 +143,6 @@ def _local_scores(p: Problem, make: Callable[[slice], Tensor], per_ex: int, n: i
     (h, w), corner = boxes
     if h >= x.shape[2] and w >= x.shape[3]:
         return None
-    rows = max(1, rows_per_call * LOCAL_ROWS)
     tol = float(torch.finfo(x.dtype).eps) ** 0.5
     res: list[Tensor] = []
     trusted = True
@@ -145,12 +150,14 @@ def _local_scores(p: Problem, make: Callable[[slice], Tensor], per_ex: int, n: i
         for e in range(p.n):
             local = Local(p.fast, x[e:e + 1].contiguous(memory_format=torch.channels_last),
                           (h, w)) if trusted else None
-            trusted = local is not None and local.usable
-            for s in range(e * per_ex, (e + 1) * per_ex, rows):
-                sl = slice(s, min((e + 1) * per_ex, s + rows))
+            trusted = local is not None and local.usable and local.nbytes <= LOCAL_MAX_BYTES
+            first, end = e * per_ex, (e + 1) * per_ex
+            starts = [first, *range(first + whole_rows, end, rows)]
+            for s, stop in zip(starts, [*starts[1:], end], strict=True):
+                sl = slice(s, stop)
                 pts = make(sl).contiguous(memory_format=torch.channels_last)
                 ex = torch.full((pts.shape[0],), e, dtype=torch.long, device=x.device)
-                if trusted and s > e * per_ex:
+                if trusted and s > first:
                     assert local is not None
                     top, left = corner(torch.arange(sl.start, sl.stop, device=x.device) % n)
                     out = local(pts, top, left)

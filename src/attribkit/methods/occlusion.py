@@ -10,7 +10,11 @@ under the window; a feature covered by several windows gets the mean of their dr
 * Occlusion-patch: a window of several features with a stride.
 * Prediction Difference: Occlusion averaged over fill values drawn from a background set.
 
-All occluded copies are built chunk by chunk and evaluated in batches.
+All occluded copies are built chunk by chunk and evaluated in batches. On images with a model
+the forward fast path traces (:mod:`attribkit.core.fastgraph`), a window's copy differs from
+the image only in a box, and each forward pass computes only what that box reaches, layer by
+layer (:mod:`attribkit.core.localforward`; 4 times the rows per call, since the large early
+activations are not held whole; a given ``batch_size`` is kept).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from attribkit.core.masks import group_to_features, resolve_mask
 from attribkit.core.multi import several_inputs
 from attribkit.core.notes import note
 from attribkit.core.probes import forward_rows
-from attribkit.methods._masked import Boxes, group_drops, occluded_drops
+from attribkit.methods._masked import LOCAL_ROWS, Boxes, group_drops, occluded_drops
 from attribkit.methods.registry import register
 
 __all__ = ["occlusion", "prediction_difference", "window_grid"]
@@ -101,7 +105,7 @@ def window_grid(shape: Sequence[int], window: int | Sequence[int] | None = None,
 
 
 def _occluded_drops(p: Problem, grids: list[Tensor], fills: Tensor | None,
-                    rows_per_call: int) -> Tensor:
+                    rows_per_call: int, local_rows: int) -> Tensor:
     """``F(x) - F(occluded)`` per example and window, averaged over the fills: ``(N, [K,] P)``."""
     dev = p.inputs.device
     grids = [g.to(dev) for g in grids]
@@ -121,7 +125,8 @@ def _occluded_drops(p: Problem, grids: list[Tensor], fills: Tensor | None,
             m = m & grids[d][pos].reshape(shape)
         return m
 
-    return occluded_drops(p, n_win, mask, fills, rows_per_call, "occlusion", _boxes(grids))
+    return occluded_drops(p, n_win, mask, fills, rows_per_call, "occlusion", _boxes(grids),
+                          local_rows)
 
 
 def _boxes(grids: list[Tensor]) -> Boxes | None:
@@ -227,7 +232,7 @@ def occlusion(
         grids = window_grid(p.inputs.shape[1:], window, stride)
         announce("occlusion", p.n * _positions(grids) * (1 if bg is None else len(bg)),
                  progress, "or a larger window=")
-        drops = _occluded_drops(p, grids, bg, forward_rows(p, batch_size))
+        drops = _occluded_drops(p, grids, bg, *_rows(p, batch_size))
         values = _spread(drops, grids)
         params = {"window": window, "stride": stride if stride is not None else window,
                   "windows": int(drops.shape[-1]), "forward_evaluations": p.forward_evaluations}
@@ -298,7 +303,7 @@ def prediction_difference(
         grids = window_grid(p.inputs.shape[1:], window, stride)
         announce("prediction_difference", p.n * _positions(grids) * int(bg.shape[0]), progress,
                  "or a larger window=")
-        drops = _occluded_drops(p, grids, bg, forward_rows(p, batch_size))
+        drops = _occluded_drops(p, grids, bg, *_rows(p, batch_size))
         values = _spread(drops, grids)
         params = {"window": window, "stride": stride if stride is not None else window,
                   "background_size": int(bg.shape[0]), "windows": int(drops.shape[-1]),
@@ -339,6 +344,12 @@ def photo_windows(p: Problem, window: Any, stride: Any, method: str) -> tuple[An
          f"{p.inputs[0].numel():,} forward passes per image); pass window= and stride= (or "
          "feature_mask=) to choose.")
     return window, stride
+
+
+def _rows(p: Problem, batch_size: int | None) -> tuple[int, int]:
+    """Rows per call of whole passes and of local passes (``batch_size`` for both if given)."""
+    rows = forward_rows(p, batch_size)
+    return rows, rows if batch_size is not None else rows * LOCAL_ROWS
 
 
 def _positions(grids: list[Tensor]) -> int:
