@@ -40,7 +40,10 @@ def _start(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: st
     """Process initialiser: the threads first, then the model, once per process."""
     import torch
 
+    from attribkit.startup import keep_freed_memory
+
     global _WORKER
+    keep_freed_memory()  # this process is attribkit's: see attribkit.startup
     torch.set_num_threads(threads)
     _WORKER = Worker(spec, methods, target, out, token, max_pixels,
                      interactions=interactions, feature_names=feature_names,

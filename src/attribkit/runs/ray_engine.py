@@ -36,6 +36,9 @@ class _RayWorker:
         os.environ.update(env)
         import torch
 
+        from attribkit.startup import keep_freed_memory
+
+        keep_freed_memory()  # this actor's process is attribkit's: see attribkit.startup
         torch.set_num_threads(threads_per_worker(threads, 1))  # threads: this actor's CPUs
         self.kind = kind
         self.worker = Worker(spec, methods, target, out, token, max_pixels,
