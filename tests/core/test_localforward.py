@@ -177,3 +177,29 @@ def test_a_given_batch_size_bounds_the_local_passes_too(monkeypatch: pytest.Monk
     got = attribkit.explain(m, x, method="occlusion", window=(3, 4, 4), baseline=0.0, target=2,
                             batch_size=5)
     assert len(sizes) == -(-got.params["windows"] // 5) and max(sizes) == 5
+
+
+def test_a_model_without_batchnorm_is_traced_for_local_passes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(7)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+                      nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).double().eval()
+    x = torch.randn(1, 3, 48, 48, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    seen: list[int] = []
+    real = Local.__call__
+
+    def spy(self: Local, rows: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> object:
+        out = real(self, rows, top, left)
+        seen.append(self.local_nodes)
+        return out
+
+    monkeypatch.setattr(localforward.Local, "__call__", spy)
+    kw = {"window": 6, "baseline": 0.0, "target": 3}
+    got = attribkit.explain(m, x, method="occlusion", **kw)
+    assert seen and min(seen) >= 2
+    n_local = len(seen)
+    with fastgraph.plain_forward():
+        want = attribkit.explain(m, x, method="occlusion", **kw)
+    assert len(seen) == n_local  # the fast path off: no local passes either
+    torch.testing.assert_close(got.values, want.values, rtol=1e-10, atol=1e-12)

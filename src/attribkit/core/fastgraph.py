@@ -21,7 +21,8 @@ traced through) and rewrites the trace:
 
 On EfficientNet-Lite0 (49 folds, 16 paddings, 32 matrix products, 33 in-place activations) a
 forward pass of 3 channels-last photos cost 0.52x the CPU time of the model as given, one
-thread (80 against 153 ms; 0.62x before the uneven paddings went). The values are the same up to floating-point rounding (the folded weights round
+thread (80 against 153 ms; 0.62x before the uneven paddings went). The values are the
+same up to floating-point rounding (the folded weights round
 differently): in float64 Integrated Gradients of EfficientNet-Lite0 moved by 6e-16; in float32
 the kinks of ReLU6 amplify rounding in gradients (16-step IG of a photo: 0.27 % relative L2
 from the model as given, where Captum and the model as given differ by 0.09 %). The copy is
@@ -50,7 +51,8 @@ from torch import Tensor, fx, nn
 from attribkit.core import memo
 from attribkit.core.batchnorm import BATCHNORMS, CONV_TYPES, merge_tensors
 
-__all__ = ["conv_args", "enabled", "fast_forward", "fold", "plain_forward", "pointwise"]
+__all__ = ["conv_args", "enabled", "fast_forward", "fold", "plain_forward", "pointwise",
+           "trace"]
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
                "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs")
@@ -241,6 +243,18 @@ def _has_hooks(model: nn.Module) -> bool:
     return any(getattr(m, d, None) for m in model.modules() for d in _HOOK_DICTS)
 
 
+def trace(model: object) -> fx.GraphModule | None:
+    """``model`` traced with ``torch.fx``, or ``None``: not a module, in training mode, with
+    hooks, or not traceable (data-dependent control flow, an untraceable call)."""
+    if not isinstance(model, nn.Module) or any(m.training for m in model.modules()) or (
+            _has_hooks(model)):
+        return None
+    try:
+        return fx.symbolic_trace(model)
+    except Exception:
+        return None
+
+
 def fold(model: nn.Module, channels_last: bool = False,
          inplace: bool = True) -> fx.GraphModule | None:
     """The traced model with BatchNorms folded and activations in place, or ``None``.
@@ -258,13 +272,10 @@ def fold(model: nn.Module, channels_last: bool = False,
         Run activations after a convolution in place (forward-only use; gradients through the
         copy are recorded without it).
     """
-    if any(m.training for m in model.modules()) or _has_hooks(model):
-        return None
     if not any(isinstance(m, BATCHNORMS) for m in model.modules()):
         return None
-    try:
-        gm = fx.symbolic_trace(model)
-    except Exception:  # data-dependent control flow, an untraceable call: the model as given
+    gm = trace(model)
+    if gm is None:
         return None
     folds = 0
     for node in list(gm.graph.nodes):

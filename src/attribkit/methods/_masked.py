@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, fx
 
+from attribkit.core import fastgraph
 from attribkit.core.engine import DEFAULT_MEMORY_BUDGET, Problem
 from attribkit.core.localforward import Local
 from attribkit.core.problem import check_finite
@@ -129,16 +130,20 @@ def occluded_drops(p: Problem, n: int, mask: Callable[[Tensor, Tensor], Tensor],
 
 def _local_scores(p: Problem, make: Callable[[slice], Tensor], per_ex: int, n: int,
                   boxes: Boxes, whole_rows: int, rows: int, desc: str) -> Tensor | None:
-    """Target scores of all rows by local passes (:class:`Local`), example by example, or
-    ``None`` where they do not apply (no traced copy, not images, extra forward arguments).
+    """Target scores of all rows by local passes (:class:`Local`) of the fast copy or the
+    traced model, example by example, or ``None`` where they do not apply (the fast path
+    turned off, a model that does not trace, not images, extra forward arguments).
 
     The first call of each example (``whole_rows`` rows) is also run whole; where the two
     differ by more than ``sqrt(eps)`` of the dtype (relative), the rest runs whole as well.
     Later calls take ``rows`` rows.
     """
     x = p.inputs
-    if (not isinstance(p.fast, fx.GraphModule) or p.layer is not None or p.compiled is not None
-            or p.forward_args or x.dim() != 4 or not x.is_floating_point()):
+    if (p.layer is not None or p.compiled is not None or p.forward_args or x.dim() != 4
+            or not x.is_floating_point() or not fastgraph.enabled()):
+        return None
+    gm = p.fast if isinstance(p.fast, fx.GraphModule) else fastgraph.trace(p.model)
+    if gm is None:
         return None
     (h, w), corner = boxes
     if h >= x.shape[2] and w >= x.shape[3]:
@@ -148,7 +153,7 @@ def _local_scores(p: Problem, make: Callable[[slice], Tensor], per_ex: int, n: i
     trusted = True
     with torch.no_grad(), progress_bar(p.n * per_ex, desc, p.progress) as bar:
         for e in range(p.n):
-            local = Local(p.fast, x[e:e + 1].contiguous(memory_format=torch.channels_last),
+            local = Local(gm, x[e:e + 1].contiguous(memory_format=torch.channels_last),
                           (h, w)) if trusted else None
             trusted = local is not None and local.usable and local.nbytes <= LOCAL_MAX_BYTES
             first, end = e * per_ex, (e + 1) * per_ex
