@@ -203,3 +203,30 @@ def test_a_model_without_batchnorm_is_traced_for_local_passes(
         want = attribkit.explain(m, x, method="occlusion", **kw)
     assert len(seen) == n_local  # the fast path off: no local passes either
     torch.testing.assert_close(got.values, want.values, rtol=1e-10, atol=1e-12)
+
+
+def test_no_local_passes_where_nothing_runs_on_boxes(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Resize(nn.Module):  # resizes first: no operation after it can work on boxes
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.c(F.interpolate(x, scale_factor=0.5, mode="bilinear"))
+            return h.mean(dim=(2, 3))
+
+    m = Resize().double().eval()
+    x = torch.randn(1, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    calls = [0]
+    real = Local.__call__
+
+    def spy(self: Local, rows: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> object:
+        calls[0] += 1
+        return real(self, rows, top, left)
+
+    monkeypatch.setattr(localforward.Local, "__call__", spy)
+    got = attribkit.explain(m, x, method="occlusion", window=4, baseline=0.0, target=1)
+    assert calls[0] == 1  # tried on the first call, found to run whole, then not used
+    with fastgraph.plain_forward():
+        want = attribkit.explain(m, x, method="occlusion", window=4, baseline=0.0, target=1)
+    torch.testing.assert_close(got.values, want.values, rtol=1e-10, atol=1e-12)

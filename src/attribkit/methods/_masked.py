@@ -134,13 +134,15 @@ def _local_scores(p: Problem, make: Callable[[slice], Tensor], per_ex: int, n: i
     traced model, example by example, or ``None`` where they do not apply (the fast path
     turned off, a model that does not trace, not images, extra forward arguments).
 
-    The first call of each example (``whole_rows`` rows) is also run whole; where the two
-    differ by more than ``sqrt(eps)`` of the dtype (relative), the rest runs whole as well.
-    Later calls take ``rows`` rows.
+    On a CPU only (on a GPU whole passes are sized by the memory budget, and local ones are
+    not measured there). The first call of each example (``whole_rows`` rows) is also run
+    whole; where the two differ by more than ``sqrt(eps)`` of the dtype (relative), or where
+    no operation could work on boxes (the larger calls would then be whole passes), the rest
+    runs whole as well. Later calls take ``rows`` rows.
     """
     x = p.inputs
     if (p.layer is not None or p.compiled is not None or p.forward_args or x.dim() != 4
-            or not x.is_floating_point() or not fastgraph.enabled()):
+            or not x.is_floating_point() or x.device.type != "cpu" or not fastgraph.enabled()):
         return None
     gm = p.fast if isinstance(p.fast, fx.GraphModule) else fastgraph.trace(p.model)
     if gm is None:
@@ -172,8 +174,9 @@ def _local_scores(p: Problem, make: Callable[[slice], Tensor], per_ex: int, n: i
                         top, left = corner(torch.arange(sl.start, sl.stop, device=x.device) % n)
                         near = local(pts, top, left)
                         scale = float(out.abs().max()) if out.numel() else 0.0
-                        trusted = (isinstance(near, Tensor) and near.shape == out.shape and bool(
-                            ((near - out).abs() <= tol * scale + 1e-30).all()))
+                        trusted = (local.local_nodes > 0 and isinstance(near, Tensor)
+                                   and near.shape == out.shape
+                                   and bool(((near - out).abs() <= tol * scale + 1e-30).all()))
                 sc = p.target.select(out, ex)
                 check_finite(sc, "the model output")
                 res.append(sc)
