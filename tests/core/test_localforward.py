@@ -121,10 +121,15 @@ def test_occlusion_with_local_passes_equals_whole_passes(monkeypatch: pytest.Mon
     m = _model(2)
     x = torch.randn(2, 3, 40, 44, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     seen: list[int] = []
+    whole_rows = [0]
     real = Local.__call__
 
-    def spy(self: Local, rows: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> object:
-        out = real(self, rows, top, left)
+    def spy(self: Local, rows: object, top: torch.Tensor, left: torch.Tensor,
+            **kw: object) -> object:
+        if callable(rows):  # count the whole images made
+            make = rows
+            rows = lambda: (whole_rows.__setitem__(0, whole_rows[0] + 1), make())[1]  # noqa: E731
+        out = real(self, rows, top, left, **kw)
         seen.append(self.local_nodes)
         return out
 
@@ -132,6 +137,7 @@ def test_occlusion_with_local_passes_equals_whole_passes(monkeypatch: pytest.Mon
     kw = {"window": (3, 5, 6), "stride": (3, 4, 5), "baseline": 0.0, "target": 1}
     fast = attribkit.explain(m, x, method="occlusion", **kw)
     assert seen and min(seen) > 0  # the local passes ran
+    assert whole_rows[0] == 0  # on the windows' boxes alone: no whole images made
     seen.clear()
     with fastgraph.plain_forward():
         plain = attribkit.explain(m, x, method="occlusion", **kw)
@@ -149,10 +155,10 @@ def test_local_passes_that_disagree_with_the_model_are_dropped(
     real = Local.__call__
     calls = [0]
 
-    def wrong(self: Local, rows: torch.Tensor, top: torch.Tensor, left: torch.Tensor
-              ) -> torch.Tensor:
+    def wrong(self: Local, rows: object, top: torch.Tensor, left: torch.Tensor,
+              **kw: object) -> torch.Tensor:
         calls[0] += 1
-        return real(self, rows, top, left) * 1.001  # type: ignore[no-any-return]
+        return real(self, rows, top, left, **kw) * 1.001  # type: ignore[no-any-return]
 
     monkeypatch.setattr(localforward.Local, "__call__", wrong)
     kw = {"window": (3, 8, 8), "baseline": 0.0, "target": 0}
@@ -169,9 +175,10 @@ def test_a_given_batch_size_bounds_the_local_passes_too(monkeypatch: pytest.Monk
     sizes: list[int] = []
     real = Local.__call__
 
-    def spy(self: Local, rows: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> object:
-        sizes.append(int(rows.shape[0]))
-        return real(self, rows, top, left)
+    def spy(self: Local, rows: object, top: torch.Tensor, left: torch.Tensor,
+            **kw: object) -> object:
+        sizes.append(int(top.shape[0]))
+        return real(self, rows, top, left, **kw)
 
     monkeypatch.setattr(localforward.Local, "__call__", spy)
     got = attribkit.explain(m, x, method="occlusion", window=(3, 4, 4), baseline=0.0, target=2,
@@ -189,8 +196,9 @@ def test_a_model_without_batchnorm_is_traced_for_local_passes(
     seen: list[int] = []
     real = Local.__call__
 
-    def spy(self: Local, rows: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> object:
-        out = real(self, rows, top, left)
+    def spy(self: Local, rows: object, top: torch.Tensor, left: torch.Tensor,
+            **kw: object) -> object:
+        out = real(self, rows, top, left, **kw)
         seen.append(self.local_nodes)
         return out
 
@@ -220,9 +228,10 @@ def test_no_local_passes_where_nothing_runs_on_boxes(monkeypatch: pytest.MonkeyP
     calls = [0]
     real = Local.__call__
 
-    def spy(self: Local, rows: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> object:
+    def spy(self: Local, rows: object, top: torch.Tensor, left: torch.Tensor,
+            **kw: object) -> object:
         calls[0] += 1
-        return real(self, rows, top, left)
+        return real(self, rows, top, left, **kw)
 
     monkeypatch.setattr(localforward.Local, "__call__", spy)
     got = attribkit.explain(m, x, method="occlusion", window=4, baseline=0.0, target=1)
@@ -230,3 +239,42 @@ def test_no_local_passes_where_nothing_runs_on_boxes(monkeypatch: pytest.MonkeyP
     with fastgraph.plain_forward():
         want = attribkit.explain(m, x, method="occlusion", window=4, baseline=0.0, target=1)
     torch.testing.assert_close(got.values, want.values, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("pool", ["module", "mean", "mean_keepdim", "function"])
+def test_a_global_mean_of_a_box_needs_no_whole_map(pool: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 6, 3, stride=2, padding=1)
+            self.c2 = nn.Conv2d(6, 5, 3, padding=1)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.c2(torch.relu(self.c1(x)))
+            if pool == "module":
+                return self.pool(h).flatten(1)
+            if pool == "mean":
+                return h.mean(dim=(-2, -1))
+            if pool == "mean_keepdim":
+                return torch.mean(h, dim=(2, 3), keepdim=True).flatten(1)
+            return F.adaptive_avg_pool2d(h, 1).flatten(1)
+
+    m = Net().double().eval()
+    x = torch.randn(1, 3, 30, 34, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    top, left = torch.tensor([0, 26, 13]), torch.tensor([30, 0, 17])
+    rows = _rows(x, top, left, 4, 4)
+    whole: list[int] = []
+    real = Local._assemble
+
+    def spy(self: Local, ref: torch.Tensor, v: object, t: object, *a: object,
+            **k: object) -> torch.Tensor:
+        whole.append(int(t is None))
+        return real(self, ref, v, t, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(localforward.Local, "_assemble", spy)
+    local = Local(fx.symbolic_trace(m), x, (4, 4))
+    with torch.no_grad():
+        torch.testing.assert_close(local(rows, top, left), m(rows), rtol=1e-12, atol=1e-12)
+    assert whole and sum(whole) == 0  # convolutions assembled windows, never a whole map

@@ -21,6 +21,7 @@ the first batch with the model's own output and fall back to full passes where t
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from torch import Tensor, fx, nn
 
 from attribkit.core.fastgraph import conv_args, pointwise
 
-__all__ = ["Local"]
+__all__ = ["Local", "crop_boxes"]
 
 #: Modules that act on each value alone or per channel: a box of their input is enough.
 _ELEMENTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.SiLU, nn.Hardswish,
@@ -81,6 +82,7 @@ class Local:
         self.ref: dict[fx.Node, Any] = {}
         self._padded: dict[tuple[fx.Node, int, int], Tensor] = {}
         self.local_nodes = 0
+        self._rows: Tensor | Callable[[], Tensor] = reference
         #: False where an in-place operation writes an activation that something else reads
         #: too (boxes and whole activations would then see different values): do not use.
         self.usable = not any(_writes_shared(gm, n) for n in self.nodes)
@@ -103,16 +105,26 @@ class Local:
         return sum(v.numel() * v.element_size() for v in self.ref.values()
                    if isinstance(v, Tensor) and v.dim() == 4)
 
-    def __call__(self, rows: Tensor, top: Tensor, left: Tensor) -> Any:
-        """The model's output on ``rows`` ``(R, C, H, W)``, which differ from the reference only
-        in the boxes starting at rows ``top`` and columns ``left`` ``(R,)``."""
+    def __call__(self, rows: Tensor | Callable[[], Tensor], top: Tensor, left: Tensor,
+                 patch: Tensor | None = None) -> Any:
+        """The model's output on rows ``(R, C, H, W)`` that differ from the reference only in
+        the boxes starting at rows ``top`` and columns ``left`` ``(R,)``.
+
+        ``rows`` may be a function that makes them, called only if an operation needs the
+        whole images; ``patch`` ``(R, C, h, w)``, the rows' boxes, saves cutting them out.
+        """
         h, w = self.box
-        full: dict[fx.Node, Tensor] = {self.input: rows}
+        if patch is None:
+            rows = rows() if callable(rows) else rows
+            patch = crop_boxes(rows, torch.arange(rows.shape[0], device=top.device), top, left,
+                               h, w)
+        full: dict[fx.Node, Tensor] = {}
+        self._rows = rows
         env: dict[fx.Node, Any] = {}
         self.local_nodes = 0
         for node in self.nodes:
             if node.op == "placeholder":
-                env[node] = _Box(_crop(rows, top, left, h, w), top, left)
+                env[node] = _Box(patch, top, left)
                 continue
             if node.op == "output":
                 return fx.node.map_arg(node.args[0], lambda a: self._full(a, env, full))
@@ -151,19 +163,23 @@ class Local:
         v = env[a]
         if not isinstance(v, _Box):
             return v
+        if a is self.input and a not in full:  # the images themselves
+            rows = self._rows
+            full[a] = rows() if callable(rows) else rows
         if a not in full:
             ref = self.ref[a]
-            hh, ww = (int(s) for s in ref.shape[-2:])
-            zero = torch.zeros_like(v.top)
-            full[a] = self._assemble(ref, v, zero, zero, hh, ww, 0, 0)
+            full[a] = self._assemble(ref, v, None, None)
         return full[a]
 
     def _local(self, node: fx.Node, env: dict[fx.Node, Any],
-               full: dict[fx.Node, Tensor]) -> _Box | None:
-        """``node`` on boxes, or ``None`` where it needs whole activations."""
+               full: dict[fx.Node, Tensor]) -> _Box | Tensor | None:
+        """``node`` on boxes (a box, or a whole tensor for a mean over the map), or ``None``
+        where it needs whole activations."""
         boxes = [a for a in node.all_input_nodes if isinstance(env.get(a), _Box)]
         if not boxes:
             return None
+        if _global_mean(self.gm, node):
+            return self._mean(node, env, node.args[0])
         if node.op == "call_module":
             m = self.gm.get_submodule(str(node.target))
             if isinstance(m, nn.Conv2d):
@@ -256,12 +272,33 @@ class Local:
         out = fn(box.patch, other) if box is x else fn(other, box.patch)  # type: ignore[operator]
         return _Box(out, box.top, box.left)
 
-    def _assemble(self, ref: Tensor, v: _Box | None, top: Tensor | None, left: Tensor | None,
-                  h: int, w: int, ph: int, pw: int, node: fx.Node | None = None) -> Tensor:
+    def _assemble(self, ref: Tensor, v: _Box, top: Tensor | None, left: Tensor | None,
+                  h: int = 0, w: int = 0, ph: int = 0, pw: int = 0,
+                  node: fx.Node | None = None) -> Tensor:
         """Per row, the ``h x w`` window at (``top``, ``left``) of the reference's activation
-        (zeros outside the map, which is padded by ``ph``, ``pw``), the box ``v`` pasted in.
-        Channels-last ``(R, C, h, w)``."""
-        assert v is not None and top is not None and left is not None
+        (zeros outside the map, which is padded by ``ph``, ``pw``), the box ``v`` pasted in;
+        ``top=None``: the whole map. Channels-last ``(R, C, h, w)``."""
+        if top is None or left is None:  # the whole map: a copy per row, no gather
+            n = int(v.patch.shape[0])
+            out = ref.expand(n, *ref.shape[1:]).contiguous(
+                memory_format=torch.channels_last).permute(0, 2, 3, 1)
+            top = left = torch.zeros_like(v.top)
+            h, w = (int(s) for s in ref.shape[-2:])
+        else:
+            out = self._window(ref, top, left, h, w, ph, pw, node)
+        dev = v.patch.device
+        hs, ws = (int(s) for s in v.patch.shape[2:])
+        ii = (v.top - top)[:, None] + torch.arange(hs, device=dev)  # box rows in the window
+        jj = (v.left - left)[:, None] + torch.arange(ws, device=dev)
+        ok = (((ii >= 0) & (ii < h))[:, :, None] & ((jj >= 0) & (jj < w))[:, None, :])
+        r, i, j = ok.nonzero(as_tuple=True)
+        out[r, ii[r, i], jj[r, j]] = v.patch.permute(0, 2, 3, 1)[r, i, j]
+        return out.permute(0, 3, 1, 2)
+
+    def _window(self, ref: Tensor, top: Tensor, left: Tensor, h: int, w: int, ph: int = 0,
+                pw: int = 0, node: fx.Node | None = None) -> Tensor:
+        """Per row, the ``h x w`` window at (``top``, ``left``) of ``ref`` padded by ``ph``,
+        ``pw`` (the padded copy kept per ``node``): a fresh ``(R, h, w, C)`` tensor."""
         if ph or pw:
             key = (node, ph, pw) if node is not None else None
             padded = self._padded.get(key) if key is not None else None
@@ -271,17 +308,41 @@ class Local:
                     self._padded[key] = padded
             ref = padded
         nhwc = ref[0].permute(1, 2, 0)  # (H, W, C)
-        dev = v.patch.device
-        rows = (top + ph)[:, None] + torch.arange(h, device=dev)
-        cols = (left + pw)[:, None] + torch.arange(w, device=dev)
-        out = nhwc[rows[:, :, None], cols[:, None, :]]  # (R, h, w, C), a fresh tensor
+        rows = (top + ph)[:, None] + torch.arange(h, device=top.device)
+        cols = (left + pw)[:, None] + torch.arange(w, device=top.device)
+        return nhwc[rows[:, :, None], cols[:, None, :]]
+
+    def _mean(self, node: fx.Node, env: dict[fx.Node, Any], src: Any) -> Tensor | None:
+        """The mean over the map of a box: the reference's mean plus the box's change."""
+        v = env.get(src) if isinstance(src, fx.Node) else None
+        if not isinstance(v, _Box):
+            return None
+        ref_in, ref_out = self.ref[src], self.ref[node]
         hs, ws = (int(s) for s in v.patch.shape[2:])
-        ii = (v.top - top)[:, None] + torch.arange(hs, device=dev)  # box rows in the window
-        jj = (v.left - left)[:, None] + torch.arange(ws, device=dev)
-        ok = (((ii >= 0) & (ii < h))[:, :, None] & ((jj >= 0) & (jj < w))[:, None, :])
-        r, i, j = ok.nonzero(as_tuple=True)
-        out[r, ii[r, i], jj[r, j]] = v.patch.permute(0, 2, 3, 1)[r, i, j]
-        return out.permute(0, 3, 1, 2)
+        before = self._window(ref_in, v.top, v.left, hs, ws).sum(dim=(1, 2))  # (R, C)
+        change = (v.patch.sum(dim=(2, 3)) - before) / (ref_in.shape[2] * ref_in.shape[3])
+        n = int(v.patch.shape[0])
+        out: Tensor = ref_out.expand(n, *ref_out.shape[1:]) + change.reshape(
+            n, *ref_out.shape[1:])
+        return out
+
+
+def _global_mean(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """Whether ``node`` averages its first argument over the whole map (global pooling)."""
+    if node.op == "call_module":
+        m = gm.get_submodule(str(node.target))
+        return (isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1))
+                and len(node.args) == 1 and not node.kwargs)
+    if node.op == "call_function" and node.target is F.adaptive_avg_pool2d:
+        size = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
+        return size in (1, (1, 1)) and len(node.args) <= 2
+    if (node.op == "call_method" and node.target == "mean") or (
+            node.op == "call_function" and node.target is torch.mean):
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        extra = set(node.kwargs) - {"dim", "keepdim"}
+        return (isinstance(dim, (tuple, list)) and sorted(int(d) % 4 for d in dim) == [2, 3]
+                and len(node.args) <= 2 and not extra)
+    return False
 
 
 def _writes_shared(gm: fx.GraphModule, node: fx.Node) -> bool:
@@ -298,13 +359,25 @@ def _writes_shared(gm: fx.GraphModule, node: fx.Node) -> bool:
     return inplace and isinstance(first, fx.Node) and len(first.users) > 1
 
 
-def _crop(rows: Tensor, top: Tensor, left: Tensor, h: int, w: int) -> Tensor:
-    """Per row, its ``h x w`` box at (``top``, ``left``), channels-last ``(R, C, h, w)``."""
-    dev = rows.device
-    r = torch.arange(rows.shape[0], device=dev)[:, None, None]
+def crop_boxes(t: Tensor, which: Tensor, top: Tensor, left: Tensor, h: int, w: int) -> Tensor:
+    """Per row ``r``, the ``h x w`` box at (``top[r]``, ``left[r]``) of ``t[which[r]]``:
+    channels-last ``(R, C, h, w)`` (only the boxes are copied; ``t`` may be expanded).
+
+    Parameters
+    ----------
+    t
+        ``(M, C, H, W)``.
+    which
+        ``(R,)`` rows of ``t``.
+    top, left
+        ``(R,)`` the boxes' first row and column.
+    h, w
+        The boxes' size.
+    """
+    dev = t.device
     ii = top[:, None, None] + torch.arange(h, device=dev)[None, :, None]
     jj = left[:, None, None] + torch.arange(w, device=dev)[None, None, :]
-    return rows.permute(0, 2, 3, 1)[r, ii, jj].permute(0, 3, 1, 2)
+    return t.permute(0, 2, 3, 1)[which[:, None, None], ii, jj].permute(0, 3, 1, 2)
 
 
 def _pair(v: Any) -> list[int]:

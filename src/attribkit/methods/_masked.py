@@ -14,7 +14,7 @@ from torch import Tensor, fx
 
 from attribkit.core import fastgraph
 from attribkit.core.engine import DEFAULT_MEMORY_BUDGET, Problem
-from attribkit.core.localforward import Local
+from attribkit.core.localforward import Local, crop_boxes
 from attribkit.core.problem import check_finite
 from attribkit.core.progress import progress_bar
 
@@ -101,20 +101,32 @@ def occluded_drops(p: Problem, n: int, mask: Callable[[Tensor, Tensor], Tensor],
     n_fill = 1 if fills is None else int(fills.shape[0])
     per_ex = n_fill * n
 
-    def make(sl: slice) -> Tensor:
+    def parts(sl: slice) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Examples, fill rows and masks of rows ``sl``, and where each fill comes from."""
         rows = torch.arange(sl.start, sl.stop, device=dev)
         ex, rest = rows // per_ex, rows % per_ex
         j, k = rest // n, rest % n
         if fills is None:
             assert p.baseline is not None
-            fill = p.baseline[ex]
-        else:
-            fill = fills[j]
-        return torch.where(mask(ex, k), fill, x[ex])
+            return ex, k, p.baseline, ex, mask(ex, k)
+        return ex, k, fills, j, mask(ex, k)
+
+    def make(sl: slice) -> Tensor:
+        ex, _, source, which, m = parts(sl)
+        return torch.where(m, source[which], x[ex])
+
+    def make_boxes(sl: slice, top: Tensor, left: Tensor, h: int, w: int) -> Tensor:
+        """The boxes of rows ``sl`` alone (no whole copies of the images)."""
+        ex, _, source, which, m = parts(sl)
+        m = m.expand(len(ex), *x.shape[1:])
+        r = torch.arange(len(ex), device=dev)
+        return torch.where(crop_boxes(m, r, top, left, h, w),
+                           crop_boxes(source, which, top, left, h, w),
+                           crop_boxes(x, ex, top, left, h, w))
 
     example = torch.arange(p.n, device=dev).repeat_interleave(per_ex)
     scores = None if boxes is None else _local_scores(
-        p, make, per_ex, n, boxes, rows_per_call, local_rows or rows_per_call, desc)
+        p, make, make_boxes, per_ex, n, boxes, rows_per_call, local_rows or rows_per_call, desc)
     if scores is None:
         old = p.batch_size
         p.batch_size = rows_per_call
@@ -128,8 +140,10 @@ def occluded_drops(p: Problem, n: int, mask: Callable[[Tensor, Tensor], Tensor],
     return drops.movedim(1, -1)
 
 
-def _local_scores(p: Problem, make: Callable[[slice], Tensor], per_ex: int, n: int,
-                  boxes: Boxes, whole_rows: int, rows: int, desc: str) -> Tensor | None:
+def _local_scores(p: Problem, make: Callable[[slice], Tensor],
+                  make_boxes: Callable[[slice, Tensor, Tensor, int, int], Tensor], per_ex: int,
+                  n: int, boxes: Boxes, whole_rows: int, rows: int, desc: str
+                  ) -> Tensor | None:
     """Target scores of all rows by local passes (:class:`Local`) of the fast copy or the
     traced model, example by example, or ``None`` where they do not apply (the fast path
     turned off, a model that does not trace, not images, extra forward arguments).
@@ -162,16 +176,16 @@ def _local_scores(p: Problem, make: Callable[[slice], Tensor], per_ex: int, n: i
             starts = [first, *range(first + whole_rows, end, rows)]
             for s, stop in zip(starts, [*starts[1:], end], strict=True):
                 sl = slice(s, stop)
-                pts = make(sl).contiguous(memory_format=torch.channels_last)
-                ex = torch.full((pts.shape[0],), e, dtype=torch.long, device=x.device)
+                ex = torch.full((stop - s,), e, dtype=torch.long, device=x.device)
+                top, left = corner(torch.arange(s, stop, device=x.device) % n)
                 if trusted and s > first:
                     assert local is not None
-                    top, left = corner(torch.arange(sl.start, sl.stop, device=x.device) % n)
-                    out = local(pts, top, left)
+                    out = local(lambda sl=sl: make(sl), top, left,  # type: ignore[misc]
+                                patch=make_boxes(sl, top, left, h, w))
                 else:
+                    pts = make(sl)
                     out = p.call(pts, ex)
                     if trusted and local is not None:  # the first call: compare the two
-                        top, left = corner(torch.arange(sl.start, sl.stop, device=x.device) % n)
                         near = local(pts, top, left)
                         scale = float(out.abs().max()) if out.numel() else 0.0
                         trusted = (local.local_nodes > 0 and isinstance(near, Tensor)
