@@ -5,6 +5,8 @@ Environment variables steer them, so that a test can reach into a worker process
 * ``ATTRIBKIT_TEST_COUNTER``: a file; every prepared item appends its id (counts model work).
 * ``ATTRIBKIT_TEST_SLOW``: seconds to sleep per prepared item (to kill a run mid-way).
 * ``ATTRIBKIT_TEST_HOLD``: a file; preparing an item waits while it exists (a run held open).
+  ``ATTRIBKIT_TEST_HOLD_AFTER``: N; with it, a process holds only from its item N + 1 on, and
+  first writes the item's file stem into ``<HOLD>.<pid>`` (a test sees who waits, on what).
 * ``ATTRIBKIT_TEST_DIE_ON`` and ``ATTRIBKIT_TEST_DIE_MARK``: the process exits (as if killed)
   when it prepares the item of that file stem (``*``: any item), once: the marker file records
   that it died. ``ATTRIBKIT_TEST_SPARE_PID``: a process that never exits so (the test's own).
@@ -12,6 +14,7 @@ Environment variables steer them, so that a test can reach into a worker process
 
 from __future__ import annotations
 
+import itertools
 import os
 import pathlib
 import time
@@ -23,6 +26,7 @@ from torch import nn
 from attribkit.zoo.specs import Built, Prepared, plain
 
 SIZE = 32
+_PREPARED = itertools.count(1)  # items this process prepared (ATTRIBKIT_TEST_HOLD_AFTER)
 
 
 def cnn() -> nn.Module:
@@ -53,6 +57,13 @@ def _hooks(raw: Any) -> None:
         pathlib.Path(mark).write_text(str(os.getpid()))
         os._exit(1)
     hold = os.environ.get("ATTRIBKIT_TEST_HOLD")
+    after = os.environ.get("ATTRIBKIT_TEST_HOLD_AFTER")
+    if hold and after:
+        hold = hold if next(_PREPARED) > int(after) else None
+        if hold and os.path.exists(hold):
+            part = pathlib.Path(f"{hold}.{os.getpid()}.part")
+            part.write_text(stem)
+            os.replace(part, f"{hold}.{os.getpid()}")
     while hold and os.path.exists(hold):
         time.sleep(0.02)
     slow = float(os.environ.get("ATTRIBKIT_TEST_SLOW", "0") or 0)
