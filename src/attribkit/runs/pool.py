@@ -118,7 +118,7 @@ def run_pool(here: Worker, spec: str, batches: Sequence[Sequence[Task]], *, kind
     pending: dict[Future[Any], int] = {}  # the worker processes' batches in flight
 
     def take() -> list[Task] | None:
-        with lock:  # after an error of the calling process, nothing more is handed out
+        with lock:  # after an error of the calling process or Ctrl-C, nothing more
             if failures and not isinstance(failures[0], BrokenProcessPool):
                 return None
             b = next(todo, None)
@@ -156,17 +156,18 @@ def run_pool(here: Worker, spec: str, batches: Sequence[Sequence[Task]], *, kind
         (an error, an earlier Ctrl-C) ends the worker processes."""
         told = False
         while True:
-            with lock:
-                stopping = bool(failures) and not isinstance(failures[0], BrokenProcessPool)
-                tell = (stopping and not told and isinstance(failures[0], KeyboardInterrupt)
-                        and len(pending))
-            if tell and note is not None:
-                told = True
-                aside = getattr(bar, "external_write_mode", None)  # tqdm: off the bar's line
-                with aside(file=sys.stderr) if aside else contextlib.nullcontext():
-                    note(f"interrupted: storing the {tell} batch(es) in flight in worker "
-                         f"processes; Ctrl-C again to stop them at once")
+            stopping = False
             try:
+                with lock:
+                    stopping = bool(failures) and not isinstance(failures[0], BrokenProcessPool)
+                    interrupted = stopping and isinstance(failures[0], KeyboardInterrupt)
+                    busy = len(pending) if interrupted else 0
+                if busy and not told and note is not None:
+                    told = True
+                    aside = getattr(bar, "external_write_mode", None)  # tqdm: off the bar
+                    with aside(file=sys.stderr) if aside else contextlib.nullcontext():
+                        note(f"interrupted: storing the {busy} batch(es) in flight in worker "
+                             f"processes; Ctrl-C again to stop them at once")
                 feeder.join()
                 return
             except KeyboardInterrupt as err:
