@@ -5,6 +5,10 @@ Environment variables steer them, so that a test can reach into a worker process
 * ``ATTRIBKIT_TEST_COUNTER``: a file; every prepared item appends its id (counts model work).
 * ``ATTRIBKIT_TEST_SLOW``: seconds to sleep per prepared item (to kill a run mid-way).
 * ``ATTRIBKIT_TEST_HOLD``: a file; preparing an item waits while it exists (a run held open).
+  ``ATTRIBKIT_TEST_HOLD_AFTER``: N; with it, a process holds only from its item N + 1 on, and
+  first writes the item's file stem into ``<HOLD>.<pid>`` (a test sees who waits, on what).
+* ``ATTRIBKIT_TEST_HOLD_START``: a file; a worker process (started by ``multiprocessing``)
+  building ``tiny_cnn`` writes ``<file>.<pid>`` and waits while the file exists (still starting).
 * ``ATTRIBKIT_TEST_DIE_ON`` and ``ATTRIBKIT_TEST_DIE_MARK``: the process exits (as if killed)
   when it prepares the item of that file stem (``*``: any item), once: the marker file records
   that it died. ``ATTRIBKIT_TEST_SPARE_PID``: a process that never exits so (the test's own).
@@ -12,6 +16,8 @@ Environment variables steer them, so that a test can reach into a worker process
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
 import os
 import pathlib
 import time
@@ -23,6 +29,7 @@ from torch import nn
 from attribkit.zoo.specs import Built, Prepared, plain
 
 SIZE = 32
+_PREPARED = itertools.count(1)  # items this process prepared (ATTRIBKIT_TEST_HOLD_AFTER)
 
 
 def cnn() -> nn.Module:
@@ -39,6 +46,16 @@ def cnn() -> nn.Module:
     return net.eval()
 
 
+def _held(hold: str, what: str) -> None:
+    """Write ``what`` into ``<hold>.<pid>`` (atomically) and wait while ``hold`` exists."""
+    if os.path.exists(hold):
+        part = pathlib.Path(f"{hold}.{os.getpid()}.part")
+        part.write_text(what)
+        os.replace(part, f"{hold}.{os.getpid()}")
+    while os.path.exists(hold):
+        time.sleep(0.02)
+
+
 def _hooks(raw: Any) -> None:
     stem = pathlib.Path(str(raw)).stem
     counter = os.environ.get("ATTRIBKIT_TEST_COUNTER")
@@ -53,8 +70,13 @@ def _hooks(raw: Any) -> None:
         pathlib.Path(mark).write_text(str(os.getpid()))
         os._exit(1)
     hold = os.environ.get("ATTRIBKIT_TEST_HOLD")
-    while hold and os.path.exists(hold):
-        time.sleep(0.02)
+    after = os.environ.get("ATTRIBKIT_TEST_HOLD_AFTER")
+    if hold and after:
+        if next(_PREPARED) > int(after):
+            _held(hold, stem)
+    else:
+        while hold and os.path.exists(hold):
+            time.sleep(0.02)
     slow = float(os.environ.get("ATTRIBKIT_TEST_SLOW", "0") or 0)
     if slow:
         time.sleep(slow)
@@ -62,6 +84,9 @@ def _hooks(raw: Any) -> None:
 
 def tiny_cnn() -> Built:
     """The CNN with images read as RGB in [0, 1], instrumented by the environment variables."""
+    start = os.environ.get("ATTRIBKIT_TEST_HOLD_START")
+    if start and multiprocessing.parent_process() is not None:  # a worker process, starting
+        _held(start, "start")
     base = plain(cnn())
 
     def prepare(raw: Any) -> Prepared:

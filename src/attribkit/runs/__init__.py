@@ -259,7 +259,7 @@ def run(model: str | Built | Any, data: Any, methods: Sequence[MethodArg] = ("ig
                 from attribkit.runs.pool import run_pool
 
                 run_pool(here, spec, balanced_batches(tasks, batch_size, copies),
-                         kind=kind, workers=copies, progress=progress, record=keep)
+                         kind=kind, workers=copies, progress=progress, record=keep, note=say)
             else:
                 from attribkit.runs.local import run_local
 
