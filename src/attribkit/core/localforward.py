@@ -33,9 +33,11 @@ from attribkit.core.fastgraph import conv_args, pointwise
 
 __all__ = ["Local", "crop_boxes"]
 
-#: Modules that act on each value alone or per channel: a box of their input is enough.
+#: Modules that act on each value alone or per channel (in eval mode, as traced models are
+#: here): a box of their input is enough.
 _ELEMENTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.SiLU, nn.Hardswish,
-                        nn.Sigmoid, nn.Tanh, nn.GELU, nn.ELU, nn.Identity, nn.BatchNorm2d)
+                        nn.Sigmoid, nn.Tanh, nn.GELU, nn.ELU, nn.Identity, nn.BatchNorm2d,
+                        nn.Dropout, nn.Dropout2d)
 _ELEMENTWISE_FUNCTIONS = {torch.relu, torch.relu_, F.relu, F.relu6, F.hardtanh, F.hardtanh_,
                           F.silu, F.hardswish, F.gelu, torch.sigmoid, torch.tanh,
                           F.leaky_relu, F.leaky_relu_}
@@ -67,7 +69,8 @@ class Local:
     Parameters
     ----------
     gm
-        The traced model (its first placeholder takes the images ``(N, C, H, W)``).
+        The traced model in eval mode (its first placeholder takes the images
+        ``(N, C, H, W)``).
     reference
         ``(1, C, H, W)``: the image the rows differ from.
     box
