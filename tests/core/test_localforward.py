@@ -279,3 +279,26 @@ def test_a_global_mean_of_a_box_needs_no_whole_map(pool: str,
     with torch.no_grad():
         torch.testing.assert_close(local(rows, top, left), m(rows), rtol=1e-12, atol=1e-12)
     assert whole and sum(whole) == 0  # convolutions assembled windows, never a whole map
+
+
+def test_other_inputs_of_the_forward_keep_their_defaults() -> None:
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 2, 3, padding=1)
+
+        def forward(self, x: torch.Tensor, scale: float = 2.0) -> torch.Tensor:
+            return (self.c(x) * scale).mean(dim=(2, 3))
+
+    class Needs(Scaled):
+        def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+            return super().forward(x, scale)
+
+    x = torch.randn(1, 3, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    m = Scaled().double().eval()
+    local = Local(fx.symbolic_trace(m), x, (3, 3))
+    top, left = torch.tensor([0, 9]), torch.tensor([4, 9])
+    rows = _rows(x, top, left, 3, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(local(rows, top, left), m(rows), rtol=1e-12, atol=1e-12)
+    assert not Local(fx.symbolic_trace(Needs().double().eval()), x, (3, 3)).usable

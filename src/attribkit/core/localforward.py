@@ -89,11 +89,19 @@ class Local:
         #: False where an in-place operation writes an activation that something else reads
         #: too (boxes and whole activations would then see different values): do not use.
         self.usable = not any(_writes_shared(gm, n) for n in self.nodes)
+        #: the other inputs of the model's forward, at their defaults (one without: not usable)
+        self.defaults = {n: n.args[0] for n in self.nodes
+                         if n.op == "placeholder" and n is not self.input and n.args}
+        if any(n.op == "placeholder" and n is not self.input and n not in self.defaults
+               for n in self.nodes):
+            self.usable = False
+        if not self.usable:
+            return
         with torch.no_grad():
             env: dict[fx.Node, Any] = {}
             for node in self.nodes:
                 if node.op == "placeholder":
-                    value: Any = reference
+                    value: Any = reference if node is self.input else self.defaults.get(node)
                 elif node.op == "output":
                     break
                 else:
@@ -127,7 +135,8 @@ class Local:
         self.local_nodes = 0
         for node in self.nodes:
             if node.op == "placeholder":
-                env[node] = _Box(patch, top, left)
+                env[node] = _Box(patch, top, left) if node is self.input else (
+                    self.defaults.get(node))
                 continue
             if node.op == "output":
                 return fx.node.map_arg(node.args[0], lambda a: self._full(a, env, full))
