@@ -137,7 +137,7 @@ def test_occlusion_with_local_passes_equals_whole_passes(monkeypatch: pytest.Mon
     monkeypatch.setattr(localforward.Local, "__call__", spy)
     kw = {"window": (3, 5, 6), "stride": (3, 4, 5), "baseline": 0.0, "target": 1}
     fast = attribkit.explain(m, x, method="occlusion", **kw)
-    assert seen and min(seen) > 0  # the local passes ran
+    assert len(seen) > 2 and min(seen) > 0  # the local passes ran, past each first call
     assert whole_rows[0] == 0  # on the windows' boxes alone: no whole images made
     seen.clear()
     with fastgraph.plain_forward():
@@ -302,3 +302,56 @@ def test_other_inputs_of_the_forward_keep_their_defaults() -> None:
     with torch.no_grad():
         torch.testing.assert_close(local(rows, top, left), m(rows), rtol=1e-12, atol=1e-12)
     assert not Local(fx.symbolic_trace(Needs().double().eval()), x, (3, 3)).usable
+
+
+def _spy_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = Local.__call__
+
+    def spy(self: Local, rows: object, top: torch.Tensor, left: torch.Tensor,
+            **kw: object) -> object:
+        out = real(self, rows, top, left, **kw)
+        calls.append(self.local_nodes)
+        return out
+
+    monkeypatch.setattr(localforward.Local, "__call__", spy)
+    return calls
+
+
+def test_feature_ablation_of_compact_groups_runs_local_passes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    m = _model(5)
+    x = torch.randn(2, 3, 40, 44, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
+    rr, cc = torch.meshgrid(torch.arange(40), torch.arange(44), indexing="ij")
+    cells = (rr // 8) * 6 + cc // 8  # 5 x 6 grid cells of up to 8 x 8
+    other = ((rr + 3) // 7) * 9 + (cc + 5) // 6  # another grid for the second example
+    other[:5, :5] = -1  # never occluded
+    mask = torch.stack([cells, other])[:, None].expand(2, 3, 40, 44).clone()
+    mask[1, 2][mask[1, 2] % 2 == 0] = -1  # the last channel keeps only the odd groups
+    calls = _spy_calls(monkeypatch)
+    got = attribkit.explain(m, x, method="occlusion", feature_mask=mask, baseline=0.0, target=1)
+    # beyond the first call of each example (the one checked against a whole pass)
+    assert len(calls) > 2 and min(calls) > 0
+    n_calls = len(calls)
+    with fastgraph.plain_forward():
+        want = attribkit.explain(m, x, method="occlusion", feature_mask=mask, baseline=0.0,
+                                 target=1)
+    assert len(calls) == n_calls
+    torch.testing.assert_close(got.extras["group_drops"], want.extras["group_drops"],
+                               rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(got.values, want.values, rtol=1e-10, atol=1e-12)
+
+
+def test_a_large_group_runs_whole_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = _model(6)
+    x = torch.randn(1, 3, 40, 44, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
+    halves = (torch.arange(44) >= 22).long().expand(1, 1, 40, 44)  # two groups, half each
+    calls = _spy_calls(monkeypatch)
+    got = attribkit.explain(m, x, method="occlusion", feature_mask=halves, baseline=0.0,
+                            target=0)
+    assert not calls
+    with torch.no_grad():
+        left = x.clone()
+        left[..., :22] = 0.0
+        torch.testing.assert_close(got.extras["group_drops"][0, 0],
+                                   m(x)[0, 0] - m(left)[0, 0], rtol=1e-12, atol=1e-12)

@@ -25,14 +25,15 @@ LOCAL_ROWS = 4
 #: 224 x 224: 77 MiB); larger images run whole passes.
 LOCAL_MAX_BYTES = DEFAULT_MEMORY_BUDGET // 2
 
-#: Boxes of the masks: their ``(h, w)`` size, and ``(top, left)`` of mask numbers ``k``.
-Boxes = tuple[tuple[int, int], Callable[[Tensor], tuple[Tensor, Tensor]]]
+#: Boxes of the masks: their ``(h, w)`` size, and ``(top, left)`` of mask numbers ``k`` of
+#: example ``e``.
+Boxes = tuple[tuple[int, int], Callable[[Tensor, int], tuple[Tensor, Tensor]]]
 
-__all__ = ["group_drops", "occluded_drops"]
+__all__ = ["group_boxes", "group_drops", "occluded_drops"]
 
 
 def group_drops(p: Problem, ids: Tensor, n: int, fills: Tensor | None,
-                rows_per_call: int) -> Tensor:
+                rows_per_call: int, local_rows: int | None = None) -> Tensor:
     """``F(x) - F(x with one group filled)`` per example and group, averaged over the fills.
 
     Parameters
@@ -48,6 +49,9 @@ def group_drops(p: Problem, ids: Tensor, n: int, fills: Tensor | None,
         the baseline.
     rows_per_call
         Rows per model call.
+    local_rows
+        Rows per call of local passes, where the groups of images are compact enough for them
+        (:func:`group_boxes`).
 
     Returns
     -------
@@ -61,7 +65,59 @@ def group_drops(p: Problem, ids: Tensor, n: int, fills: Tensor | None,
     def mask(ex: Tensor, g: Tensor) -> Tensor:
         return (ids[ex] == g[:, None]).reshape(-1, *shape)
 
-    return occluded_drops(p, n, mask, fills, rows_per_call, "feature ablation")
+    boxes = group_boxes(ids.reshape(-1, *shape), n) if len(shape) == 3 else None
+    return occluded_drops(p, n, mask, fills, rows_per_call, "feature ablation", boxes,
+                          local_rows)
+
+
+#: The largest share of an image a group's bounding box may cover for local passes.
+GROUP_BOX_SHARE = 0.25
+
+
+def group_boxes(ids: Tensor, n: int) -> Boxes | None:
+    """Boxes of the groups of ``(N, C, H, W)`` ids: one size (the largest bounding box of a
+    group over the examples) and each group's corner per example; ``None`` where a box would
+    cover more than :data:`GROUP_BOX_SHARE` of the image or there are too many groups to
+    compute them cheaply (the groups then run whole passes).
+
+    Parameters
+    ----------
+    ids
+        ``(N, C, H, W)`` group ids ``0 .. n - 1`` (negative: never occluded).
+    n
+        The number of groups.
+    """
+    big, hh, ww = int(ids.shape[0]), int(ids.shape[2]), int(ids.shape[3])
+    if n == 0 or big * n * hh * ww > (64 << 20):
+        return None
+    tops, lefts, hs, ws = [], [], [], []
+    where = torch.arange(hh * ww, device=ids.device)
+    for e in range(big):
+        g = ids[e].reshape(-1, hh * ww)  # (C, H W): a group may differ from channel to channel
+        ok = g >= 0
+        onehot = torch.zeros((n, hh * ww), dtype=torch.bool, device=ids.device)
+        onehot[g[ok].long(), where.expand_as(g)[ok]] = True
+        onehot = onehot.reshape(n, hh, ww)
+        rows, cols = onehot.any(dim=2), onehot.any(dim=1)  # (n, H), (n, W)
+        first_r = rows.to(torch.int8).argmax(1)
+        last_r = hh - 1 - rows.flip(1).to(torch.int8).argmax(1)
+        first_c = cols.to(torch.int8).argmax(1)
+        last_c = ww - 1 - cols.flip(1).to(torch.int8).argmax(1)
+        present = rows.any(1)
+        hs.append(int(torch.where(present, last_r - first_r + 1, 1).max()))
+        ws.append(int(torch.where(present, last_c - first_c + 1, 1).max()))
+        tops.append(first_r)
+        lefts.append(first_c)
+    h, w = max(hs), max(ws)
+    if h * w > GROUP_BOX_SHARE * hh * ww:
+        return None
+    top = torch.stack(tops).clamp_max(hh - h)  # (N, n)
+    left = torch.stack(lefts).clamp_max(ww - w)
+
+    def corner(k: Tensor, e: int) -> tuple[Tensor, Tensor]:
+        return top[e, k], left[e, k]
+
+    return (h, w), corner
 
 
 def occluded_drops(p: Problem, n: int, mask: Callable[[Tensor, Tensor], Tensor],
@@ -177,7 +233,7 @@ def _local_scores(p: Problem, make: Callable[[slice], Tensor],
             for s, stop in zip(starts, [*starts[1:], end], strict=True):
                 sl = slice(s, stop)
                 ex = torch.full((stop - s,), e, dtype=torch.long, device=x.device)
-                top, left = corner(torch.arange(s, stop, device=x.device) % n)
+                top, left = corner(torch.arange(s, stop, device=x.device) % n, e)
                 if trusted and s > first:
                     assert local is not None
                     out = local(lambda sl=sl: make(sl), top, left,  # type: ignore[misc]

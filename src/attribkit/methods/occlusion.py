@@ -140,7 +140,7 @@ def _boxes(grids: list[Tensor]) -> Boxes | None:
     left = gw.to(torch.int8).argmax(1).clamp_max(int(gw.shape[1]) - w)
     n_w, n_h = int(gw.shape[0]), int(gh.shape[0])
 
-    def corner(k: Tensor) -> tuple[Tensor, Tensor]:
+    def corner(k: Tensor, _e: int) -> tuple[Tensor, Tensor]:
         return top[(k // n_w) % n_h], left[k % n_w]
 
     return (h, w), corner
@@ -368,7 +368,7 @@ def _ablate(p: Problem, feature_mask: Any, fills: Tensor | None, batch_size: int
     ids, n, labels = resolve_mask(feature_mask, p.inputs)
     announce(method, p.n * n * (1 if fills is None else int(fills.shape[0])), p.progress,
              "or fewer groups")
-    drops = group_drops(p, ids, n, fills, forward_rows(p, batch_size))
+    drops = group_drops(p, ids, n, fills, *_rows(p, batch_size))
     values = group_to_features(drops, ids, tuple(p.inputs.shape))
     params: dict[str, Any] = {"feature_mask": True, "groups": n,
                               "forward_evaluations": p.forward_evaluations}
