@@ -14,7 +14,8 @@ All occluded copies are built chunk by chunk and evaluated in batches. On images
 the forward fast path traces (:mod:`attribkit.core.fastgraph`), a window's copy differs from
 the image only in a box, and each forward pass computes only what that box reaches, layer by
 layer (:mod:`attribkit.core.localforward`; 4 times the rows per call, since the large early
-activations are not held whole; a given ``batch_size`` is kept).
+activations are not held whole; a given ``batch_size`` is kept). So does feature ablation
+(``feature_mask=``) where every group fits a box of at most a quarter of the image.
 """
 
 from __future__ import annotations
