@@ -15,8 +15,14 @@ Ray runs its workers at niceness 15 unless told otherwise, which on a loaded mac
 change a time several-fold; the script sets ``RAY_worker_niceness=0`` (the driver's) unless
 ``--ray-niceness`` says otherwise, and the page states the value used.
 
-Run: ``python benchmarks/dataset_run.py [--photos 24] [--repeats 3] [--skip-ray]``; writes its
-table into docs/benchmarks-runs.md.
+The script's own process keeps freed memory for reuse as attribkit's worker processes and actors
+do (``attribkit.startup.keep_freed_memory``), so that every configuration pays the same for
+memory: with glibc's default the plain loop's page faults depend on the order of allocations
+(one run here took 77 s and then 114 s for the same loop). ``--default-malloc`` leaves it as it
+is; the page states which.
+
+Run: ``python benchmarks/dataset_run.py [--photos 24] [--repeats 3] [--skip-ray]
+[--default-malloc]``; writes its table into docs/benchmarks-runs.md.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import attribkit
 import attribkit.runs as runs
 from _common import machine
 from attribkit.core import pages
+from attribkit.startup import keep_freed_memory
 from attribkit.zoo import vision
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks-runs.md"
@@ -89,7 +96,7 @@ def plain_loop(paths: list[pathlib.Path], threads: int) -> None:
 
 
 def write_table(n: int, times: dict[str, list[tuple[float, float, float]]], threads: int,
-                niceness: str, build_s: float) -> None:
+                niceness: str, build_s: float, memory: str) -> None:
     """Write the medians so far into docs/benchmarks-runs.md."""
     loop = times.get(LOOP)
     base = statistics.median(t[0] for t in loop) if loop else None
@@ -110,7 +117,7 @@ def write_table(n: int, times: dict[str, list[tuple[float, float, float]]], thre
         f"Driver, local worker processes and Ray actors: {threads} torch thread(s) each "
         "(the second plain loop excepted: it gives one process every core's thread); batches "
         "spread evenly over the workers (24 photos, 2 workers: 4 batches of 6); Ray worker "
-        f"niceness {niceness}. "
+        f"niceness {niceness}. {memory} "
         "Driver CPU is this process's CPU time (the actors' is not in it). Building "
         f"EfficientNet-Lite0 took {build_s:.1f} s (once per process or actor).",
         "",
@@ -131,7 +138,16 @@ def main() -> None:
     ap.add_argument("--ray-niceness", default="0",
                     help="RAY_worker_niceness for the local Ray instance ('default': Ray's 15)")
     ap.add_argument("--skip-ray", action="store_true")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="leave this process's malloc as it is (the loop then pays page faults "
+                         "that attribkit's worker processes and actors do not)")
     args = ap.parse_args()
+    memory = ("This process (the plain loops, the local engine's calling process) keeps glibc's "
+              "default malloc, unlike attribkit's worker processes and actors.")
+    if not args.default_malloc and keep_freed_memory():
+        memory = ("Every process keeps freed memory for reuse: this one (the plain loops, the "
+                  "local engine's calling process) by the script, the worker processes and "
+                  "actors by attribkit (`attribkit.startup.keep_freed_memory`).")
     torch.set_num_threads(args.threads)
     os.environ["ATTRIBKIT_THREADS"] = str(args.threads)
     niceness = "15 (Ray's default)"
@@ -195,7 +211,7 @@ def main() -> None:
             print(f"repeat {r + 1}, {label}: {wall:.1f} s (+ {setup:.1f} s start-up), load "
                   f"{os.getloadavg()[0]:.1f}", flush=True)
             shutil.rmtree(out, ignore_errors=True)
-            write_table(n, times, args.threads, niceness, build_s)  # after each, if killed
+            write_table(n, times, args.threads, niceness, build_s, memory)  # after each
     shutil.rmtree(work, ignore_errors=True)
 
 
