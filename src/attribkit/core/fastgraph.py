@@ -52,7 +52,7 @@ from attribkit.core import memo
 from attribkit.core.batchnorm import BATCHNORMS, CONV_TYPES, merge_tensors
 
 __all__ = ["conv_args", "enabled", "fast_forward", "fold", "plain_forward", "pointwise",
-           "trace"]
+           "reproduces", "trace"]
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
                "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs")
@@ -383,6 +383,20 @@ def _agrees(gm: nn.Module, inputs: Tensor, output: Tensor, args: tuple[Tensor, .
             got = gm(inputs, *args)
     except Exception:
         return False
+    return reproduces(got, output)
+
+
+def reproduces(got: object, output: Tensor) -> bool:
+    """Whether ``got`` is ``output`` up to rounding: same shape and dtype, every entry within
+    ``sqrt(eps)`` of the dtype times the largest ``|output|`` (equal for integer outputs).
+
+    Parameters
+    ----------
+    got
+        What a faster route computed.
+    output
+        The model's own output.
+    """
     if not isinstance(got, Tensor) or got.shape != output.shape or got.dtype != output.dtype:
         return False
     if not output.is_floating_point():
