@@ -242,12 +242,7 @@ def coalition_values(
         make = _general_maker(flat_x, flat_b, col, m, n, shared, x.shape[1:])
 
     example = torch.arange(n_ex, device=x.device).repeat_interleave(m)
-    old = problem.batch_size
-    problem.batch_size = rows_per_call
-    try:
-        scores = problem.scores(make, example, desc=desc)
-    finally:
-        problem.batch_size = old
+    scores = problem.scores(make, example, desc=desc, rows=rows_per_call)
     scores = scores.reshape(n_ex, m, *scores.shape[1:])
     return scores.movedim(1, -1)
 

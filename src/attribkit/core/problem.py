@@ -124,11 +124,13 @@ class Problem:
             return check_rows(check_output(self.model(points, *extra)), m)
         return check_rows(check_output(out), rows)[:m]
 
-    def chunks(self, m: int, desc: str) -> Iterator[slice]:
-        """Slices of ``m`` rows in steps of ``batch_size``, advancing a progress bar."""
+    def chunks(self, m: int, desc: str, rows: int | None = None) -> Iterator[slice]:
+        """Slices of ``m`` rows in steps of ``rows`` (default ``batch_size``), advancing a
+        progress bar."""
+        step = self.batch_size if rows is None else int(rows)
         with progress_bar(m, desc, self.progress) as bar:
-            for s in range(0, m, self.batch_size):
-                e = min(m, s + self.batch_size)
+            for s in range(0, m, step):
+                e = min(m, s + step)
                 yield slice(s, e)
                 bar.update(e - s)
 
@@ -146,11 +148,13 @@ class Problem:
         self.forward_evaluations += int(example.shape[0])
         return torch.cat(outs) if outs else self.inputs.new_zeros((0,))
 
-    def scores(self, points: Points, example: Tensor, desc: str = "forward") -> Tensor:
-        """Target scores ``(M,)`` (or ``(M, K)``) for many points, without gradients."""
+    def scores(self, points: Points, example: Tensor, desc: str = "forward",
+               rows: int | None = None) -> Tensor:
+        """Target scores ``(M,)`` (or ``(M, K)``) for many points, without gradients, in calls
+        of ``rows`` rows (default ``batch_size``)."""
         res = []
         with torch.no_grad():
-            for sl in self.chunks(int(example.shape[0]), desc):
+            for sl in self.chunks(int(example.shape[0]), desc, rows):
                 out = self.call(_rows(points, sl), example[sl])
                 sc = self.target.select(out, example[sl])
                 check_finite(sc, "the model output")
