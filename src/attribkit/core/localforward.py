@@ -85,7 +85,6 @@ class Local:
         self.ref: dict[fx.Node, Any] = {}
         self._padded: dict[tuple[fx.Node, int, int], Tensor] = {}
         self.local_nodes = 0
-        self._rows: Tensor | Callable[[], Tensor] = reference
         #: False where an in-place operation writes an activation that something else reads
         #: too (boxes and whole activations would then see different values): do not use.
         self.usable = not any(_writes_shared(gm, n) for n in self.nodes)
@@ -129,8 +128,8 @@ class Local:
             rows = rows() if callable(rows) else rows
             patch = crop_boxes(rows, torch.arange(rows.shape[0], device=top.device), top, left,
                                h, w)
-        full: dict[fx.Node, Tensor] = {}
-        self._rows = rows
+        # whole activations assembled so far; the images themselves, made when first needed
+        full: dict[fx.Node, Tensor | Callable[[], Tensor]] = {self.input: rows}
         env: dict[fx.Node, Any] = {}
         self.local_nodes = 0
         for node in self.nodes:
@@ -140,7 +139,7 @@ class Local:
                 continue
             if node.op == "output":
                 return fx.node.map_arg(node.args[0], lambda a: self._full(a, env, full))
-            value = self._local(node, env, full)
+            value = self._local(node, env)
             if value is None:
                 value = self._run(node, env, full)
             else:
@@ -150,7 +149,7 @@ class Local:
 
     # ------------------------------------------------------------------ running one node
     def _run(self, node: fx.Node, env: dict[fx.Node, Any],
-             full: dict[fx.Node, Tensor] | None = None) -> Any:
+             full: dict[fx.Node, Tensor | Callable[[], Tensor]] | None = None) -> Any:
         """``node`` on full values (boxes assembled into whole activations)."""
         def value(a: fx.Node) -> Any:
             return env[a] if full is None else self._full(a, env, full)
@@ -171,20 +170,20 @@ class Local:
             return getattr(this, str(node.target))(*rest, **kwargs)
         raise RuntimeError(f"unexpected node {node.op} in the traced model")
 
-    def _full(self, a: fx.Node, env: dict[fx.Node, Any], full: dict[fx.Node, Tensor]) -> Any:
+    def _full(self, a: fx.Node, env: dict[fx.Node, Any],
+              full: dict[fx.Node, Tensor | Callable[[], Tensor]]) -> Any:
         v = env[a]
         if not isinstance(v, _Box):
             return v
-        if a is self.input and a not in full:  # the images themselves
-            rows = self._rows
-            full[a] = rows() if callable(rows) else rows
-        if a not in full:
-            ref = self.ref[a]
-            full[a] = self._assemble(ref, v, None, None)
-        return full[a]
+        known = full.get(a)
+        if known is None:
+            known = self._assemble(self.ref[a], v, None, None)
+        elif callable(known):
+            known = known()
+        full[a] = known
+        return known
 
-    def _local(self, node: fx.Node, env: dict[fx.Node, Any],
-               full: dict[fx.Node, Tensor]) -> _Box | Tensor | None:
+    def _local(self, node: fx.Node, env: dict[fx.Node, Any]) -> _Box | Tensor | None:
         """``node`` on boxes (a box, or a whole tensor for a mean over the map), or ``None``
         where it needs whole activations."""
         boxes = [a for a in node.all_input_nodes if isinstance(env.get(a), _Box)]
