@@ -117,6 +117,20 @@ def test_an_in_place_write_to_a_shared_activation_is_not_run_locally() -> None:
     assert not local.usable
 
 
+def _spy_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = Local.__call__
+
+    def spy(self: Local, rows: object, top: torch.Tensor, left: torch.Tensor,
+            **kw: object) -> object:
+        out = real(self, rows, top, left, **kw)
+        calls.append(self.local_nodes)
+        return out
+
+    monkeypatch.setattr(localforward.Local, "__call__", spy)
+    return calls
+
+
 def test_occlusion_with_local_passes_equals_whole_passes(monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     m = _model(2)
@@ -194,16 +208,7 @@ def test_a_model_without_batchnorm_is_traced_for_local_passes(
                       nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).double().eval()
     x = torch.randn(1, 3, 48, 48, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
-    seen: list[int] = []
-    real = Local.__call__
-
-    def spy(self: Local, rows: object, top: torch.Tensor, left: torch.Tensor,
-            **kw: object) -> object:
-        out = real(self, rows, top, left, **kw)
-        seen.append(self.local_nodes)
-        return out
-
-    monkeypatch.setattr(localforward.Local, "__call__", spy)
+    seen = _spy_calls(monkeypatch)
     kw = {"window": 6, "baseline": 0.0, "target": 3}
     got = attribkit.explain(m, x, method="occlusion", **kw)
     assert seen and min(seen) >= 2
@@ -226,17 +231,9 @@ def test_no_local_passes_where_nothing_runs_on_boxes(monkeypatch: pytest.MonkeyP
 
     m = Resize().double().eval()
     x = torch.randn(1, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
-    calls = [0]
-    real = Local.__call__
-
-    def spy(self: Local, rows: object, top: torch.Tensor, left: torch.Tensor,
-            **kw: object) -> object:
-        calls[0] += 1
-        return real(self, rows, top, left, **kw)
-
-    monkeypatch.setattr(localforward.Local, "__call__", spy)
+    calls = _spy_calls(monkeypatch)
     got = attribkit.explain(m, x, method="occlusion", window=4, baseline=0.0, target=1)
-    assert calls[0] == 1  # tried on the first call, found to run whole, then not used
+    assert len(calls) == 1  # tried on the first call, found to run whole, then not used
     with fastgraph.plain_forward():
         want = attribkit.explain(m, x, method="occlusion", window=4, baseline=0.0, target=1)
     torch.testing.assert_close(got.values, want.values, rtol=1e-10, atol=1e-12)
@@ -302,20 +299,6 @@ def test_other_inputs_of_the_forward_keep_their_defaults() -> None:
     with torch.no_grad():
         torch.testing.assert_close(local(rows, top, left), m(rows), rtol=1e-12, atol=1e-12)
     assert not Local(fx.symbolic_trace(Needs().double().eval()), x, (3, 3)).usable
-
-
-def _spy_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = Local.__call__
-
-    def spy(self: Local, rows: object, top: torch.Tensor, left: torch.Tensor,
-            **kw: object) -> object:
-        out = real(self, rows, top, left, **kw)
-        calls.append(self.local_nodes)
-        return out
-
-    monkeypatch.setattr(localforward.Local, "__call__", spy)
-    return calls
 
 
 def test_feature_ablation_of_compact_groups_runs_local_passes(
