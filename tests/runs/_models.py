@@ -159,3 +159,34 @@ def tiny_generation() -> Built:
 
     return generation(tiny_model("tiny-gpt2", dtype=torch.float64), tiny_tokenizer(),
                       "tiny-gpt2")
+
+
+class ToyRayWorker:
+    """A stand-in for the Ray engine's actor class (same ``ready`` / ``process`` calls), for
+    tests of its scheduler: ``process`` appends ``pid start end`` per batch to the file
+    ``log``, waits (up to 60 s) until ``barrier`` distinct processes have logged a start, and
+    exits the process (as if killed) on an item named ``die_on``; ``broken`` fails the build."""
+
+    def __init__(self, log: str, barrier: int = 1, die_on: str = "", broken: bool = False
+                 ) -> None:
+        if broken:
+            raise ValueError("no such weights file: broken.pt")
+        self.log, self.barrier, self.die_on = pathlib.Path(log), barrier, die_on
+
+    def ready(self) -> bool:
+        return True
+
+    def process(self, tasks: list[Any], kind: str) -> tuple[list[dict[str, Any]], list[Any]]:
+        if any(t.item.item_id == self.die_on for t in tasks):
+            os._exit(1)
+        start = time.time()
+        with self.log.open("a") as f:
+            f.write(f"{os.getpid()} {start} start\n")
+        for _ in range(600):
+            starts = {ln.split()[0] for ln in self.log.read_text().splitlines()}
+            if len(starts) >= self.barrier:
+                break
+            time.sleep(0.1)
+        with self.log.open("a") as f:
+            f.write(f"{os.getpid()} {time.time()} end\n")
+        return [{"item": t.item.item, "pid": os.getpid()} for t in tasks], []

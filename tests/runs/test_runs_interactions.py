@@ -157,20 +157,18 @@ def test_image_players_are_a_grid_of_patches(tmp_path: pathlib.Path) -> None:
 
 def test_ray_workers_get_the_csv_header(tmp_path: pathlib.Path) -> None:
     # the actor class Ray builds per worker, called here directly (no Ray needed)
-    import pickle
-
     from attribkit.runs.ray_engine import _RayWorker
+    from attribkit.runs.sources import Item
+    from attribkit.runs.work import Task
 
     header = _header(_csv(tmp_path))
     (tmp_path / "s" / "items").mkdir(parents=True)
     (tmp_path / "s" / "results").mkdir()
     worker = _RayWorker(SPEC, [{"name": "saliency", "params": {}}], None, str(tmp_path / "s"),
-                        "tabular", {}, 1, "tok", 10**6,
-                        {"index": "FSII", "order": 2, "top": 2}, header)
-    worker({"item": np.array([0]), "item_id": np.array(["row 0"], dtype=object),
-            "source": np.array(["rows.csv row 0"], dtype=object),
-            "raw": np.array([pickle.dumps(ROWS[0])], dtype=object),
-            "methods": np.array(["saliency"], dtype=object), "write_item": np.array([True])})
+                        {}, 1, "tok", 10**6, {"index": "FSII", "order": 2, "top": 2}, header)
+    assert worker.ready()
+    worker.process([Task(Item(0, "row 0", "rows.csv row 0", ROWS[0]), ("saliency",), True)],
+                   "tabular")
     items = pq.read_table(tmp_path / "s" / "items")
     assert items.column("feature_names")[0].as_py() == header
     top = json.loads(items.column("interactions")[0].as_py())["top"]

@@ -1,6 +1,7 @@
 """The Ray engine on a local Ray instance (2 CPUs, started once for this module): the same store
-as the local engine and as direct explain calls, and a worker that dies on one item is retried
-by Ray while the store still holds every item exactly once."""
+as the local engine and as direct explain calls; a worker that dies on one item is replaced and
+its batch retried while the store still holds every item exactly once; the driver's scheduler
+(one batch per actor at a time, dead actors, a model that cannot be built)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def test_ray_engine(ray_store: tuple[pathlib.Path, str], photos: pathlib.Path,
     _check_equals_local_store_and_direct_calls(ray_store, photos, tmp_path)
     _check_dead_worker_retried_and_items_stored_once(ray_store)
     _check_language_model_is_a_generation_run(tmp_path / "gen")
+    _check_scheduler(tmp_path / "sched")
 
 
 def _check_equals_local_store_and_direct_calls(
@@ -138,3 +140,62 @@ def _check_language_model_is_a_generation_run(tmp: pathlib.Path) -> None:
     assert main(["report", str(tmp / "ray")]) == 0
     page = (tmp / "ray" / "report.html").read_text()
     assert "Answers, token by token" in page and page.count('alt="saliency: ') == 2
+
+
+def _check_scheduler(tmp: pathlib.Path) -> None:
+    """The driver hands out batches itself: one at a time per actor (a second actor is not left
+    idle while the first queues two batches), a batch that kills its actor every time ends the
+    run in one line after the others finished, a model that cannot be built says why, and no
+    actor outlives the run."""
+    import time
+
+    from tests.runs._models import ToyRayWorker
+
+    from attribkit.runs.ray_engine import TRIES, _schedule
+    from attribkit.runs.sources import Item
+    from attribkit.runs.work import Task
+
+    tmp.mkdir()
+    toy = ray.remote(ToyRayWorker).options(num_cpus=1, max_restarts=0, max_task_retries=0)
+
+    def batches(*names: str) -> list[list[Task]]:
+        return [[Task(Item(i, n, n, None), ("saliency",), True)] for i, n in enumerate(names)]
+
+    def run(log: pathlib.Path, names: list[str], **kw: object) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = []
+        _schedule(lambda: toy.remote(str(log), **kw), batches(*names), 2, "image",
+                  lambda part, shards, n: rows.extend(part))
+        return rows
+
+    # each of 2 batches waits until two processes have started one: done only if both actors
+    # got one (an actor given both would wait 60 s and then do them one after the other)
+    log = tmp / "two.txt"
+    t0 = time.perf_counter()
+    rows = run(log, ["a", "b"], barrier=2)
+    assert time.perf_counter() - t0 < 50
+    assert sorted(r["item"] for r in rows) == [0, 1]
+    assert len({r["pid"] for r in rows}) == 2
+    # a batch that ends its actor every time: the others are done, then one line
+    log = tmp / "die.txt"
+    with pytest.raises(RuntimeError, match=f"from 'bad'.* ended its Ray worker {TRIES} times"):
+        run(log, ["a", "bad", "b", "c"], die_on="bad")
+    assert log.read_text().count("end") == 3
+    with pytest.raises(RuntimeError, match="could not build the model: ValueError: no such"):
+        run(tmp / "broken.txt", ["a"], broken=True)
+    # no actor process of these runs is left
+    pids = {int(ln.split()[0]) for f in (tmp / "two.txt", tmp / "die.txt")
+            for ln in f.read_text().splitlines()}
+    for _ in range(100):
+        alive = [p for p in pids if _alive(p)]
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert not alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,36 +1,37 @@
 """The Ray engine (extra ``distributed``): the only module of attribkit that imports ``ray``.
 
-Ray Data reads the task list; ``map_batches`` runs :class:`_RayWorker` on an actor pool, one
-model per actor, *built inside the actor* from the model spec string (a model is never
-pickled). Each actor writes the shards of the batches it does, so the driver only collects a
-small status table (and the records of the shards written, which the driver, the holder of the
-store's lock, puts into the manifest). A dead actor is restarted and its batch retried by Ray
-(Ray Data's default for actor pools); within a run, shard names are deterministic and never
+The run starts one Ray actor per model copy; each builds the model *inside the actor* from the
+model spec string (a model is never pickled) and, once built, takes a batch of the task list,
+then the next when it finishes (the driver hands them out: no actor queues a second batch while
+another is idle). Each actor decodes, explains and writes the shards of its batches, so the
+driver only collects a small status table (and the records of the shards written, which the
+driver, the holder of the store's lock, puts into the manifest). A dead actor is replaced and
+its batch given to the first actor free; within a run, shard names are deterministic and never
 rewritten, so a retried batch cannot write an item twice.
 """
 
 from __future__ import annotations
 
-import json
+import collections
+import contextlib
 import os
-import pickle
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
-from attribkit.runs.sources import Item
-from attribkit.runs.work import Task, Worker, balanced_batches, threads_per_worker
+from attribkit.core.progress import progress_bar
+from attribkit.runs.work import Task, Worker, balanced_batches, one_line, threads_per_worker
 
 __all__ = ["probe", "run_ray", "start"]
 
+TRIES = 3  # deaths of a batch's actor that end the run
+
 
 class _RayWorker:
-    """A callable class for ``map_batches``: builds the model once per actor."""
+    """A Ray actor's state: the model, built once per actor from its spec string."""
 
     def __init__(self, spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: str,
-                 kind: str, env: Mapping[str, str], threads: int, token: str,
-                 max_pixels: int, interactions: Mapping[str, Any] | None = None,
+                 env: Mapping[str, str], threads: int, token: str, max_pixels: int,
+                 interactions: Mapping[str, Any] | None = None,
                  feature_names: Sequence[str] | None = None,
                  max_new_tokens: int | None = None) -> None:
         os.environ.update(env)
@@ -40,26 +41,18 @@ class _RayWorker:
 
         keep_freed_memory()  # this actor's process is attribkit's: see attribkit.startup
         torch.set_num_threads(threads_per_worker(threads, 1))  # threads: this actor's CPUs
-        self.kind = kind
         self.worker = Worker(spec, methods, target, out, token, max_pixels,
                              interactions=interactions, feature_names=feature_names,
                              max_new_tokens=max_new_tokens)
 
-    def __call__(self, batch: Mapping[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
-        tasks = [Task(Item(int(i), str(iid), str(src), pickle.loads(raw)),
-                      tuple(str(ms).split("\n")), bool(w))
-                 for i, iid, src, raw, ms, w in zip(batch["item"], batch["item_id"],
-                                                    batch["source"], batch["raw"],
-                                                    batch["methods"], batch["write_item"],
-                                                    strict=True)]
-        summary, shards = self.worker.process(tasks, self.kind)
-        records = [""] * len(summary)  # the shards' records ride on the first row
-        if records:
-            records[0] = json.dumps(shards)
-        return {"item": np.array([s["item"] for s in summary], dtype=np.int64),
-                "method": np.array([s["method"] for s in summary], dtype=object),
-                "status": np.array([s["status"] for s in summary], dtype=object),
-                "shards": np.array(records, dtype=object)}
+    def ready(self) -> bool:
+        """Answered once the model is built: the actor can take a batch."""
+        return True
+
+    def process(self, tasks: Sequence[Task], kind: str
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Decode, explain and write one batch: its status summary and its shards' records."""
+        return self.worker.process(tasks, kind)
 
 
 def start(num_cpus: int | None = None, address: str | None = None, attempts: int = 2) -> None:
@@ -93,7 +86,6 @@ def _describe(spec: str, methods: Sequence[Mapping[str, Any]],
     os.environ.update(env)
     from attribkit.runs.checks import MethodError
     from attribkit.runs.probe import describe
-    from attribkit.runs.work import one_line
     from attribkit.zoo.specs import build
 
     try:
@@ -168,30 +160,96 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
     cpus = max(1, int(resources.get("CPU", 1)))
     actors = concurrency or (gpus if gpus else cpus)
     threads = max(1, cpus // actors)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = progress
-    ctx.verbose_stats_logs = False
-    rows = [{"item": t.item.item, "item_id": t.item.item_id, "source": t.item.source,
-             "raw": pickle.dumps(t.item.raw), "methods": "\n".join(t.methods),
-             "write_item": t.write_item} for t in tasks]
-    # one batch per block, as many blocks per actor, of equal sizes (no actor idle at the end)
-    blocks = len(balanced_batches(tasks, batch_size, actors))
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, blocks))
     env = {k: v for k, v in os.environ.items() if k.startswith("ATTRIBKIT_")}
-    out_ds = ds.map_batches(
-        _RayWorker, batch_size=None, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        num_cpus=threads if not gpus else 1, num_gpus=1 if gpus else None,
-        fn_constructor_kwargs={"spec": spec, "methods": [dict(m) for m in methods],
-                               "target": target, "out": out, "kind": kind, "env": env,
-                               "threads": threads, "token": token, "max_pixels": max_pixels,
-                               "interactions": interactions,
-                               "feature_names": None if feature_names is None
-                               else list(feature_names), "max_new_tokens": max_new_tokens})
-    summary = []
-    for r in out_ds.iter_rows():
-        summary.append({"item": int(r["item"]), "method": str(r["method"]),
-                        "status": str(r["status"])})
-        if record is not None and r.get("shards"):
-            record(json.loads(str(r["shards"])))
+    cls = ray.remote(_RayWorker).options(  # type: ignore[attr-defined]
+        num_cpus=threads if not gpus else 1, num_gpus=1 if gpus else 0,
+        max_restarts=0, max_task_retries=0)
+    kwargs = {"spec": spec, "methods": [dict(m) for m in methods], "target": target,
+              "out": out, "env": env, "threads": threads, "token": token,
+              "max_pixels": max_pixels, "interactions": interactions,
+              "feature_names": None if feature_names is None else list(feature_names),
+              "max_new_tokens": max_new_tokens}
+    batches = balanced_batches(tasks, batch_size, actors)
+    summary: list[dict[str, Any]] = []
+
+    def finish(part: list[dict[str, Any]], shards: list[dict[str, Any]], n: int) -> None:
+        if record is not None:
+            record(shards)
+        summary.extend(part)
+        bar.update(n)
+
+    with progress_bar(len(tasks), "attribkit run", progress, unit="item") as bar:
+        _schedule(lambda: cls.remote(**kwargs), batches, actors, kind, finish)
     return summary
+
+
+def _schedule(make: Callable[[], Any], batches: Sequence[Sequence[Task]], actors: int,
+              kind: str, finish: Callable[[list[dict[str, Any]], list[dict[str, Any]], int],
+                                          None]) -> None:
+    """Run ``batches`` on ``actors`` actors made by ``make``, one batch per actor at a time.
+
+    An actor gets a batch once its model is built (the first ready takes the first batch), and
+    its next one when it finishes. An actor that dies (its process killed, its node lost) is
+    replaced by a new one; its batch goes back to the front of the queue for the first actor
+    free. A batch whose actor died :data:`TRIES` times ends the run with one line. Every actor
+    of the run is ended when it returns or raises (Ctrl-C included).
+    """
+    import ray
+    from ray.exceptions import RayActorError
+
+    queue = collections.deque(enumerate(batches))
+    deaths = collections.Counter[int]()  # per batch; -1: actors that died building the model
+    starting: dict[Any, Any] = {}  # ready() ref -> actor being built
+    working: dict[Any, tuple[Any, int, Sequence[Task]]] = {}  # process() ref -> its batch
+    made: list[Any] = []
+
+    def hire() -> None:
+        actor = make()
+        made.append(actor)
+        starting[actor.ready.remote()] = actor
+
+    try:
+        for _ in range(min(actors, len(batches))):
+            hire()
+        while queue or working:
+            done, _ = ray.wait([*starting, *working], num_returns=1)
+            ref = done[0]
+            if ref in starting:
+                actor = starting.pop(ref)
+                try:
+                    ray.get(ref)
+                except RayActorError as err:
+                    if err.actor_init_failed:  # the model's own error: its last line says it
+                        lines = [ln for ln in str(err).splitlines() if ln.strip()]
+                        raise RuntimeError(f"a Ray worker could not build the model: "
+                                           f"{lines[-1].strip()}") from None
+                    deaths[-1] += 1  # its process died while building: another one
+                    if deaths[-1] >= TRIES:
+                        raise RuntimeError(f"Ray workers died {TRIES} times while building the "
+                                           f"model ({one_line(err)})") from None
+                    hire()
+                    continue
+            else:
+                actor, index, batch = working.pop(ref)
+                try:
+                    part, shards = ray.get(ref)
+                except RayActorError as err:
+                    deaths[index] += 1
+                    if deaths[index] >= TRIES:
+                        raise RuntimeError(
+                            f"a batch of {len(batch)} item(s) (from "
+                            f"{batch[0].item.item_id!r}) ended its Ray worker {TRIES} times; "
+                            f"what finished is in the store ({one_line(err)})") from None
+                    queue.appendleft((index, batch))
+                    hire()
+                    continue
+                finish(part, shards, len(batch))
+            if queue:
+                index, batch = queue.popleft()
+                working[actor.process.remote(batch, kind)] = (actor, index, batch)
+            else:
+                ray.kill(actor)
+    finally:
+        for actor in made:
+            with contextlib.suppress(Exception):  # ended already
+                ray.kill(actor)
