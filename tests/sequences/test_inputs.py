@@ -73,3 +73,30 @@ def test_chat_messages_need_a_template(tok, llama):
     with pytest.raises(InputError, match="no chat template"):
         explain_generation(llama, tok, [{"role": "user", "content": "the cat"}], "dog",
                            method="saliency")
+
+
+@pytest.mark.parametrize(("tokenizer", "baseline", "message"), [
+    (None, None, "needs the model's Hugging Face tokenizer as its second argument .* got "
+                 "NoneType"),
+    ("gpt2", None, "needs the model's Hugging Face tokenizer .* got str"),
+    ("tok", 256, "the baseline has token id 256 outside the vocabulary .0..255."),
+    ("tok", -1, "the baseline has token id -1 outside the vocabulary"),
+    ("tok", 1.5, "baseline 1.5 is neither 'zeros', a token id"),
+    ("tok", "nan", "baseline embeddings contain NaN or inf"),
+    ("tok", "shape", r"baseline embeddings must be \(2, 32\), got \(3, 7\)"),
+])
+@pytest.mark.parametrize("interactions", [False, True])
+def test_bad_tokenizer_or_baseline_is_one_line(tok, llama, tokenizer, baseline, message,
+                                               interactions):
+    from attribkit.sequences.interactions import prompt_interactions
+
+    width = llama.get_input_embeddings().weight.shape[1]
+    given = {"nan": torch.full((2, width), float("nan"), dtype=torch.float64),
+             "shape": torch.zeros(3, 7, dtype=torch.float64)}.get(baseline, baseline)
+    t = tok if tokenizer == "tok" else tokenizer
+    with pytest.raises(InputError, match=message) as err:
+        if interactions:
+            prompt_interactions(llama, t, "the cat", "dog", baseline=given, spans=[[0], [1]])
+        else:
+            explain_generation(llama, t, "the cat", "dog", baseline=given, steps=8)
+    assert "\n" not in str(err.value)

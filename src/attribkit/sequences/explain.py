@@ -13,7 +13,9 @@ from attribkit.core.guard import ModelGuard, warn_if_training
 from attribkit.sequences.attnlrp import attnlrp_matrix
 from attribkit.sequences.inputs import (
     Prompt,
+    baseline_embeddings,
     check_context,
+    check_tokenizer,
     encode_prompt,
     encode_target,
     rows_per_pass,
@@ -29,7 +31,7 @@ from attribkit.sequences.methods import (
 from attribkit.sequences.refine import refined_matrix
 from attribkit.sequences.result import GenerationAttribution
 from attribkit.sequences.rollout import rollout_matrix
-from attribkit.sequences.scoring import Scorer, build_scorer, is_encoder_decoder
+from attribkit.sequences.scoring import build_scorer, is_encoder_decoder
 
 __all__ = ["GENERATION_METHODS", "explain_generation"]
 
@@ -63,55 +65,6 @@ def _generate(model: Any, prompt_ids: Tensor, max_new_tokens: int) -> Tensor:
     if ids.numel() == 0:
         raise InputError("the model generated no tokens; give the continuation as target.")
     return ids
-
-
-def _special_ids(tokenizer: Any) -> set[int]:
-    return {int(i) for i in (getattr(tokenizer, "all_special_ids", None) or [])}
-
-
-def _baseline(scorer: Scorer, tokenizer: Any, baseline: Any, keep_special: bool,
-              keep_first: bool = False) -> Tensor:
-    """Baseline prompt embeddings ``(Lp, D)``: zeros, or one token's embedding at each position.
-
-    With ``keep_special`` the prompt's special tokens (BOS, EOS, ...) keep their own embeddings:
-    they are context, not features, and get zero attribution from IG. With ``keep_first`` so does
-    the prompt's first token (a causal model's attention sink).
-    """
-    x = scorer.prompt_embeds
-    if baseline is None or (isinstance(baseline, str) and baseline in ("zeros", "zero")):
-        base = torch.zeros_like(x)
-    elif isinstance(baseline, Tensor) and baseline.is_floating_point():
-        if baseline.shape != x.shape:
-            raise InputError(f"baseline embeddings must be {tuple(x.shape)}, got "
-                             f"{tuple(baseline.shape)}.")
-        given = baseline.to(x.dtype)
-        return torch.cat([x[:1], given[1:]]) if keep_first else given
-    else:
-        tok_id = _baseline_token(tokenizer, baseline)
-        base = scorer.embed_ids(torch.full_like(scorer.prompt_ids, tok_id)).to(x.dtype)
-    if keep_special:
-        special = torch.tensor([int(i) in _special_ids(tokenizer)
-                                for i in scorer.prompt_ids.tolist()], dtype=torch.bool)
-        base = torch.where(special[:, None], x, base)
-    if keep_first:
-        base = torch.cat([x[:1], base[1:]])
-    return base
-
-
-def _baseline_token(tokenizer: Any, baseline: Any) -> int:
-    if isinstance(baseline, int) and not isinstance(baseline, bool):
-        return baseline
-    if isinstance(baseline, str):
-        for attr in (f"{baseline}_token_id", baseline):
-            tid = getattr(tokenizer, attr, None) if attr.endswith("_id") else None
-            if tid is not None:
-                return int(tid)
-        tid = tokenizer.convert_tokens_to_ids(baseline)
-        unk = getattr(tokenizer, "unk_token_id", None)
-        if tid is not None and (tid != unk or baseline == getattr(tokenizer, "unk_token", None)):
-            return int(tid)
-    raise InputError(f"baseline {baseline!r} is neither 'zeros', a token id, a special-token "
-                     "name ('pad', 'unk', 'eos', 'bos') nor a token of the vocabulary.")
 
 
 def _groups(groups: Sequence[Sequence[int]] | None, lp: int) -> list[list[int]]:
@@ -228,6 +181,7 @@ def explain_generation(
         raise UnsupportedModelError("explain_generation needs a Hugging Face model with a "
                                     "language-model head (AutoModelForCausalLM or "
                                     "AutoModelForSeq2SeqLM).")
+    check_tokenizer(tokenizer, "explain_generation")
     how = aggregate_by or ("l2" if name == "saliency" else "sum")
     if how not in AGGREGATES:
         raise InputError(f"unknown aggregate_by {how!r}; choose one of {AGGREGATES}.")
@@ -250,7 +204,7 @@ def explain_generation(
         if name == "integrated_gradients":
             first = ((not scorer.encoder_decoder and not isinstance(baseline, Tensor))
                      if keep_first is None else bool(keep_first))
-            base = _baseline(scorer, tokenizer, baseline, keep_special, first)
+            base = baseline_embeddings(scorer, tokenizer, baseline, vocab, keep_special, first)
             if rule == "refine":
                 values, f_x, f_b, info = refined_matrix(scorer, base, steps=steps,
                                                         batch_size=chunk, progress=progress)
@@ -271,7 +225,7 @@ def explain_generation(
             values, f_x = gradient_matrix(scorer, times_input=name == "gradient_x_input")
             matrix = aggregate(values, how)
         else:
-            base = _baseline(scorer, tokenizer, baseline, keep_special)
+            base = baseline_embeddings(scorer, tokenizer, baseline, vocab, keep_special)
             grp = _groups(groups, scorer.n_prompt)
             matrix, f_x, f_b, extras = perturbation_matrix(
                 scorer, base, grp, method=name, batch_size=chunk, progress=progress,

@@ -1,8 +1,10 @@
-"""The prompt and target of :func:`attribkit.explain_generation`, as token ids, checked.
+"""The tokenizer, prompt, target and baseline of :func:`attribkit.explain_generation` (and of
+:func:`attribkit.prompt_interactions`), checked.
 
 Every refusal is one :class:`attribkit.core.errors.InputError` line that says what was wrong
-and how to fix it: an empty prompt, a prompt (plus continuation) longer than the model's
-context, token ids outside the vocabulary, a float or boolean target. A string target that the
+and how to fix it: no tokenizer, an empty prompt, a prompt (plus continuation) longer than the
+model's context, token ids outside the vocabulary (in the target or the baseline), a float or
+boolean target, baseline embeddings of the wrong shape or with NaN. A string target that the
 tokenizer maps to the unknown token, or a single word it splits into several tokens, is explained
 as given but with a warning that shows the tokens (a target ``"Paris"`` without its leading space
 is the usual surprise).
@@ -12,15 +14,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from attribkit.core.errors import InputError
 
-__all__ = ["TOKENS_PER_PASS", "Prompt", "check_context", "context_length", "encode_prompt",
-           "encode_target", "rows_per_pass", "vocab_size"]
+if TYPE_CHECKING:
+    from attribkit.sequences.scoring import Scorer
+
+__all__ = ["TOKENS_PER_PASS", "Prompt", "baseline_embeddings", "check_context",
+           "check_tokenizer", "context_length", "encode_prompt", "encode_target",
+           "rows_per_pass", "vocab_size"]
 
 #: A prompt: text, or chat messages ``[{"role": ..., "content": ...}, ...]``.
 Prompt = str | Sequence[Mapping[str, str]]
@@ -30,6 +36,77 @@ Prompt = str | Sequence[Mapping[str, str]]
 #: most about 0.5 GB). On SmolLM2, 4 rows of 80 tokens took as long as 8 with 0.6x the memory;
 #: 2 rows took 1.25x as long.
 TOKENS_PER_PASS = 384
+
+
+def check_tokenizer(tokenizer: Any, caller: str) -> None:
+    """Refuse anything but a Hugging Face tokenizer (``caller`` names the function)."""
+    if not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens"):
+        raise InputError(f"{caller} needs the model's Hugging Face tokenizer as its second "
+                         f"argument (AutoTokenizer.from_pretrained(...)), got "
+                         f"{type(tokenizer).__name__}.")
+
+
+def _special_ids(tokenizer: Any) -> set[int]:
+    """The tokenizer's special token ids (BOS, EOS, PAD, ...)."""
+    return {int(i) for i in (getattr(tokenizer, "all_special_ids", None) or [])}
+
+
+def _baseline_token(tokenizer: Any, baseline: Any, vocab: int) -> int:
+    """The token id a baseline names: an id, a special-token name (``"pad"``, ``"eos"``, ...)
+    or a token of the vocabulary; checked against the model's ``vocab``."""
+    tid: Any = None
+    if isinstance(baseline, int) and not isinstance(baseline, bool):
+        tid = baseline
+    elif isinstance(baseline, str):
+        tid = getattr(tokenizer, f"{baseline}_token_id", None)
+        if tid is None:
+            tid = tokenizer.convert_tokens_to_ids(baseline)
+            unk = getattr(tokenizer, "unk_token_id", None)
+            if tid == unk and baseline != getattr(tokenizer, "unk_token", None):
+                tid = None
+    if not isinstance(tid, int) or isinstance(tid, bool):
+        raise InputError(f"baseline {baseline!r} is neither 'zeros', a token id, a special-token "
+                         "name ('pad', 'unk', 'eos', 'bos') nor a token of the vocabulary.")
+    _check_ids(torch.tensor([tid]), vocab, "the baseline")
+    return tid
+
+
+def _given_embeddings(baseline: Tensor, like: Tensor) -> Tensor:
+    """Baseline embeddings given as a float tensor, checked against the prompt's ``like``."""
+    if baseline.shape != like.shape:
+        raise InputError(f"baseline embeddings must be {tuple(like.shape)}, got "
+                         f"{tuple(baseline.shape)}.")
+    if not bool(torch.isfinite(baseline).all()):
+        raise InputError("the baseline embeddings contain NaN or inf; give finite values.")
+    return baseline.to(like.dtype)
+
+
+def baseline_embeddings(scorer: Scorer, tokenizer: Any, baseline: Any, vocab: int,
+                        keep_special: bool = False, keep_first: bool = False) -> Tensor:
+    """Baseline prompt embeddings ``(Lp, D)``: zeros, the given embeddings, or one token's
+    embedding at each position (``baseline`` an id, a special-token name or a token; checked
+    against the model's ``vocab``).
+
+    With ``keep_special`` the prompt's special tokens (BOS, EOS, ...) keep their own embeddings:
+    they are context, not features, and get zero attribution from IG. With ``keep_first`` so does
+    the prompt's first token (a causal model's attention sink).
+    """
+    x = scorer.prompt_embeds
+    if baseline is None or (isinstance(baseline, str) and baseline in ("zeros", "zero")):
+        base = torch.zeros_like(x)
+    elif isinstance(baseline, Tensor) and baseline.is_floating_point():
+        given = _given_embeddings(baseline, x)
+        return torch.cat([x[:1], given[1:]]) if keep_first else given
+    else:
+        tok_id = _baseline_token(tokenizer, baseline, vocab)
+        base = scorer.embed_ids(torch.full_like(scorer.prompt_ids, tok_id)).to(x.dtype)
+    if keep_special:
+        special = torch.tensor([int(i) in _special_ids(tokenizer)
+                                for i in scorer.prompt_ids.tolist()], dtype=torch.bool)
+        base = torch.where(special[:, None], x, base)
+    if keep_first:
+        base = torch.cat([x[:1], base[1:]])
+    return base
 
 
 def vocab_size(model: Any, tokenizer: Any) -> int:

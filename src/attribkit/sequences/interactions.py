@@ -32,6 +32,7 @@ from attribkit.core.interaction_indices import (
 from attribkit.core.interaction_sampling import minimum_budget, sample_index
 from attribkit.core.interactions_result import Interactions
 from attribkit.core.progress import progress_bar
+from attribkit.sequences.inputs import baseline_embeddings, check_tokenizer, vocab_size
 from attribkit.sequences.scoring import Scorer, build_scorer, is_encoder_decoder
 
 __all__ = ["SPAN_MODES", "prompt_interactions", "sentence_spans"]
@@ -112,28 +113,6 @@ def _spans(spans: Any, tokenizer: Any, prompt: str, prompt_ids: Tensor) -> list[
     if not out:
         raise InputError("the prompt has no span to explain.")
     return out
-
-
-def _baseline(scorer: Scorer, tokenizer: Any, baseline: Any) -> Tensor:
-    x = scorer.prompt_embeds
-    if baseline is None or (isinstance(baseline, str) and baseline in ("zeros", "zero")):
-        return torch.zeros_like(x)
-    if isinstance(baseline, Tensor) and baseline.is_floating_point():
-        if baseline.shape != x.shape:
-            raise InputError(f"baseline embeddings must be {tuple(x.shape)}, got "
-                             f"{tuple(baseline.shape)}.")
-        return baseline.to(x.dtype)
-    tok: Any = baseline
-    if isinstance(baseline, str):
-        tok = getattr(tokenizer, f"{baseline}_token_id", None)
-        if tok is None:
-            tok = tokenizer.convert_tokens_to_ids(baseline)
-            if tok == getattr(tokenizer, "unk_token_id", None):
-                tok = None
-    if not isinstance(tok, int) or isinstance(tok, bool):
-        raise InputError(f"baseline {baseline!r} is neither 'zeros', a token id, a special-token "
-                         "name ('pad', 'unk', 'eos', 'bos') nor a token of the vocabulary.")
-    return scorer.embed_ids(torch.full_like(scorer.prompt_ids, tok)).to(x.dtype)
 
 
 def _target_ids(model: Any, tokenizer: Any, prompt_ids: Tensor, target: Any) -> Tensor:
@@ -257,6 +236,7 @@ def prompt_interactions(
         raise UnsupportedModelError("prompt_interactions needs a Hugging Face model with a "
                                     "language-model head (AutoModelForCausalLM or "
                                     "AutoModelForSeq2SeqLM).")
+    check_tokenizer(tokenizer, "prompt_interactions")
     warn_if_training(model)
     prompt_ids = tokenizer(prompt, add_special_tokens=True,
                            return_tensors="pt")["input_ids"][0].to(torch.long)
@@ -268,7 +248,7 @@ def prompt_interactions(
     with ModelGuard(model) as guard:
         target_ids = _target_ids(model, tokenizer, prompt_ids, target)
         scorer = build_scorer(model, guard, prompt_ids, target_ids)
-        base = _baseline(scorer, tokenizer, baseline)
+        base = baseline_embeddings(scorer, tokenizer, baseline, vocab_size(model, tokenizer))
         play = _player_game(scorer, base, groups, batch_size, progress)
         stderr: Tensor | None = None
         if n <= max_exact:
