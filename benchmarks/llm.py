@@ -157,16 +157,22 @@ def main() -> None:
     scale = float(ours.matrix.abs().max())
     rg = ours.relative_gap
     load = os.getloadavg()[0]
-    rows = []
+    gap_text = "not measured"
+    if rg is not None and ours.delta is not None:
+        worst = int(rg.argmax())
+        gap_text = (f"median {float(rg.median()):.1%} over the {len(target)} answer tokens, "
+                    f"largest {float(rg[worst]):.1%} (a token whose log-probability changes "
+                    f"by only {float(ours.delta[worst].abs()):.3f})")
+    lines = []
     for name in runs:
         ratio = statistics.median(t / a for t, a in zip(times[name], times["attribkit"],
                                                         strict=True))
         label = {"attribkit": "attribkit `explain_generation`",
                  "captum": "Captum `LLMGradientAttribution(LayerIntegratedGradients)`",
                  "inseq": "inseq `integrated_gradients`"}[name]
-        rows.append(f"| {label} | {statistics.median(times[name]):.1f} | "
-                    f"{max(peaks[name]):.0f} | {ratio:.2f}x |")
-    table = "\n".join(rows)
+        lines.append(f"| {label} | {statistics.median(times[name]):.1f} | "
+                     f"{max(peaks[name]):.0f} | {ratio:.2f}x |")
+    table = "\n".join(lines)
     body = f"""## IG of a {len(target)}-token answer to a {len(ids)}-token prompt
 
 Machine: {platform.machine()} CPU, {os.cpu_count()} cores visible, **shared with other jobs**
@@ -182,9 +188,9 @@ each library at its own batching: Captum and inseq all steps in one batch, attri
 {table}
 
 attribkit and Captum agree: the ({len(target)} x {len(ids)}) matrices differ by at most
-{diff:.1e} (largest entry {scale:.2e}, float32). attribkit's completeness gap at {steps} steps:
-largest {float(rg.max()) if rg is not None else float('nan'):.1%} per answer token (few steps on a
-rough path: see `docs/zoo-llm.md`). inseq interpolates the answer's prefix too, so its matrix is a
+{diff:.1e} (largest entry {scale:.2e}, float32). attribkit's completeness gap at {steps} steps
+(a row's sum against the answer token's log-probability change, relative to that change):
+{gap_text} (few steps on a rough path: see `docs/zoo-llm.md`). inseq interpolates the answer's prefix too, so its matrix is a
 different quantity (same cost model). {inseq_note}
 """
     pages.write_section(PAGE, "llm-ig", body,
