@@ -52,6 +52,15 @@ def test_help_on_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         assert code == 0 and "usage:" in out
 
 
+def test_explain_generation_help_names_every_generation_method(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from attribkit.sequences import GENERATION_METHODS
+
+    code, out, _ = _run(capsys, "explain-generation", "--help")
+    text = " ".join(out.split())
+    assert code == 0 and all(m in text for m in GENERATION_METHODS)
+
+
 def test_no_command_and_unknown_command_are_usage_errors(
         capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys)

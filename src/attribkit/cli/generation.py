@@ -134,7 +134,7 @@ def register(sub: Any) -> None:
                         "explain the assistant's answer")
     p.add_argument("--method", "-m", default="integrated_gradients",
                    help="integrated_gradients (default), saliency, gradient_x_input, "
-                        "occlusion, shapley")
+                        "occlusion, shapley, attnlrp or attention_rollout")
     p.add_argument("--steps", type=int, default=100,
                    help="IG gradient evaluations (default 100, on refined panels)")
     p.add_argument("--max-new-tokens", type=int, default=10,
