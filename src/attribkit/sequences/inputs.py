@@ -101,8 +101,9 @@ def baseline_embeddings(scorer: Scorer, tokenizer: Any, baseline: Any, vocab: in
         tok_id = _baseline_token(tokenizer, baseline, vocab)
         base = scorer.embed_ids(torch.full_like(scorer.prompt_ids, tok_id)).to(x.dtype)
     if keep_special:
-        special = torch.tensor([int(i) in _special_ids(tokenizer)
-                                for i in scorer.prompt_ids.tolist()], dtype=torch.bool)
+        ids = _special_ids(tokenizer)
+        special = torch.tensor([int(i) in ids for i in scorer.prompt_ids.tolist()],
+                               dtype=torch.bool)
         base = torch.where(special[:, None], x, base)
     if keep_first:
         base = torch.cat([x[:1], base[1:]])
