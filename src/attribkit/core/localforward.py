@@ -318,10 +318,7 @@ class Local:
                 if key is not None:
                     self._padded[key] = padded
             ref = padded
-        nhwc = ref[0].permute(1, 2, 0)  # (H, W, C)
-        rows = (top + ph)[:, None] + torch.arange(h, device=top.device)
-        cols = (left + pw)[:, None] + torch.arange(w, device=top.device)
-        return nhwc[rows[:, :, None], cols[:, None, :]]
+        return crop_boxes(ref, 0, top + ph, left + pw, h, w).permute(0, 2, 3, 1)
 
     def _mean(self, node: fx.Node, env: dict[fx.Node, Any], src: Any) -> Tensor | None:
         """The mean over the map of a box: the reference's mean plus the box's change."""
@@ -370,7 +367,8 @@ def _writes_shared(gm: fx.GraphModule, node: fx.Node) -> bool:
     return inplace and isinstance(first, fx.Node) and len(first.users) > 1
 
 
-def crop_boxes(t: Tensor, which: Tensor, top: Tensor, left: Tensor, h: int, w: int) -> Tensor:
+def crop_boxes(t: Tensor, which: Tensor | int, top: Tensor, left: Tensor, h: int, w: int
+               ) -> Tensor:
     """Per row ``r``, the ``h x w`` box at (``top[r]``, ``left[r]``) of ``t[which[r]]``:
     channels-last ``(R, C, h, w)`` (only the boxes are copied; ``t`` may be expanded).
 
@@ -379,7 +377,7 @@ def crop_boxes(t: Tensor, which: Tensor, top: Tensor, left: Tensor, h: int, w: i
     t
         ``(M, C, H, W)``.
     which
-        ``(R,)`` rows of ``t``.
+        ``(R,)`` rows of ``t``, or one row for all.
     top, left
         ``(R,)`` the boxes' first row and column.
     h, w
@@ -388,6 +386,8 @@ def crop_boxes(t: Tensor, which: Tensor, top: Tensor, left: Tensor, h: int, w: i
     dev = t.device
     ii = top[:, None, None] + torch.arange(h, device=dev)[None, :, None]
     jj = left[:, None, None] + torch.arange(w, device=dev)[None, None, :]
+    if isinstance(which, int):  # one image: two index tensors gather faster than three
+        return t[which].permute(1, 2, 0)[ii, jj].permute(0, 3, 1, 2)
     return t.permute(0, 2, 3, 1)[which[:, None, None], ii, jj].permute(0, 3, 1, 2)
 
 
