@@ -55,6 +55,11 @@ class _RayWorker:
         return self.worker.process(tasks, kind)
 
 
+def _attribkit_env() -> dict[str, str]:
+    """The ``ATTRIBKIT_*`` environment variables, passed on to Ray's worker processes."""
+    return {k: v for k, v in os.environ.items() if k.startswith("ATTRIBKIT_")}
+
+
 def start(num_cpus: int | None = None, address: str | None = None, attempts: int = 2) -> None:
     """Start a local Ray instance (or join ``address``) unless Ray is running already.
 
@@ -118,7 +123,7 @@ def probe(spec: str, methods: Sequence[Mapping[str, Any]],
     start(num_cpus, address)
     resources = ray.available_resources() or ray.cluster_resources()  # type: ignore[no-untyped-call]
     gpus = 1 if resources.get("GPU", 0) else 0
-    env = {k: v for k, v in os.environ.items() if k.startswith("ATTRIBKIT_")}
+    env = _attribkit_env()
     task = ray.remote(num_cpus=1, num_gpus=gpus, max_calls=1)(_describe)
     got = ray.get(task.remote(spec, [dict(m) for m in methods], interactions, env))
     if "error" in got and got["method_error"]:
@@ -160,7 +165,7 @@ def run_ray(spec: str, methods: Sequence[Mapping[str, Any]], target: Any, out: s
     cpus = max(1, int(resources.get("CPU", 1)))
     actors = concurrency or (gpus if gpus else cpus)
     threads = max(1, cpus // actors)
-    env = {k: v for k, v in os.environ.items() if k.startswith("ATTRIBKIT_")}
+    env = _attribkit_env()
     cls = ray.remote(_RayWorker).options(  # type: ignore[attr-defined]
         num_cpus=threads if not gpus else 1, num_gpus=1 if gpus else 0,
         max_restarts=0, max_task_retries=0)
@@ -198,7 +203,8 @@ def _schedule(make: Callable[[], Any], batches: Sequence[Sequence[Task]], actors
     from ray.exceptions import RayActorError
 
     queue = collections.deque(enumerate(batches))
-    deaths = collections.Counter[int]()  # per batch; -1: actors that died building the model
+    deaths = collections.Counter[int]()  # per batch: deaths of the actors doing it
+    build_deaths = 0  # actors whose process died while building the model
     starting: dict[Any, Any] = {}  # ready() ref -> actor being built
     working: dict[Any, tuple[Any, int, Sequence[Task]]] = {}  # process() ref -> its batch
     made: list[Any] = []
@@ -223,8 +229,8 @@ def _schedule(make: Callable[[], Any], batches: Sequence[Sequence[Task]], actors
                         lines = [ln for ln in str(err).splitlines() if ln.strip()]
                         raise RuntimeError(f"a Ray worker could not build the model: "
                                            f"{lines[-1].strip()}") from None
-                    deaths[-1] += 1  # its process died while building: another one
-                    if deaths[-1] >= TRIES:
+                    build_deaths += 1  # its process died while building: another one
+                    if build_deaths >= TRIES:
                         raise RuntimeError(f"Ray workers died {TRIES} times while building the "
                                            f"model ({one_line(err)})") from None
                     hire()
